@@ -1,0 +1,1 @@
+"""The rkt command line: parsing, dispatch and output. The only place that prints or exits."""

@@ -1,0 +1,31 @@
+"""``rkt version``: the rkt and appc versions and the features this build has."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+
+from rkt import APPC_VERSION, __version__
+from rkt.settings import GlobalOptions
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+
+
+def run(args: argparse.Namespace, opts: GlobalOptions) -> int:
+    info = {
+        "rkt": __version__,
+        "appc": APPC_VERSION,
+        "python": platform.python_version(),
+        "features": ["-TPM", "-SDJOURNAL", "+OCI", "+ZSTD"],
+    }
+    if args.format == "json":
+        print(json.dumps(info, indent=2))
+        return 0
+    print(f"rkt Version: {info['rkt']}")
+    print(f"appc Version: {info['appc']}")
+    print(f"Python Version: {info['python']}")
+    print(f"Features: {' '.join(info['features'])}")
+    return 0

@@ -1,0 +1,1 @@
+"""rkt.formats"""

@@ -1,0 +1,1 @@
+"""Orchestration of rkt commands (fetch, prepare, run, gc): never prints or exits."""
