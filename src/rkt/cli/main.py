@@ -12,8 +12,9 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import NoReturn, Protocol
 
+from rkt.cli.flags import rewrite_bool_flags
 from rkt.cli.table import COMMANDS, HIDDEN, find_command, group_names
 from rkt.errors import EXIT_INTERNAL, EXIT_USAGE, RktError, UsageError
 from rkt.settings import (
@@ -25,7 +26,13 @@ from rkt.settings import (
 )
 
 # Global flags that take a value (so the command words can be found among them).
-_VALUED_GLOBALS = {"--dir", "--local-config", "--system-config", "--user-config", "--insecure-options"}
+_VALUED_GLOBALS = {
+    "--dir",
+    "--local-config",
+    "--system-config",
+    "--user-config",
+    "--insecure-options",
+}
 
 
 class CommandModule(Protocol):
@@ -37,7 +44,16 @@ class CommandModule(Protocol):
 class _Parser(argparse.ArgumentParser):
     """argparse that raises UsageError instead of exiting, so main() owns the exit code."""
 
-    def error(self, message: str) -> None:  # type: ignore[override]
+    def parse_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> argparse.Namespace:
+        argv, overrides = rewrite_bool_flags(self._actions, list(args or []))
+        parsed = super().parse_args(argv, namespace)
+        for dest, value in overrides.items():
+            setattr(parsed, dest, value)
+        return parsed
+
+    def error(self, message: str) -> NoReturn:
         raise UsageError(f"{self.prog}: {message}")
 
 
@@ -49,7 +65,9 @@ def global_parser() -> argparse.ArgumentParser:
     """The global flags of rkt (rkt/rkt.go); accepted before or after the command words."""
     parser = _Parser(add_help=False)
     group = parser.add_argument_group("global flags")
-    group.add_argument("--dir", default=_env_path("RKT_DIR", DEFAULT_DIR), help="rkt data directory")
+    group.add_argument(
+        "--dir", default=_env_path("RKT_DIR", DEFAULT_DIR), help="rkt data directory"
+    )
     group.add_argument(
         "--local-config",
         default=_env_path("RKT_LOCAL_CONFIG", DEFAULT_LOCAL_CONFIG),
@@ -74,17 +92,10 @@ def global_parser() -> argparse.ArgumentParser:
         default="false",
         help="automatically trust gpg keys fetched from https",
     )
-    group.add_argument("--debug", nargs="?", const="true", default="false", help="print debug output")
+    group.add_argument(
+        "--debug", nargs="?", const="true", default="false", help="print debug output"
+    )
     return parser
-
-
-def parse_bool(value: str, flag: str) -> bool:
-    lowered = value.strip().lower()
-    if lowered in ("true", "1", "yes", "t"):
-        return True
-    if lowered in ("false", "0", "no", "f"):
-        return False
-    raise UsageError(f'{flag}: invalid boolean "{value}"')
 
 
 def options_from(args: argparse.Namespace) -> GlobalOptions:
@@ -94,8 +105,8 @@ def options_from(args: argparse.Namespace) -> GlobalOptions:
         system_config=Path(args.system_config),
         user_config=Path(args.user_config) if args.user_config else None,
         insecure=InsecureOptions.parse(args.insecure_options),
-        trust_keys_from_https=parse_bool(args.trust_keys_from_https, "--trust-keys-from-https"),
-        debug=parse_bool(args.debug, "--debug"),
+        trust_keys_from_https=bool(args.trust_keys_from_https),
+        debug=bool(args.debug),
     )
 
 
@@ -156,7 +167,7 @@ def dispatch(argv: Sequence[str]) -> int:
         sys.stderr.write(usage_text())
         return EXIT_USAGE
     module_name, summary = COMMANDS[name]
-    module: CommandModule = importlib.import_module(module_name)  # type: ignore[assignment]
+    module: CommandModule = importlib.import_module(module_name)
     parser = _Parser(prog=f"rkt {name}", description=summary, parents=[global_parser()])
     module.add_arguments(parser)
     args = parser.parse_args(rest)
@@ -188,7 +199,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             import traceback
 
             traceback.print_exc()
-        sys.stderr.write(f"rkt: internal error: {exc.__class__.__name__}: {exc} (run with --debug)\n")
+        sys.stderr.write(
+            f"rkt: internal error: {exc.__class__.__name__}: {exc} (run with --debug)\n"
+        )
         code = EXIT_INTERNAL
     try:
         sys.stdout.flush()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 FORMATS = ("", "json", "json-pretty")
@@ -33,16 +33,18 @@ def print_table(
     no_legend: bool = False,
     out: TextIO | None = None,
 ) -> None:
-    """Columns separated by tabs like rkt's tabwriter output, padded for a terminal."""
+    """Columns padded with tabs to 8-column stops, as rkt's tabwriter output (padchar '\\t')."""
     stream = out or sys.stdout
     table = [list(headers)] if not no_legend else []
     table += [list(r) for r in rows]
     if not table:
         return
-    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    widths = [-(-(max(len(row[i]) for row in table) + 1) // 8) * 8 for i in range(len(table[0]))]
     for row in table:
-        cells = [cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])] + [row[-1]]
-        stream.write("\t".join(cells).rstrip() + "\n")
+        parts = []
+        for i, cell in enumerate(row[:-1]):
+            parts.append(cell + "\t" * -(-(widths[i] - len(cell)) // 8))
+        stream.write("".join(parts) + row[-1] + "\n")
 
 
 def format_size(size: int) -> str:
@@ -58,10 +60,10 @@ def format_size(size: int) -> str:
 def format_time(ts: float | None) -> str:
     if not ts:
         return "-"
-    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " +0000 UTC"
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " +0000 UTC"
 
 
 def iso_time(ts: float | None) -> str | None:
     if not ts:
         return None
-    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat()
+    return datetime.fromtimestamp(ts, tz=UTC).isoformat()

@@ -12,7 +12,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "fetch": ("rkt.cli.commands.fetch", "fetch image(s) and store them in the local store"),
     "trust": ("rkt.cli.commands.trust", "trust a key for image verification"),
     "image build": ("rkt.cli.commands.image_build", "build an ACI from a directory"),
-    "image cat-manifest": ("rkt.cli.commands.image_cat_manifest", "inspect and print the image manifest"),
+    "image cat-manifest": (
+        "rkt.cli.commands.image_cat_manifest",
+        "inspect and print the image manifest",
+    ),
     "image export": ("rkt.cli.commands.image_export", "export a stored image to an ACI file"),
     "image extract": ("rkt.cli.commands.image_extract", "extract a stored image to a directory"),
     "image fetch": ("rkt.cli.commands.fetch", "fetch image(s) (same as rkt fetch)"),
@@ -20,7 +23,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "image list": ("rkt.cli.commands.image_list", "list images in the local store"),
     "image render": ("rkt.cli.commands.image_render", "render a stored image to a directory"),
     "image rm": ("rkt.cli.commands.image_rm", "remove one or more images from the local store"),
-    "image verify": ("rkt.cli.commands.image_verify", "verify stored images and their rendered trees"),
+    "image verify": (
+        "rkt.cli.commands.image_verify",
+        "verify stored images and their rendered trees",
+    ),
 }
 
 # Commands hidden from the listing (aliases).

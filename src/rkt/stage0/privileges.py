@@ -1,8 +1,8 @@
 """Privilege separation as rkt has it: root, or membership of the ``rkt`` / ``rkt-admin`` groups.
 
-Reading and fetching into the store needs root or group ``rkt``; changing trust needs root or group
-``rkt-admin``; running pods needs root. File permissions enforce the same; these checks exist to give
-a clear one-line error before anything is touched.
+Reading and fetching into the store needs root or group ``rkt``; changing trust needs root or
+group ``rkt-admin``; running pods needs root. File permissions enforce the same; these checks
+exist to give a clear one-line error before anything is touched.
 """
 
 from __future__ import annotations

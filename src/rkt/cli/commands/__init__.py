@@ -1,1 +1,4 @@
-"""One module per subcommand; each defines ``add_arguments(parser)`` and ``run(args, opts) -> int``."""
+"""One module per subcommand.
+
+Each defines ``add_arguments(parser)`` and ``run(args, opts) -> int``.
+"""

@@ -1,0 +1,49 @@
+# rkt — make demo | make test | make lint | make bench | make install
+# Every target that needs the environment runs `setup` first, so a fresh Debian 12 machine (as root)
+# needs nothing else. CI (.ci/run) calls `make test`.
+
+VENV    := .venv
+PY      := $(VENV)/bin/python
+RKT     := $(VENV)/bin/rkt
+PYTEST  ?= $(VENV)/bin/pytest
+STAMP   := $(VENV)/.rkt-setup-stamp
+
+.PHONY: all setup demo test test-unit test-integration lint format bench install clean
+
+all: test
+
+$(STAMP): pyproject.toml scripts/setup.sh
+	bash scripts/setup.sh
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup
+	bash scripts/demo.sh
+
+test: setup
+	$(PYTEST) -q tests $(PYTEST_ARGS)
+
+test-unit: setup
+	$(PYTEST) -q tests/unit $(PYTEST_ARGS)
+
+test-integration: setup
+	$(PYTEST) -q tests/integration $(PYTEST_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/mypy
+
+format: setup
+	$(VENV)/bin/ruff format src tests bench
+	$(VENV)/bin/ruff check --fix src tests bench
+
+bench: setup
+	$(PY) bench/run.py $(BENCH_ARGS)
+
+install: setup
+	ln -sf $(CURDIR)/$(RKT) /usr/local/bin/rkt
+
+clean:
+	rm -rf $(VENV) build dist demo-out src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

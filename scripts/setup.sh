@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs everything rkt needs on a fresh Debian 12 machine, as root: apt packages, the rkt and
+# rkt-admin groups, and the .venv with rkt and its test tools. Idempotent; `make` runs it once per
+# change of pyproject.toml or of this script.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(
+  python3 python3-venv          # the interpreter the .venv is made from (Debian's 3.11)
+  busybox-static                # test and demo images
+  gnupg                         # signing keys in tests and the demo
+  appc-spec                     # actool, to check our ACIs against the reference validator
+  zstd bzip2 xz-utils openssl   # compressed test images, test CAs
+  passwd                        # useradd/groupadd for the privilege tests
+)
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: missing Debian packages (${missing[*]}); run as root" >&2
+    exit 1
+  fi
+  echo "setup: installing ${missing[*]}" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ "$(id -u)" -eq 0 ]; then
+  getent group rkt >/dev/null || groupadd --system rkt
+  getent group rkt-admin >/dev/null || groupadd --system rkt-admin
+fi
+
+PYTHON=/usr/bin/python3
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+echo "setup: ready ($(.venv/bin/rkt version | head -1))" >&2

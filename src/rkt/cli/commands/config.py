@@ -1,0 +1,25 @@
+"""``rkt config``: print the merged stage0 configuration as JSON."""
+
+from __future__ import annotations
+
+import argparse
+
+from rkt.cli.output import print_json
+from rkt.config import load_config
+from rkt.settings import GlobalOptions
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--pretty-print",
+        nargs="?",
+        const="true",
+        default="true",
+        help="apply indent to the output (default true)",
+    )
+
+
+def run(args: argparse.Namespace, opts: GlobalOptions) -> int:
+    config = load_config(opts.system_config, opts.local_config, opts.user_config)
+    print_json(config.to_json(), pretty=args.pretty_print)
+    return 0

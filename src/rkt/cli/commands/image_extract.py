@@ -1,0 +1,28 @@
+"""``rkt image extract IMAGE DIR``: the image's own files (no dependencies) into DIR."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rkt.cli.common import open_store
+from rkt.cli.flags import add_bool
+from rkt.settings import GlobalOptions
+from rkt.stage0.images import prepare_target, resolve_image
+from rkt.store.render import extract_to
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("image", metavar="IMAGE", help="image ID, ID prefix or name")
+    parser.add_argument("target", metavar="DIR", help="directory to create")
+    add_bool(parser, "--rootfs-only", False, "write only the root filesystem, not the manifest")
+    add_bool(parser, "--overwrite", False, "replace DIR if it exists")
+
+
+def run(args: argparse.Namespace, opts: GlobalOptions) -> int:
+    target = Path(args.target)
+    with open_store(opts, "image extract") as store:
+        rec = resolve_image(store, args.image)
+        prepare_target(target, overwrite=args.overwrite)
+        extract_to(store, rec.id, target, rootfs_only=args.rootfs_only)
+    return 0

@@ -1,0 +1,36 @@
+"""``rkt image verify [IMAGE...]``: re-hash blobs and rendered trees (all images by default)."""
+
+from __future__ import annotations
+
+import argparse
+
+from rkt.cli.common import open_store
+from rkt.cli.output import add_format_argument, print_json, print_table
+from rkt.settings import GlobalOptions
+from rkt.stage0.images import resolve_image, verify_image
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("images", nargs="*", metavar="IMAGE", help="images to verify (default all)")
+    add_format_argument(parser)
+
+
+def run(args: argparse.Namespace, opts: GlobalOptions) -> int:
+    with open_store(opts, "image verify") as store:
+        records = (
+            [resolve_image(store, text) for text in args.images]
+            if args.images
+            else store.list_images()
+        )
+        results = [verify_image(store, rec) for rec in records]
+    if args.format:
+        print_json(
+            [{"id": r.image_id, "name": r.name, "ok": r.ok, "problem": r.problem} for r in results],
+            pretty=args.format == "json-pretty",
+        )
+    else:
+        print_table(
+            ["ID", "NAME", "STATUS"],
+            [[r.image_id[:19], r.name, "ok" if r.ok else f"FAILED: {r.problem}"] for r in results],
+        )
+    return 0 if all(r.ok for r in results) else 254

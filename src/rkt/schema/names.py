@@ -1,0 +1,109 @@
+"""appc name types and image IDs (appc spec 0.8.11, types.md).
+
+Owns: AC Name and AC Identifier validation, deriving an AC Name from an image name, and the
+``sha512-<hex>`` Image ID type (full IDs, prefixes, short forms).
+
+Pure: no I/O. Imports only ``rkt.errors`` and its sibling ``rkt.schema._fields``.
+"""
+
+from __future__ import annotations
+
+import re
+
+from rkt.errors import ManifestError
+from rkt.schema._fields import show
+
+# types.md "AC Name Type" and "AC Identifier Type"; fullmatch, so "$" cannot accept a trailing "\n".
+_AC_NAME = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+_AC_IDENTIFIER = re.compile(r"[a-z0-9]+(?:[-._~/][a-z0-9]+)*")
+_NOT_AC_NAME_CHARS = re.compile(r"[^a-z0-9]+")
+
+# SemVer 2.0.0 (types.md "AC Version Type").
+_NUM = r"(?:0|[1-9][0-9]*)"
+_PRE_ID = r"(?:0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*)"
+_SEMVER = re.compile(
+    rf"{_NUM}\.{_NUM}\.{_NUM}(?:-{_PRE_ID}(?:\.{_PRE_ID})*)?(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?"
+)
+
+IMAGE_ID_PREFIX = "sha512-"
+"""types.md "Image ID Type": only sha512 is permitted."""
+
+IMAGE_ID_HEX_LEN = 128
+_HEX = re.compile(r"[0-9a-f]+")
+
+
+def is_ac_name(value: object) -> bool:
+    return isinstance(value, str) and _AC_NAME.fullmatch(value) is not None
+
+
+def is_ac_identifier(value: object) -> bool:
+    return isinstance(value, str) and _AC_IDENTIFIER.fullmatch(value) is not None
+
+
+def validate_ac_name(value: str, what: str) -> str:
+    """Return ``value`` if it is an AC Name; ``what`` names the field in the error."""
+    if not is_ac_name(value):
+        raise ManifestError(
+            f"{what}: {show(value)} is not a valid AC Name (lower-case letters, digits and"
+            " - separators)"
+        )
+    return value
+
+
+def validate_ac_identifier(value: str, what: str) -> str:
+    """Return ``value`` if it is an AC Identifier; ``what`` names the field in the error."""
+    if not is_ac_identifier(value):
+        raise ManifestError(
+            f"{what}: {show(value)} is not a valid AC Identifier (lower-case letters, digits and"
+            " -._~/ separators)"
+        )
+    return value
+
+
+def validate_ac_version(value: str, what: str) -> str:
+    """Return ``value`` if it is a SemVer 2.0.0 version (the AC Version type)."""
+    if not isinstance(value, str) or _SEMVER.fullmatch(value) is None:
+        raise ManifestError(f"{what}: {show(value)} is not a semantic version (like 0.8.11)")
+    return value
+
+
+def sanitize_ac_name(value: str) -> str:
+    """Derive an AC Name from an image name: its last path component, lower-cased, with every run
+    of other characters turned into "-" (``example.com/My_App`` -> ``my-app``)."""
+    last = value.rstrip("/").rsplit("/", 1)[-1]
+    name = _NOT_AC_NAME_CHARS.sub("-", last.lower()).strip("-")
+    if not name:
+        raise ManifestError(f"cannot derive an app name from {show(value)}")
+    return name
+
+
+def is_full_image_id(value: object) -> bool:
+    """``sha512-`` followed by exactly 128 lower-case hex digits."""
+    return _is_id(value, IMAGE_ID_HEX_LEN, IMAGE_ID_HEX_LEN)
+
+
+def is_image_id_prefix(value: object) -> bool:
+    """``sha512-`` followed by 1 to 128 lower-case hex digits (a full ID is also a prefix)."""
+    return _is_id(value, 1, IMAGE_ID_HEX_LEN)
+
+
+def _is_id(value: object, low: int, high: int) -> bool:
+    if not isinstance(value, str) or not value.startswith(IMAGE_ID_PREFIX):
+        return False
+    digest = value[len(IMAGE_ID_PREFIX) :]
+    return low <= len(digest) <= high and _HEX.fullmatch(digest) is not None
+
+
+def image_id_from_digest(hexdigest: str) -> str:
+    """The Image ID of a sha512 hex digest (``hashlib.sha512(tar).hexdigest()``)."""
+    image_id = IMAGE_ID_PREFIX + hexdigest.lower()
+    if not is_full_image_id(image_id):
+        raise ValueError(f"not a sha512 hex digest: {show(hexdigest)}")
+    return image_id
+
+
+def short_image_id(image_id: str, n: int = 12) -> str:
+    """``sha512-`` and the first ``n`` hex digits of an Image ID, for display."""
+    if not is_image_id_prefix(image_id):
+        raise ValueError(f"not an image ID: {show(image_id)}")
+    return image_id[: len(IMAGE_ID_PREFIX) + n]

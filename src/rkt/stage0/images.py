@@ -1,0 +1,172 @@
+"""Image operations behind the ``rkt image`` commands: resolve, remove, export, extract, verify, gc.
+
+Never prints or exits; returns data for the CLI to format.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from rkt.errors import AmbiguousError, ImageError, NotFoundError, StoreError, UsageError
+from rkt.settings import GlobalOptions
+from rkt.store.db import ImageRecord
+from rkt.store.locks import remove_tree
+from rkt.store.store import Store
+
+
+def open_store(opts: GlobalOptions) -> Store:
+    return Store(opts.dir)
+
+
+def parse_name_and_labels(text: str) -> tuple[str, dict[str, str]]:
+    """``name[:version]`` or ``name,label=value,...`` as rkt accepts image names."""
+    from rkt.fetch.reference import NameRef, parse_image_reference
+
+    ref = parse_image_reference(text)
+    if not isinstance(ref, NameRef):
+        raise UsageError(f'image "{text}": not an image name or ID')
+    return ref.name, dict(ref.labels)
+
+
+def resolve_image(store: Store, text: str) -> ImageRecord:
+    """An image ID (or unique prefix), or a name with optional version/labels (newest wins)."""
+    if text.startswith("sha512-"):
+        return store.resolve_id(text)
+    name, labels = parse_name_and_labels(text)
+    found = store.find_by_name(name, labels)
+    if not found:
+        raise NotFoundError(f'image "{text}": not in the store')
+    return found[0]
+
+
+def store_resolver(store: Store) -> Callable[[str, dict[str, str], str | None], str]:
+    """Resolve appc dependencies from the store only (no fetching)."""
+
+    def resolve(name: str, labels: dict[str, str], image_id: str | None) -> str:
+        if image_id is not None and store.get(image_id) is not None:
+            return image_id
+        found = store.find_by_name(name, labels)
+        if not found:
+            raise NotFoundError(f'dependency "{name}": not in the store (fetch it first)')
+        return found[0].id
+
+    return resolve
+
+
+def images_for_removal(store: Store, text: str) -> list[ImageRecord]:
+    if text.startswith("sha512-"):
+        return [store.resolve_id(text)]
+    name, labels = parse_name_and_labels(text)
+    found = store.find_by_name(name, labels)
+    if not found:
+        raise NotFoundError(f'image "{text}": not in the store')
+    if len(found) > 1 and not labels:
+        ids = ", ".join(rec.id[:19] for rec in found)
+        raise AmbiguousError(
+            f'image "{text}": name matches {len(found)} images ({ids}); give an ID'
+        )
+    return found
+
+
+def export_image(store: Store, rec: ImageRecord, out: Path, *, overwrite: bool) -> None:
+    """Write the image as an uncompressed ACI (same image ID when re-imported)."""
+    from rkt.formats.compression import open_decompressed
+
+    if out.exists() and not overwrite:
+        raise UsageError(f'output "{out}": file exists (use --overwrite)')
+    tmp = out.with_name(f".{out.name}.rkt-tmp-{os.getpid()}")
+    try:
+        with open(store.blob_path(rec.id), "rb") as raw, open(tmp, "wb") as dst:
+            stream = open_decompressed(raw)
+            while chunk := stream.read(1 << 20):
+                dst.write(chunk)
+            dst.flush()
+            os.fsync(dst.fileno())
+        os.replace(tmp, out)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ImageError(f'export "{out}": {exc.strerror}') from exc
+
+
+def prepare_target(target: Path, *, overwrite: bool) -> None:
+    if target.exists():
+        if not overwrite:
+            raise UsageError(f'target "{target}": already exists (use --overwrite)')
+        remove_tree(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    image_id: str
+    name: str
+    ok: bool
+    problem: str = ""
+
+
+def verify_image(store: Store, rec: ImageRecord) -> VerifyResult:
+    """Re-hash the blob (must equal the ID) and the rendered tree (must equal its recorded hash)."""
+    import hashlib
+
+    from rkt.formats.compression import open_decompressed
+    from rkt.formats.treehash import compute_tree_hash
+
+    try:
+        digest = hashlib.sha512()
+        with open(store.blob_path(rec.id), "rb") as raw:
+            stream = open_decompressed(raw)
+            while chunk := stream.read(1 << 20):
+                digest.update(chunk)
+        if "sha512-" + digest.hexdigest() != rec.id:
+            return VerifyResult(rec.id, rec.name, False, "blob does not match its image ID")
+        if rec.tree_id is not None:
+            tree = store.index.get_tree(rec.tree_id)
+            if tree is None:
+                return VerifyResult(rec.id, rec.name, False, "tree record missing")
+            actual = compute_tree_hash(store.tree_path(tree.id) / "rootfs")
+            if actual != tree.hash:
+                return VerifyResult(
+                    rec.id, rec.name, False, f"rendered tree {tree.id[:17]} was modified"
+                )
+    except (OSError, StoreError, ImageError) as exc:
+        return VerifyResult(rec.id, rec.name, False, str(exc))
+    return VerifyResult(rec.id, rec.name, True)
+
+
+def gc_images(store: Store, grace_seconds: float, in_use: set[str]) -> tuple[list[str], list[str]]:
+    """Remove images unused for longer than the grace period and not used by any pod.
+
+    Returns (removed image IDs, removed orphan blobs/trees)."""
+    now = time.time()
+    removed: list[str] = []
+    for rec in store.list_images():
+        if rec.id in in_use or now - rec.last_used < grace_seconds:
+            continue
+        try:
+            store.remove_image(rec.id)
+            removed.append(rec.id)
+        except NotFoundError:
+            continue
+    return removed, store.remove_orphans()
+
+
+def images_in_use(opts: GlobalOptions) -> set[str]:
+    """Image IDs referenced by pods that still exist (read from their pod manifests)."""
+    import json
+
+    used: set[str] = set()
+    pods = opts.dir / "pods"
+    for manifest in pods.glob("*/*/pod"):
+        try:
+            doc = json.loads(manifest.read_bytes())
+        except (OSError, ValueError):
+            continue
+        for app in doc.get("apps", []):
+            image_id = app.get("image", {}).get("id")
+            if isinstance(image_id, str):
+                used.add(image_id)
+    return used

@@ -1,0 +1,304 @@
+"""The image index: an sqlite database in WAL mode, with a schema version and migrations.
+
+Readers never block writers (WAL); every write is one short transaction (``BEGIN IMMEDIATE``), so
+many rkt processes can fetch, list and remove at once. The database is the visibility point of the
+store: an image is listed only once its blob (and tree, when rendered) is complete on disk.
+
+Imports only the standard library and ``rkt.errors``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from rkt.errors import StoreError
+
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_MS = 60_000
+
+
+def _run_script(conn: sqlite3.Connection, script: str) -> None:
+    """Statement by statement: executescript() would COMMIT the migration's transaction."""
+    for statement in script.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
+def _migrate_to_1(conn: sqlite3.Connection) -> None:
+    _run_script(
+        conn,
+        """
+        CREATE TABLE images (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            labels TEXT NOT NULL,
+            manifest BLOB NOT NULL,
+            import_time REAL NOT NULL,
+            last_used REAL NOT NULL,
+            size INTEGER NOT NULL,
+            uncompressed_size INTEGER NOT NULL,
+            compression TEXT NOT NULL,
+            source TEXT NOT NULL DEFAULT '',
+            tree_id TEXT,
+            tree_size INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX images_name ON images(name);
+        CREATE TABLE remotes (
+            url TEXT PRIMARY KEY,
+            sig_url TEXT,
+            etag TEXT,
+            image_id TEXT NOT NULL,
+            max_age INTEGER NOT NULL DEFAULT 0,
+            download_time REAL NOT NULL
+        );
+        CREATE TABLE trees (
+            id TEXT PRIMARY KEY,
+            image_id TEXT NOT NULL,
+            chain TEXT NOT NULL,
+            hash TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            render_time REAL NOT NULL
+        );
+        """,
+    )
+
+
+# MIGRATIONS[n] brings a database from version n to n + 1.
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {0: _migrate_to_1}
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    id: str
+    name: str
+    labels: dict[str, str]
+    manifest: bytes
+    import_time: float
+    last_used: float
+    size: int
+    uncompressed_size: int
+    compression: str
+    source: str
+    tree_id: str | None
+    tree_size: int
+
+
+@dataclass(frozen=True)
+class RemoteRecord:
+    url: str
+    sig_url: str | None
+    etag: str | None
+    image_id: str
+    max_age: int
+    download_time: float
+
+
+@dataclass(frozen=True)
+class TreeRecord:
+    id: str
+    image_id: str
+    chain: tuple[str, ...]
+    hash: str
+    size: int
+    render_time: float
+
+
+_IMAGE_COLUMNS = (
+    "id, name, labels, manifest, import_time, last_used, size, uncompressed_size, compression,"
+    " source, tree_id, tree_size"
+)
+
+
+def _image(row: tuple[object, ...]) -> ImageRecord:
+    return ImageRecord(
+        id=str(row[0]),
+        name=str(row[1]),
+        labels=json.loads(str(row[2])),
+        manifest=bytes(row[3]),  # type: ignore[call-overload]
+        import_time=float(row[4]),  # type: ignore[arg-type]
+        last_used=float(row[5]),  # type: ignore[arg-type]
+        size=int(row[6]),  # type: ignore[call-overload]
+        uncompressed_size=int(row[7]),  # type: ignore[call-overload]
+        compression=str(row[8]),
+        source=str(row[9]),
+        tree_id=None if row[10] is None else str(row[10]),
+        tree_size=int(row[11]),  # type: ignore[call-overload]
+    )
+
+
+class ImageIndex:
+    """Typed queries over the index database; one connection per process."""
+
+    def __init__(self, path: Path, *, writable: bool = True) -> None:
+        self.path = path
+        try:
+            self.conn = sqlite3.connect(
+                path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+            )
+            self.conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            if writable:
+                self.conn.execute("PRAGMA journal_mode=WAL")
+                self.conn.execute("PRAGMA synchronous=FULL")
+            self._migrate(writable)
+        except sqlite3.Error as exc:
+            raise StoreError(f'image index "{path}": {exc}') from exc
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StoreError(f'image index "{self.path}": {exc}') from exc
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        else:
+            self.conn.execute("COMMIT")
+
+    def version(self) -> int:
+        row = self.conn.execute("PRAGMA user_version").fetchone()
+        return int(row[0])
+
+    def _migrate(self, writable: bool) -> None:
+        if self.version() == SCHEMA_VERSION:
+            return
+        if self.version() > SCHEMA_VERSION:
+            raise StoreError(
+                f'image index "{self.path}": schema version {self.version()} is newer than this '
+                f"rkt understands ({SCHEMA_VERSION})"
+            )
+        if not writable:
+            raise StoreError(f'image index "{self.path}": needs a migration; run rkt as root once')
+        with self.transaction() as conn:
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            while version < SCHEMA_VERSION:
+                MIGRATIONS[version](conn)
+                version += 1
+                conn.execute(f"PRAGMA user_version={version}")
+
+    # images -----------------------------------------------------------------------------------
+
+    def get_image(self, image_id: str) -> ImageRecord | None:
+        row = self.conn.execute(
+            f"SELECT {_IMAGE_COLUMNS} FROM images WHERE id = ?", (image_id,)
+        ).fetchone()
+        return None if row is None else _image(row)
+
+    def images_with_prefix(self, prefix: str) -> list[ImageRecord]:
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        rows = self.conn.execute(
+            f"SELECT {_IMAGE_COLUMNS} FROM images WHERE id LIKE ? ESCAPE '\\'", (escaped + "%",)
+        ).fetchall()
+        return [_image(r) for r in rows]
+
+    def images_named(self, name: str) -> list[ImageRecord]:
+        rows = self.conn.execute(
+            f"SELECT {_IMAGE_COLUMNS} FROM images WHERE name = ? ORDER BY import_time DESC", (name,)
+        ).fetchall()
+        return [_image(r) for r in rows]
+
+    def all_images(self) -> list[ImageRecord]:
+        rows = self.conn.execute(f"SELECT {_IMAGE_COLUMNS} FROM images").fetchall()
+        return [_image(r) for r in rows]
+
+    def insert_image(self, conn: sqlite3.Connection, rec: ImageRecord) -> None:
+        conn.execute(
+            f"INSERT OR REPLACE INTO images ({_IMAGE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                rec.id,
+                rec.name,
+                json.dumps(rec.labels, sort_keys=True),
+                rec.manifest,
+                rec.import_time,
+                rec.last_used,
+                rec.size,
+                rec.uncompressed_size,
+                rec.compression,
+                rec.source,
+                rec.tree_id,
+                rec.tree_size,
+            ),
+        )
+
+    def set_image_tree(self, conn: sqlite3.Connection, image_id: str, tree: TreeRecord) -> None:
+        conn.execute(
+            "UPDATE images SET tree_id = ?, tree_size = ? WHERE id = ?",
+            (tree.id, tree.size, image_id),
+        )
+
+    def touch_image(self, image_id: str, when: float) -> None:
+        with self.transaction() as conn:
+            conn.execute("UPDATE images SET last_used = ? WHERE id = ?", (when, image_id))
+
+    def delete_image(self, conn: sqlite3.Connection, image_id: str) -> None:
+        conn.execute("DELETE FROM images WHERE id = ?", (image_id,))
+        conn.execute("DELETE FROM remotes WHERE image_id = ?", (image_id,))
+
+    # remotes ----------------------------------------------------------------------------------
+
+    def get_remote(self, url: str) -> RemoteRecord | None:
+        row = self.conn.execute(
+            "SELECT url, sig_url, etag, image_id, max_age, download_time"
+            " FROM remotes WHERE url = ?",
+            (url,),
+        ).fetchone()
+        if row is None:
+            return None
+        return RemoteRecord(row[0], row[1], row[2], row[3], int(row[4]), float(row[5]))
+
+    def put_remote(self, rec: RemoteRecord) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO remotes"
+                " (url, sig_url, etag, image_id, max_age, download_time) VALUES (?,?,?,?,?,?)",
+                (rec.url, rec.sig_url, rec.etag, rec.image_id, rec.max_age, rec.download_time),
+            )
+
+    # trees ------------------------------------------------------------------------------------
+
+    def get_tree(self, tree_id: str) -> TreeRecord | None:
+        row = self.conn.execute(
+            "SELECT id, image_id, chain, hash, size, render_time FROM trees WHERE id = ?",
+            (tree_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        return TreeRecord(row[0], row[1], tuple(json.loads(row[2])), row[3], int(row[4]), row[5])
+
+    def all_trees(self) -> list[TreeRecord]:
+        rows = self.conn.execute(
+            "SELECT id, image_id, chain, hash, size, render_time FROM trees"
+        ).fetchall()
+        return [
+            TreeRecord(r[0], r[1], tuple(json.loads(r[2])), r[3], int(r[4]), r[5]) for r in rows
+        ]
+
+    def insert_tree(self, conn: sqlite3.Connection, tree: TreeRecord) -> None:
+        conn.execute(
+            "INSERT OR REPLACE INTO trees (id, image_id, chain, hash, size, render_time)"
+            " VALUES (?,?,?,?,?,?)",
+            (
+                tree.id,
+                tree.image_id,
+                json.dumps(list(tree.chain)),
+                tree.hash,
+                tree.size,
+                tree.render_time,
+            ),
+        )
+
+    def delete_tree(self, conn: sqlite3.Connection, tree_id: str) -> None:
+        conn.execute("DELETE FROM trees WHERE id = ?", (tree_id,))
+        conn.execute(
+            "UPDATE images SET tree_id = NULL, tree_size = 0 WHERE tree_id = ?", (tree_id,)
+        )

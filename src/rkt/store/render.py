@@ -1,0 +1,175 @@
+"""Rendering: an image and its appc dependencies flattened into one tree.
+
+appc ace.md "Filesystem Setup": dependencies are applied depth-first in the order listed, then the
+image's own rootfs; later files overwrite earlier ones: ``A -> [B, C], C -> [D]`` renders
+B, D, C, A.
+Each image's ``pathWhitelist`` limits the files of its own subtree (itself and its dependencies);
+directories on the way to a whitelisted path are kept.
+
+Trees land in the tree store (``render_image_tree``) or in any directory (``render_to``, for
+``rkt image render``); both write into a temp directory that appears whole or not at all.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from rkt.errors import ImageError
+from rkt.store.db import TreeRecord
+from rkt.store.store import Store, tree_id_for
+
+ResolveDependency = Callable[[str, dict[str, str], "str | None"], str]
+MAX_DEPTH = 32
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One image of a render chain, with the whitelists that constrain it (outermost first)."""
+
+    image_id: str
+    whitelists: tuple[frozenset[str], ...]
+
+
+def _whitelist_filter(whitelists: tuple[frozenset[str], ...]) -> Callable[[str], bool] | None:
+    active = [w for w in whitelists if w]
+    if not active:
+        return None
+    prefixes = [frozenset(p.rstrip("/") for p in w) for w in active]
+    parents = [
+        frozenset(str(Path(p).parents[i]) for p in w for i in range(len(Path(p).parents)))
+        for w in prefixes
+    ]
+
+    def allowed(rel: str) -> bool:
+        path = "/" + rel.strip("/")
+        return all(
+            path in exact or path in dirs for exact, dirs in zip(prefixes, parents, strict=True)
+        )
+
+    return allowed
+
+
+def render_chain(
+    store: Store, image_id: str, resolve_dependency: ResolveDependency | None
+) -> list[Layer]:
+    """The ordered layers of an image: dependencies depth-first, then the image itself."""
+    from rkt.schema.image import ImageManifest
+
+    layers: list[Layer] = []
+
+    def visit(
+        current: str, outer: tuple[frozenset[str], ...], depth: int, seen: tuple[str, ...]
+    ) -> None:
+        if depth > MAX_DEPTH or current in seen:
+            raise ImageError(
+                f'image "{image_id[:19]}": dependency cycle or chain deeper than {MAX_DEPTH}'
+            )
+        rec = store.get(current)
+        if rec is None:
+            raise ImageError(f'image "{current[:19]}": not in the store')
+        manifest = ImageManifest.from_json(rec.manifest)
+        whitelists = (*outer, frozenset(manifest.path_whitelist))
+        for dep in manifest.dependencies:
+            if resolve_dependency is None:
+                raise ImageError(
+                    f'image "{manifest.name}": dependency "{dep.image_name}" is not in the store'
+                )
+            labels = {label.name: label.value for label in dep.labels}
+            dep_id = resolve_dependency(dep.image_name, labels, dep.image_id)
+            visit(dep_id, whitelists, depth + 1, (*seen, current))
+        layers.append(Layer(current, whitelists))
+
+    visit(image_id, (), 0, ())
+    return layers
+
+
+def extract_layers(store: Store, layers: list[Layer], rootfs: Path) -> tuple[str, int]:
+    """Extract every layer's rootfs into ``rootfs``; return (tree hash, bytes written)."""
+    from rkt.formats.compression import open_decompressed
+    from rkt.formats.safetar import extract_tar
+    from rkt.formats.treehash import TreeHashBuilder
+
+    hasher = TreeHashBuilder()
+    written = 0
+    rootfs.mkdir(parents=True, exist_ok=True)
+    for layer in layers:
+        with open(store.blob_path(layer.image_id), "rb") as raw:
+            stats = extract_tar(
+                open_decompressed(raw),
+                rootfs,
+                strip_prefix="rootfs/",
+                path_filter=_whitelist_filter(layer.whitelists),
+                hasher=hasher,
+            )
+            written += int(getattr(stats, "bytes_written", 0))
+    return hasher.hexdigest(), written
+
+
+def render_image_tree(
+    store: Store, image_id: str, *, resolve_dependency: ResolveDependency | None = None
+) -> TreeRecord:
+    """Render ``image_id`` with its dependencies into the tree store (once; reused after)."""
+    layers = render_chain(store, image_id, resolve_dependency)
+    chain = tuple(layer.image_id for layer in layers)
+    tree_id = tree_id_for(chain)
+    with store.lock_for(tree_id):
+        existing = store.index.get_tree(tree_id)
+        if existing is not None and store.tree_path(tree_id).is_dir():
+            if store.get(image_id) is not None and store.get(image_id).tree_id != tree_id:  # type: ignore[union-attr]
+                with store.index.transaction() as conn:
+                    store.index.set_image_tree(conn, image_id, existing)
+            return existing
+        rec = store.get(image_id)
+        assert rec is not None
+        with store.tempdir("render") as tmp:
+            tree_tmp = tmp.path / "tree"
+            tree_hash, size = extract_layers(store, layers, tree_tmp / "rootfs")
+            (tree_tmp / "manifest").write_bytes(rec.manifest)
+            (tree_tmp / "chain").write_text(json.dumps(list(chain)))
+            tree = TreeRecord(tree_id, image_id, chain, tree_hash, size, time.time())
+            store.commit_tree(tree_tmp, tree)
+        return tree
+
+
+def render_to(
+    store: Store,
+    image_id: str,
+    target: Path,
+    *,
+    rootfs_only: bool,
+    resolve_dependency: ResolveDependency | None = None,
+) -> None:
+    """``rkt image render``: the flattened tree in ``target`` (rootfs/ + manifest, or rootfs)."""
+    layers = render_chain(store, image_id, resolve_dependency)
+    _write_to(store, image_id, layers, target, rootfs_only)
+
+
+def extract_to(store: Store, image_id: str, target: Path, *, rootfs_only: bool) -> None:
+    """``rkt image extract``: the image's own files only, without dependencies."""
+    _write_to(store, image_id, [Layer(image_id, ())], target, rootfs_only)
+
+
+def _write_to(
+    store: Store, image_id: str, layers: list[Layer], target: Path, rootfs_only: bool
+) -> None:
+    import os
+
+    rec = store.get(image_id)
+    assert rec is not None
+    staging = target.parent / f".{target.name}.rkt-tmp-{os.getpid()}"
+    try:
+        if rootfs_only:
+            extract_layers(store, layers, staging)
+        else:
+            extract_layers(store, layers, staging / "rootfs")
+            (staging / "manifest").write_bytes(rec.manifest)
+        os.replace(staging, target)
+    finally:
+        if staging.exists():
+            from rkt.store.locks import remove_tree
+
+            remove_tree(staging)

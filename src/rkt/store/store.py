@@ -1,0 +1,295 @@
+"""The content-addressed image store under ``<dir>/cas``.
+
+Layout (documented in docs/architecture.md)::
+
+    cas/db/index.sqlite            the index (WAL); see rkt.store.db
+    cas/blob/sha512/ab/sha512-ab…  each image as fetched (maybe compressed), named by its image ID
+    cas/tree/deps-<hex>/           rendered trees: rootfs/ and manifest, named by the render chain
+    cas/locks/<id>.lock            per-image and per-tree flock files
+    cas/tmp/<name>/                work in progress, each with a held .lock (see rkt.store.locks)
+
+Every write lands in ``cas/tmp`` first, is fsynced (syncfs for trees) and renamed into place; the
+index row that makes it visible is written last, so a process killed at any instant leaves at worst
+an orphan that the next command (or ``rkt image gc``) removes, never a listed-but-broken image.
+
+May import ``rkt.errors``, ``rkt.schema`` and ``rkt.formats``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import grp
+import hashlib
+import os
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+
+from rkt.errors import AmbiguousError, NotFoundError, StoreError
+from rkt.store.db import ImageIndex, ImageRecord, RemoteRecord, TreeRecord
+from rkt.store.locks import FileLock, TempDir, clean_stale_tempdirs, remove_tree
+
+STORE_GROUP = "rkt"
+_DIR_MODE = 0o2775
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def syncfs(path: Path) -> None:
+    """Flush the whole filesystem holding ``path`` (one call instead of an fsync per file)."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        if libc.syncfs(fd) != 0:
+            os.sync()
+    finally:
+        os.close(fd)
+
+
+def tree_id_for(chain: Sequence[str]) -> str:
+    """A tree is named by the ordered list of images rendered into it."""
+    return "deps-" + hashlib.sha512("\n".join(chain).encode()).hexdigest()[:64]
+
+
+class Store:
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.cas = data_dir / "cas"
+        self.blob_dir = self.cas / "blob" / "sha512"
+        self.tree_dir = self.cas / "tree"
+        self.tmp_dir = self.cas / "tmp"
+        self.lock_dir = self.cas / "locks"
+        self.db_dir = self.cas / "db"
+        self._ensure_layout()
+        db_path = self.db_dir / "index.sqlite"
+        self.index = ImageIndex(db_path)
+        self._share_db_files(db_path)
+        clean_stale_tempdirs(self.tmp_dir)
+
+    def close(self) -> None:
+        self.index.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # layout -----------------------------------------------------------------------------------
+
+    def _ensure_layout(self) -> None:
+        gid = _store_gid()
+        old_umask = os.umask(0o002)
+        try:
+            for path in (
+                self.data_dir,
+                self.cas,
+                self.cas / "blob",
+                self.blob_dir,
+                self.tree_dir,
+                self.tmp_dir,
+                self.lock_dir,
+                self.db_dir,
+            ):
+                if path.is_dir():
+                    continue
+                try:
+                    path.mkdir(mode=_DIR_MODE if path != self.data_dir else 0o755, exist_ok=True)
+                    if os.geteuid() == 0 and gid is not None and path != self.data_dir:
+                        os.chown(path, 0, gid)
+                        os.chmod(path, _DIR_MODE)
+                except PermissionError as exc:
+                    raise StoreError(
+                        f'image store "{self.cas}": cannot create "{path}" (permission denied; '
+                        f'run as root or as a member of group "{STORE_GROUP}")'
+                    ) from exc
+        finally:
+            os.umask(old_umask)
+
+    def _share_db_files(self, db_path: Path) -> None:
+        """Group ``rkt`` members must be able to write the index (and its WAL files)."""
+        if os.geteuid() != 0:
+            return
+        gid = _store_gid()
+        for path in (db_path, Path(f"{db_path}-wal"), Path(f"{db_path}-shm")):
+            with contextlib.suppress(FileNotFoundError):
+                if gid is not None:
+                    os.chown(path, 0, gid)
+                os.chmod(path, 0o664)
+
+    def tempdir(self, prefix: str = "t") -> TempDir:
+        old_umask = os.umask(0o002)
+        try:
+            return TempDir(self.tmp_dir, prefix)
+        finally:
+            os.umask(old_umask)
+
+    def lock_for(self, key: str) -> FileLock:
+        return FileLock(self.lock_dir / f"{key}.lock")
+
+    def blob_path(self, image_id: str) -> Path:
+        return self.blob_dir / image_id[7:9] / image_id
+
+    def tree_path(self, tree_id: str) -> Path:
+        return self.tree_dir / tree_id
+
+    # lookups ----------------------------------------------------------------------------------
+
+    def get(self, image_id: str) -> ImageRecord | None:
+        return self.index.get_image(image_id)
+
+    def list_images(self) -> list[ImageRecord]:
+        return self.index.all_images()
+
+    def resolve_id(self, prefix: str) -> ImageRecord:
+        """A full image ID or a unique prefix of one (``sha512-abc``)."""
+        matches = self.index.images_with_prefix(prefix)
+        if not matches:
+            raise NotFoundError(f'image "{prefix}": no image with this ID in the store')
+        if len(matches) > 1:
+            raise AmbiguousError(
+                f'image "{prefix}": ID prefix matches {len(matches)} images; give more digits'
+            )
+        return matches[0]
+
+    def find_by_name(self, name: str, labels: Mapping[str, str] | None = None) -> list[ImageRecord]:
+        """Images called ``name`` whose labels include ``labels``; newest import first."""
+        wanted = dict(labels or {})
+        return [
+            rec
+            for rec in self.index.images_named(name)
+            if all(rec.labels.get(k) == v for k, v in wanted.items())
+        ]
+
+    def get_remote(self, url: str) -> RemoteRecord | None:
+        return self.index.get_remote(url)
+
+    def put_remote(self, rec: RemoteRecord) -> None:
+        self.index.put_remote(rec)
+
+    def touch(self, image_id: str) -> None:
+        self.index.touch_image(image_id, time.time())
+
+    # writes -----------------------------------------------------------------------------------
+
+    def commit_blob(self, tmp_blob: Path, image_id: str) -> Path:
+        """Move a verified, fsynced temp file into the blob store (idempotent)."""
+        dest = self.blob_path(image_id)
+        old_umask = os.umask(0o002)
+        try:
+            dest.parent.mkdir(mode=_DIR_MODE, exist_ok=True)
+        finally:
+            os.umask(old_umask)
+        if dest.exists():
+            return dest
+        with open(tmp_blob, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.chmod(tmp_blob, 0o664)
+        os.replace(tmp_blob, dest)
+        _fsync_dir(dest.parent)
+        return dest
+
+    def commit_tree(self, tmp_tree: Path, tree: TreeRecord) -> Path:
+        """Move a complete rendered tree into place and record it (idempotent)."""
+        dest = self.tree_path(tree.id)
+        if not dest.exists():
+            syncfs(tmp_tree)
+            os.replace(tmp_tree, dest)
+            _fsync_dir(self.tree_dir)
+        with self.index.transaction() as conn:
+            self.index.insert_tree(conn, tree)
+            self.index.set_image_tree(conn, tree.image_id, tree)
+        return dest
+
+    def add_image(self, rec: ImageRecord) -> None:
+        """Make an image visible; its blob must already be committed."""
+        if not self.blob_path(rec.id).is_file():
+            raise StoreError(f'image "{rec.id}": blob missing, refusing to index it')
+        with self.index.transaction() as conn:
+            existing = self.index.get_image(rec.id)
+            if existing is not None:
+                rec = ImageRecord(
+                    **{
+                        **rec.__dict__,
+                        "import_time": existing.import_time,
+                        "tree_id": existing.tree_id or rec.tree_id,
+                        "tree_size": existing.tree_size or rec.tree_size,
+                    }
+                )
+            self.index.insert_image(conn, rec)
+
+    def remove_image(self, image_id: str) -> None:
+        """Unlist the image first, then delete its blob and the trees rendered from it."""
+        with self.lock_for(image_id):
+            rec = self.index.get_image(image_id)
+            if rec is None:
+                raise NotFoundError(f'image "{image_id}": not in the store')
+            trees = [t for t in self.index.all_trees() if image_id in t.chain]
+            with self.index.transaction() as conn:
+                self.index.delete_image(conn, image_id)
+                for tree in trees:
+                    self.index.delete_tree(conn, tree.id)
+            for tree in trees:
+                self._discard(self.tree_path(tree.id))
+            self._discard(self.blob_path(image_id))
+
+    def _discard(self, path: Path) -> None:
+        """Rename out of sight, then delete: a crash mid-delete leaves only a temp dir."""
+        if not path.exists() and not path.is_symlink():
+            return
+        with self.tempdir("rm") as tmp:
+            target = tmp.path / "victim"
+            try:
+                os.replace(path, target)
+            except FileNotFoundError:
+                return
+            remove_tree(target)
+
+    @contextlib.contextmanager
+    def image_locked(self, image_id: str) -> Iterator[None]:
+        with self.lock_for(image_id):
+            yield
+
+    # garbage ----------------------------------------------------------------------------------
+
+    def remove_orphans(self) -> list[str]:
+        """Delete blobs and trees on disk that the index does not list; return their names."""
+        known_images = {rec.id for rec in self.index.all_images()}
+        known_trees = {tree.id for tree in self.index.all_trees()}
+        removed: list[str] = []
+        for shard in sorted(self.blob_dir.glob("*")):
+            for blob in shard.iterdir():
+                if blob.name not in known_images:
+                    lock = self.lock_for(blob.name)
+                    if lock.acquire(blocking=False):
+                        try:
+                            if self.index.get_image(blob.name) is None:
+                                self._discard(blob)
+                                removed.append(blob.name)
+                        finally:
+                            lock.release()
+        for tree in sorted(self.tree_dir.iterdir()):
+            if tree.name not in known_trees:
+                lock = self.lock_for(tree.name)
+                if lock.acquire(blocking=False):
+                    try:
+                        if self.index.get_tree(tree.name) is None:
+                            self._discard(tree)
+                            removed.append(tree.name)
+                    finally:
+                        lock.release()
+        return removed
+
+
+def _store_gid() -> int | None:
+    try:
+        return grp.getgrnam(STORE_GROUP).gr_gid
+    except KeyError:
+        return None

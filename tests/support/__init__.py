@@ -1,0 +1,1 @@
+"""Helpers shared by the test suites (real external tools wrapped for tests)."""
