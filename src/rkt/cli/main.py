@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn, Protocol
 
-from rkt.cli.flags import rewrite_bool_flags
+from rkt.cli.flags import add_bool, rewrite_bool_flags
 from rkt.cli.table import COMMANDS, HIDDEN, find_command, group_names
 from rkt.errors import EXIT_INTERNAL, EXIT_USAGE, RktError, UsageError
 from rkt.settings import (
@@ -85,16 +85,8 @@ def global_parser() -> argparse.ArgumentParser:
         help="comma-separated list of security features to disable "
         "(none,image,tls,ondisk,http,pubkey,capabilities,paths,seccomp,all-fetch,all-run,all)",
     )
-    group.add_argument(
-        "--trust-keys-from-https",
-        nargs="?",
-        const="true",
-        default="false",
-        help="automatically trust gpg keys fetched from https",
-    )
-    group.add_argument(
-        "--debug", nargs="?", const="true", default="false", help="print debug output"
-    )
+    add_bool(group, "--trust-keys-from-https", False, "trust gpg keys fetched from https")
+    add_bool(group, "--debug", False, "print debug output")
     return parser
 
 
