@@ -1,1 +1,67 @@
-"""rkt.abi"""
+"""The stage0 <-> stage1 contract (docs/stage1-abi.md), as constants both sides import.
+
+Pure: no I/O, imports nothing from rkt. A third-party stage1 needs only docs/stage1-abi.md.
+"""
+
+from __future__ import annotations
+
+INTERFACE_VERSION = 1
+MIN_INTERFACE_VERSION = 1
+
+# Entrypoint annotations in the stage1 image manifest.
+ANN_RUN = "coreos.com/rkt/stage1/run"
+ANN_ENTER = "coreos.com/rkt/stage1/enter"
+ANN_GC = "coreos.com/rkt/stage1/gc"
+ANN_STOP = "coreos.com/rkt/stage1/stop"
+ANN_APP_ADD = "coreos.com/rkt/stage1/app/add"
+ANN_APP_START = "coreos.com/rkt/stage1/app/start"
+ANN_APP_STOP = "coreos.com/rkt/stage1/app/stop"
+ANN_APP_RM = "coreos.com/rkt/stage1/app/rm"
+ANN_INTERFACE_VERSION = "coreos.com/rkt/stage1/interface-version"
+REQUIRED_ENTRYPOINTS = (ANN_RUN, ANN_ENTER, ANN_GC, ANN_STOP)
+
+# Environment.
+ENV_LOCK_FD = "RKT_LOCK_FD"
+
+# Paths relative to the pod directory.
+POD_MANIFEST = "pod"
+POD_CREATED = "pod-created"
+PID_FILE = "pid"
+PPID_FILE = "ppid"
+SUBCGROUP_FILE = "subcgroup"
+STAGE1_DIR = "stage1"
+STAGE1_MANIFEST = "stage1/manifest"
+STAGE1_ROOTFS = "stage1/rootfs"
+STAGE1_CONFIG = "stage1/config.json"
+APPSINFO_DIR = "appsinfo"
+OVERLAY_DIR = "overlay"
+VOLUMES_DIR = "volumes"
+STATUS_DIR = "stage1/rootfs/rkt/status"
+LOGS_DIR = "stage1/rootfs/rkt/logs"
+ENV_DIR = "stage1/rootfs/rkt/env"
+SUPERVISOR_STATUS = "stage1/rootfs/rkt/supervisor-status"
+STAGE2_DIR = "stage1/rootfs/opt/stage2"
+
+
+def appsinfo(app: str) -> str:
+    return f"{APPSINFO_DIR}/{app}"
+
+
+def app_status(app: str) -> str:
+    return f"{STATUS_DIR}/{app}"
+
+
+def app_status_json(app: str) -> str:
+    return f"{STATUS_DIR}/{app}.json"
+
+
+def app_log(app: str) -> str:
+    return f"{LOGS_DIR}/{app}.log"
+
+
+def app_overlay(app: str) -> str:
+    return f"{OVERLAY_DIR}/{app}"
+
+
+def stage2_rootfs(app: str) -> str:
+    return f"{STAGE2_DIR}/{app}/rootfs"

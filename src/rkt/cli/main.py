@@ -8,22 +8,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
-from typing import NoReturn, Protocol
+from typing import Protocol
 
-from rkt.cli.flags import add_bool, rewrite_bool_flags
+from rkt.cli.globals import Parser, global_parser, options_from
 from rkt.cli.table import COMMANDS, HIDDEN, find_command, group_names
-from rkt.errors import EXIT_INTERNAL, EXIT_USAGE, RktError, UsageError
-from rkt.settings import (
-    DEFAULT_DIR,
-    DEFAULT_LOCAL_CONFIG,
-    DEFAULT_SYSTEM_CONFIG,
-    GlobalOptions,
-    InsecureOptions,
-)
+from rkt.errors import EXIT_INTERNAL, EXIT_USAGE, RktError
+from rkt.settings import GlobalOptions
 
 # Global flags that take a value (so the command words can be found among them).
 _VALUED_GLOBALS = {
@@ -41,65 +33,10 @@ class CommandModule(Protocol):
     def run(self, args: argparse.Namespace, opts: GlobalOptions) -> int: ...
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse that raises UsageError instead of exiting, so main() owns the exit code."""
+class RawCommandModule(Protocol):
+    """A command with its own grammar (run, prepare): it gets the raw arguments."""
 
-    def parse_args(  # type: ignore[override]
-        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
-    ) -> argparse.Namespace:
-        argv, overrides = rewrite_bool_flags(self._actions, list(args or []))
-        parsed = super().parse_args(argv, namespace)
-        for dest, value in overrides.items():
-            setattr(parsed, dest, value)
-        return parsed
-
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{self.prog}: {message}")
-
-
-def _env_path(name: str, default: Path) -> str:
-    return os.environ.get(name, str(default))
-
-
-def global_parser() -> argparse.ArgumentParser:
-    """The global flags of rkt (rkt/rkt.go); accepted before or after the command words."""
-    parser = _Parser(add_help=False)
-    group = parser.add_argument_group("global flags")
-    group.add_argument(
-        "--dir", default=_env_path("RKT_DIR", DEFAULT_DIR), help="rkt data directory"
-    )
-    group.add_argument(
-        "--local-config",
-        default=_env_path("RKT_LOCAL_CONFIG", DEFAULT_LOCAL_CONFIG),
-        help="local configuration directory",
-    )
-    group.add_argument(
-        "--system-config",
-        default=_env_path("RKT_SYSTEM_CONFIG", DEFAULT_SYSTEM_CONFIG),
-        help="system configuration directory",
-    )
-    group.add_argument("--user-config", default="", help="user configuration directory")
-    group.add_argument(
-        "--insecure-options",
-        default="none",
-        help="comma-separated list of security features to disable "
-        "(none,image,tls,ondisk,http,pubkey,capabilities,paths,seccomp,all-fetch,all-run,all)",
-    )
-    add_bool(group, "--trust-keys-from-https", False, "trust gpg keys fetched from https")
-    add_bool(group, "--debug", False, "print debug output")
-    return parser
-
-
-def options_from(args: argparse.Namespace) -> GlobalOptions:
-    return GlobalOptions(
-        dir=Path(args.dir),
-        local_config=Path(args.local_config),
-        system_config=Path(args.system_config),
-        user_config=Path(args.user_config) if args.user_config else None,
-        insecure=InsecureOptions.parse(args.insecure_options),
-        trust_keys_from_https=bool(args.trust_keys_from_https),
-        debug=bool(args.debug),
-    )
+    def run_raw(self, argv: list[str]) -> int: ...
 
 
 def split_command(argv: Sequence[str]) -> tuple[str | None, list[str]]:
@@ -159,8 +96,12 @@ def dispatch(argv: Sequence[str]) -> int:
         sys.stderr.write(usage_text())
         return EXIT_USAGE
     module_name, summary = COMMANDS[name]
-    module: CommandModule = importlib.import_module(module_name)
-    parser = _Parser(prog=f"rkt {name}", description=summary, parents=[global_parser()])
+    loaded = importlib.import_module(module_name)
+    if hasattr(loaded, "run_raw"):
+        raw: RawCommandModule = loaded
+        return raw.run_raw(rest)
+    module: CommandModule = loaded
+    parser = Parser(prog=f"rkt {name}", description=summary, parents=[global_parser()])
     module.add_arguments(parser)
     args = parser.parse_args(rest)
     return module.run(args, options_from(args))

@@ -8,6 +8,18 @@ from __future__ import annotations
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "version": ("rkt.cli.commands.version", "print the version and exit"),
+    "run": ("rkt.cli.commands.run", "run image(s) in a pod"),
+    "prepare": ("rkt.cli.commands.prepare", "prepare a pod to run later with run-prepared"),
+    "run-prepared": ("rkt.cli.commands.run_prepared", "run a prepared pod"),
+    "list": ("rkt.cli.commands.list", "list pods"),
+    "status": ("rkt.cli.commands.status", "check the status of a pod"),
+    "enter": ("rkt.cli.commands.enter", "enter the namespaces of an app within a pod"),
+    "stop": ("rkt.cli.commands.stop", "stop running pods"),
+    "rm": ("rkt.cli.commands.rm", "remove exited or prepared pods"),
+    "gc": ("rkt.cli.commands.gc", "garbage collect pods no longer in use"),
+    "cat-manifest": ("rkt.cli.commands.cat_manifest", "inspect and print the pod manifest"),
+    "export": ("rkt.cli.commands.export", "export an app from an exited pod to an ACI"),
+    "logs": ("rkt.cli.commands.logs", "print the output of a pod's apps"),
     "config": ("rkt.cli.commands.config", "print the merged configuration as JSON"),
     "fetch": ("rkt.cli.commands.fetch", "fetch image(s) and store them in the local store"),
     "trust": ("rkt.cli.commands.trust", "trust a key for image verification"),

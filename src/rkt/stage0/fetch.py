@@ -270,11 +270,11 @@ class Fetcher:
             source=source,
             render=os.geteuid() == 0,
             progress=self.make_progress(),
-            resolve_dependency=self._resolve_dependency,
+            resolve_dependency=self.resolve_dependency,
         )
         return image_id
 
-    def _resolve_dependency(self, name: str, labels: dict[str, str], image_id: str | None) -> str:
+    def resolve_dependency(self, name: str, labels: dict[str, str], image_id: str | None) -> str:
         """Find (or fetch by discovery) one appc dependency; its ID must match when given."""
         if image_id is not None and self.store.get(image_id) is not None:
             return image_id

@@ -14,7 +14,7 @@ from pathlib import Path
 from rkt.errors import AmbiguousError, ImageError, NotFoundError, StoreError, UsageError
 from rkt.settings import GlobalOptions
 from rkt.store.db import ImageRecord
-from rkt.store.locks import remove_tree
+from rkt.store.locks import locked, remove_tree
 from rkt.store.store import Store
 
 
@@ -110,6 +110,15 @@ class VerifyResult:
 
 def verify_image(store: Store, rec: ImageRecord) -> VerifyResult:
     """Re-hash the blob (must equal the ID) and the rendered tree (must equal its recorded hash)."""
+    # Shared with other verifiers; `image rm` (exclusive) waits, so a removal is not a failure.
+    with locked(store.lock_dir / f"{rec.id}.lock", shared=True):
+        current = store.get(rec.id)
+        if current is None:
+            raise NotFoundError(f'image "{rec.id[:19]}": not in the store (removed meanwhile)')
+        return _verify_locked(store, current)
+
+
+def _verify_locked(store: Store, rec: ImageRecord) -> VerifyResult:
     import hashlib
 
     from rkt.formats.compression import open_decompressed

@@ -16,7 +16,7 @@ from typing import BinaryIO
 from rkt.errors import ImageError
 from rkt.fetch.progress import NullProgress, Progress
 from rkt.store.db import ImageRecord, TreeRecord
-from rkt.store.render import render_image_tree
+from rkt.store.render import render_chain, render_image_tree
 from rkt.store.store import Store, tree_id_for
 
 ResolveDependency = Callable[[str, dict[str, str], "str | None"], str]
@@ -79,11 +79,31 @@ def import_image_file(
         manifest = ImageManifest.from_json(imported.manifest_bytes)
         image_id = imported.image_id
         has_deps = bool(manifest.dependencies)
+        needs_chain = render and (has_deps or bool(manifest.path_whitelist))
+        layers = None
+        if needs_chain:
+            if has_deps and resolve_dependency is None:
+                raise ImageError(f'image "{manifest.name}": dependencies cannot be resolved here')
+            # Resolved (and dependencies fetched) before taking this image's lock.
+            layers = render_chain(
+                store, image_id, resolve_dependency, manifest=imported.manifest_bytes
+            )
         now = time.time()
+        # The index row is the commit point: blob, then tree, then the row, all under the image's
+        # lock (which keeps `image gc` off the not-yet-listed blob and tree). A failed render
+        # leaves the image unlisted.
         with store.lock_for(image_id):
             store.commit_blob(blob_tmp, image_id)
             tree: TreeRecord | None = None
-            if render and not has_deps and not manifest.path_whitelist:
+            if layers is not None:
+                try:
+                    tree = render_image_tree(
+                        store, image_id, manifest=imported.manifest_bytes, layers=layers
+                    )
+                except BaseException:
+                    store.discard_unlisted_blob(image_id)
+                    raise
+            elif render:
                 assert imported.tree_hash is not None
                 (tree_tmp / "manifest").write_bytes(imported.manifest_bytes)
                 tree = TreeRecord(
@@ -113,10 +133,6 @@ def import_image_file(
                     tree_size=tree.size if tree else 0,
                 )
             )
-    if render and (has_deps or manifest.path_whitelist):
-        if has_deps and resolve_dependency is None:
-            raise ImageError(f'image "{manifest.name}": dependencies cannot be resolved here')
-        render_image_tree(store, image_id, resolve_dependency=resolve_dependency)
     return image_id
 
 

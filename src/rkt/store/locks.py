@@ -47,6 +47,17 @@ class FileLock:
             raise StoreError(f'lock "{self.path}": {exc.strerror}') from exc
         return True
 
+    def is_current(self) -> bool:
+        """Whether the locked file is still the one at ``path`` (not unlinked or replaced)."""
+        if self._fd is None:
+            return False
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return False
+        held = os.fstat(self._fd)
+        return (st.st_dev, st.st_ino) == (held.st_dev, held.st_ino)
+
     def release(self) -> None:
         if self._fd is not None:
             os.close(self._fd)
@@ -71,13 +82,27 @@ def locked(path: Path, *, shared: bool = False) -> Iterator[FileLock]:
 
 
 class TempDir:
-    """A directory under ``tmp_root`` held by this process (its ``.lock`` is flocked)."""
+    """A directory under ``tmp_root`` held by this process (its ``.lock`` is flocked).
+
+    A cleaner may meet the directory between its ``mkdir`` and the flock: it removes it if it is
+    still empty, or takes the free lock and removes it. Either way the lock we end up holding is
+    not the one at ``.lock`` any more, so we check that and start again under a new name.
+    """
 
     def __init__(self, tmp_root: Path, prefix: str = "t") -> None:
-        self.path = tmp_root / f"{prefix}-{uuid.uuid4().hex[:16]}"
-        self.path.mkdir(mode=0o2775)
-        self._lock = FileLock(self.path / TMP_LOCK_NAME)
-        self._lock.acquire()
+        for _ in range(100):
+            self.path = tmp_root / f"{prefix}-{uuid.uuid4().hex[:16]}"
+            self.path.mkdir(mode=0o2775)
+            self._lock = FileLock(self.path / TMP_LOCK_NAME)
+            try:
+                self._lock.acquire()
+            except StoreError:  # the directory was removed by a cleaner before the open
+                self._lock.release()
+                continue
+            if self._lock.is_current():
+                return
+            self._lock.release()
+        raise StoreError(f'temp dir in "{tmp_root}": removed by other rkt processes repeatedly')
 
     def cleanup(self) -> None:
         remove_tree(self.path)
@@ -98,19 +123,31 @@ def clean_stale_tempdirs(tmp_root: Path) -> int:
     except FileNotFoundError:
         return 0
     for entry in entries:
-        lock = FileLock(entry / TMP_LOCK_NAME)
         try:
             if not entry.is_dir() or entry.is_symlink():
                 entry.unlink(missing_ok=True)
                 removed += 1
                 continue
-            if lock.acquire(blocking=False):
+            fd = os.open(entry / TMP_LOCK_NAME, os.O_RDWR | os.O_CLOEXEC)
+        except FileNotFoundError:
+            # No lock yet: a creator killed after mkdir (empty), or one about to open the lock
+            # (it notices the directory is gone and picks a new name).
+            with contextlib.suppress(OSError):
+                entry.rmdir()
+                removed += 1
+            continue
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue  # held: its creator is alive
+        else:
+            with contextlib.suppress(OSError):
                 remove_tree(entry)
                 removed += 1
-        except (StoreError, OSError):
-            continue
         finally:
-            lock.release()
+            os.close(fd)
     return removed
 
 

@@ -54,9 +54,16 @@ def _whitelist_filter(whitelists: tuple[frozenset[str], ...]) -> Callable[[str],
 
 
 def render_chain(
-    store: Store, image_id: str, resolve_dependency: ResolveDependency | None
+    store: Store,
+    image_id: str,
+    resolve_dependency: ResolveDependency | None,
+    *,
+    manifest: bytes | None = None,
 ) -> list[Layer]:
-    """The ordered layers of an image: dependencies depth-first, then the image itself."""
+    """The ordered layers of an image: dependencies depth-first, then the image itself.
+
+    ``manifest`` stands for the image's own manifest while it is being imported (not listed yet).
+    """
     from rkt.schema.image import ImageManifest
 
     layers: list[Layer] = []
@@ -69,14 +76,18 @@ def render_chain(
                 f'image "{image_id[:19]}": dependency cycle or chain deeper than {MAX_DEPTH}'
             )
         rec = store.get(current)
-        if rec is None:
+        if rec is not None:
+            raw = rec.manifest
+        elif current == image_id and manifest is not None:
+            raw = manifest
+        else:
             raise ImageError(f'image "{current[:19]}": not in the store')
-        manifest = ImageManifest.from_json(rec.manifest)
-        whitelists = (*outer, frozenset(manifest.path_whitelist))
-        for dep in manifest.dependencies:
+        parsed = ImageManifest.from_json(raw)
+        whitelists = (*outer, frozenset(parsed.path_whitelist))
+        for dep in parsed.dependencies:
             if resolve_dependency is None:
                 raise ImageError(
-                    f'image "{manifest.name}": dependency "{dep.image_name}" is not in the store'
+                    f'image "{parsed.name}": dependency "{dep.image_name}" is not in the store'
                 )
             labels = {label.name: label.value for label in dep.labels}
             dep_id = resolve_dependency(dep.image_name, labels, dep.image_id)
@@ -97,7 +108,13 @@ def extract_layers(store: Store, layers: list[Layer], rootfs: Path) -> tuple[str
     written = 0
     rootfs.mkdir(parents=True, exist_ok=True)
     for layer in layers:
-        with open(store.blob_path(layer.image_id), "rb") as raw:
+        try:
+            raw = open(store.blob_path(layer.image_id), "rb")  # noqa: SIM115
+        except FileNotFoundError as exc:
+            raise ImageError(
+                f'image "{layer.image_id[:19]}": blob missing (removed meanwhile?)'
+            ) from exc
+        with raw:
             stats = extract_tar(
                 open_decompressed(raw),
                 rootfs,
@@ -110,25 +127,37 @@ def extract_layers(store: Store, layers: list[Layer], rootfs: Path) -> tuple[str
 
 
 def render_image_tree(
-    store: Store, image_id: str, *, resolve_dependency: ResolveDependency | None = None
+    store: Store,
+    image_id: str,
+    *,
+    resolve_dependency: ResolveDependency | None = None,
+    manifest: bytes | None = None,
+    layers: list[Layer] | None = None,
 ) -> TreeRecord:
-    """Render ``image_id`` with its dependencies into the tree store (once; reused after)."""
-    layers = render_chain(store, image_id, resolve_dependency)
+    """Render ``image_id`` with its dependencies into the tree store (once; reused after).
+
+    While an image is being imported it is not listed yet: the importer passes its ``manifest``
+    and the ``layers`` it resolved (see :func:`render_chain`).
+    """
+    if layers is None:
+        layers = render_chain(store, image_id, resolve_dependency, manifest=manifest)
     chain = tuple(layer.image_id for layer in layers)
     tree_id = tree_id_for(chain)
     with store.lock_for(tree_id):
         existing = store.index.get_tree(tree_id)
+        current = store.get(image_id)
         if existing is not None and store.tree_path(tree_id).is_dir():
-            if store.get(image_id) is not None and store.get(image_id).tree_id != tree_id:  # type: ignore[union-attr]
+            if current is not None and current.tree_id != tree_id:
                 with store.index.transaction() as conn:
                     store.index.set_image_tree(conn, image_id, existing)
             return existing
-        rec = store.get(image_id)
-        assert rec is not None
+        own_manifest = current.manifest if current is not None else manifest
+        if own_manifest is None:
+            raise ImageError(f'image "{image_id[:19]}": not in the store')
         with store.tempdir("render") as tmp:
             tree_tmp = tmp.path / "tree"
             tree_hash, size = extract_layers(store, layers, tree_tmp / "rootfs")
-            (tree_tmp / "manifest").write_bytes(rec.manifest)
+            (tree_tmp / "manifest").write_bytes(own_manifest)
             (tree_tmp / "chain").write_text(json.dumps(list(chain)))
             tree = TreeRecord(tree_id, image_id, chain, tree_hash, size, time.time())
             store.commit_tree(tree_tmp, tree)

@@ -240,6 +240,11 @@ class Store:
                 self._discard(self.tree_path(tree.id))
             self._discard(self.blob_path(image_id))
 
+    def discard_unlisted_blob(self, image_id: str) -> None:
+        """Drop a committed blob whose image never got listed (the caller holds its lock)."""
+        if self.index.get_image(image_id) is None:
+            self._discard(self.blob_path(image_id))
+
     def _discard(self, path: Path) -> None:
         """Rename out of sight, then delete: a crash mid-delete leaves only a temp dir."""
         if not path.exists() and not path.is_symlink():
@@ -275,6 +280,23 @@ class Store:
                                 removed.append(blob.name)
                         finally:
                             lock.release()
+        # A tree recorded for an image that is not listed: a fetch killed between committing the
+        # tree and listing the image. The importer holds the image's lock until it lists it.
+        for rec in self.index.all_trees():
+            if rec.image_id in known_images:
+                continue
+            lock = self.lock_for(rec.image_id)
+            if lock.acquire(blocking=False):
+                try:
+                    if self.index.get_image(rec.image_id) is None:
+                        with self.index.transaction() as conn:
+                            self.index.delete_tree(conn, rec.id)
+                        known_trees.discard(rec.id)
+                        with self.lock_for(rec.id):
+                            self._discard(self.tree_path(rec.id))
+                        removed.append(rec.id)
+                finally:
+                    lock.release()
         for tree in sorted(self.tree_dir.iterdir()):
             if tree.name not in known_trees:
                 lock = self.lock_for(tree.name)

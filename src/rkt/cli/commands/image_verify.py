@@ -6,6 +6,7 @@ import argparse
 
 from rkt.cli.common import open_store
 from rkt.cli.output import add_format_argument, print_json, print_table
+from rkt.errors import NotFoundError
 from rkt.settings import GlobalOptions
 from rkt.stage0.images import resolve_image, verify_image
 
@@ -17,12 +18,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, opts: GlobalOptions) -> int:
     with open_store(opts, "image verify") as store:
-        records = (
-            [resolve_image(store, text) for text in args.images]
-            if args.images
-            else store.list_images()
-        )
-        results = [verify_image(store, rec) for rec in records]
+        if args.images:
+            records = [resolve_image(store, text) for text in args.images]
+            results = [verify_image(store, rec) for rec in records]
+        else:
+            results = []
+            for rec in store.list_images():
+                try:
+                    results.append(verify_image(store, rec))
+                except NotFoundError:
+                    continue  # removed by another rkt since the listing
     if args.format:
         print_json(
             [{"id": r.image_id, "name": r.name, "ok": r.ok, "problem": r.problem} for r in results],

@@ -1,0 +1,101 @@
+"""``rkt run IMAGE... [--- IMAGE...]``: prepare a pod and exec its stage1 (the pod is this process).
+
+The positional grammar is rkt's (see rkt.cli.run_args); ``rkt run --help`` lists the flags.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from rkt.cli.common import warn
+from rkt.cli.globals import parse_globals
+from rkt.cli.pod_request import pod_request
+from rkt.cli.progress import make_progress
+from rkt.cli.run_args import APP_FLAGS, POD_FLAGS, ParsedRun, parse_run_args
+from rkt.config import load_config
+from rkt.errors import UsageError
+from rkt.settings import GlobalOptions
+from rkt.stage0.fetch import Fetcher, FetchRequest
+from rkt.stage0.prepare import PreparedPod, prepare_pod
+from rkt.stage0.privileges import require_root
+from rkt.stage0.run import RunOptions, exec_stage1, start_run
+from rkt.store.store import Store
+
+USAGE = """Usage: rkt run [pod flags] IMAGE [app flags] [-- ARGS... ---] [IMAGE ...]
+
+Pod flags (before the first image): {pod}
+App flags (after an image; before the first image they apply to every app): {app}
+Global flags may appear anywhere before the first image.
+"""
+
+# Networks this build can set up; the CNI networks come with the networking work.
+NETWORKS = ("host", "none")
+
+
+def usage() -> str:
+    return USAGE.format(pod=" ".join(sorted(POD_FLAGS)), app=" ".join(sorted(APP_FLAGS)))
+
+
+def prepare_from_args(parsed: ParsedRun, opts: GlobalOptions, action: str) -> PreparedPod:
+    """Shared by run and prepare: fetch images, lay out the pod, leave it prepared."""
+    require_root(action)
+    config = load_config(opts.system_config, opts.local_config, opts.user_config)
+    request = pod_request(parsed)
+    with Store(opts.dir) as store:
+        fetcher = Fetcher(opts, store, progress=make_progress, warn=warn)
+
+        def fetch(ref: str, signature: Path | None) -> str:
+            return fetcher.fetch(FetchRequest(ref, signature, request.pull_policy))
+
+        stage1_config = {
+            **config.stage1,
+            **{k: v for k, v in config.paths.items() if k == "stage1-images"},
+        }
+        prepared = prepare_pod(
+            opts.dir,
+            store,
+            request,
+            fetch=fetch,
+            resolve_dependency=fetcher.resolve_dependency,
+            stage1_config=stage1_config,
+        )
+    save = parsed.last("--uuid-file-save")
+    if save:
+        Path(save).write_text(prepared.pod.uuid + "\n")
+    return prepared
+
+
+def run_options(parsed: ParsedRun, opts: GlobalOptions) -> RunOptions:
+    net = parsed.last("--net", "host") or "default"
+    for name in net.split(","):
+        if name.split(":", 1)[0] not in NETWORKS:
+            raise UsageError(
+                f'--net: network "{name}" is not available yet (this rkt supports '
+                f"{', '.join(NETWORKS)})"
+            )
+    return RunOptions(
+        net=net,
+        hostname=parsed.last("--hostname"),
+        interactive=parsed.flag_bool("--interactive"),
+        debug=opts.debug,
+        insecure=tuple(
+            n for n in opts.insecure.names() if n in ("capabilities", "paths", "seccomp")
+        ),
+    )
+
+
+def run_raw(argv: list[str]) -> int:
+    parsed = parse_run_args(argv)
+    if parsed.help:
+        sys.stdout.write(usage())
+        return 0
+    opts = parse_globals(parsed.globals)
+    options = run_options(parsed, opts)
+    if options.interactive and len(parsed.apps) > 1:
+        raise UsageError("--interactive works with exactly one app")
+    prepared = prepare_from_args(parsed, opts, "run")
+    _lock, stage1_argv, env = start_run(prepared.pod, options)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    exec_stage1(prepared.pod, stage1_argv, env)

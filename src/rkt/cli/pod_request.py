@@ -1,0 +1,159 @@
+"""Turn a parsed ``run``/``prepare`` command line into a ``PodRequest`` (flag syntax lives here)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rkt.cli.flags import parse_bool
+from rkt.cli.run_args import ParsedApp, ParsedRun
+from rkt.errors import UsageError
+from rkt.stage0.prepare import AppRequest, MountSpec, Pairs, PodRequest, VolumeSpec
+from rkt.stage0.stage1_image import Stage1Choice
+
+
+def _kv_list(text: str, flag: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for part in text.split(","):
+        key, eq, value = part.partition("=")
+        if not eq or not key:
+            raise UsageError(f'{flag}: "{part}" is not KEY=VALUE')
+        out[key.strip()] = value
+    return out
+
+
+def parse_volume(text: str) -> VolumeSpec:
+    """``NAME,kind=host,source=PATH[,readOnly=BOOL][,recursive=BOOL]`` or ``NAME,kind=empty,...``."""
+    name, _, rest = text.partition(",")
+    if not name or "=" in name:
+        raise UsageError(f'--volume "{text}": must start with the volume name')
+    fields = _kv_list(rest, "--volume") if rest else {}
+    kind = fields.pop("kind", "")
+    if kind not in ("host", "empty"):
+        raise UsageError(f'--volume "{text}": kind must be host or empty')
+    read_only = parse_bool(fields.pop("readOnly", "false"), "--volume readOnly")
+    if kind == "host":
+        recursive = fields.pop("recursive", None)
+        source = fields.pop("source", None)
+        if fields:
+            raise UsageError(f'--volume "{text}": unknown field(s) {", ".join(fields)}')
+        return VolumeSpec(
+            name,
+            "host",
+            source=source,
+            read_only=read_only,
+            recursive=None if recursive is None else parse_bool(recursive, "recursive"),
+        )
+    mode = fields.pop("mode", "0755")
+    try:
+        int(mode, 8)
+        uid, gid = int(fields.pop("uid", "0")), int(fields.pop("gid", "0"))
+    except ValueError as exc:
+        raise UsageError(f'--volume "{text}": mode must be octal, uid/gid numbers') from exc
+    if fields:
+        raise UsageError(f'--volume "{text}": unknown field(s) {", ".join(fields)}')
+    return VolumeSpec(name, "empty", read_only=read_only, mode=mode, uid=uid, gid=gid)
+
+
+def parse_mount(text: str) -> MountSpec:
+    fields = _kv_list(text, "--mount")
+    if set(fields) != {"volume", "target"}:
+        raise UsageError(f'--mount "{text}": needs exactly volume=NAME,target=PATH')
+    if not fields["target"].startswith("/"):
+        raise UsageError(f'--mount "{text}": target must be an absolute path')
+    return MountSpec(fields["volume"], fields["target"])
+
+
+def parse_env(values: list[str], flag: str) -> Pairs:
+    pairs = []
+    for value in values:
+        key, eq, val = value.partition("=")
+        if not eq or not key:
+            raise UsageError(f'{flag}: "{value}" is not NAME=VALUE')
+        pairs.append((key, val))
+    return tuple(pairs)
+
+
+def read_env_files(paths: list[str]) -> Pairs:
+    pairs: list[tuple[str, str]] = []
+    for path in paths:
+        try:
+            lines = Path(path).read_text().splitlines()
+        except OSError as exc:
+            raise UsageError(f'--set-env-file "{path}": {exc.strerror}') from exc
+        for line in lines:
+            line = line.strip()
+            if line and not line.startswith("#"):
+                pairs.extend(parse_env([line], f"--set-env-file {path}"))
+    return tuple(pairs)
+
+
+def _last(flags: dict[str, list[str]], name: str) -> str | None:
+    values = flags.get(name)
+    return values[-1] if values else None
+
+
+def _gids(text: str | None) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        return tuple(int(g) for g in text.split(",") if g.strip())
+    except ValueError as exc:
+        raise UsageError(f'--supplementary-gids "{text}": must be numbers') from exc
+
+
+def _app_request(app: ParsedApp, shared: dict[str, list[str]]) -> AppRequest:
+    flags = {
+        **shared,
+        **{
+            k: [*shared.get(k, []), *v] if k in ("--mount", "--environment") else v
+            for k, v in app.flags.items()
+        },
+    }
+    readonly = _last(flags, "--readonly-rootfs")
+    signature = _last(flags, "--signature")
+    return AppRequest(
+        image=app.image,
+        name=_last(flags, "--name"),
+        exec_=_last(flags, "--exec"),
+        args=tuple(app.args),
+        has_args=app.has_args,
+        user=_last(flags, "--user"),
+        group=_last(flags, "--group"),
+        supplementary_gids=_gids(_last(flags, "--supplementary-gids")),
+        working_dir=_last(flags, "--working-dir"),
+        environment=parse_env(flags.get("--environment", []), "--environment"),
+        readonly_rootfs=None if readonly is None else parse_bool(readonly, "--readonly-rootfs"),
+        mounts=tuple(parse_mount(m) for m in flags.get("--mount", [])),
+        signature=Path(signature) if signature else None,
+        annotations=parse_env(flags.get("--annotation", []), "--annotation"),
+    )
+
+
+def pod_request(parsed: ParsedRun, *, pull_policy_default: str = "new") -> PodRequest:
+    pod = parsed.pod
+    if parsed.last("--pod-manifest") is None and not parsed.apps:
+        raise UsageError("at least one image is required")
+    if parsed.last("--pod-manifest") is not None and parsed.apps:
+        raise UsageError("--pod-manifest cannot be combined with images")
+    policy = parsed.last("--pull-policy", pull_policy_default) or pull_policy_default
+    if policy not in ("new", "update", "never"):
+        raise UsageError(f'--pull-policy: "{policy}" is not one of new, update, never')
+    manifest = parsed.last("--pod-manifest")
+    return PodRequest(
+        apps=tuple(_app_request(app, parsed.shared_app) for app in parsed.apps),
+        volumes=tuple(parse_volume(v) for v in pod.get("--volume", [])),
+        set_env=parse_env(pod.get("--set-env", []), "--set-env"),
+        set_env_file=read_env_files(pod.get("--set-env-file", [])),
+        inherit_env=parsed.flag_bool("--inherit-env"),
+        pull_policy=policy,
+        stage1=Stage1Choice(
+            url=parsed.last("--stage1-url"),
+            path=Path(p) if (p := parsed.last("--stage1-path")) else None,
+            name=parsed.last("--stage1-name"),
+            hash=parsed.last("--stage1-hash"),
+            from_dir=parsed.last("--stage1-from-dir"),
+        ),
+        pod_manifest=Path(manifest) if manifest else None,
+        user_annotations=parse_env(pod.get("--user-annotation", []), "--user-annotation"),
+        user_labels=parse_env(pod.get("--user-label", []), "--user-label"),
+    )

@@ -1,0 +1,1 @@
+"""Pods on disk: state machine, listing, status (see pod.py)."""

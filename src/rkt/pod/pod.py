@@ -1,0 +1,325 @@
+"""Pods on disk: the directory state machine, with no daemon (rkt's Documentation/devel/
+pod-lifecycle.md).
+
+A pod is a directory under ``<dir>/pods/<phase>/<uuid>``; the phase directory is the state and an
+``flock`` on the pod directory means "a process is alive for it". Every transition is one
+``rename(2)``, so any reader sees the pod in exactly one phase; a reader that loses a race with a
+rename simply looks again.
+
+| phase dir        | locked means              | unlocked means            |
+|------------------|---------------------------|---------------------------|
+| embryo           | being created             | (abandoned creation)      |
+| prepare          | preparing                 | aborted prepare           |
+| prepared         | (being run)               | prepared                  |
+| run              | running                   | exited                    |
+| exited-garbage   | exited, being deleted     | exited, marked for gc     |
+| garbage          | being deleted             | aborted prepare, marked   |
+
+Imports only ``rkt.errors`` and ``rkt.abi``.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import re
+import time
+import uuid as uuidlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from rkt import abi
+from rkt.errors import AmbiguousError, NotFoundError, PodError
+
+EMBRYO, PREPARE, PREPARED, RUN, EXITED_GARBAGE, GARBAGE = (
+    "embryo",
+    "prepare",
+    "prepared",
+    "run",
+    "exited-garbage",
+    "garbage",
+)
+PHASES = (EMBRYO, PREPARE, PREPARED, RUN, EXITED_GARBAGE, GARBAGE)
+
+# State strings as rkt prints them.
+STATE_EMBRYO = "embryo"
+STATE_PREPARING = "preparing"
+STATE_ABORTED = "aborted prepare"
+STATE_PREPARED = "prepared"
+STATE_RUNNING = "running"
+STATE_EXITED = "exited"
+STATE_DELETING = "deleting"
+STATE_EXITED_DELETING = "exited deleting"
+STATE_EXITED_GARBAGE = "exited garbage"
+STATE_GARBAGE = "garbage"
+
+_UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+class PodLock:
+    """An flock on a pod directory; the descriptor follows the directory across renames."""
+
+    def __init__(self, path: Path) -> None:
+        try:
+            self.fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise
+        except OSError as exc:
+            raise PodError(f'pod "{path.name}": cannot open: {exc.strerror}') from exc
+
+    def try_exclusive(self) -> bool:
+        return self._flock(fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+    def exclusive(self) -> None:
+        self._flock(fcntl.LOCK_EX)
+
+    def try_shared(self) -> bool:
+        return self._flock(fcntl.LOCK_SH | fcntl.LOCK_NB)
+
+    def shared(self) -> None:
+        self._flock(fcntl.LOCK_SH)
+
+    def _flock(self, flags: int) -> bool:
+        try:
+            fcntl.flock(self.fd, flags)
+        except OSError as exc:
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                return False
+            raise
+        return True
+
+    def unlock(self) -> None:
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def inheritable_fd(self) -> int:
+        """The descriptor, made inheritable for the stage1 (RKT_LOCK_FD)."""
+        os.set_inheritable(self.fd, True)
+        return self.fd
+
+
+def is_uuid(text: str) -> bool:
+    return bool(_UUID_RE.match(text))
+
+
+def new_uuid() -> str:
+    return str(uuidlib.uuid4())
+
+
+@dataclass
+class Pod:
+    """A pod directory as found at one moment."""
+
+    pods_root: Path
+    uuid: str
+    phase: str
+
+    @property
+    def path(self) -> Path:
+        return self.pods_root / self.phase / self.uuid
+
+    def file(self, rel: str) -> Path:
+        return self.path / rel
+
+    # state --------------------------------------------------------------------------------------
+
+    def is_locked(self) -> bool:
+        """True if some process holds the pod's lock (probed with a shared non-blocking flock)."""
+        try:
+            lock = PodLock(self.path)
+        except FileNotFoundError:
+            return False
+        try:
+            return not lock.try_shared()
+        finally:
+            lock.close()
+
+    def state(self) -> str:
+        locked = self.is_locked()
+        if self.phase == EMBRYO:
+            return STATE_EMBRYO
+        if self.phase == PREPARE:
+            return STATE_PREPARING if locked else STATE_ABORTED
+        if self.phase == PREPARED:
+            return STATE_PREPARED
+        if self.phase == RUN:
+            return STATE_RUNNING if locked else STATE_EXITED
+        if self.phase == EXITED_GARBAGE:
+            return STATE_EXITED_DELETING if locked else STATE_EXITED_GARBAGE
+        return STATE_DELETING if locked else STATE_GARBAGE
+
+    def is_running(self) -> bool:
+        return self.phase == RUN and self.is_locked()
+
+    def is_exited(self) -> bool:
+        return (self.phase == RUN and not self.is_locked()) or self.phase == EXITED_GARBAGE
+
+    # times --------------------------------------------------------------------------------------
+
+    def created_at(self) -> float | None:
+        return _mtime(self.file(abi.POD_CREATED))
+
+    def started_at(self) -> float | None:
+        return _mtime(self.file(abi.PID_FILE))
+
+    def gc_marked_at(self) -> float | None:
+        if self.phase not in (EXITED_GARBAGE, GARBAGE):
+            return None
+        try:
+            return self.path.stat().st_ctime
+        except FileNotFoundError:
+            return None
+
+    def pid(self) -> int | None:
+        for name in (abi.PID_FILE, abi.PPID_FILE):
+            try:
+                text = self.file(name).read_text().strip()
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            if text.isdigit():
+                return int(text)
+        return None
+
+    def read_manifest(self) -> bytes:
+        try:
+            return self.file(abi.POD_MANIFEST).read_bytes()
+        except FileNotFoundError as exc:
+            raise PodError(f'pod "{self.uuid}": no pod manifest (still being prepared?)') from exc
+
+    # transitions -------------------------------------------------------------------------------
+
+    def move_to(self, phase: str) -> None:
+        """Rename the pod directory into another phase (the caller holds what the table needs)."""
+        target = self.pods_root / phase / self.uuid
+        try:
+            os.rename(self.path, target)
+        except FileNotFoundError as exc:
+            raise PodError(f'pod "{self.uuid}": vanished while moving to {phase}') from exc
+        self.phase = phase
+
+
+def ensure_pods_root(data_dir: Path) -> Path:
+    root = data_dir / "pods"
+    for phase in PHASES:
+        (root / phase).mkdir(parents=True, exist_ok=True, mode=0o750)
+    return root
+
+
+def create_embryo(pods_root: Path) -> tuple[Pod, PodLock]:
+    """A new pod in ``prepare``, exclusively locked by the caller."""
+    pod_uuid = new_uuid()
+    embryo = pods_root / EMBRYO / pod_uuid
+    embryo.mkdir(mode=0o750)
+    lock = PodLock(embryo)
+    lock.exclusive()
+    pod = Pod(pods_root, pod_uuid, EMBRYO)
+    (embryo / abi.POD_CREATED).touch()
+    pod.move_to(PREPARE)
+    return pod, lock
+
+
+def iter_pods(pods_root: Path) -> Iterator[Pod]:
+    """Every pod, each seen once even while it is being renamed between phases."""
+    seen: set[str] = set()
+    for phase in PHASES:
+        try:
+            names = os.listdir(pods_root / phase)
+        except FileNotFoundError:
+            continue
+        for name in sorted(names):
+            if name in seen or not is_uuid(name):
+                continue
+            seen.add(name)
+            yield Pod(pods_root, name, phase)
+
+
+def find_pod(pods_root: Path, uuid_or_prefix: str) -> Pod:
+    """A pod by full UUID or unique prefix; looks twice to ride out a concurrent rename."""
+    text = uuid_or_prefix.strip().lower()
+    if not text or not re.fullmatch(r"[0-9a-f-]+", text):
+        raise NotFoundError(f'pod "{uuid_or_prefix}": not a pod UUID')
+    for _ in range(3):
+        matches = {pod.uuid: pod for pod in iter_pods(pods_root) if pod.uuid.startswith(text)}
+        if len(matches) > 1:
+            raise AmbiguousError(f'pod "{uuid_or_prefix}": UUID prefix matches {len(matches)} pods')
+        if matches:
+            pod = next(iter(matches.values()))
+            if pod.path.exists():
+                return pod
+            continue
+        break
+    raise NotFoundError(f'pod "{uuid_or_prefix}": no such pod')
+
+
+def read_uuid_file(path: Path) -> str:
+    try:
+        text = path.read_text().strip()
+    except OSError as exc:
+        raise PodError(f'uuid file "{path}": {exc.strerror}') from exc
+    if not is_uuid(text):
+        raise PodError(f'uuid file "{path}": does not contain a pod UUID')
+    return text
+
+
+def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+def wait_for_exit(pod: Pod, timeout: float | None) -> bool:
+    """Block until the pod's lock is free (it exited); False on timeout."""
+    try:
+        lock = PodLock(pod.path)
+    except FileNotFoundError:
+        return True
+    try:
+        if timeout is None:
+            lock.shared()
+            return True
+        deadline = time.monotonic() + timeout
+        while True:
+            if lock.try_shared():
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            _wait_lock_with_timeout(lock, min(remaining, 0.5))
+    finally:
+        lock.close()
+
+
+def _wait_lock_with_timeout(lock: PodLock, seconds: float) -> None:
+    """A blocking flock bounded by an alarm, so waiting is event-driven, not a polling sleep."""
+    import signal
+
+    def _expire(_sig: int, _frame: object) -> None:
+        raise TimeoutError
+
+    previous = signal.signal(signal.SIGALRM, _expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        lock.shared()
+    except (TimeoutError, InterruptedError):
+        pass
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

@@ -1,0 +1,362 @@
+"""Preparing a pod: images fetched and rendered, the pod manifest written, the pod dir laid out
+exactly as docs/stage1-abi.md §2 says, and the pod left in ``prepared``.
+
+Never prints or exits. Environment precedence (rkt's run.md): inherited < image < --set-env-file <
+--set-env < per-app --environment; the result is written into the pod manifest's app, which a
+stage1 uses as is.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rkt import abi
+from rkt.errors import ImageError, PodError, RktError, UsageError
+from rkt.pod.pod import Pod, PodLock, create_embryo, ensure_pods_root, write_atomic
+from rkt.stage0.stage1_image import Stage1, Stage1Choice, select_stage1
+from rkt.store.db import ImageRecord
+from rkt.store.render import render_image_tree
+from rkt.store.store import Store
+
+Pairs = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class VolumeSpec:
+    name: str
+    kind: str  # host | empty
+    source: str | None = None
+    read_only: bool = False
+    recursive: bool | None = None
+    mode: str = "0755"
+    uid: int = 0
+    gid: int = 0
+
+
+@dataclass(frozen=True)
+class MountSpec:
+    volume: str
+    target: str
+
+
+@dataclass(frozen=True)
+class AppRequest:
+    image: str
+    name: str | None = None
+    exec_: str | None = None
+    args: tuple[str, ...] = ()
+    has_args: bool = False
+    user: str | None = None
+    group: str | None = None
+    supplementary_gids: tuple[int, ...] | None = None
+    working_dir: str | None = None
+    environment: Pairs = ()
+    readonly_rootfs: bool | None = None
+    mounts: tuple[MountSpec, ...] = ()
+    signature: Path | None = None
+    annotations: Pairs = ()
+    user_annotations: Pairs = ()
+    user_labels: Pairs = ()
+    isolators: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class PodRequest:
+    apps: tuple[AppRequest, ...]
+    volumes: tuple[VolumeSpec, ...] = ()
+    mounts: tuple[MountSpec, ...] = ()  # pod-wide --mount: applies to every app
+    set_env: Pairs = ()
+    set_env_file: Pairs = ()
+    inherit_env: bool = False
+    pull_policy: str = "new"
+    stage1: Stage1Choice = field(default_factory=Stage1Choice)
+    pod_manifest: Path | None = None
+    annotations: Pairs = ()
+    user_annotations: Pairs = ()
+    user_labels: Pairs = ()
+
+
+@dataclass(frozen=True)
+class PreparedPod:
+    pod: Pod
+    stage1: Stage1
+
+
+def _env_list(pairs: Pairs) -> list[dict[str, str]]:
+    return [{"name": k, "value": v} for k, v in pairs]
+
+
+def _merge_env(*layers: Pairs) -> Pairs:
+    merged: dict[str, str] = {}
+    for layer in layers:
+        for key, value in layer:
+            merged.pop(key, None)
+            merged[key] = value
+    return tuple(merged.items())
+
+
+def _app_section(
+    req: AppRequest, pod_req: PodRequest, image_app: dict[str, Any] | None, image_name: str
+) -> dict[str, Any]:
+    app = dict(image_app or {})
+    if not app.get("exec") and req.exec_ is None:
+        raise ImageError(f'image "{image_name}": has no app to run (give --exec)')
+    exec_ = list(app.get("exec") or [])
+    if req.exec_ is not None:
+        exec_ = [req.exec_]
+    if req.has_args:
+        exec_ = exec_[:1] + list(req.args)
+    app["exec"] = exec_
+    app["user"] = req.user if req.user is not None else str(app.get("user", "0"))
+    app["group"] = req.group if req.group is not None else str(app.get("group", "0"))
+    if req.supplementary_gids is not None:
+        app["supplementaryGIDs"] = list(req.supplementary_gids)
+    if req.working_dir is not None:
+        app["workingDirectory"] = req.working_dir
+    image_env = tuple((e["name"], e["value"]) for e in app.get("environment", []))
+    inherited: Pairs = tuple(os.environ.items()) if pod_req.inherit_env else ()
+    env = _merge_env(inherited, image_env, pod_req.set_env_file, pod_req.set_env, req.environment)
+    if env:
+        app["environment"] = _env_list(env)
+    if req.isolators:
+        names = {iso["name"] for iso in req.isolators}
+        kept = [iso for iso in app.get("isolators", []) if iso.get("name") not in names]
+        app["isolators"] = kept + list(req.isolators)
+    return app
+
+
+def _unique_name(wanted: str, taken: set[str]) -> str:
+    from rkt.schema.names import sanitize_ac_name
+
+    base = sanitize_ac_name(wanted)
+    name, n = base, 1
+    while name in taken:
+        n += 1
+        name = f"{base}-{n}"
+    return name
+
+
+def _volumes_and_mounts(
+    req: PodRequest,
+    apps: list[dict[str, Any]],
+    image_apps: list[dict[str, Any]],
+    per_app: list[AppRequest],
+) -> list[dict[str, Any]]:
+    volumes: dict[str, dict[str, Any]] = {}
+    for vol in req.volumes:
+        if vol.name in volumes:
+            raise UsageError(f'--volume: volume "{vol.name}" given twice')
+        doc: dict[str, Any] = {"name": vol.name, "kind": vol.kind}
+        if vol.kind == "host":
+            if not vol.source or not vol.source.startswith("/"):
+                raise UsageError(f"--volume {vol.name}: kind=host needs an absolute source=")
+            doc.update(source=vol.source, readOnly=vol.read_only)
+            if vol.recursive is not None:
+                doc["recursive"] = vol.recursive
+        else:
+            doc.update(mode=vol.mode, uid=vol.uid, gid=vol.gid, readOnly=vol.read_only)
+        volumes[vol.name] = doc
+    for app, image_app, areq in zip(apps, image_apps, per_app, strict=True):
+        mounts = [{"volume": m.volume, "path": m.target} for m in (*req.mounts, *areq.mounts)]
+        for m in mounts:
+            if m["volume"] not in volumes:
+                raise UsageError(f'--mount: volume "{m["volume"]}" is not defined by --volume')
+        mounted = {m["volume"] for m in mounts}
+        for point in (image_app or {}).get("mountPoints", []):
+            if point["name"] in mounted:
+                continue
+            if point["name"] not in volumes:
+                # rkt: an unsatisfied mount point gets an implicit empty volume.
+                volumes[point["name"]] = {
+                    "name": point["name"],
+                    "kind": "empty",
+                    "mode": "0755",
+                    "uid": 0,
+                    "gid": 0,
+                    "readOnly": bool(point.get("readOnly", False)),
+                }
+            mounts.append({"volume": point["name"], "path": point["path"]})
+        if mounts:
+            app["mounts"] = mounts
+    return list(volumes.values())
+
+
+def build_pod_manifest(
+    store: Store, req: PodRequest, fetch: Callable[[str, Path | None], str]
+) -> tuple[dict[str, Any], list[ImageRecord]]:
+    """Fetch every app's image and build the reified pod manifest."""
+    from rkt.schema.pod import PodManifest
+
+    if not req.apps:
+        raise UsageError("no image given")
+    apps: list[dict[str, Any]] = []
+    image_apps: list[dict[str, Any]] = []
+    records: list[ImageRecord] = []
+    taken: set[str] = set()
+    for areq in req.apps:
+        image_id = fetch(areq.image, areq.signature)
+        rec = store.get(image_id)
+        if rec is None:
+            raise ImageError(f'image "{areq.image}": not in the store after fetching')
+        manifest = json.loads(rec.manifest)
+        name = areq.name or manifest["name"].rsplit("/", 1)[-1]
+        if areq.name is not None:
+            from rkt.schema.names import validate_ac_name
+
+            validate_ac_name(areq.name, "--name")
+            if areq.name in taken:
+                raise UsageError(f'--name: app name "{areq.name}" is used twice')
+        else:
+            name = _unique_name(name, taken)
+        taken.add(name)
+        image_app = manifest.get("app")
+        app_doc: dict[str, Any] = {
+            "name": name,
+            "image": {
+                "id": rec.id,
+                "name": rec.name,
+                "labels": [{"name": k, "value": v} for k, v in rec.labels.items()],
+            },
+            "app": _app_section(areq, req, image_app, rec.name),
+        }
+        if areq.readonly_rootfs is not None:
+            app_doc["readOnlyRootFS"] = areq.readonly_rootfs
+        if areq.annotations:
+            app_doc["annotations"] = [{"name": k, "value": v} for k, v in areq.annotations]
+        apps.append(app_doc)
+        image_apps.append(image_app or {})
+        records.append(rec)
+    pod: dict[str, Any] = {"acKind": "PodManifest", "acVersion": "0.8.11", "apps": apps}
+    pod["volumes"] = _volumes_and_mounts(req, apps, image_apps, list(req.apps))
+    if req.annotations:
+        pod["annotations"] = [{"name": k, "value": v} for k, v in req.annotations]
+    if req.user_annotations:
+        pod["userAnnotations"] = dict(req.user_annotations)
+    if req.user_labels:
+        pod["userLabels"] = dict(req.user_labels)
+    PodManifest.from_json(pod)  # validate before anything is written
+    return pod, records
+
+
+def _copy_stage1(store: Store, stage1: Stage1, pod_dir: Path) -> None:
+    """A private copy of the (small) stage1 tree: hard links where possible, no mounts."""
+    rec = stage1.image
+    if rec.tree_id is None:
+        render_image_tree(store, rec.id)
+        rec = store.get(rec.id) or rec
+    assert rec.tree_id is not None
+    source = store.tree_path(rec.tree_id) / "rootfs"
+    target = pod_dir / abi.STAGE1_ROOTFS
+
+    def link_or_copy(src: str, dst: str) -> object:
+        try:
+            os.link(src, dst)
+            return dst
+        except OSError:
+            return shutil.copy2(src, dst)
+
+    shutil.copytree(source, target, symlinks=True, copy_function=link_or_copy)
+    (pod_dir / abi.STAGE1_MANIFEST).write_bytes(rec.manifest)
+    for sub in (abi.STATUS_DIR, abi.LOGS_DIR, abi.ENV_DIR):
+        (pod_dir / sub).mkdir(parents=True, exist_ok=True)
+
+
+def _lay_out_apps(
+    store: Store,
+    pod_dir: Path,
+    pod: dict[str, Any],
+    records: list[ImageRecord],
+    resolve: Callable[..., str] | None,
+) -> None:
+    for app, rec in zip(pod["apps"], records, strict=True):
+        tree_id = rec.tree_id
+        if tree_id is None or not store.tree_path(tree_id).is_dir():
+            tree_id = render_image_tree(store, rec.id, resolve_dependency=resolve).id
+        info = pod_dir / abi.appsinfo(app["name"])
+        info.mkdir(parents=True)
+        (info / "manifest").write_bytes(rec.manifest)
+        (info / "treeStoreID").write_text(tree_id)
+        (info / "rootfs").symlink_to(store.tree_path(tree_id) / "rootfs")
+        overlay = pod_dir / abi.app_overlay(app["name"])
+        (overlay / "upper").mkdir(parents=True)
+        (overlay / "work").mkdir()
+        store.touch(rec.id)
+    for vol in pod.get("volumes", []):
+        if vol["kind"] == "empty":
+            path = pod_dir / abi.VOLUMES_DIR / vol["name"]
+            path.mkdir(parents=True)
+            os.chown(path, int(vol.get("uid", 0)), int(vol.get("gid", 0)))
+            path.chmod(int(str(vol.get("mode", "0755")), 8))
+
+
+def prepare_pod(
+    data_dir: Path,
+    store: Store,
+    req: PodRequest,
+    *,
+    fetch: Callable[[str, Path | None], str],
+    resolve_dependency: Callable[..., str] | None = None,
+    stage1_config: dict[str, str] | None = None,
+) -> PreparedPod:
+    """Create a pod directory in ``prepared``; on any failure the pod is left as garbage."""
+    pods_root = ensure_pods_root(data_dir)
+    pod, lock = create_embryo(pods_root)
+    try:
+        if req.pod_manifest is not None:
+            manifest, records = _load_pod_manifest(store, req.pod_manifest)
+        else:
+            manifest, records = build_pod_manifest(store, req, fetch)
+        stage1 = select_stage1(store, req.stage1, stage1_config or {}, lambda ref: fetch(ref, None))
+        _lay_out_apps(store, pod.path, manifest, records, resolve_dependency)
+        _copy_stage1(store, stage1, pod.path)
+        write_atomic(pod.file(abi.POD_MANIFEST), json.dumps(manifest, indent=2).encode())
+        pod.move_to("prepared")
+    except (RktError, OSError) as exc:
+        _abandon(pod, lock)
+        if isinstance(exc, OSError):
+            raise PodError(f'pod "{pod.uuid}": prepare failed: {exc}') from exc
+        raise
+    except BaseException:
+        _abandon(pod, lock)
+        raise
+    lock.close()
+    return PreparedPod(pod, stage1)
+
+
+def _abandon(pod: Pod, lock: PodLock) -> None:
+    """A failed prepare becomes garbage (rkt's 'aborted prepare'), removed by the next gc."""
+    try:
+        pod.move_to("garbage")
+    except (PodError, OSError):
+        pass
+    lock.close()
+
+
+def _load_pod_manifest(store: Store, path: Path) -> tuple[dict[str, Any], list[ImageRecord]]:
+    from rkt.schema.pod import PodManifest
+
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f'--pod-manifest "{path}": {exc.strerror}') from exc
+    parsed = PodManifest.from_json(data)
+    records = []
+    for app in parsed.apps:
+        rec = store.get(app.image.id)
+        if rec is None:
+            raise ImageError(
+                f'pod manifest: image "{app.image.id[:19]}" of app "{app.name}" is '
+                "not in the store (fetch it first)"
+            )
+        records.append(rec)
+    manifest = json.loads(data)
+    for app_doc, rec in zip(manifest["apps"], records, strict=True):
+        if not app_doc.get("app"):
+            app_doc["app"] = json.loads(rec.manifest).get("app")
+    return manifest, records

@@ -1,0 +1,149 @@
+"""Running a prepared pod: lock it, move it to ``run``, and exec the stage1 run entrypoint.
+
+After the ``execve`` the rkt process *is* the stage1: the caller's process tree, cgroup and limits
+(``systemd-run -p MemoryMax=…``) apply to the pod. Everything else about the pod's lifetime is the
+stage1's business (docs/stage1-abi.md §3). Also: invoking the other entrypoints (enter, stop, gc).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NoReturn
+
+from rkt import abi
+from rkt.errors import PodError
+from rkt.pod.pod import PREPARED, RUN, Pod, PodLock, write_atomic
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    net: str = "host"
+    hostname: str | None = None
+    interactive: bool = False
+    debug: bool = False
+    insecure: tuple[str, ...] = ()  # capabilities, paths, seccomp
+    mutable: bool = False
+
+    def stage1_flags(self) -> list[str]:
+        flags = [f"--net={self.net}"]
+        if self.hostname:
+            flags.append(f"--hostname={self.hostname}")
+        if self.interactive:
+            flags.append("--interactive")
+        if self.debug:
+            flags.append("--debug")
+        if self.insecure:
+            flags.append("--insecure-options=" + ",".join(self.insecure))
+        if self.mutable:
+            flags.append("--mutable")
+        return flags
+
+
+def entrypoint(pod: Pod, annotation: str) -> Path:
+    """The host path of a stage1 entrypoint of this pod (from its stage1 manifest)."""
+    try:
+        manifest = json.loads(pod.file(abi.STAGE1_MANIFEST).read_bytes())
+    except (OSError, ValueError) as exc:
+        raise PodError(f'pod "{pod.uuid}": cannot read its stage1 manifest') from exc
+    for ann in manifest.get("annotations", []):
+        if ann.get("name") == annotation:
+            rel = str(ann.get("value", "")).lstrip("/")
+            path = pod.file(abi.STAGE1_ROOTFS) / rel
+            if ".." in Path(rel).parts:
+                break
+            return path
+    raise PodError(f'pod "{pod.uuid}": its stage1 has no entrypoint "{annotation}"')
+
+
+def stage1_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {
+        "PATH": os.environ.get(
+            "PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        )
+    }
+    for key in ("TERM", "LANG", "LC_ALL"):
+        if key in os.environ:
+            env[key] = os.environ[key]
+    env.update(extra or {})
+    return env
+
+
+def start_run(pod: Pod, options: RunOptions) -> tuple[PodLock, list[str], dict[str, str]]:
+    """Take the pod's lock, move it to ``run``; return what to exec."""
+    if pod.phase != PREPARED:
+        raise PodError(f'pod "{pod.uuid}": is {pod.state()}, not prepared')
+    lock = PodLock(pod.path)
+    if not lock.try_exclusive():
+        lock.close()
+        raise PodError(f'pod "{pod.uuid}": is already being run')
+    try:
+        write_atomic(
+            pod.file(abi.STAGE1_CONFIG),
+            json.dumps(
+                {
+                    "net": options.net,
+                    "hostname": options.hostname,
+                    "interactive": options.interactive,
+                    "insecure": list(options.insecure),
+                    "mutable": options.mutable,
+                }
+            ).encode(),
+        )
+        pod.move_to(RUN)
+    except BaseException:
+        lock.close()
+        raise
+    run = entrypoint(pod, abi.ANN_RUN)
+    argv = [str(run), *options.stage1_flags(), pod.uuid]
+    env = stage1_env({abi.ENV_LOCK_FD: str(lock.inheritable_fd())})
+    return lock, argv, env
+
+
+def exec_stage1(pod: Pod, argv: list[str], env: dict[str, str]) -> NoReturn:
+    os.chdir(pod.path)
+    try:
+        os.execve(argv[0], argv, env)
+    except OSError as exc:
+        raise PodError(f'pod "{pod.uuid}": cannot exec stage1 "{argv[0]}": {exc.strerror}') from exc
+
+
+def call_entrypoint(
+    pod: Pod, annotation: str, args: list[str], *, check: bool = True, timeout: float | None = 60
+) -> int:
+    """Run a stage1 entrypoint as a child (gc, stop) with the pod dir as working directory."""
+    path = entrypoint(pod, annotation)
+    try:
+        proc = subprocess.run(
+            [str(path), *args, pod.uuid],
+            cwd=pod.path,
+            env=stage1_env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise PodError(
+            f'pod "{pod.uuid}": stage1 {annotation.rsplit("/", 1)[-1]} failed: {exc}'
+        ) from exc
+    if check and proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise PodError(
+            f'pod "{pod.uuid}": stage1 {annotation.rsplit("/", 1)[-1]} exited '
+            f"{proc.returncode}: {tail}"
+        )
+    return proc.returncode
+
+
+def exec_enter(pod: Pod, app: str | None, command: list[str]) -> NoReturn:
+    path = entrypoint(pod, abi.ANN_ENTER)
+    argv = [str(path)] + ([f"--app={app}"] if app else []) + [pod.uuid, "--", *command]
+    os.chdir(pod.path)
+    try:
+        os.execve(argv[0], argv, stage1_env())
+    except OSError as exc:
+        raise PodError(f'pod "{pod.uuid}": cannot exec stage1 enter: {exc.strerror}') from exc

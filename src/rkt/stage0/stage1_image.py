@@ -1,0 +1,193 @@
+"""Choosing the stage1 image for a pod, and generating the built-in flavors.
+
+A built-in flavor is an ordinary ACI named ``coreos.com/rkt/stage1-<flavor>`` (label ``version`` =
+the rkt version) whose entrypoints are tiny Python scripts running this installation's stage1
+modules.
+It is generated and imported into the store on first use; the annotation ``rkt.local/interpreter``
+ties it to the interpreter that runs it, so two installs sharing a store each get their own.
+
+Selection order (rkt's Documentation/build-configure.md):
+``--stage1-{url,path,name,hash,from-dir}``, else the ``stage1`` config kind, else the built-in
+default flavor.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from rkt import __version__, abi
+from rkt.errors import ImageError, UsageError
+from rkt.store.db import ImageRecord
+from rkt.store.store import Store
+
+STAGE1_PREFIX = "coreos.com/rkt/stage1-"
+DEFAULT_FLAVOR = "default"
+INTERPRETER_ANNOTATION = "rkt.local/interpreter"
+
+# flavor -> (python package holding its entrypoint modules, entrypoint names it ships)
+BUILTIN_FLAVORS: dict[str, str] = {
+    "default": "rkt.stage1.ns",
+}
+_ENTRY_FILES = {abi.ANN_RUN: "run", abi.ANN_ENTER: "enter", abi.ANN_GC: "gc", abi.ANN_STOP: "stop"}
+
+
+@dataclass(frozen=True)
+class Stage1Choice:
+    """What the user asked for; at most one field is set."""
+
+    url: str | None = None
+    path: Path | None = None
+    name: str | None = None
+    hash: str | None = None
+    from_dir: str | None = None
+
+    def given(self) -> list[str]:
+        return [k for k in ("url", "path", "name", "hash", "from_dir") if getattr(self, k)]
+
+
+@dataclass(frozen=True)
+class Stage1:
+    image: ImageRecord
+    entrypoints: dict[str, str]
+    interface_version: int
+
+
+def builtin_name(flavor: str) -> str:
+    return STAGE1_PREFIX + flavor
+
+
+def _flavor_of(name: str) -> str | None:
+    bare = name.split(":", 1)[0].split(",", 1)[0]
+    if bare.startswith(STAGE1_PREFIX) and bare[len(STAGE1_PREFIX) :] in BUILTIN_FLAVORS:
+        return bare[len(STAGE1_PREFIX) :]
+    return None
+
+
+def _script(module: str) -> str:
+    return (
+        f"#!{sys.executable} -I\n"
+        "# rkt built-in stage1 entrypoint (generated; see docs/stage1-abi.md)\n"
+        "import sys\n"
+        f"from {module} import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+
+
+def ensure_builtin_stage1(store: Store, flavor: str) -> ImageRecord:
+    """The built-in flavor's image for this interpreter and rkt version, imported if missing."""
+    from rkt.formats.aci import build_aci
+    from rkt.stage0.importer import import_image_file
+
+    if flavor not in BUILTIN_FLAVORS:
+        known = ", ".join(sorted(BUILTIN_FLAVORS))
+        raise UsageError(f'stage1 flavor "{flavor}" is not available (built-in: {known})')
+    name = builtin_name(flavor)
+    for rec in store.find_by_name(name, {"version": __version__}):
+        annotations = json.loads(rec.manifest).get("annotations", [])
+        if {"name": INTERPRETER_ANNOTATION, "value": sys.executable} in annotations:
+            return rec
+    package = BUILTIN_FLAVORS[flavor]
+    annotations = [{"name": ann, "value": "/" + fname} for ann, fname in _ENTRY_FILES.items()]
+    annotations += [
+        {"name": abi.ANN_INTERFACE_VERSION, "value": str(abi.INTERFACE_VERSION)},
+        {"name": INTERPRETER_ANNOTATION, "value": sys.executable},
+    ]
+    manifest = {
+        "acKind": "ImageManifest",
+        "acVersion": "0.8.11",
+        "name": name,
+        "labels": [
+            {"name": "version", "value": __version__},
+            {"name": "os", "value": "linux"},
+            {"name": "arch", "value": "amd64"},
+        ],
+        "annotations": annotations,
+    }
+    with store.tempdir("stage1") as tmp:
+        src = tmp.path / "src"
+        (src / "rootfs").mkdir(parents=True)
+        (src / "manifest").write_text(json.dumps(manifest, indent=2))
+        for fname in _ENTRY_FILES.values():
+            script = src / "rootfs" / fname
+            script.write_text(_script(f"{package}.{fname}"))
+            script.chmod(0o755)
+        aci = tmp.path / "stage1.aci"
+        build_aci(src, aci, mtime=0)
+        image_id = import_image_file(store, aci, source=f"builtin:{flavor}", render=True)
+    imported = store.get(image_id)
+    assert imported is not None
+    return imported
+
+
+def stage1_entrypoints(rec: ImageRecord) -> Stage1:
+    """Check the interface version and that every required entrypoint is declared."""
+    from rkt.schema.image import ImageManifest
+
+    manifest = ImageManifest.from_json(rec.manifest)
+    raw = manifest.annotation(abi.ANN_INTERFACE_VERSION)
+    supported = f"{abi.MIN_INTERFACE_VERSION}..{abi.INTERFACE_VERSION}"
+    if raw is None or not raw.strip().isdigit():
+        raise ImageError(
+            f'stage1 "{manifest.name}": no valid interface version annotation '
+            f"(this rkt speaks {supported})"
+        )
+    version = int(raw)
+    if not abi.MIN_INTERFACE_VERSION <= version <= abi.INTERFACE_VERSION:
+        raise ImageError(
+            f'stage1 "{manifest.name}": interface version {version} is not '
+            f"supported (this rkt speaks {supported})"
+        )
+    entrypoints: dict[str, str] = {}
+    for ann in abi.REQUIRED_ENTRYPOINTS:
+        value = manifest.annotation(ann)
+        if not value or not value.startswith("/"):
+            raise ImageError(f'stage1 "{manifest.name}": missing entrypoint annotation "{ann}"')
+        entrypoints[ann] = value
+    return Stage1(rec, entrypoints, version)
+
+
+def select_stage1(
+    store: Store, choice: Stage1Choice, configured: dict[str, str], fetch: Callable[[str], str]
+) -> Stage1:
+    """Resolve the stage1 image; ``fetch`` brings an image reference into the store."""
+    given = choice.given()
+    if len(given) > 1:
+        flags = ", ".join("--stage1-" + g.replace("_", "-") for g in given)
+        raise UsageError(f"only one stage1 may be chosen ({flags} given)")
+    if choice.hash:
+        rec = store.resolve_id(choice.hash)
+    elif choice.name:
+        flavor = _flavor_of(choice.name)
+        rec = ensure_builtin_stage1(store, flavor) if flavor else _by_id(store, fetch(choice.name))
+    elif choice.path:
+        rec = _by_id(store, fetch(str(choice.path)))
+    elif choice.url:
+        rec = _by_id(store, fetch(choice.url))
+    elif choice.from_dir:
+        base = Path(configured.get("stage1-images", "/usr/lib/rkt/stage1-images"))
+        rec = _by_id(store, fetch(str(base / choice.from_dir)))
+    elif configured.get("name"):
+        text = configured["name"]
+        if configured.get("version"):
+            text += ":" + configured["version"]
+        flavor = _flavor_of(text)
+        if flavor:
+            rec = ensure_builtin_stage1(store, flavor)
+        elif configured.get("location"):
+            rec = _by_id(store, fetch(configured["location"]))
+        else:
+            rec = _by_id(store, fetch(text))
+    else:
+        rec = ensure_builtin_stage1(store, DEFAULT_FLAVOR)
+    return stage1_entrypoints(rec)
+
+
+def _by_id(store: Store, image_id: str) -> ImageRecord:
+    rec = store.get(image_id)
+    if rec is None:
+        raise ImageError(f'stage1 "{image_id[:19]}": not in the store after fetching')
+    return rec
