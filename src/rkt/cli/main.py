@@ -101,7 +101,11 @@ def dispatch(argv: Sequence[str]) -> int:
         raw: RawCommandModule = loaded
         return raw.run_raw(rest)
     module: CommandModule = loaded
-    parser = Parser(prog=f"rkt {name}", description=summary, parents=[global_parser()])
+    bare = Parser(prog=f"rkt {name}", add_help=False)
+    module.add_arguments(bare)
+    usage = bare.format_usage().removeprefix("usage: ").strip() + " [global flags]"
+    parser = Parser(prog=f"rkt {name}", description=summary, usage=usage,
+                    parents=[global_parser()])
     module.add_arguments(parser)
     args = parser.parse_args(rest)
     return module.run(args, options_from(args))

@@ -22,7 +22,7 @@ def _kv_list(text: str, flag: str) -> dict[str, str]:
 
 
 def parse_volume(text: str) -> VolumeSpec:
-    """``NAME,kind=host,source=PATH[,readOnly=BOOL][,recursive=BOOL]`` or ``NAME,kind=empty,...``."""
+    """``NAME,kind=host,source=PATH[,readOnly=B][,recursive=B]`` or ``NAME,kind=empty,...``."""
     name, _, rest = text.partition(",")
     if not name or "=" in name:
         raise UsageError(f'--volume "{text}": must start with the volume name')

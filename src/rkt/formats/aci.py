@@ -21,17 +21,16 @@ import errno
 import hashlib
 import io
 import os
-import queue
 import stat
 import tarfile
 import tempfile
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, cast
 
 from rkt.errors import ArchiveError, ManifestError, UsageError
+from rkt.formats.background import ReadAhead, Worker
 from rkt.formats.compression import COMPRESSIONS, detected, open_compressor, open_decompressed
 from rkt.formats.safetar import Extractor, member_path
 from rkt.formats.tarstream import TarEntry, TarReader
@@ -72,36 +71,6 @@ class _CountingReader:
             self._total += len(data)
             self._progress(self._total)
         return data
-
-
-class _BackgroundDigest:
-    """sha512 of the tar computed on a worker thread, overlapping extraction and the tree hash.
-
-    hashlib releases the GIL while hashing large buffers, so on two cores the image ID costs
-    almost no wall time; chunks are immutable bytes, so handing them over is safe.
-    """
-
-    def __init__(self) -> None:
-        self._digest = hashlib.sha512()
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=16)
-        self._thread = threading.Thread(target=self._run, name="rkt-aci-digest", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while (chunk := self._queue.get()) is not None:
-            self._digest.update(chunk)
-
-    def update(self, chunk: bytes) -> None:
-        self._queue.put(chunk)
-
-    def close(self) -> None:
-        if self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join()
-
-    def hexdigest(self) -> str:
-        self.close()
-        return self._digest.hexdigest()
 
 
 def _image_id(hexdigest: str) -> str:
@@ -151,18 +120,28 @@ def import_aci(
     """
     source = cast(BinaryIO, _CountingReader(raw, progress)) if progress is not None else raw
     stream = open_decompressed(source)
-    tar_digest = _BackgroundDigest()
-    reader = TarReader(stream, on_chunk=tar_digest.update)
+    tar_digest = hashlib.sha512()
     builder = TreeHashBuilder() if rootfs_dest is not None else None
     manifest: bytes | None = None
     entries = 0
     tree_size = 0
     with contextlib.ExitStack() as stack:
-        stack.callback(tar_digest.close)
+        # Threads (see rkt.formats.background): reading ``raw`` (and whatever the caller's
+        # stream does, such as copying to the blob) and decompressing run ahead of the tar
+        # parser; the image-ID digest runs on its own worker; the extractor hashes large files
+        # on a third. The main thread parses and writes the tree.
+        ahead = stack.enter_context(ReadAhead(stream))
+        digest_worker = Worker("rkt-aci-digest")
+        stack.callback(digest_worker.abort)
+        reader = TarReader(
+            cast(BinaryIO, ahead), on_chunk=lambda c: digest_worker.submit(tar_digest.update, c)
+        )
         extractor = None
         if rootfs_dest is not None:
             extractor = stack.enter_context(
-                Extractor(rootfs_dest, strip_prefix="rootfs", hasher=builder)
+                Extractor(
+                    rootfs_dest, strip_prefix="rootfs", hasher=builder, background_digests=True
+                )
             )
         for entry in reader:
             where = _top_level(entry)
@@ -177,6 +156,7 @@ def import_aci(
         reader.drain()
         if extractor is not None:
             tree_size = extractor.finish().bytes_written
+        digest_worker.close()
     if manifest is None:
         raise ArchiveError("ACI has no manifest")
     if entries == 0:

@@ -38,10 +38,14 @@ from types import TracebackType
 from typing import BinaryIO
 
 from rkt.errors import ArchiveError
+from rkt.formats.background import Worker
 from rkt.formats.tarstream import TarEntry, TarReader
-from rkt.formats.treehash import TreeHashBuilder
+from rkt.formats.treehash import PendingDigest, TreeHashBuilder
 
 _XATTR_NOT_PERMITTED = {errno.EPERM, errno.EACCES, errno.ENOTSUP, errno.EOPNOTSUPP}
+# With background digests, bodies at least this large are hashed on the digest worker; smaller
+# ones are hashed inline, where a queue hand-over would cost more than the hashing.
+BACKGROUND_DIGEST_MIN = 64 * 1024
 
 OnEntry = Callable[[TarEntry, TarReader], bool]
 PathFilter = Callable[[str], bool]
@@ -85,7 +89,9 @@ def strip_path(path: str, prefix: str) -> str | None:
 class Extractor:
     """Applies tar members to ``dest`` one by one; :meth:`finish` fixes directories up.
 
-    Use as a context manager (it holds a descriptor of ``dest``).
+    Use as a context manager (it holds a descriptor of ``dest``). With ``background_digests``
+    (and a ``hasher``), the tree-hash digests of large files are computed on a worker thread
+    while extraction goes on; :meth:`finish` waits for them, so the hasher is complete after it.
     """
 
     def __init__(
@@ -96,6 +102,7 @@ class Extractor:
         path_filter: PathFilter | None = None,
         hasher: TreeHashBuilder | None = None,
         same_owner: bool | None = None,
+        background_digests: bool = False,
     ) -> None:
         self._prefix = member_path(strip_prefix)
         os.makedirs(dest, exist_ok=True)
@@ -109,6 +116,9 @@ class Extractor:
         self.entries = 0
         self.bytes_written = 0
         self.skipped = 0
+        self._digests: Worker | None = None
+        if hasher is not None and background_digests:
+            self._digests = Worker("rkt-tree-digest")
 
     def __enter__(self) -> Extractor:
         return self
@@ -119,6 +129,9 @@ class Extractor:
         self.close()
 
     def close(self) -> None:
+        if self._digests is not None:
+            self._digests.abort()
+            self._digests = None
         if self._root >= 0:
             os.close(self._root)
             self._root = -1
@@ -153,6 +166,9 @@ class Extractor:
 
     def finish(self) -> ExtractStats:
         """Give directories their modes and mtimes, deepest first; return the stats."""
+        if self._digests is not None:
+            digests, self._digests = self._digests, None
+            digests.close()
         for rel in sorted(self._dir_meta, reverse=True):
             entry = self._dir_meta[rel]
             try:
@@ -187,8 +203,11 @@ class Extractor:
             fd = os.open(rel, flags, 0o600, dir_fd=self._root)
         try:
             digest = hashlib.sha512() if self._hasher is not None else None
+            worker = self._digests if entry.size >= BACKGROUND_DIGEST_MIN else None
             for chunk in reader.body_chunks():
-                if digest is not None:
+                if worker is not None:
+                    worker.submit(digest.update, chunk)  # type: ignore[union-attr]
+                elif digest is not None:
                     digest.update(chunk)
                 done = os.write(fd, chunk)
                 while done < len(chunk):
@@ -202,7 +221,10 @@ class Extractor:
             os.utime(fd, ns=(entry.mtime_ns, entry.mtime_ns))
             if digest is not None:
                 st = None if self._same_owner else os.fstat(fd)
-                self._record(rel, "f", entry, st, entry.size, digest.hexdigest())
+                if worker is not None:
+                    self._record_pending(rel, entry, st, digest)
+                else:
+                    self._record(rel, "f", entry, st, entry.size, digest.hexdigest())
         finally:
             os.close(fd)
 
@@ -301,6 +323,16 @@ class Extractor:
             self._hasher.add(rel, kind, entry.mode, entry.uid, entry.gid, size, digest)
         else:
             self._hasher.add(rel, kind, st.st_mode, st.st_uid, st.st_gid, size, digest)
+
+    def _record_pending(
+        self, rel: str, entry: TarEntry, st: os.stat_result | None, digest: hashlib._Hash
+    ) -> None:
+        assert self._hasher is not None
+        if st is None:
+            mode, uid, gid = entry.mode, entry.uid, entry.gid
+        else:
+            mode, uid, gid = st.st_mode, st.st_uid, st.st_gid
+        self._hasher.add_pending(rel, PendingDigest("f", mode, uid, gid, entry.size, digest))
 
     def _ensure_parent(self, rel: str, name: str) -> None:
         """Make every parent of ``rel`` a verified real directory, creating missing ones."""

@@ -57,17 +57,41 @@ def _record(kind: str, mode: int, uid: int, gid: int, size: int, digest: str) ->
     return f"{kind} {mode & 0o7777:04o} {uid} {gid} {size} {digest}\n".encode("ascii")
 
 
+class PendingDigest:
+    """A file record whose content digest is still being fed (on another thread).
+
+    The builder turns it into the record when :meth:`TreeHashBuilder.hexdigest` runs; whoever
+    feeds ``digest`` must have finished by then (``rkt.formats.safetar.Extractor.finish`` waits
+    for its digest worker).
+    """
+
+    __slots__ = ("digest", "gid", "kind", "mode", "size", "uid")
+
+    def __init__(
+        self, kind: str, mode: int, uid: int, gid: int, size: int, digest: hashlib._Hash
+    ) -> None:
+        self.kind, self.mode, self.uid, self.gid, self.size = kind, mode, uid, gid, size
+        self.digest = digest
+
+    def record(self) -> bytes:
+        return _record(self.kind, self.mode, self.uid, self.gid, self.size, self.digest.hexdigest())
+
+
 class TreeHashBuilder:
     """Collects one record per path; later records for a path replace earlier ones."""
 
     def __init__(self) -> None:
-        self._records: dict[bytes, bytes] = {}
+        self._records: dict[bytes, bytes | PendingDigest] = {}
 
     def add(
         self, path: str, kind: str, mode: int, uid: int, gid: int, size: int, digest: str = "-"
     ) -> None:
         """Record ``path`` (relative, "/"-separated) with the given attributes."""
         self._records[os.fsencode(path)] = _record(kind, mode, uid, gid, size, digest)
+
+    def add_pending(self, path: str, pending: PendingDigest) -> None:
+        """Record ``path`` with a content digest that is completed later (see PendingDigest)."""
+        self._records[os.fsencode(path)] = pending
 
     def add_symlink(self, path: str, target: str, mode: int, uid: int, gid: int) -> None:
         raw = os.fsencode(target)
@@ -85,7 +109,7 @@ class TreeHashBuilder:
         """Forget ``path`` and, if it was a directory, everything below it."""
         key = os.fsencode(path)
         record = self._records.pop(key, None)
-        if record is not None and record.startswith(b"d "):
+        if isinstance(record, bytes) and record.startswith(b"d "):
             prefix = key + b"/"
             for child in [k for k in self._records if k.startswith(prefix)]:
                 del self._records[child]
@@ -96,7 +120,10 @@ class TreeHashBuilder:
     def hexdigest(self) -> str:
         digest = hashlib.sha512(HEADER)
         for key in sorted(self._records):
-            digest.update(key + b"\0" + self._records[key])
+            record = self._records[key]
+            if not isinstance(record, bytes):
+                record = self._records[key] = record.record()
+            digest.update(key + b"\0" + record)
         return digest.hexdigest()
 
 

@@ -88,9 +88,14 @@ def _b(value: str | None) -> bytes | None:
     return None if value is None else os.fsencode(value)
 
 
-def mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None) -> None:
-    _check(_libc.mount(_b(source), _b(target), _b(fstype), ctypes.c_ulong(flags), _b(data)),
-           "mount", target)
+def mount(
+    source: str | None, target: str, fstype: str | None, flags: int, data: str | None
+) -> None:
+    _check(
+        _libc.mount(_b(source), _b(target), _b(fstype), ctypes.c_ulong(flags), _b(data)),
+        "mount",
+        target,
+    )
 
 
 def umount2(target: str, flags: int) -> None:
@@ -106,8 +111,9 @@ def setns(fd: int, nstype: int) -> None:
 
 
 def pivot_root(new_root: str, put_old: str) -> None:
-    _check(_libc.syscall(_SYSCALLS["pivot_root"], _b(new_root), _b(put_old)), "pivot_root",
-           new_root)
+    _check(
+        _libc.syscall(_SYSCALLS["pivot_root"], _b(new_root), _b(put_old)), "pivot_root", new_root
+    )
 
 
 def sethostname(name: str) -> None:
@@ -117,8 +123,9 @@ def sethostname(name: str) -> None:
 
 def prctl(option: int, arg2: int = 0, arg3: int = 0) -> int:
     return _check(
-        _libc.prctl(option, ctypes.c_ulong(arg2), ctypes.c_ulong(arg3), ctypes.c_ulong(0),
-                    ctypes.c_ulong(0)),
+        _libc.prctl(
+            option, ctypes.c_ulong(arg2), ctypes.c_ulong(arg3), ctypes.c_ulong(0), ctypes.c_ulong(0)
+        ),
         "prctl",
     )
 
@@ -149,9 +156,7 @@ def capset(effective: int, permitted: int, inheritable: int) -> None:
 def openat2(dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> int:
     how = _OpenHow(flags | os.O_CLOEXEC, mode, resolve)
     return _check(
-        _libc.syscall(_SYSCALLS["openat2"], dirfd, _b(path), ctypes.byref(how),
-                      ctypes.sizeof(how)),
+        _libc.syscall(_SYSCALLS["openat2"], dirfd, _b(path), ctypes.byref(how), ctypes.sizeof(how)),
         "openat2",
         path,
     )
-

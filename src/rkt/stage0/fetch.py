@@ -23,7 +23,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from rkt.errors import FetchError, ImageError, NotFoundError, SignatureError, UsageError
+from rkt.errors import (
+    ArchiveError,
+    FetchError,
+    ImageError,
+    ManifestError,
+    NotFoundError,
+    SignatureError,
+    UsageError,
+)
 from rkt.fetch.progress import NullProgress, Progress
 from rkt.fetch.reference import (
     DockerRef,
@@ -108,13 +116,7 @@ class Fetcher:
             raise NotFoundError(f'image "{path}": no such file')
         sig_bytes = None
         if not self.opts.insecure.image:
-            sig_path = signature or Path(f"{path}.asc")
-            try:
-                sig_bytes = sig_path.read_bytes()
-            except FileNotFoundError:
-                sig_bytes = None
-            except OSError as exc:
-                raise SignatureError(f'signature "{sig_path}": {exc.strerror}') from exc
+            sig_bytes = _read_signature(signature or Path(f"{path}.asc"))
         return self._import(
             path,
             sig_bytes,
@@ -221,7 +223,7 @@ class Fetcher:
             sig_bytes = None
             if not self.opts.insecure.image:
                 if signature is not None:
-                    sig_bytes = signature.read_bytes()
+                    sig_bytes = _read_signature(signature)
                 elif sig_url is not None:
                     try:
                         sig_bytes = self.client.get_bytes(sig_url)
@@ -246,7 +248,7 @@ class Fetcher:
         expect: NameRef | None,
         missing_sig: str,
     ) -> str:
-        manifest = _peek_manifest(path)
+        manifest = _peek_manifest(path, source)
         if expect is not None:
             _check_discovered(manifest, expect)
         if self.opts.insecure.image:
@@ -296,14 +298,28 @@ class Fetcher:
         return self._client
 
 
-def _peek_manifest(path: Path) -> ImageManifest:
+def _read_signature(path: Path) -> bytes | None:
+    """A local detached signature file; None if there is none (the caller refuses then)."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise SignatureError(f'signature "{path}": {exc.strerror or exc}') from exc
+
+
+def _peek_manifest(path: Path, source: str) -> ImageManifest:
     """Read and validate the manifest before trusting anything else in the file."""
     from rkt.formats.aci import read_aci_manifest
     from rkt.schema.image import ImageManifest
 
-    with _open(path) as raw:
-        data = read_aci_manifest(raw)
-    return ImageManifest.from_json(data)
+    try:
+        with _open(path) as raw:
+            data = read_aci_manifest(raw)
+        return ImageManifest.from_json(data)
+    except (ArchiveError, ManifestError) as exc:
+        # The image has no trusted name yet: name it by where it came from.
+        raise type(exc)(f'image "{source}": {exc.message}', hint=exc.hint) from exc
 
 
 def _check_discovered(manifest: ImageManifest, expect: NameRef) -> None:

@@ -90,6 +90,9 @@ def export_image(store: Store, rec: ImageRecord, out: Path, *, overwrite: bool) 
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise ImageError(f'export "{out}": {exc.strerror}') from exc
+    except BaseException:  # e.g. ArchiveError from a corrupt blob: leave no temp file behind
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def prepare_target(target: Path, *, overwrite: bool) -> None:

@@ -14,6 +14,7 @@ import errno
 import fcntl
 import os
 import shutil
+import stat
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,10 +33,16 @@ class FileLock:
 
     def acquire(self, *, shared: bool = False, blocking: bool = True) -> bool:
         if self._fd is None:
+            # Read-only is enough for flock, so a lock file another user created (root's, for a
+            # member of group rkt) can still be locked; a new one is made group-writable anyway.
             try:
-                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o664)
+                self._fd = os.open(self.path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o664)
             except OSError as exc:
                 raise StoreError(f'lock "{self.path}": {exc.strerror}') from exc
+            with contextlib.suppress(OSError):
+                st = os.fstat(self._fd)
+                if st.st_uid == os.geteuid() and stat.S_IMODE(st.st_mode) != 0o664:
+                    os.fchmod(self._fd, 0o664)
         flags = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
         if not blocking:
             flags |= fcntl.LOCK_NB
@@ -128,7 +135,7 @@ def clean_stale_tempdirs(tmp_root: Path) -> int:
                 entry.unlink(missing_ok=True)
                 removed += 1
                 continue
-            fd = os.open(entry / TMP_LOCK_NAME, os.O_RDWR | os.O_CLOEXEC)
+            fd = os.open(entry / TMP_LOCK_NAME, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
             # No lock yet: a creator killed after mkdir (empty), or one about to open the lock
             # (it notices the directory is gone and picks a new name).

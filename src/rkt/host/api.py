@@ -1,0 +1,118 @@
+"""The ``Host`` protocol: the privileged kernel calls stage1 makes, as one narrow interface.
+
+Code that isolates a pod takes a ``Host`` argument, so unit tests pass ``rkt.host.fake.
+RecordingHost`` and assert on the calls without root; ``rkt.host.linux.LinuxHost`` is the real
+thing. Flag constants are re-exported from ``rkt.host.libc`` so callers need not import ctypes
+glue by name.
+
+Imports only the standard library and ``rkt.host.libc`` (constants).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Literal, Protocol
+
+from rkt.host.libc import (
+    CLONE_NEWIPC,
+    CLONE_NEWNET,
+    CLONE_NEWNS,
+    CLONE_NEWPID,
+    CLONE_NEWUTS,
+    MNT_DETACH,
+    MS_BIND,
+    MS_NODEV,
+    MS_NOEXEC,
+    MS_NOSUID,
+    MS_PRIVATE,
+    MS_RDONLY,
+    MS_REC,
+    MS_REMOUNT,
+    MS_SLAVE,
+    MS_STRICTATIME,
+)
+
+__all__ = [
+    "CLONE_NEWIPC",
+    "CLONE_NEWNET",
+    "CLONE_NEWNS",
+    "CLONE_NEWPID",
+    "CLONE_NEWUTS",
+    "MNT_DETACH",
+    "MS_BIND",
+    "MS_NODEV",
+    "MS_NOEXEC",
+    "MS_NOSUID",
+    "MS_PRIVATE",
+    "MS_RDONLY",
+    "MS_REC",
+    "MS_REMOUNT",
+    "MS_SLAVE",
+    "MS_STRICTATIME",
+    "Host",
+    "TargetKind",
+]
+
+TargetKind = Literal["dir", "file"]
+
+
+class Host(Protocol):
+    """Privileged operations; every method raises ``OSError`` naming the call on failure."""
+
+    def mount(
+        self, source: str | None, target: str, fstype: str | None, flags: int, data: str | None
+    ) -> None: ...
+
+    def mount_in_root(
+        self,
+        root_fd: int,
+        target: str,
+        source: str | None,
+        fstype: str | None,
+        flags: int,
+        data: str | None = None,
+        *,
+        create: TargetKind | None = "dir",
+    ) -> None:
+        """Mount on ``target`` resolved inside the directory ``root_fd`` as if it were ``/``.
+
+        Symlinks in ``target`` can never lead outside the root (openat2 RESOLVE_IN_ROOT); missing
+        components are created (``create`` says what the last one is).
+        """
+        ...
+
+    def symlink_in_root(self, root_fd: int, path: str, target: str) -> None:
+        """Create the symlink ``path`` (inside ``root_fd``, parent must exist) -> ``target``."""
+        ...
+
+    def umount(self, target: str, flags: int = 0) -> None: ...
+
+    def unshare(self, flags: int) -> None: ...
+
+    def setns(self, fd: int, nstype: int) -> None: ...
+
+    def pivot_root(self, new_root: str, put_old: str) -> None: ...
+
+    def sethostname(self, name: str) -> None: ...
+
+    def set_pdeathsig(self, signum: int) -> None: ...
+
+    def set_no_new_privs(self) -> None: ...
+
+    def set_dumpable(self, dumpable: bool) -> None: ...
+
+    def set_identity(self, uid: int, gid: int, groups: tuple[int, ...]) -> None:
+        """setgroups, then real/effective/saved gid, then uid (in that order, as it must be)."""
+        ...
+
+    def drop_bounding_set(self, keep: Iterable[int]) -> None:
+        """Drop every capability not in ``keep`` from the bounding set (needs CAP_SETPCAP)."""
+        ...
+
+    def limit_capabilities(self, keep: Iterable[int]) -> None:
+        """Clear the ambient set; intersect effective, permitted, inheritable with ``keep``."""
+        ...
+
+    def bring_up_loopback(self) -> None:
+        """Set ``lo`` up in the current network namespace."""
+        ...

@@ -1,0 +1,195 @@
+"""The cgroup v1 backend: one directory per hierarchy, plain file writes.
+
+Pod cgroups are created under the CALLER's own cgroup of each hierarchy (from /proc/self/cgroup),
+so limits the caller runs under (``systemd-run -p MemoryMax=...``) still apply to the pod. cpuset
+children start with empty ``cpuset.cpus``/``mems`` and refuse tasks, so the parent's are copied.
+
+Imports only the standard library and ``rkt.host.cgroups``.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import select
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+from rkt.host.cgroups import PodCgroup
+
+_KILL_WAIT_MS = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class Hierarchy:
+    mountpoint: Path
+    mount_root: str
+    controllers: frozenset[str]
+
+
+def parse_hierarchies(mountinfo: str) -> list[Hierarchy]:
+    """Every v1 cgroup mount in a mountinfo text (proc(5)), first mount of each hierarchy."""
+    out: list[Hierarchy] = []
+    seen: set[frozenset[str]] = set()
+    for line in mountinfo.splitlines():
+        fields = line.split()
+        if "-" not in fields:
+            continue
+        sep = fields.index("-")
+        if len(fields) < sep + 4 or fields[sep + 1] != "cgroup":
+            continue
+        options = frozenset(fields[sep + 3].split(",")) - {"rw", "ro"}
+        controllers = frozenset(o for o in options if "=" not in o or o.startswith("name="))
+        if controllers in seen:
+            continue
+        seen.add(controllers)
+        mountpoint = fields[4].replace("\\040", " ")
+        out.append(Hierarchy(Path(mountpoint), fields[3], controllers))
+    return out
+
+
+def parse_self_cgroup(text: str) -> dict[frozenset[str], str]:
+    """``/proc/<pid>/cgroup`` as {controller set: path}; the v2 line ("0::") is left out."""
+    out: dict[frozenset[str], str] = {}
+    for line in text.splitlines():
+        parts = line.split(":", 2)
+        if len(parts) == 3 and parts[1]:
+            out[frozenset(parts[1].split(","))] = parts[2]
+    return out
+
+
+class CgroupV1:
+    version = 1
+
+    def __init__(self, mountinfo: str, self_cgroup: str) -> None:
+        self.hierarchies = parse_hierarchies(mountinfo)
+        self.own = parse_self_cgroup(self_cgroup)
+
+    def own_dirs(self) -> list[tuple[Hierarchy, Path, str]]:
+        """(hierarchy, directory of the caller's cgroup, its path from the hierarchy root)."""
+        out = []
+        for h in self.hierarchies:
+            path = self.own.get(h.controllers)
+            if path is None:
+                continue
+            inside = path
+            if h.mount_root != "/" and (path + "/").startswith(h.mount_root.rstrip("/") + "/"):
+                inside = path[len(h.mount_root.rstrip("/")) :] or "/"
+            out.append((h, h.mountpoint / inside.lstrip("/"), path))
+        return out
+
+    def create(self, name: str) -> PodCgroup:
+        dirs: list[Path] = []
+        relative = ""
+        systemd_relative = ""
+        for hierarchy, parent, path in self.own_dirs():
+            child = parent / name
+            try:
+                child.mkdir(exist_ok=True)
+            except OSError as exc:
+                if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT):
+                    continue  # not ours to write: the pod just is not limited there
+                raise
+            _inherit_cpuset(parent, child)
+            dirs.append(child)
+            rel = path.rstrip("/") + "/" + name
+            relative = relative or rel
+            if "name=systemd" in hierarchy.controllers:
+                systemd_relative = systemd_relative or rel
+        return PodCgroup(dirs=tuple(dirs), relative=systemd_relative or relative)
+
+    def attach(self, cgroup: PodCgroup, pid: int = 0) -> None:
+        data = str(pid).encode()
+        for d in cgroup.dirs:
+            fd = os.open(d / "cgroup.procs", os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(fd, data)
+            finally:
+                os.close(fd)
+
+    def processes(self, cgroup: PodCgroup) -> list[int]:
+        pids: set[int] = set()
+        for d in cgroup.dirs:
+            for sub in _subtree(d):
+                pids.update(_read_procs(sub))
+        return sorted(pids)
+
+    def remove(self, cgroup: PodCgroup) -> None:
+        for _ in range(3):
+            pids = self.processes(cgroup)
+            if not pids:
+                break
+            _kill_and_wait(pids)
+        for d in cgroup.dirs:
+            for sub in reversed(_subtree(d)):
+                _rmdir(sub)
+
+
+def _inherit_cpuset(parent: Path, child: Path) -> None:
+    for knob in ("cpuset.cpus", "cpuset.mems"):
+        theirs = child / knob
+        if theirs.exists() and not theirs.read_text().strip():
+            theirs.write_text((parent / knob).read_text())
+
+
+def _subtree(root: Path) -> list[Path]:
+    """``root`` and every cgroup below it, parents first; [] when it is gone."""
+    if not root.is_dir():
+        return []
+    out = [root]
+    for top, dirnames, _ in os.walk(root):
+        out.extend(Path(top) / name for name in dirnames)
+    return out
+
+
+def _read_procs(cgroup_dir: Path) -> list[int]:
+    try:
+        return [int(line) for line in (cgroup_dir / "cgroup.procs").read_text().split()]
+    except FileNotFoundError:
+        return []
+
+
+def _kill_and_wait(pids: list[int]) -> None:
+    """SIGKILL each pid through a pidfd (no pid-reuse race) and wait until they have exited."""
+    poller = select.poll()
+    fds = []
+    for pid in pids:
+        try:
+            fd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            continue
+        fds.append(fd)
+        try:
+            signal.pidfd_send_signal(fd, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        poller.register(fd, select.POLLIN)
+    try:
+        pending = set(fds)
+        while pending:
+            events = poller.poll(_KILL_WAIT_MS)
+            if not events:
+                break  # unkillable (D state): rmdir will say EBUSY, which we tolerate
+            for fd, _ in events:
+                poller.unregister(fd)
+                pending.discard(fd)
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def _rmdir(path: Path) -> None:
+    try:
+        path.rmdir()
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        if exc.errno != errno.EBUSY:
+            raise
+        # A task that was killed may linger until its parent reaps it; give it one more pass.
+        _kill_and_wait(_read_procs(path))
+        try:
+            path.rmdir()
+        except FileNotFoundError:
+            pass

@@ -1,0 +1,174 @@
+"""An app's launch, fully resolved before any process is forked: what to exec, with which
+environment, user, groups, working directory, capability bounding set, no_new_privs, root
+filesystem options and volume mounts.
+
+Resolution follows appc: the pod manifest's ``app`` (if present) stands in for the image's, the
+environment is the image's with the pod's overrides and ``AC_APP_NAME`` on top and a default
+``PATH`` (ace.md "Execution Environment"); the bounding set is rkt's 14 capabilities unless a
+``capabilities-retain-set``/``-remove-set`` isolator or ``--insecure-options=capabilities`` says
+otherwise (rkt's capabilities-guide). The resolved ``AppSpec`` is saved as JSON so ``enter``
+applies exactly what the app got.
+
+Imports only the standard library, ``rkt.abi``, ``rkt.errors``, ``rkt.schema`` and siblings.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from rkt import abi
+from rkt.errors import PodError, RktError
+from rkt.schema.image import App
+from rkt.schema.isolators import (
+    CAPABILITIES,
+    DEFAULT_CAPABILITIES,
+    CapabilitySet,
+    NoNewPrivileges,
+    parse_isolator,
+)
+from rkt.schema.pod import PodApp, PodManifest, Volume
+from rkt.stage1.common.poddir import PRIVATE_DIR, PodDir
+from rkt.stage1.common.users import resolve_group, resolve_user
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+@dataclass(frozen=True, slots=True)
+class VolumeMount:
+    source: str  # host path
+    target: str  # absolute path inside the app
+    read_only: bool
+    recursive: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AppSpec:
+    name: str
+    exec: tuple[str, ...]
+    env: tuple[tuple[str, str], ...]
+    uid: int
+    gid: int
+    supplementary_gids: tuple[int, ...]
+    working_dir: str
+    capabilities: tuple[int, ...] | None  # the bounding set; None keeps the caller's
+    no_new_privs: bool
+    read_only_rootfs: bool
+    lower_rootfs: str
+    mounts: tuple[VolumeMount, ...] = ()
+
+    def env_dict(self) -> dict[str, str]:
+        return dict(self.env)
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self)).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> AppSpec:
+        obj: dict[str, Any] = json.loads(data)
+        caps = obj["capabilities"]
+        return cls(
+            name=obj["name"],
+            exec=tuple(obj["exec"]),
+            env=tuple((k, v) for k, v in obj["env"]),
+            uid=obj["uid"],
+            gid=obj["gid"],
+            supplementary_gids=tuple(obj["supplementary_gids"]),
+            working_dir=obj["working_dir"],
+            capabilities=None if caps is None else tuple(caps),
+            no_new_privs=obj["no_new_privs"],
+            read_only_rootfs=obj["read_only_rootfs"],
+            lower_rootfs=obj["lower_rootfs"],
+            mounts=tuple(VolumeMount(**m) for m in obj["mounts"]),
+        )
+
+
+def app_spec_path(pod: PodDir, app: str) -> Path:
+    return pod.file(f"{PRIVATE_DIR}/apps/{app}.json")
+
+
+def compute_env(app: App, image_app: App | None, name: str) -> tuple[tuple[str, str], ...]:
+    """ace.md: the image's environment, the pod's app overrides, AC_APP_NAME, default PATH."""
+    env: dict[str, str] = {}
+    if image_app is not None and image_app is not app:
+        env.update((e.name, e.value) for e in image_app.environment)
+    env.update((e.name, e.value) for e in app.environment)
+    env.setdefault("PATH", DEFAULT_PATH)
+    env["AC_APP_NAME"] = name
+    return tuple(env.items())
+
+
+def bounding_set(app: App, insecure: frozenset[str]) -> tuple[int, ...] | None:
+    if "capabilities" in insecure:
+        return None
+    names = DEFAULT_CAPABILITIES
+    for isolator in app.isolators:
+        typed = _typed(isolator.name, isolator)
+        if isinstance(typed, CapabilitySet):
+            names = typed.bounding_set()
+    return tuple(sorted(CAPABILITIES[n] for n in names if n in CAPABILITIES))
+
+
+def _typed(name: str, isolator: Any) -> Any:
+    try:
+        return parse_isolator(isolator)
+    except RktError as exc:
+        raise PodError(f'isolator "{name}": {exc.message}') from exc
+
+
+def _volume_mounts(
+    pod: PodDir, manifest: PodManifest, pod_app: PodApp, app: App
+) -> list[VolumeMount]:
+    out = []
+    read_only_points = {mp.name for mp in app.mount_points if mp.read_only}
+    for mount in pod_app.mounts:
+        volume: Volume | None = mount.app_volume or manifest.volume(mount.volume)
+        if volume is None:
+            raise PodError(f'app "{pod_app.name}": no volume "{mount.volume}"')
+        if volume.kind == "host":
+            source = str(volume.source)
+        else:
+            source = str(pod.file(f"{abi.VOLUMES_DIR}/{volume.name}"))
+        out.append(
+            VolumeMount(
+                source=source,
+                target=mount.path,
+                read_only=volume.read_only or mount.volume in read_only_points,
+                # rkt binds host volumes recursively unless told otherwise.
+                recursive=volume.recursive is not False,
+            )
+        )
+    return out
+
+
+def build_app_spec(
+    pod: PodDir, manifest: PodManifest, pod_app: PodApp, insecure: frozenset[str]
+) -> AppSpec:
+    name = pod_app.name
+    image_app = pod.read_image_manifest(name).app
+    app = pod_app.app or image_app
+    if app is None:
+        raise PodError(f'app "{name}": neither the image nor the pod manifest says what to run')
+    if not app.exec:
+        raise PodError(f'app "{name}": has no exec')
+    lower = str(pod.app_lower_rootfs(name))
+    no_new_privs = any(
+        isinstance(t, NoNewPrivileges) and t.enabled
+        for t in (_typed(i.name, i) for i in app.isolators)
+    )
+    return AppSpec(
+        name=name,
+        exec=app.exec,
+        env=compute_env(app, image_app, name),
+        uid=resolve_user(lower, name, app.user),
+        gid=resolve_group(lower, name, app.group),
+        supplementary_gids=app.supplementary_gids,
+        working_dir=app.working_directory or "/",
+        capabilities=bounding_set(app, insecure),
+        no_new_privs=no_new_privs,
+        read_only_rootfs=pod_app.read_only_rootfs,
+        lower_rootfs=lower,
+        mounts=tuple(_volume_mounts(pod, manifest, pod_app, app)),
+    )

@@ -1,0 +1,143 @@
+"""Parse each entrypoint's argv exactly as docs/stage1-abi.md §3 writes it.
+
+Unknown flags are refused (the ABI wants version skew to be loud): ``PodError`` → exit 254.
+Flags take the ``--name=value`` form; booleans are bare (``--debug``) or ``--debug=true|false``.
+
+Imports only the standard library and ``rkt.errors``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from rkt.errors import PodError
+
+INSECURE_OPTIONS = frozenset({"capabilities", "paths", "seccomp"})
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_BOOLS = {"true": True, "false": False}
+
+
+@dataclass(frozen=True, slots=True)
+class RunArgs:
+    uuid: str
+    debug: bool = False
+    net: tuple[str, ...] = ("default",)
+    hostname: str | None = None
+    interactive: bool = False
+    insecure: frozenset[str] = frozenset()
+    mutable: bool = False
+
+    @property
+    def net_mode(self) -> str:
+        """ "host", "none", or "cni" (named networks, or "default")."""
+        if self.net == ("host",):
+            return "host"
+        if self.net == ("none",):
+            return "none"
+        return "cni"
+
+
+@dataclass(frozen=True, slots=True)
+class EnterArgs:
+    uuid: str
+    command: tuple[str, ...]
+    app: str | None = None
+    debug: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StopArgs:
+    uuid: str
+    force: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class GcArgs:
+    uuid: str
+    debug: bool = False
+
+
+def _split(
+    argv: list[str], known_values: set[str], known_bools: set[str]
+) -> tuple[dict[str, str], dict[str, bool], list[str], list[str]]:
+    values: dict[str, str] = {}
+    bools: dict[str, bool] = {}
+    positional: list[str] = []
+    rest: list[str] = []
+    for i, arg in enumerate(argv):
+        if arg == "--":
+            rest = argv[i + 1 :]
+            break
+        if not arg.startswith("--"):
+            positional.append(arg)
+            continue
+        name, eq, value = arg[2:].partition("=")
+        if name in known_values and eq:
+            values[name] = value
+        elif name in known_bools and not eq:
+            bools[name] = True
+        elif name in known_bools and value in _BOOLS:
+            bools[name] = _BOOLS[value]
+        else:
+            raise PodError(f'stage1: unknown or malformed flag "{arg}"')
+    return values, bools, positional, rest
+
+
+def _uuid(positional: list[str]) -> str:
+    if len(positional) != 1:
+        raise PodError(f"stage1: expected one pod uuid, got {len(positional)} arguments")
+    if not _UUID.fullmatch(positional[0]):
+        raise PodError(f'stage1: "{positional[0]}" is not a pod uuid')
+    return positional[0]
+
+
+def parse_run(argv: list[str]) -> RunArgs:
+    values, bools, positional, rest = _split(
+        argv, {"net", "hostname", "insecure-options"}, {"debug", "interactive", "mutable"}
+    )
+    if rest:
+        raise PodError("stage1: run takes no command after --")
+    insecure = frozenset(o for o in values.get("insecure-options", "").split(",") if o)
+    unknown = insecure - INSECURE_OPTIONS
+    if unknown:
+        raise PodError(f'stage1: unknown insecure option "{sorted(unknown)[0]}"')
+    net = tuple(n for n in values.get("net", "default").split(",") if n) or ("default",)
+    hostname = values.get("hostname") or None
+    if hostname is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.-]{0,62}", hostname):
+        raise PodError(f'stage1: "{hostname}" is not a valid hostname')
+    return RunArgs(
+        uuid=_uuid(positional),
+        debug=bools.get("debug", False),
+        net=net,
+        hostname=hostname,
+        interactive=bools.get("interactive", False),
+        insecure=insecure,
+        mutable=bools.get("mutable", False),
+    )
+
+
+def parse_enter(argv: list[str]) -> EnterArgs:
+    values, bools, positional, rest = _split(argv, {"app"}, {"debug"})
+    if not rest:
+        raise PodError("stage1: enter needs a command after --")
+    return EnterArgs(
+        uuid=_uuid(positional),
+        command=tuple(rest),
+        app=values.get("app") or None,
+        debug=bools.get("debug", False),
+    )
+
+
+def parse_stop(argv: list[str]) -> StopArgs:
+    _, bools, positional, rest = _split(argv, set(), {"force"})
+    if rest:
+        raise PodError("stage1: stop takes no command after --")
+    return StopArgs(uuid=_uuid(positional), force=bools.get("force", False))
+
+
+def parse_gc(argv: list[str]) -> GcArgs:
+    _, bools, positional, rest = _split(argv, set(), {"debug"})
+    if rest:
+        raise PodError("stage1: gc takes no command after --")
+    return GcArgs(uuid=_uuid(positional), debug=bools.get("debug", False))

@@ -1,0 +1,32 @@
+"""The one place a stage1 entrypoint turns errors into exit codes (docs/stage1-abi.md §3):
+a refusal or failure is one line on stderr and exit 254; a bug is a traceback and exit 255.
+
+Imports only the standard library and ``rkt.errors``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+from rkt.errors import EXIT_ERROR, EXIT_INTERNAL, RktError
+
+
+def run_entrypoint(name: str, func: Callable[[list[str]], int], argv: list[str]) -> int:
+    debug = "--debug" in argv
+    try:
+        return func(argv)
+    except RktError as exc:
+        print(f"stage1 {name}: {exc.message}", file=sys.stderr)
+        if debug and exc.__cause__ is not None:
+            print(f"  caused by: {exc.__cause__!r}", file=sys.stderr)
+        return EXIT_ERROR
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"stage1 {name}: {exc.strerror or exc}{where}".lower(), file=sys.stderr)
+        return EXIT_ERROR
+    except Exception:
+        import traceback
+
+        traceback.print_exc()
+        return EXIT_INTERNAL

@@ -1,0 +1,111 @@
+"""The enter entrypoint (docs/stage1-abi.md §3 "enter"): run a command inside a running app.
+
+rkt's enter escaped the app's confinement (CVE-2019-10144/10145/10147: no bounding set, no
+seccomp, no cgroup). Here the command gets exactly what the app got, from the app's resolved
+launch that run saved: first the pod's cgroup (while the host's cgroupfs is still visible), then
+no more dumping (so nothing inside can ptrace this still-privileged process), then the init's
+IPC, UTS, network and PID namespaces and the APP's mount namespace (which puts us in its root),
+both joined through pidfds (no pid-reuse race); then a fork (to be inside the pid namespace),
+and in the child the app's bounding set, no_new_privs, groups, ids, working directory and
+environment before exec. The exit status is the command's.
+
+Imports only the standard library, ``rkt.errors``, ``rkt.host``, ``rkt.stage1``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+from rkt.errors import PodError
+from rkt.host.api import CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUTS, Host
+from rkt.host.cgroups import detect_backend
+from rkt.stage1.common.appspec import AppSpec, app_spec_path
+from rkt.stage1.common.args import EnterArgs, parse_enter
+from rkt.stage1.common.entry import run_entrypoint
+from rkt.stage1.common.poddir import PodDir
+from rkt.stage1.common.status import read_app_status, wait_status_to_exit_code
+from rkt.stage1.ns._pod import load_pod_cgroup, open_app_process, open_pod_init
+from rkt.stage1.ns.launch import EXIT_SETUP_FAILED, apply_credentials, exec_app, reset_signals
+
+
+def choose_app(pod: PodDir, args: EnterArgs) -> str:
+    apps = [a.name for a in pod.read_manifest().apps]
+    if args.app is not None:
+        if args.app not in apps:
+            raise PodError(f'pod "{pod.uuid}": has no app "{args.app}"')
+        return args.app
+    if len(apps) != 1:
+        raise PodError(f'pod "{pod.uuid}": has {len(apps)} apps, say which with --app')
+    return apps[0]
+
+
+def join_pod(host: Host, pod: PodDir, app: str) -> None:
+    """Join the pod's cgroup and namespaces, the app's mount namespace and root."""
+    init_fd = open_pod_init(pod)
+    if init_fd is None:
+        raise PodError(f'pod "{pod.uuid}": is not running')
+    status = read_app_status(pod.path, app) or {}
+    raw_pid = status.get("pid")
+    app_pid = raw_pid if isinstance(raw_pid, int) else None
+    init_pid = pod.read_pid() or 0
+    app_fd = open_app_process(init_pid, app_pid) if status.get("state") == "running" else None
+    if app_fd is None:
+        os.close(init_fd)
+        raise PodError(f'app "{app}": is not running')
+    try:
+        cgroup = load_pod_cgroup(pod)
+        if cgroup is not None:
+            detect_backend().attach(cgroup)
+        host.set_dumpable(False)
+        host.setns(init_fd, CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET | CLONE_NEWPID)
+        host.setns(app_fd, CLONE_NEWNS)
+    finally:
+        os.close(init_fd)
+        os.close(app_fd)
+
+
+def run_in_app(host: Host, spec: AppSpec, command: tuple[str, ...]) -> int:
+    pid = os.fork()
+    if pid == 0:
+        try:
+            reset_signals()
+            apply_credentials(host, spec)
+            exec_app(spec, command, spec.working_dir)
+        except BaseException as exc:
+            code = EXIT_SETUP_FAILED
+            if isinstance(exc, OSError) and exc.filename in (command[0], None):
+                code = 127 if isinstance(exc, FileNotFoundError) else 126
+            try:
+                os.write(2, f"stage1 enter: {command[0]}: {exc}\n".encode())
+            finally:
+                os._exit(code)
+    # The terminal's ^C reaches the command itself; a SIGTERM to us is passed on.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda signum, frame: os.kill(pid, signal.SIGTERM))
+    _, status = os.waitpid(pid, 0)
+    return wait_status_to_exit_code(status)[0]
+
+
+def _enter(argv: list[str]) -> int:
+    args = parse_enter(argv)
+    pod = PodDir.from_cwd(args.uuid)
+    app = choose_app(pod, args)
+    try:
+        spec = AppSpec.from_json(app_spec_path(pod, app).read_bytes())
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise PodError(f'app "{app}": its launch record is missing or unreadable') from exc
+    from rkt.host.linux import LinuxHost
+
+    host = LinuxHost()
+    join_pod(host, pod, app)
+    return run_in_app(host, spec, args.command)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_entrypoint("enter", _enter, sys.argv[1:] if argv is None else argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,34 @@
+"""The gc entrypoint (docs/stage1-abi.md §3 "gc"): release what the pod holds outside its
+directory. For this flavor that is only the pod's cgroups (mounts live and die in the pod's own
+mount namespace; --net=none's namespace dies with its last process). Processes still in the
+cgroups are killed first. Idempotent; what is already gone is not an error.
+
+Imports only the standard library, ``rkt.host``, ``rkt.stage1``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from rkt.host.cgroups import detect_backend
+from rkt.stage1.common.args import parse_gc
+from rkt.stage1.common.entry import run_entrypoint
+from rkt.stage1.common.poddir import PodDir
+from rkt.stage1.ns._pod import load_pod_cgroup
+
+
+def _gc(argv: list[str]) -> int:
+    args = parse_gc(argv)
+    pod = PodDir.from_cwd(args.uuid)
+    cgroup = load_pod_cgroup(pod)
+    if cgroup is not None:
+        detect_backend().remove(cgroup)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_entrypoint("gc", _gc, sys.argv[1:] if argv is None else argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,262 @@
+"""The pod init: PID 1 of the pod's pid namespace, forked by the run entrypoint.
+
+It mounts each app's root filesystem (overlayfs over the read-only image tree, writes going to
+``overlay/<app>/upper``) inside the pod's private mount namespace, so no mount ever reaches the
+host's table and nothing is left to unmount when the pod dies, however it dies. Then it starts
+the apps, copies their stdout/stderr to the run entrypoint's stdout/stderr and to CRI log files,
+reaps every child (orphans of the pod included), keeps the status files current, and ends the pod
+with the status of the first app that failed (rkt's semantics: a failing app stops the others,
+SIGTERM then SIGKILL after 10 s).
+
+The init lives as long as the pod, so it stays cheap: it is a fork of the run process (no new
+interpreter), imports nothing after the fork, and the run process froze its heap (``gc.freeze``)
+so the init's collections never touch, and copy, the shared pages.
+
+Imports only the standard library, ``rkt.abi``, ``rkt.host`` and ``rkt.stage1.common``.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import select
+import signal
+import time
+from pathlib import Path
+from typing import NoReturn
+
+from rkt import abi
+from rkt.host.api import MS_PRIVATE, MS_REC, Host
+from rkt.host.cgroups import CgroupBackend, PodCgroup
+from rkt.stage1.common.appspec import AppSpec
+from rkt.stage1.common.logs import CriLogWriter
+from rkt.stage1.common.poddir import symlink_atomic
+from rkt.stage1.common.status import AppStatus, StatusWriter, wait_status_to_exit_code
+from rkt.stage1.ns.launch import launch_app
+
+STOP_TIMEOUT_NS = 10 * 1_000_000_000
+_STREAMS = (b"stdout", b"stderr")
+
+
+def overlay_options(lower: str, upper: str, work: str) -> str:
+    """overlayfs mount data; ``\\``, ``,`` and ``:`` in paths are escaped as the kernel wants."""
+
+    def esc(path: str) -> str:
+        return path.replace("\\", "\\\\").replace(",", "\\,").replace(":", "\\:")
+
+    return f"lowerdir={esc(lower)},upperdir={esc(upper)},workdir={esc(work)}"
+
+
+def mount_app_rootfs(host: Host, pod_path: Path, spec: AppSpec) -> str:
+    target = pod_path / abi.stage2_rootfs(spec.name)
+    target.mkdir(parents=True, exist_ok=True)
+    overlay = pod_path / abi.app_overlay(spec.name)
+    data = overlay_options(spec.lower_rootfs, str(overlay / "upper"), str(overlay / "work"))
+    host.mount("overlay", str(target), "overlay", 0, data)
+    return str(target)
+
+
+def host_pid_of(pidfd: int) -> int | None:
+    """The pid of a pidfd's process as the host sees it (``/proc`` here is the host's procfs)."""
+    try:
+        with open(f"/proc/self/fdinfo/{pidfd}", "rb") as f:
+            for line in f:
+                if line.startswith(b"Pid:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+class PodInit:
+    def __init__(
+        self, host: Host, pod_path: Path, specs: list[AppSpec], *, interactive: bool
+    ) -> None:
+        self.host = host
+        self.pod_path = pod_path
+        self.specs = specs
+        self.interactive = interactive
+        self.status = StatusWriter(pod_path)
+        self.apps: dict[int, AppStatus] = {}  # running apps by pid (in the pod's pid namespace)
+        self.outputs: dict[int, tuple[int, bytes, CriLogWriter | None]] = {}
+        self.first_failure: int | None = None
+        self.kill_deadline: int | None = None
+        self.stop_requested = False
+        self.poller = select.poll()
+
+    # -- start ----------------------------------------------------------------------------------
+
+    def setup(self, hostname: str) -> list[str]:
+        self.host.mount(None, "/", None, MS_REC | MS_PRIVATE, None)
+        self.host.sethostname(hostname)
+        return [mount_app_rootfs(self.host, self.pod_path, spec) for spec in self.specs]
+
+    def start_apps(self, roots: list[str]) -> None:
+        statuses = [AppStatus(spec.name) for spec in self.specs]
+        for st in statuses:
+            self.status.created(st)
+        devnull = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
+        for spec, root, st in zip(self.specs, roots, statuses, strict=True):
+            self._start_app(spec, root, st, devnull)
+        os.close(devnull)
+        symlink_atomic("ready", self.pod_path / abi.SUPERVISOR_STATUS)
+
+    def _start_app(self, spec: AppSpec, root: str, st: AppStatus, devnull: int) -> None:
+        pipes: list[tuple[int, int]] = [] if self.interactive else [os.pipe(), os.pipe()]
+        stdio = None if self.interactive else (devnull, pipes[0][1], pipes[1][1])
+        pid = os.fork()
+        if pid == 0:
+            launch_app(self.host, spec, root, stdio)
+        log = None
+        if not self.interactive:
+            log = CriLogWriter(str(self.pod_path / abi.app_log(spec.name)))
+        for (read_fd, write_fd), stream, target in zip(pipes, _STREAMS, (1, 2), strict=False):
+            os.close(write_fd)
+            os.set_blocking(read_fd, False)
+            self.outputs[read_fd] = (target, stream, log)
+            self.poller.register(read_fd, select.POLLIN)
+        pidfd = os.pidfd_open(pid)
+        host_pid = host_pid_of(pidfd)
+        os.close(pidfd)
+        self.apps[pid] = st
+        self.status.started(st, host_pid if host_pid is not None else pid)
+
+    # -- supervise ------------------------------------------------------------------------------
+
+    def supervise(self, wake_fd: int) -> int:
+        self.poller.register(wake_fd, select.POLLIN)
+        while self.apps:
+            timeout = None
+            if self.kill_deadline is not None:
+                timeout = max(0, (self.kill_deadline - time.monotonic_ns()) // 1_000_000)
+            for fd, _ in self.poller.poll(timeout):
+                if fd == wake_fd:
+                    _drain(wake_fd)
+                elif fd in self.outputs:
+                    self._copy_output(fd)
+            self._reap()
+            if self.stop_requested and self.kill_deadline is None:
+                self.stop_apps()
+            if self.kill_deadline is not None and time.monotonic_ns() >= self.kill_deadline:
+                os.kill(-1, signal.SIGKILL)  # as pid 1: every other process of the pod
+                self.kill_deadline = time.monotonic_ns() + STOP_TIMEOUT_NS
+        for fd in list(self.outputs):
+            self._copy_output(fd, drain=True)
+        return self.first_failure or 0
+
+    def stop_apps(self) -> None:
+        for pid in self.apps:
+            try:
+                os.killpg(pid, signal.SIGTERM)  # the app and whatever it started
+            except ProcessLookupError:
+                try:
+                    os.kill(pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        self.kill_deadline = time.monotonic_ns() + STOP_TIMEOUT_NS
+
+    def _reap(self) -> None:
+        while True:
+            try:
+                pid, wait_status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            st = self.apps.pop(pid, None)
+            if st is None:
+                continue  # an orphan of the pod, reparented to us
+            self.status.exited(st, wait_status)
+            code, _ = wait_status_to_exit_code(wait_status)
+            if code != 0 and self.first_failure is None:
+                self.first_failure = code
+                if self.kill_deadline is None:
+                    self.stop_apps()
+
+    def _copy_output(self, fd: int, drain: bool = False) -> None:
+        target, stream, log = self.outputs[fd]
+        while True:
+            try:
+                data = os.read(fd, 65536)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if not data:
+                self.poller.unregister(fd)
+                os.close(fd)
+                del self.outputs[fd]
+                return
+            _write_all(target, data)
+            if log is not None:
+                log.write(stream, data)
+            if not drain:
+                return
+
+
+def _drain(fd: int) -> None:
+    try:
+        while os.read(fd, 512):
+            pass
+    except BlockingIOError:
+        pass
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[os.write(fd, view) :]
+        except BlockingIOError:
+            select.select([], [fd], [])
+        except OSError as exc:
+            if exc.errno in (errno.EPIPE, errno.EBADF, errno.EIO):
+                return  # nobody reads the terminal copy any more; the log still has it
+            raise
+
+
+def run_pod_init(
+    host: Host,
+    pod_path: Path,
+    specs: list[AppSpec],
+    *,
+    hostname: str,
+    interactive: bool,
+    cgroups: CgroupBackend | None,
+    cgroup: PodCgroup | None,
+    go_fd: int,
+) -> NoReturn:
+    """The body of the forked pod init; never returns."""
+    code = 254
+    try:
+        host.set_pdeathsig(signal.SIGKILL)  # the run process dies (even SIGKILL): the pod dies
+        if cgroups is not None and cgroup is not None:
+            cgroups.attach(cgroup)
+        init = PodInit(host, pod_path, specs, interactive=interactive)
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_r, False)
+        os.set_blocking(wake_w, False)
+        signal.set_wakeup_fd(wake_w)
+
+        def request_stop(signum: int, frame: object) -> None:
+            init.stop_requested = True
+
+        signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+        signal.signal(signal.SIGTERM, request_stop)
+        signal.signal(signal.SIGHUP, request_stop)
+        signal.signal(signal.SIGINT, signal.SIG_IGN if interactive else request_stop)
+        signal.pthread_sigmask(signal.SIG_SETMASK, set())
+        roots = init.setup(hostname)
+        # stage0 learns the pod's pid before any app starts (ABI §3): wait for the run process to
+        # have written it. EOF means it died before: so must we.
+        if os.read(go_fd, 1) != b"1":
+            os._exit(254)
+        os.close(go_fd)
+        init.start_apps(roots)
+        code = init.supervise(wake_r)
+    except BaseException as exc:
+        try:
+            os.write(2, f"stage1: pod init: {exc}\n".encode())
+        except OSError:
+            pass
+    os._exit(code)

@@ -1,0 +1,146 @@
+"""The run entrypoint of the ns flavor (docs/stage1-abi.md §3 "run").
+
+This process is the one stage0 exec'd and stays the caller's child, so limits the caller runs
+under (``systemd-run -p ...``) hold for the pod: the pod's cgroup is created under the caller's.
+It resolves every app's launch first (so a bad manifest fails before anything is created),
+creates the pod cgroup (``subcgroup``), unshares mount, UTS, IPC and PID namespaces (and the
+network one for ``--net=none``, with ``lo`` up), forks the pod init (PID 1 of the pod), writes
+``pid``, forwards SIGTERM/SIGINT to the init and exits with its status.
+
+Imports only the standard library, ``rkt.abi``, ``rkt.errors``, ``rkt.host``, ``rkt.stage1``.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import signal
+import sys
+
+from rkt import abi
+from rkt.errors import PodError
+from rkt.host.api import CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUTS, Host
+from rkt.host.cgroups import CgroupBackend, PodCgroup, detect_backend
+from rkt.stage1.common.appspec import AppSpec, app_spec_path, build_app_spec
+from rkt.stage1.common.args import RunArgs, parse_run
+from rkt.stage1.common.entry import run_entrypoint
+from rkt.stage1.common.poddir import CGROUP_STATE, PodDir, write_atomic
+from rkt.stage1.common.status import wait_status_to_exit_code
+
+
+def namespace_flags(args: RunArgs) -> int:
+    flags = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWPID
+    if args.net_mode == "none":
+        flags |= CLONE_NEWNET
+    return flags
+
+
+def check_lock_fd() -> int:
+    raw = os.environ.get(abi.ENV_LOCK_FD, "")
+    try:
+        fd = int(raw)
+        os.fstat(fd)
+    except (ValueError, OSError) as exc:
+        raise PodError(f"{abi.ENV_LOCK_FD}={raw!r} is not an open file descriptor") from exc
+    return fd
+
+
+def prepare_apps(pod: PodDir, args: RunArgs) -> list[AppSpec]:
+    manifest = pod.read_manifest()
+    if not manifest.apps:
+        raise PodError(f'pod "{pod.uuid}": has no apps')
+    if args.interactive and len(manifest.apps) != 1:
+        raise PodError(f'pod "{pod.uuid}": --interactive needs exactly one app')
+    specs = [build_app_spec(pod, manifest, app, args.insecure) for app in manifest.apps]
+    pod.ensure_stage1_dirs()
+    app_spec_path(pod, "x").parent.mkdir(exist_ok=True)
+    for spec in specs:
+        env = "".join(f"{k}={v}\n" for k, v in spec.env)
+        write_atomic(pod.file(f"{abi.ENV_DIR}/{spec.name}"), env.encode())
+        write_atomic(app_spec_path(pod, spec.name), spec.to_json())
+    return specs
+
+
+def create_cgroup(pod: PodDir) -> tuple[CgroupBackend | None, PodCgroup | None]:
+    backend = detect_backend()
+    cgroup = backend.create(f"rkt-{pod.uuid}")
+    if not cgroup.dirs:
+        return None, None
+    # The private record first: gc must find every hierarchy even if we die right after.
+    write_atomic(pod.file(CGROUP_STATE), cgroup.to_json())
+    write_atomic(pod.file(abi.SUBCGROUP_FILE), (cgroup.relative + "\n").encode())
+    return backend, cgroup
+
+
+def start_pod(host: Host, pod: PodDir, args: RunArgs, specs: list[AppSpec]) -> int:
+    """Unshare, fork the pod init, publish its pid; returns the init's pid."""
+    backend, cgroup = create_cgroup(pod)
+    host.unshare(namespace_flags(args))
+    if args.net_mode == "none":
+        host.bring_up_loopback()
+    go_r, go_w = os.pipe()
+    stop_signals = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+    gc.freeze()  # the init's collections must not touch (and copy) the pages it shares with us
+    pid = os.fork()
+    if pid == 0:
+        from rkt.stage1.ns.init import run_pod_init
+
+        os.close(go_w)
+        run_pod_init(
+            host,
+            pod.path,
+            specs,
+            hostname=args.hostname or f"rkt-{pod.uuid}",
+            interactive=args.interactive,
+            cgroups=backend,
+            cgroup=cgroup,
+            go_fd=go_r,
+        )
+    os.close(go_r)
+    try:
+        write_atomic(pod.file(abi.PID_FILE), b"%d" % pid)
+    finally:
+        _forward_signals(pid, args.interactive)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals)
+        os.write(go_w, b"1")
+        os.close(go_w)
+    return pid
+
+
+def _forward_signals(init_pid: int, interactive: bool) -> None:
+    def forward(signum: int, frame: object) -> None:
+        try:
+            os.kill(init_pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGHUP, forward)
+    # With --interactive the app owns the terminal: ^C is for it, not for the pod.
+    signal.signal(signal.SIGINT, signal.SIG_IGN if interactive else forward)
+
+
+def _run(argv: list[str]) -> int:
+    args = parse_run(argv)
+    if args.net_mode == "cni":
+        raise PodError(
+            f"--net={','.join(args.net)}: CNI networks are not implemented yet "
+            "(use --net=host or --net=none)"
+        )
+    check_lock_fd()
+    pod = PodDir.from_cwd(args.uuid)
+    specs = prepare_apps(pod, args)
+    from rkt.host.linux import LinuxHost
+
+    pid = start_pod(LinuxHost(), pod, args, specs)
+    _, status = os.waitpid(pid, 0)
+    return wait_status_to_exit_code(status)[0]
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_entrypoint("run", _run, sys.argv[1:] if argv is None else argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,188 @@
+"""The ns flavor's logic with the recording fake Host: no root, no kernel state touched."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from rkt import abi
+from rkt.host import libc
+from rkt.host.fake import RecordingHost
+from rkt.stage1.common.appspec import AppSpec, VolumeMount
+from rkt.stage1.common.args import parse_run
+from rkt.stage1.common.poddir import CGROUP_STATE, PodDir
+from rkt.stage1.ns import ENTRYPOINTS
+from rkt.stage1.ns import run as run_entry
+from rkt.stage1.ns._pod import load_pod_cgroup
+from rkt.stage1.ns.init import PodInit, overlay_options
+from rkt.stage1.ns.launch import (
+    apply_credentials,
+    enter_root,
+    find_executable,
+    plan_filesystem,
+    prepare_filesystem,
+)
+
+UUID = "0a1b2c3d-0000-4000-8000-000000000001"
+
+
+def _spec(**kw: object) -> AppSpec:
+    base: dict[str, object] = dict(
+        name="web",
+        exec=("/bin/web",),
+        env=(("PATH", "/bin"),),
+        uid=1000,
+        gid=1001,
+        supplementary_gids=(5,),
+        working_dir="/",
+        capabilities=(0, 5),
+        no_new_privs=False,
+        read_only_rootfs=False,
+        lower_rootfs="/tree",
+        mounts=(),
+    )
+    base.update(kw)
+    return AppSpec(**base)  # type: ignore[arg-type]
+
+
+def test_entrypoints_table_names_importable_modules() -> None:
+    import importlib
+
+    assert set(ENTRYPOINTS) == {"run", "enter", "stop", "gc"}
+    for module in ENTRYPOINTS.values():
+        assert callable(importlib.import_module(module).main)
+
+
+def test_minimal_dev_has_no_other_host_devices() -> None:
+    ops = plan_filesystem(_spec())
+    binds = [op.source for op in ops if op.flags & libc.MS_BIND and op.source]
+    assert binds == [f"/dev/{n}" for n in ("null", "zero", "full", "random", "urandom", "tty")]
+    by_target = {op.target: op for op in ops if op.fstype not in (None, "symlink")}
+    assert by_target["/proc"].fstype == "proc"
+    assert by_target["/dev"].fstype == "tmpfs"
+    assert "newinstance" in str(by_target["/dev/pts"].data)
+    assert by_target["/sys"].flags & libc.MS_RDONLY
+    assert by_target["/tmp"].fstype == "tmpfs"
+    assert by_target["/dev/shm"].fstype == "tmpfs"
+    # /dev comes before anything mounted inside it
+    targets = [op.target for op in ops]
+    assert targets.index("/dev") < targets.index("/dev/null") < targets.index("/dev/pts")
+
+
+def test_volumes_and_readonly_rootfs_plan() -> None:
+    spec = _spec(
+        read_only_rootfs=True,
+        mounts=(
+            VolumeMount("/srv", "/data", True, True),
+            VolumeMount("/f", "/etc/f", False, False),
+        ),
+    )
+    ops = plan_filesystem(spec, is_file=lambda p: p == "/f")
+    vol = [op for op in ops if op.target in ("/data", "/etc/f")]
+    assert [(op.target, op.flags, op.create) for op in vol] == [
+        ("/data", libc.MS_BIND | libc.MS_REC, "dir"),
+        ("/data", libc.MS_REMOUNT | libc.MS_BIND | libc.MS_RDONLY, None),
+        ("/etc/f", libc.MS_BIND, "file"),
+    ]
+    assert ops[-1].target == "/" and ops[-1].flags & libc.MS_RDONLY  # last, after every mount
+
+
+def test_prepare_filesystem_resolves_every_target_inside_the_root() -> None:
+    host = RecordingHost()
+    prepare_filesystem(host, 7, plan_filesystem(_spec()))
+    assert {c[0] for c in host.calls} == {"mount_in_root", "symlink_in_root"}
+    assert ("symlink_in_root", "/dev/ptmx", "pts/ptmx") in host.calls
+    assert not host.named("mount")  # never a host path as target
+
+
+def test_enter_root_pivots_and_detaches_old_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    host = RecordingHost()
+    monkeypatch.setattr("os.chdir", lambda path: None)
+    enter_root(host, str(tmp_path))
+    assert host.calls == [("pivot_root", ".", "."), ("umount", ".", libc.MNT_DETACH)]
+
+
+def test_credentials_order_bounding_set_first_then_ids() -> None:
+    host = RecordingHost()
+    apply_credentials(host, _spec(no_new_privs=True))
+    assert host.calls == [
+        ("drop_bounding_set", frozenset({0, 5})),
+        ("set_no_new_privs",),
+        ("set_identity", 1000, 1001, (5,)),
+        ("limit_capabilities", frozenset({0, 5})),
+    ]
+
+
+def test_credentials_insecure_capabilities_keeps_sets() -> None:
+    host = RecordingHost()
+    apply_credentials(host, _spec(capabilities=None))
+    assert host.calls == [("set_identity", 1000, 1001, (5,))]
+
+
+def test_find_executable_searches_path(tmp_path: Path) -> None:
+    exe = tmp_path / "tool"
+    exe.write_text("")
+    exe.chmod(0o755)
+    assert find_executable("tool", {"PATH": f"/nonexistent:{tmp_path}"}) == str(exe)
+    assert find_executable("/abs/x", {}) == "/abs/x"
+    with pytest.raises(FileNotFoundError):
+        find_executable("tool", {"PATH": "/nonexistent"})
+
+
+def test_namespace_flags_per_net_mode() -> None:
+    base = libc.CLONE_NEWNS | libc.CLONE_NEWUTS | libc.CLONE_NEWIPC | libc.CLONE_NEWPID
+    assert run_entry.namespace_flags(parse_run(["--net=host", UUID])) == base
+    assert run_entry.namespace_flags(parse_run(["--net=none", UUID])) == base | libc.CLONE_NEWNET
+
+
+def test_run_refuses_cni_networks_and_unknown_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_entry.main(["--net=default", UUID]) == 254
+    assert "CNI networks are not implemented yet" in capsys.readouterr().err
+    assert run_entry.main(["--frobnicate", UUID]) == 254
+
+
+def test_overlay_options_escape_separators() -> None:
+    assert overlay_options("/a,b", "/u:1", "/w\\") == (
+        "lowerdir=/a\\,b,upperdir=/u\\:1,workdir=/w\\\\"
+    )
+
+
+def test_pod_init_setup_mounts_privately_inside_pod_namespace(tmp_path: Path) -> None:
+    host = RecordingHost()
+    init = PodInit(host, tmp_path, [_spec()], interactive=False)
+    roots = init.setup("rkt-pod")
+    assert host.calls[0] == ("mount", None, "/", None, libc.MS_REC | libc.MS_PRIVATE, None)
+    assert host.calls[1] == ("sethostname", "rkt-pod")
+    _, source, target, fstype, _, data = host.calls[2]
+    assert (source, fstype, target) == ("overlay", "overlay", roots[0])
+    assert roots[0] == str(tmp_path / abi.stage2_rootfs("web"))
+    assert data == overlay_options(
+        "/tree", str(tmp_path / "overlay/web/upper"), str(tmp_path / "overlay/web/work")
+    )
+
+
+def test_gc_only_trusts_cgroup_dirs_named_for_the_pod(tmp_path: Path) -> None:
+    pod = PodDir(tmp_path, UUID)
+    (tmp_path / CGROUP_STATE).parent.mkdir(parents=True)
+    cg_root = tmp_path / "cg"
+    (cg_root / "cpu" / f"rkt-{UUID}").mkdir(parents=True)
+    (tmp_path / CGROUP_STATE).write_text(
+        json.dumps(
+            {
+                "relative": f"/rkt-{UUID}",
+                "dirs": [
+                    str(cg_root / "cpu" / f"rkt-{UUID}"),
+                    str(cg_root / "cpu" / "victim"),
+                    f"/etc/rkt-{UUID}",
+                ],
+            }
+        )
+    )
+    mountinfo = f"40 31 0:29 / {cg_root / 'cpu'} rw - cgroup cgroup rw,cpu\n"
+    cg = load_pod_cgroup(pod, mountinfo)
+    assert cg is not None and cg.dirs == (cg_root / "cpu" / f"rkt-{UUID}",)
