@@ -12,6 +12,8 @@ APT_PACKAGES=(
   appc-spec                     # actool, to check our ACIs against the reference validator
   zstd bzip2 xz-utils openssl   # compressed test images, test CAs
   passwd                        # useradd/groupadd for the privilege tests
+  libseccomp2                   # seccomp filters (through pyseccomp)
+  util-linux                    # unshare, used by the ABI test stage1
 )
 
 missing=()

@@ -14,6 +14,7 @@
     ├── TrustError                    keys cannot be read, parsed or stored
     ├── StoreError                    the image store is inconsistent or cannot be written
     └── PodError                      pod lifecycle failures
+        └── NetworkError              CNI networks: bad configs, plugin failures
 
 This module imports nothing from rkt: every layer may raise these. Library code raises them with a
 one-line, lower-case message naming the object (no trailing period); only ``rkt.cli.main`` turns
@@ -92,3 +93,7 @@ class StoreError(RktError):
 
 class PodError(RktError):
     pass
+
+
+class NetworkError(PodError):
+    """A pod network cannot be set up or torn down (a CNI plugin failed, a bad net.d config)."""

@@ -27,7 +27,8 @@ FILES = ("run", "init", "enter", "stop", "gc")
 
 def stage1_manifest(interface_version: str = "1", version: str = "1.0.0") -> dict[str, object]:
     annotations = [{"name": k, "value": v} for k, v in ENTRYPOINTS.items()]
-    annotations.append({"name": "coreos.com/rkt/stage1/interface-version", "value": interface_version})
+    version_key = "coreos.com/rkt/stage1/interface-version"
+    annotations.append({"name": version_key, "value": interface_version})
     return {
         "acKind": "ImageManifest",
         "acVersion": "0.8.11",
@@ -76,7 +77,8 @@ def main(argv: list[str]) -> int:
         else:
             args.append(arg)
     if len(args) != 1:
-        sys.stderr.write("usage: python -m tests.abi_stage1.build OUT.aci [--interface-version=N]\n")
+        sys.stderr.write("usage: python -m tests.abi_stage1.build OUT.aci [--interface-version=N]")
+        sys.stderr.write("\n")
         return 2
     rkt = HERE.parent.parent / ".venv" / "bin" / "rkt"
 

@@ -174,7 +174,7 @@ def setup_app_root(app: dict, pod: dict) -> str:
     volumes = {v["name"]: v for v in pod.get("volumes") or []}
     for m in app.get("mounts") or []:
         vol = volumes[m["volume"]]
-        source = vol["source"] if vol["kind"] == "host" else os.path.abspath(f"volumes/{vol['name']}")
+        source = vol["source"] if vol["kind"] == "host" else f"{os.getcwd()}/volumes/{vol['name']}"
         target = root + "/" + m["path"].lstrip("/")
         if os.path.isdir(source):
             os.makedirs(target, exist_ok=True)

@@ -7,14 +7,14 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import Rkt
-from tests.support.fetch_env import (  # noqa: F401  (fixtures, found by pytest by name)
+from tests.support.fetch_env import (
     Publisher,
     StoreSnapshot,
     assert_refused,
     assert_store_unchanged,
-    gpg_fixture,
-    https_server_fixture,
-    publisher_fixture,
+    gpg_fixture,  # noqa: F401  (a fixture: pytest finds it by name)
+    https_server_fixture,  # noqa: F401  (a fixture: pytest finds it by name)
+    publisher_fixture,  # noqa: F401  (a fixture: pytest finds it by name)
     trust_prefix,
     uncompressed_sha512,
 )

@@ -11,15 +11,14 @@ from __future__ import annotations
 import pytest
 
 from tests.integration.conftest import Rkt
-from tests.support.fetch_env import (  # noqa: F401  (fixtures, found by pytest by name)
+from tests.support.fetch_env import (
     Publisher,
     StoreSnapshot,
     assert_refused,
     assert_store_unchanged,
-    gpg_fixture,
-    https_server_fixture,
-    publisher_fixture,
-    serve_for,
+    gpg_fixture,  # noqa: F401  (a fixture: pytest finds it by name)
+    https_server_fixture,  # noqa: F401  (a fixture: pytest finds it by name)
+    publisher_fixture,  # noqa: F401  (a fixture: pytest finds it by name)
     sha512sum_of_tar,
     trust_prefix,
     uncompressed_sha512,
@@ -45,7 +44,7 @@ def test_fetch_signed_gzip_aci_by_url_lists_it_with_the_tar_sha512_as_id(
     (listed,) = rkt.image_list()
     assert listed["id"] == expected
     assert listed["name"] == APP
-    assert dict(listed["labels"]) == {"version": "1.0.0", "os": "linux", "arch": "amd64"}  # type: ignore[call-overload]
+    assert listed["labels"] == {"version": "1.0.0", "os": "linux", "arch": "amd64"}
     assert [r.header("If-None-Match") for r in publisher.server.requests_for("/app.aci")] == [None]
     assert len(publisher.server.requests_for("/app.aci.asc")) == 1
 

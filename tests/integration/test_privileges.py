@@ -23,13 +23,11 @@ from tests.support.fetch_env import (
     StoreSnapshot,
     assert_refused,
     assert_store_unchanged,
+    gpg_fixture,  # noqa: F401  (a fixture: pytest finds it by name)
+    https_server_fixture,  # noqa: F401  (a fixture: pytest finds it by name)
     serve_for,
     trust_prefix,
     uncompressed_sha512,
-)
-from tests.support.fetch_env import (  # noqa: F401  (fixtures, found by pytest by name)
-    gpg_fixture,
-    https_server_fixture,
 )
 from tests.support.gpg import GpgHome
 from tests.support.https_server import LocalHttpsServer

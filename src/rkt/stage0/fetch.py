@@ -43,6 +43,7 @@ from rkt.fetch.reference import (
 )
 from rkt.settings import GlobalOptions
 from rkt.stage0.importer import import_image_file
+from rkt.stage0.privileges import RKT_ADMIN_GROUP, require_group
 from rkt.store.db import RemoteRecord
 from rkt.store.store import Store
 
@@ -179,6 +180,8 @@ class Fetcher:
         keystore = Keystore(self.opts.local_config, self.opts.system_config)
         if keystore.certs_for_name(name) or not self.opts.trust_keys_from_https:
             return
+        # Adding keys changes trust: the same privilege as `rkt trust`, checked before any request.
+        require_group("--trust-keys-from-https", RKT_ADMIN_GROUP)
         from rkt.fetch.discovery import discover_pubkeys
 
         for url in discover_pubkeys(name, self.client):

@@ -78,9 +78,7 @@ def _versions(root: Path, info: PodInfo) -> dict[str, str]:
     return out
 
 
-def rows_for(
-    info: PodInfo, versions: dict[str, str], *, full: bool, now: float
-) -> list[list[str]]:
+def rows_for(info: PodInfo, versions: dict[str, str], *, full: bool, now: float) -> list[list[str]]:
     """One row per app; the pod's columns on its first row only (rkt's layout)."""
 
     def when(ts: float | None) -> str:
@@ -120,4 +118,3 @@ def run(args: argparse.Namespace, opts: GlobalOptions) -> int:
         rows += rows_for(info, _versions(root, info), full=args.full, now=now)
     print_table(HEADERS, rows, no_legend=args.no_legend)
     return 0
-

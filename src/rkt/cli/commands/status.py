@@ -28,7 +28,6 @@ from rkt.cli.output import add_format_argument, format_time, print_json
 from rkt.errors import PodError, PrivilegeError, UsageError
 from rkt.pod.pod import (
     EMBRYO,
-    EXITED_GARBAGE,
     GARBAGE,
     PREPARE,
     PREPARED,
@@ -94,7 +93,7 @@ class Inotify:
 
     def __init__(self) -> None:
         self._libc = ctypes.CDLL(None, use_errno=True)
-        self.fd = self._libc.inotify_init1(os.O_CLOEXEC | os.O_NONBLOCK)
+        self.fd: int = int(self._libc.inotify_init1(os.O_CLOEXEC | os.O_NONBLOCK))
         if self.fd < 0:
             err = ctypes.get_errno()
             raise PodError(f"inotify: {os.strerror(err)}")
@@ -214,7 +213,7 @@ def wait_ready(root: Path, pod: Pod, timeout: float | None) -> Pod:
             left = remaining(deadline)
             if left is not None and left <= 0:
                 raise PodError(f'pod "{pod.uuid}": not ready after the wait')
-            select.select([ino, watcher], [], [], left)
+            select.select([ino.fileno(), watcher.fileno()], [], [], left)
             ino.drain()
     return lookup(root, pod.uuid)
 

@@ -2,8 +2,9 @@
 
 Owns: ``PodCgroup`` (where a pod's cgroup lives, in every hierarchy it was created in, and its
 JSON form for the stage1's private state), the ``CgroupBackend`` protocol and ``detect_backend``,
-which picks the backend from ``/proc/self/mountinfo``. v1 (``rkt.host.cgroups.v1``) is what this
-project's hosts run; a v2 backend plugs in beside it (issue 4) without touching callers.
+which picks the backend from ``/proc/self/mountinfo``: v1 (``rkt.host.cgroups.v1``, this
+project's hybrid hosts) or v2 (``rkt.host.cgroups.v2``, unified-only hosts). Also ``Limits``, the
+per-app resource limits a backend writes into an app's cgroup under the pod's.
 
 Imports only the standard library and ``rkt.host.cgroups.*``.
 """
@@ -32,6 +33,24 @@ class PodCgroup:
         return cls(dirs=tuple(Path(d) for d in obj["dirs"]), relative=str(obj["relative"]))
 
 
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """An app cgroup's limits; None leaves a knob at the kernel's default (unlimited)."""
+
+    memory_bytes: int | None = None
+    cpu_millicores: int | None = None
+    cpu_shares: int | None = None
+    pids: int | None = None
+
+
+CPU_PERIOD_US = 100_000
+
+
+def cpu_quota_us(millicores: int) -> int:
+    """CFS quota per 100 ms period; the kernel refuses less than 1 ms."""
+    return max(1000, millicores * CPU_PERIOD_US // 1000)
+
+
 class CgroupBackend(Protocol):
     version: int
 
@@ -43,6 +62,15 @@ class CgroupBackend(Protocol):
         """Move ``pid`` (0: the calling process) into the cgroup in every hierarchy."""
         ...
 
+    def create_app(self, pod: PodCgroup, app: str, limits: Limits) -> PodCgroup:
+        """Create the app's cgroup under the pod's and write its limits (raises when a limit
+        cannot be applied: a limit is never silently dropped)."""
+        ...
+
+    def oom_kills(self, cgroup: PodCgroup) -> int:
+        """How many processes the OOM killer killed inside the cgroup (0 when unknown)."""
+        ...
+
     def processes(self, cgroup: PodCgroup) -> list[int]:
         """PIDs (in the caller's pid namespace) in the cgroup or its children, any hierarchy."""
         ...
@@ -52,14 +80,40 @@ class CgroupBackend(Protocol):
         ...
 
 
+def app_cgroup_name(app: str) -> str:
+    return f"app-{app}"
+
+
+def is_unified(mountinfo: str) -> bool:
+    """A unified host: a cgroup2 mount and no v1 hierarchy carrying a controller (a named
+    ``name=systemd`` v1 mount alone does not make a host hybrid for resource control)."""
+    from rkt.host.cgroups.v1 import parse_hierarchies
+
+    has_v2 = any(_fstype(line) == "cgroup2" for line in mountinfo.splitlines())
+    v1_controllers = any(
+        any(not c.startswith("name=") for c in h.controllers)
+        for h in parse_hierarchies(mountinfo)
+    )
+    return has_v2 and not v1_controllers
+
+
+def _fstype(line: str) -> str:
+    fields = line.split()
+    if "-" not in fields:
+        return ""
+    sep = fields.index("-")
+    return fields[sep + 1] if len(fields) > sep + 1 else ""
+
+
 def detect_backend(mountinfo: str | None = None, self_cgroup: str | None = None) -> CgroupBackend:
-    """The backend for this host: v1 when any v1 hierarchy is mounted (hybrid hosts included)."""
+    """The backend for this host: v2 on a unified host, else v1 (hybrid hosts included)."""
     from rkt.host.cgroups.v1 import CgroupV1
+    from rkt.host.cgroups.v2 import CgroupV2
 
     if mountinfo is None:
         mountinfo = Path("/proc/self/mountinfo").read_text()
     if self_cgroup is None:
         self_cgroup = Path("/proc/self/cgroup").read_text()
-    # A unified-only host needs the v2 backend (issue 4); until then v1 finds no hierarchy
-    # there and the pod simply runs in the caller's cgroup.
+    if is_unified(mountinfo):
+        return CgroupV2(mountinfo, self_cgroup)
     return CgroupV1(mountinfo, self_cgroup)

@@ -1,0 +1,72 @@
+"""``rkt enter [--app=NAME] UUID [CMD...]``: run a command inside an app of a running pod.
+
+stage0 only picks the app and the command and then becomes the stage1 enter entrypoint
+(docs/stage1-abi.md §3 enter), which joins the app's namespaces, root, user, capability bounding
+set, seccomp filter and cgroup. The default command is ``/bin/bash`` as in rkt, or ``/bin/sh`` when
+the app's image has no bash.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from rkt import abi
+from rkt.cli.commands.status import lookup, pods_root
+from rkt.errors import PodError, UsageError
+from rkt.pod.pod import Pod
+from rkt.settings import GlobalOptions
+from rkt.stage0.run import exec_enter
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--app", default=None, help="the app to enter (if the pod has several)")
+    parser.add_argument("uuid", metavar="UUID", help="pod UUID or unique prefix")
+    parser.add_argument(
+        "command", metavar="CMD", nargs=argparse.REMAINDER, help="command and arguments"
+    )
+
+
+def app_names(pod: Pod) -> list[str]:
+    try:
+        doc = json.loads(pod.read_manifest())
+        return [str(app["name"]) for app in doc["apps"]]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise PodError(f'pod "{pod.uuid}": its pod manifest is not valid') from exc
+
+
+def choose_app(pod: Pod, wanted: str | None) -> str:
+    names = app_names(pod)
+    if wanted is not None:
+        if wanted not in names:
+            raise UsageError(f'pod "{pod.uuid}": has no app "{wanted}" (apps: {", ".join(names)})')
+        return wanted
+    if len(names) != 1:
+        raise UsageError(
+            f'pod "{pod.uuid}": has several apps ({", ".join(names)}); choose one with --app'
+        )
+    return names[0]
+
+
+def default_command(pod: Pod, app: str) -> list[str]:
+    rootfs = pod.file(abi.appsinfo(app)) / "rootfs"
+    return ["/bin/bash"] if os.path.lexists(rootfs / "bin" / "bash") else ["/bin/sh"]
+
+
+def run(args: argparse.Namespace, opts: GlobalOptions) -> int:
+    pod = lookup(pods_root(opts, "enter"), args.uuid)
+    if not pod.is_running():
+        raise PodError(f'pod "{pod.uuid}": is {pod.state()}, not running')
+    if pod.pid() is None:
+        raise PodError(f'pod "{pod.uuid}": is not ready yet (no pid file)')
+    app = choose_app(pod, args.app)
+    command = list(args.command)
+    if command[:1] == ["--"]:
+        command = command[1:]
+    if not command:
+        command = default_command(pod, app)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    exec_enter(pod, app, command)

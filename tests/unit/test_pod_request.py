@@ -1,0 +1,124 @@
+"""Flag syntax of run/prepare turned into a PodRequest: volumes, mounts, environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rkt.cli.pod_request import parse_env, parse_mount, parse_volume, pod_request, read_env_files
+from rkt.cli.run_args import parse_run_args
+from rkt.errors import UsageError
+from rkt.stage0.prepare import MountSpec, VolumeSpec
+
+
+def test_host_volume() -> None:
+    vol = parse_volume("data,kind=host,source=/srv,readOnly=true,recursive=false")
+    assert vol == VolumeSpec("data", "host", source="/srv", read_only=True, recursive=False)
+
+
+def test_empty_volume_with_mode_and_owner() -> None:
+    vol = parse_volume("scratch,kind=empty,mode=0700,uid=10,gid=20")
+    assert vol == VolumeSpec("scratch", "empty", mode="0700", uid=10, gid=20)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("kind=host,source=/x", "must start with the volume name"),
+        (",kind=host", "must start with the volume name"),
+        ("v,kind=tmpfs", "kind must be host or empty"),
+        ("v", "kind must be host or empty"),
+        ("v,kind=host,source=/x,color=red", "unknown field"),
+        ("v,kind=empty,mode=999", "mode must be octal"),
+        ("v,kind=empty,uid=root", "mode must be octal, uid/gid numbers"),
+        ("v,kind=host,readOnly=maybe", "invalid boolean"),
+        ("v,kind=host,source", "is not KEY=VALUE"),
+    ],
+)
+def test_bad_volumes_are_usage_errors(text: str, message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        parse_volume(text)
+
+
+def test_mount() -> None:
+    assert parse_mount("volume=data,target=/var/data") == MountSpec("data", "/var/data")
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("volume=data", "needs exactly volume=NAME,target=PATH"),
+        ("volume=data,target=/x,readOnly=true", "needs exactly"),
+        ("volume=data,target=relative", "absolute path"),
+        ("data", "is not KEY=VALUE"),
+    ],
+)
+def test_bad_mounts_are_usage_errors(text: str, message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        parse_mount(text)
+
+
+def test_env_pairs_keep_equals_in_values() -> None:
+    assert parse_env(["A=1", "B=x=y", "C="], "--set-env") == (("A", "1"), ("B", "x=y"), ("C", ""))
+
+
+@pytest.mark.parametrize("value", ["NOEQUALS", "=value"])
+def test_bad_env_is_a_usage_error(value: str) -> None:
+    with pytest.raises(UsageError, match="--set-env"):
+        parse_env([value], "--set-env")
+
+
+def test_env_file_skips_comments_and_blank_lines(tmp_path: Path) -> None:
+    env = tmp_path / "env"
+    env.write_text("# comment\n\nA=1\n  B=2  \n")
+    assert read_env_files([str(env)]) == (("A", "1"), ("B", "2"))
+
+
+def test_missing_env_file_is_a_usage_error(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="--set-env-file"):
+        read_env_files([str(tmp_path / "nope")])
+
+
+def test_pod_request_merges_shared_and_per_app_flags() -> None:
+    parsed = parse_run_args(
+        [
+            "--volume=v,kind=empty",
+            "--environment=A=1",
+            "--mount=volume=v,target=/shared",
+            "img1",
+            "--environment=B=2",
+            "--name=one",
+            "img2",
+            "--environment=A=3",
+        ]
+    )
+    req = pod_request(parsed)
+    one, two = req.apps
+    assert one.name == "one" and one.environment == (("A", "1"), ("B", "2"))
+    assert two.environment == (("A", "1"), ("A", "3"))
+    assert one.mounts == two.mounts == (MountSpec("v", "/shared"),)
+    assert req.volumes == (VolumeSpec("v", "empty"),)
+
+
+def test_pod_request_needs_an_image_or_a_pod_manifest() -> None:
+    with pytest.raises(UsageError, match="at least one image"):
+        pod_request(parse_run_args(["--net=host"]))
+    with pytest.raises(UsageError, match="cannot be combined"):
+        pod_request(parse_run_args(["--pod-manifest=/m.json", "img"]))
+
+
+def test_pod_request_checks_pull_policy_and_gids() -> None:
+    with pytest.raises(UsageError, match="--pull-policy"):
+        pod_request(parse_run_args(["--pull-policy=sometimes", "img"]))
+    with pytest.raises(UsageError, match="--supplementary-gids"):
+        pod_request(parse_run_args(["img", "--supplementary-gids=1,x"]))
+    req = pod_request(parse_run_args(["img", "--supplementary-gids=1,2", "--readonly-rootfs"]))
+    assert req.apps[0].supplementary_gids == (1, 2)
+    assert req.apps[0].readonly_rootfs is True
+
+
+def test_pod_request_stage1_choice() -> None:
+    req = pod_request(parse_run_args(["--stage1-path=/s1.aci", "img"]))
+    assert req.stage1.path == Path("/s1.aci")
+    assert req.stage1.given() == ["path"]
