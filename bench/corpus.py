@@ -32,13 +32,15 @@ from pathlib import Path
 CORPUS_VERSION = 1
 BUSYBOX = Path("/bin/busybox")
 MTIME = 1_700_000_000  # fixed member mtime: the same tree always gives the same image IDs
-_WORDS = (
+_WORD_TEXT = (
     "the of and to in is for on that with as by at from this be are or an it not which have "
     "container pod image manifest rootfs stage1 stage0 network volume mount cgroup namespace "
-    "kernel process signal exit status socket file directory symlink hardlink tar gzip sha512 "
-    "config option value default error warning info debug trace lib usr bin etc var tmp run "
-    "return if else for while def class import from self none true false int str bytes list"
-).split()
+    "kernel process signal exit status socket file directory symlink hardlink tar gzip "
+    "sha512 config option value default error warning info debug trace lib usr bin etc var "
+    "tmp run return if else for while def class import from self none true false int str "
+    "bytes list"
+)
+_WORDS = _WORD_TEXT.split()
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Fetch+render of a ~200 MB ACI against ``sha512sum`` + ``tar -x`` of the same file (issue 2, item 7).
+"""Fetch+render of a ~200 MB ACI against ``sha512sum`` + ``tar -x`` of the same file (issue 2, 7).
 
 The subject, ``rkt``, is ``rkt --dir=FRESH --insecure-options=image fetch --full ACI`` as root: it
 hashes the uncompressed tar (the image ID), copies the file into the blob store, extracts the
@@ -52,9 +52,12 @@ class Target:
 
 def fs_type(path: Path) -> str:
     out = subprocess.run(
-        ["stat", "-f", "-c", "%T", str(path)], check=True, capture_output=True, text=True
+        ["findmnt", "-n", "-o", "FSTYPE", "-T", str(path)],
+        check=True,
+        capture_output=True,
+        text=True,
     )
-    return out.stdout.strip()
+    return out.stdout.split()[-1]  # the last line is the mount on top
 
 
 def syncfs(path: Path) -> None:

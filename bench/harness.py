@@ -155,7 +155,7 @@ class Comparison:
             "",
             f"{len(self.rounds)} interleaved rounds (shuffled order each round); wall seconds; "
             "CPU = user+system of the process and its children; ratio = median of the per-round "
-            "ratios [25th–75th percentile].",
+            "ratios [25th-75th percentile].",
             "",
             "| case | median s | min s | max s | CPU s (median) | " + " | ".join(heads) + " |",
             "|---|---:|---:|---:|---:|" + "---|" * len(heads),
@@ -170,7 +170,7 @@ class Comparison:
                 ratios = self.ratios(label, base)
                 cells.append(
                     f"**{statistics.median(ratios):.2f}x** "
-                    f"[{quantile(ratios, 0.25):.2f}–{quantile(ratios, 0.75):.2f}]"
+                    f"[{quantile(ratios, 0.25):.2f}-{quantile(ratios, 0.75):.2f}]"
                 )
             lines.append(
                 f"| `{label}` | {statistics.median(walls):.3f} | {min(walls):.3f} | "
@@ -246,6 +246,7 @@ def compare(
             raise BenchError(f'{title}: baseline "{base}" is not a case')
     result = Comparison(title, labels, bases, {c.label: c.description for c in cases})
     rng = random.Random(seed)
+    load_before = os.getloadavg()[0]
     log(f"{title}: {warmup} warm-up + {rounds} rounds of {', '.join(labels)}")
     for _ in range(warmup):
         for case in cases:
@@ -255,6 +256,10 @@ def compare(
         rng.shuffle(order)
         result.rounds.append({case.label: _run_case(case) for case in order})
         log(result.round_line(index))
+    result.notes.append(
+        f"load average (1 min) of the machine before / after: {load_before:.2f} / "
+        f"{os.getloadavg()[0]:.2f} ({os.cpu_count()} CPUs)"
+    )
     for subject in result.subjects():
         summary = "  ".join(
             f"{subject}/{base} {result.median_ratio(subject, base):.2f}x" for base in bases

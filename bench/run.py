@@ -69,7 +69,12 @@ def checkout_src(rev: str, workdir: Path) -> Path:
 def bench_fetch_render(args: argparse.Namespace) -> list[Comparison]:
     import fetch_render
 
-    others = [(f"rkt@{rev}", checkout_src(rev, Path(args.disk_dir))) for rev in args.against]
+    others = []
+    for rev in args.against:
+        if (Path(rev) / "rkt" / "__init__.py").is_file():  # a src/ directory, as it is
+            others.append((f"rkt@{Path(rev).resolve().parent.name}", Path(rev).resolve()))
+        else:
+            others.append((f"rkt@{rev}", checkout_src(rev, Path(args.disk_dir))))
     targets = [
         (name, Path(args.disk_dir if name == "disk" else args.tmpfs_dir)) for name in args.fs
     ]
@@ -92,10 +97,38 @@ def bench_fetch_render(args: argparse.Namespace) -> list[Comparison]:
     return results
 
 
+def bench_net_run(args: argparse.Namespace) -> list[Comparison]:
+    import net_run
+
+    return net_run.run(
+        rkt=args.rkt,
+        workdir=Path(args.disk_dir),
+        rounds=args.rounds * 4,  # runs of ~0.2 s: more rounds for the same wall time
+        warmup=args.warmup,
+        log=_log,
+    )
+
+
+def bench_pull(args: argparse.Namespace) -> list[Comparison]:
+    import pull
+
+    return pull.run(
+        rkt=args.rkt, workdir=Path(args.disk_dir), rounds=args.rounds, warmup=args.warmup, log=_log
+    )
+
+
 BENCHMARKS: dict[str, tuple[str, Callable[[argparse.Namespace], list[Comparison]]]] = {
     "fetch-render": (
         "rkt fetch (hash + blob + render) of a ~200 MB ACI vs sha512sum + tar -x",
         bench_fetch_render,
+    ),
+    "pull": (
+        "rkt fetch docker:// of a ~200 MB 5-layer image vs skopeo copy + umoci unpack",
+        bench_pull,
+    ),
+    "net-run": (
+        "rkt run --net=default of /bin/true vs crun in a netns wired by the same CNI plugins",
+        bench_net_run,
     ),
 }
 
@@ -117,8 +150,8 @@ def machine_description(args: argparse.Namespace) -> list[str]:
                 break
     with open("/proc/meminfo") as fh:
         mem_kb = int(fh.readline().split()[1])
-    flags = open("/proc/cpuinfo").read()
-    sha_ni = "yes" if " sha_ni" in flags else "no"
+    with open("/proc/cpuinfo") as fh:
+        sha_ni = "yes" if " sha_ni" in fh.read() else "no"
     rev = _first_line(["git", "-C", str(ROOT), "describe", "--always", "--dirty"])
     lines = [
         f"- date: {time.strftime('%Y-%m-%d %H:%M %Z')}; rkt checkout {rev}",
@@ -160,7 +193,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         action="append",
         default=[],
         metavar="REV",
-        help="also time rkt as of git revision REV (its src/ on PYTHONPATH): an A/B of a change",
+        help="also time rkt as of git revision REV, or of a src/ directory (put on PYTHONPATH):"
+        " an A/B of a change",
     )
     parser.add_argument("--md", type=Path, help="also write the report (Markdown) to this file")
     parser.add_argument("--json", type=Path, help="write every sample to this JSON file")

@@ -14,6 +14,8 @@ APT_PACKAGES=(
   passwd                        # useradd/groupadd for the privilege tests
   libseccomp2                   # seccomp filters (through pyseccomp)
   util-linux                    # unshare, used by the ABI test stage1
+  docker-registry skopeo umoci  # Docker/OCI images: test registry, pushes, bench peer
+  containernetworking-plugins iptables  # pod networks: CNI plugins (/usr/lib/cni), portmap/ipMasq rules
 )
 
 missing=()

@@ -160,7 +160,11 @@ def setup_app_root(app: dict, pod: dict) -> str:
     name = app["name"]
     root = os.path.abspath(f"{STAGE2}/{name}/rootfs")
     os.makedirs(root, exist_ok=True)
-    lower = os.path.realpath(f"appsinfo/{name}/rootfs")
+    try:  # §2: a layered image lists its read-only trees, top-most first
+        with open(f"appsinfo/{name}/lowerdirs") as fh:
+            lower = ":".join(line.strip() for line in fh if line.strip())
+    except FileNotFoundError:
+        lower = os.path.realpath(f"appsinfo/{name}/rootfs")
     upper, work = os.path.abspath(f"overlay/{name}/upper"), os.path.abspath(f"overlay/{name}/work")
     mount("overlay", root, "overlay", 0, f"lowerdir={lower},upperdir={upper},workdir={work}")
     for sub in ("proc", "dev", "tmp"):

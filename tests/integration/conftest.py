@@ -41,7 +41,7 @@ class Rkt:
             f"--dir={self.dir}",
             f"--local-config={self.local_config}",
             f"--system-config={self.system_config}",
-            *args,
+            *_isolated_network(args),
         ]
 
     def run(
@@ -84,11 +84,40 @@ class Rkt:
         return list(json.loads(self.run("image", "list", "--format=json").stdout))
 
 
+def _isolated_network(args: Sequence[str]) -> list[str]:
+    """Pods of tests that do not choose a network get ``--net=none``: rkt's default network
+    would wire veths and NAT rules into the machine's own namespace. The networking tests choose
+    their networks explicitly, inside namespaces they create."""
+    out = list(args)
+    if (
+        out
+        and out[0] in ("run", "run-prepared")
+        and not any(a == "--net" or a.startswith("--net=") for a in out)
+    ):
+        out.insert(1, "--net=none")
+    return out
+
+
 @pytest.fixture
-def rkt(tmp_path: Path) -> Rkt:
+def rkt(tmp_path: Path) -> Iterator[Rkt]:
+    """rkt bound to this test's dirs; every pod it left behind is stopped and collected."""
     root = tmp_path / "rkt"
     root.mkdir()
-    return Rkt(root)
+    bound = Rkt(root)
+    yield bound
+    collect_pods(bound)
+
+
+def collect_pods(bound: Rkt) -> None:
+    """Stop running pods and gc everything, so no test leaks processes, cgroups or networks."""
+    pods = bound.dir / "pods"
+    if not pods.is_dir():
+        return
+    running = pods / "run"
+    for pod in running.iterdir() if running.is_dir() else []:
+        bound.run("stop", "--force", pod.name, check=False, timeout=60)
+    for _ in range(2):  # pass 1 marks exited pods, pass 2 deletes them
+        bound.run("gc", "--grace-period=0s", "--expire-prepared=0s", check=False, timeout=120)
 
 
 @pytest.fixture(scope="session")

@@ -69,7 +69,12 @@ class Pods:
         uuid = self.prepare(*args)
         proc = self.rkt.popen("run-prepared", "--net=host", uuid)
         self.procs.append(proc)
-        self.rkt.run("status", "--wait-ready=60s", uuid)
+        ready = self.rkt.run("status", "--wait-ready=60s", uuid, check=False)
+        if ready.returncode != 0:
+            if proc.poll() is None:
+                proc.kill()
+            _, err = proc.communicate(timeout=30)
+            raise AssertionError(f"pod {uuid} never got ready: {ready.stderr}{err.decode()}")
         return uuid, proc
 
     def status(self, uuid: str) -> dict[str, str]:
@@ -148,7 +153,16 @@ def test_list_shows_pods_in_rkt_columns(pods: Pods) -> None:
     image = pods.image()
     pods.run(str(image), "--name=one", *sh("true"), check=True)
     out = pods.rkt.run("list").stdout.splitlines()
-    assert out[0].split() == ["UUID", "APP", "IMAGE", "NAME", "STATE", "CREATED", "STARTED", "NETWORKS"]
+    assert out[0].split() == [
+        "UUID",
+        "APP",
+        "IMAGE",
+        "NAME",
+        "STATE",
+        "CREATED",
+        "STARTED",
+        "NETWORKS",
+    ]
     row = out[1].split("\t")
     cells = [c for c in row if c]
     assert len(cells[0]) == 8 and cells[1] == "one"

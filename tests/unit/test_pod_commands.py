@@ -191,7 +191,7 @@ def test_merge_layers_overlays_upper_on_lower(tmp_path: Path) -> None:
     (lower / "link").symlink_to("etc/keep")
     (upper / "etc" / "changed").write_text("app")
     (upper / "new" / "file").write_text("app")
-    merge_layers(str(lower), str(upper), str(dest))
+    merge_layers([(str(upper), False), (str(lower), True)], str(dest))
     assert _tree(dest) == {
         "etc": "dir",
         "data": "dir",
@@ -220,6 +220,22 @@ def test_merge_layers_honours_whiteouts_and_opaque_dirs(tmp_path: Path) -> None:
     os.mknod(upper / "gone", stat.S_IFCHR | 0o000, os.makedev(0, 0))
     os.mknod(upper / "gone-dir", stat.S_IFCHR | 0o000, os.makedev(0, 0))
     os.setxattr(upper / "opaque", "trusted.overlay.opaque", b"y")
-    merge_layers(str(lower), str(upper), str(dest))
+    merge_layers([(str(upper), False), (str(lower), True)], str(dest))
     assert _tree(dest) == {"opaque": "dir", "opaque/new": "app"}
     assert "trusted.overlay.opaque" not in os.listxattr(dest / "opaque")
+
+
+def test_merge_layers_stacks_several_image_layers(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("whiteouts (mknod 0/0) need root")
+    top, middle, bottom, dest = (tmp_path / n for n in ("top", "middle", "bottom", "dest"))
+    for d in (top / "d", middle / "d", bottom / "d", dest):
+        d.mkdir(parents=True)
+    (bottom / "d" / "deleted-in-middle").write_text("bottom")
+    (bottom / "d" / "kept").write_text("bottom")
+    (bottom / "d" / "shadowed").write_text("bottom")
+    os.mknod(middle / "d" / "deleted-in-middle", stat.S_IFCHR, os.makedev(0, 0))
+    (middle / "d" / "shadowed").write_text("middle")
+    (top / "d" / "new").write_text("top")
+    merge_layers([(str(top), False), (str(middle), True), (str(bottom), True)], str(dest))
+    assert _tree(dest) == {"d": "dir", "d/kept": "bottom", "d/shadowed": "middle", "d/new": "top"}

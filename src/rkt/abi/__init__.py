@@ -5,7 +5,7 @@ Pure: no I/O, imports nothing from rkt. A third-party stage1 needs only docs/sta
 
 from __future__ import annotations
 
-INTERFACE_VERSION = 1
+INTERFACE_VERSION = 2
 MIN_INTERFACE_VERSION = 1
 
 # Entrypoint annotations in the stage1 image manifest.
@@ -22,6 +22,10 @@ REQUIRED_ENTRYPOINTS = (ANN_RUN, ANN_ENTER, ANN_GC, ANN_STOP)
 
 # Environment.
 ENV_LOCK_FD = "RKT_LOCK_FD"
+
+# Interface versions: 1 = run/enter/stop/gc with --net=host|none; 2 adds CNI networks (--net=NAME,
+# --local-config, --dns*, --hosts-entry, --port) and --private-users.
+V2_NETWORKS = 2
 
 # Paths relative to the pod directory.
 POD_MANIFEST = "pod"

@@ -104,8 +104,7 @@ def dispatch(argv: Sequence[str]) -> int:
     bare = Parser(prog=f"rkt {name}", add_help=False)
     module.add_arguments(bare)
     usage = bare.format_usage().removeprefix("usage: ").strip() + " [global flags]"
-    parser = Parser(prog=f"rkt {name}", description=summary, usage=usage,
-                    parents=[global_parser()])
+    parser = Parser(prog=f"rkt {name}", description=summary, usage=usage, parents=[global_parser()])
     module.add_arguments(parser)
     args = parser.parse_args(rest)
     return module.run(args, options_from(args))

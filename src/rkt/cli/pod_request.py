@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rkt.cli.flags import parse_bool
+from rkt.cli.isolator_flags import isolator_flags
 from rkt.cli.run_args import ParsedApp, ParsedRun
 from rkt.errors import UsageError
 from rkt.stage0.prepare import AppRequest, MountSpec, Pairs, PodRequest, VolumeSpec
@@ -126,6 +127,7 @@ def _app_request(app: ParsedApp, shared: dict[str, list[str]]) -> AppRequest:
         mounts=tuple(parse_mount(m) for m in flags.get("--mount", [])),
         signature=Path(signature) if signature else None,
         annotations=parse_env(flags.get("--annotation", []), "--annotation"),
+        isolators=isolator_flags(flags),
     )
 
 

@@ -55,6 +55,9 @@ class _TransientError(FetchError):
     """A failure worth one clean retry: dropped connection, truncated body."""
 
 
+TransientFetchError = _TransientError  # for protocol clients using ``HttpClient.stream``
+
+
 @dataclass(frozen=True)
 class DownloadResult:
     """What ``HttpClient.download`` got: the body went to ``dest`` unless ``not-modified``."""
@@ -300,6 +303,30 @@ class HttpClient:
             self._check_status(response, url, final_url)
             return True
 
+    @contextmanager
+    def stream(
+        self,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        origin_headers: Mapping[str, str] | None = None,
+        method: str = "GET",
+    ) -> Iterator[Any]:
+        """An open streamed httpx response of any status, for protocol clients (the registry's).
+
+        Redirects, the scheme policy and ``auth_headers`` apply as for ``download``;
+        ``origin_headers`` (credentials) go only to hops on the origin of ``url``, never to a
+        redirect target elsewhere. Failures to connect become FetchError naming ``url``.
+        """
+        with self._translate(url):
+            response, _ = self._open(
+                url, method=method, headers=headers, origin_headers=origin_headers
+            )
+            try:
+                yield response
+            finally:
+                response.close()
+
     # -- internals -------------------------------------------------------------------------
 
     @staticmethod
@@ -329,14 +356,22 @@ class HttpClient:
         return self._client
 
     def _open(
-        self, url: str, *, method: str = "GET", headers: Mapping[str, str] | None = None
+        self,
+        url: str,
+        *,
+        method: str = "GET",
+        headers: Mapping[str, str] | None = None,
+        origin_headers: Mapping[str, str] | None = None,
     ) -> tuple[Any, str]:
         """Send and follow redirects by hand; returns the open streamed response and final URL."""
         client = self._http()
         current = url
+        origin = _origin(url)
         for _ in range(MAX_REDIRECTS + 1):
             self._check_scheme(url, current)
             request_headers = {**(headers or {}), **self._headers_for(current)}
+            if origin_headers and _origin(current) == origin:
+                request_headers.update(origin_headers)
             request = client.build_request(method, current, headers=request_headers)
             response = client.send(request, stream=True)
             if not response.has_redirect_location:
@@ -438,6 +473,11 @@ class HttpClient:
                 return DownloadResult("ok", new_etag, max_age, final_url, size)
             finally:
                 response.close()
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    return parts.scheme.lower(), (parts.hostname or "").lower(), parts.port
 
 
 def _content_length(response: Any) -> int | None:

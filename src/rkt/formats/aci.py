@@ -7,9 +7,11 @@ the uncompressed tar, every byte of it including the zero records at the end (ap
 
 Importing reads the stream once: decompress, hash the tar, check the layout, keep the manifest
 (at most 1 MiB) in memory, extract ``rootfs/`` with :mod:`rkt.formats.safetar` while feeding a
-tree-hash builder. Building writes a deterministic PAX tar (sorted members, numeric owners, no
-user or group names, optional fixed mtime, xattrs, hard links by inode) to a temp file beside the
-target, fsyncs it and renames it into place.
+tree-hash builder. Reading and decompressing, the image-ID digest and the digests of large files
+run on threads of their own (:mod:`rkt.formats.background`), beside the parser and extractor.
+Building writes a deterministic PAX tar (sorted members, numeric owners, no user or group names,
+optional fixed mtime, xattrs, hard links by inode) to a temp file beside the target, fsyncs it and
+renames it into place.
 
 May import ``rkt.errors``, ``rkt.formats`` and (lazily) ``rkt.schema``.
 """
@@ -128,11 +130,14 @@ def import_aci(
     with contextlib.ExitStack() as stack:
         # Threads (see rkt.formats.background): reading ``raw`` (and whatever the caller's
         # stream does, such as copying to the blob) and decompressing run ahead of the tar
-        # parser; the image-ID digest runs on its own worker; the extractor hashes large files
-        # on a third. The main thread parses and writes the tree.
+        # parser; the image-ID digest runs on one worker and the tree-hash digests of large
+        # files on another (one shared worker measured slower). The main thread parses the tar
+        # and writes the tree.
         ahead = stack.enter_context(ReadAhead(stream))
         digest_worker = Worker("rkt-aci-digest")
         stack.callback(digest_worker.abort)
+        tree_worker = Worker("rkt-tree-digest")
+        stack.callback(tree_worker.abort)
         reader = TarReader(
             cast(BinaryIO, ahead), on_chunk=lambda c: digest_worker.submit(tar_digest.update, c)
         )
@@ -140,7 +145,7 @@ def import_aci(
         if rootfs_dest is not None:
             extractor = stack.enter_context(
                 Extractor(
-                    rootfs_dest, strip_prefix="rootfs", hasher=builder, background_digests=True
+                    rootfs_dest, strip_prefix="rootfs", hasher=builder, digest_worker=tree_worker
                 )
             )
         for entry in reader:
@@ -157,6 +162,7 @@ def import_aci(
         if extractor is not None:
             tree_size = extractor.finish().bytes_written
         digest_worker.close()
+        tree_worker.close()
     if manifest is None:
         raise ArchiveError("ACI has no manifest")
     if entries == 0:

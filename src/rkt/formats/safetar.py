@@ -89,9 +89,10 @@ def strip_path(path: str, prefix: str) -> str | None:
 class Extractor:
     """Applies tar members to ``dest`` one by one; :meth:`finish` fixes directories up.
 
-    Use as a context manager (it holds a descriptor of ``dest``). With ``background_digests``
-    (and a ``hasher``), the tree-hash digests of large files are computed on a worker thread
-    while extraction goes on; :meth:`finish` waits for them, so the hasher is complete after it.
+    Use as a context manager (it holds a descriptor of ``dest``). With a ``digest_worker`` (and
+    a ``hasher``), the tree-hash digests of large files are computed on that worker's thread
+    while extraction goes on: the caller must ``close()`` the worker before asking the hasher
+    for its digest.
     """
 
     def __init__(
@@ -102,7 +103,7 @@ class Extractor:
         path_filter: PathFilter | None = None,
         hasher: TreeHashBuilder | None = None,
         same_owner: bool | None = None,
-        background_digests: bool = False,
+        digest_worker: Worker | None = None,
     ) -> None:
         self._prefix = member_path(strip_prefix)
         os.makedirs(dest, exist_ok=True)
@@ -116,9 +117,7 @@ class Extractor:
         self.entries = 0
         self.bytes_written = 0
         self.skipped = 0
-        self._digests: Worker | None = None
-        if hasher is not None and background_digests:
-            self._digests = Worker("rkt-tree-digest")
+        self._digests = digest_worker if hasher is not None else None
 
     def __enter__(self) -> Extractor:
         return self
@@ -129,9 +128,6 @@ class Extractor:
         self.close()
 
     def close(self) -> None:
-        if self._digests is not None:
-            self._digests.abort()
-            self._digests = None
         if self._root >= 0:
             os.close(self._root)
             self._root = -1
@@ -166,9 +162,6 @@ class Extractor:
 
     def finish(self) -> ExtractStats:
         """Give directories their modes and mtimes, deepest first; return the stats."""
-        if self._digests is not None:
-            digests, self._digests = self._digests, None
-            digests.close()
         for rel in sorted(self._dir_meta, reverse=True):
             entry = self._dir_meta[rel]
             try:

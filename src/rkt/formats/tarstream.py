@@ -164,7 +164,11 @@ class TarReader:
                 raise ArchiveError("truncated tar archive")
 
     def body_chunks(self) -> Iterator[memoryview]:
-        """The unread rest of the current member's body, as views of the read buffer."""
+        """The unread rest of the current member's body, as views of the read buffer.
+
+        The buffer is immutable ``bytes``: a view stays valid after the reader moves on, so it
+        may be handed to another thread (the extractor's background digests rely on this).
+        """
         while self._body_left:
             if self._pos == len(self._buf):
                 self._buf = self._pull()

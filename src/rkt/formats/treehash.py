@@ -61,8 +61,8 @@ class PendingDigest:
     """A file record whose content digest is still being fed (on another thread).
 
     The builder turns it into the record when :meth:`TreeHashBuilder.hexdigest` runs; whoever
-    feeds ``digest`` must have finished by then (``rkt.formats.safetar.Extractor.finish`` waits
-    for its digest worker).
+    feeds ``digest`` must have finished by then (``rkt.formats.aci.import_aci`` closes the
+    extractor's digest worker first).
     """
 
     __slots__ = ("digest", "gid", "kind", "mode", "size", "uid")

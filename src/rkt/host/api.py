@@ -113,6 +113,23 @@ class Host(Protocol):
         """Clear the ambient set; intersect effective, permitted, inheritable with ``keep``."""
         ...
 
+    def keep_capabilities(self) -> None:
+        """PR_SET_KEEPCAPS: the permitted set survives the switch to a non-root uid."""
+        ...
+
+    def raise_ambient(self, caps: Iterable[int]) -> None:
+        """Make ``caps`` (within the permitted set) inheritable and ambient, so they survive
+        ``execve`` for a non-root program."""
+        ...
+
+    def load_seccomp(self, retain: bool, syscalls: Iterable[str], errno_value: int) -> None:
+        """Install a seccomp filter on the calling thread (``rkt.host.seccomp``)."""
+        ...
+
+    def write_file(self, path: str, data: str) -> None:
+        """Write ``data`` to an existing file (cgroup and /proc knobs), no create, no truncate."""
+        ...
+
     def bring_up_loopback(self) -> None:
         """Set ``lo`` up in the current network namespace."""
         ...

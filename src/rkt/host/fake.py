@@ -79,5 +79,17 @@ class RecordingHost:
     def limit_capabilities(self, keep: Iterable[int]) -> None:
         self._record("limit_capabilities", frozenset(keep))
 
+    def keep_capabilities(self) -> None:
+        self._record("keep_capabilities")
+
+    def raise_ambient(self, caps: Iterable[int]) -> None:
+        self._record("raise_ambient", frozenset(caps))
+
+    def load_seccomp(self, retain: bool, syscalls: Iterable[str], errno_value: int) -> None:
+        self._record("load_seccomp", retain, tuple(syscalls), errno_value)
+
+    def write_file(self, path: str, data: str) -> None:
+        self._record("write_file", path, data)
+
     def bring_up_loopback(self) -> None:
         self._record("bring_up_loopback")

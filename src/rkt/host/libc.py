@@ -46,10 +46,12 @@ MNT_DETACH = 2
 # prctl(2)
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
+PR_SET_KEEPCAPS = 8
 PR_CAPBSET_READ = 23
 PR_CAPBSET_DROP = 24
 PR_SET_NO_NEW_PRIVS = 38
 PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_RAISE = 2
 PR_CAP_AMBIENT_CLEAR_ALL = 4
 
 # capset(2)
@@ -160,3 +162,8 @@ def openat2(dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> i
         "openat2",
         path,
     )
+
+
+def raw_syscall(call: str, number: int, *args: object) -> int:
+    """``syscall(number, args...)``; raises ``OSError`` naming ``call`` on failure."""
+    return _check(_libc.syscall(number, *args), call)

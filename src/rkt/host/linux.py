@@ -149,6 +149,35 @@ class LinuxHost:
         effective, permitted, inheritable = libc.capget()
         libc.capset(effective & mask, permitted & mask, inheritable & mask)
 
+    def keep_capabilities(self) -> None:
+        libc.prctl(libc.PR_SET_KEEPCAPS, 1)
+
+    def raise_ambient(self, caps: Iterable[int]) -> None:
+        wanted = list(caps)
+        mask = 0
+        for cap in wanted:
+            mask |= 1 << cap
+        _, permitted, _ = libc.capget()
+        mask &= permitted
+        libc.capset(mask, permitted, mask)
+        for cap in wanted:
+            if mask & (1 << cap):
+                libc.prctl(libc.PR_CAP_AMBIENT, libc.PR_CAP_AMBIENT_RAISE, cap)
+
+    def load_seccomp(self, retain: bool, syscalls: Iterable[str], errno_value: int) -> None:
+        from rkt.host.seccomp import load_seccomp
+
+        load_seccomp(retain, syscalls, errno_value)
+
+    def write_file(self, path: str, data: str) -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, data.encode())
+        except OSError as exc:
+            raise OSError(exc.errno, f"write: {exc.strerror}", path) from exc
+        finally:
+            os.close(fd)
+
     def bring_up_loopback(self) -> None:
         import fcntl
         import socket

@@ -68,20 +68,15 @@ def is_netns(path: Path) -> bool:
         return False
 
 
-def drop_netns_pins(mountinfo: str | None = None) -> None:
-    """In a freshly unshared mount namespace whose mounts are already private: unmount the copies
-    of every pinned namespace under ``/run/netns`` (the pod's own included), so this pod keeps no
-    other pod's namespace alive after that pod's gc unpinned it."""
-    if mountinfo is None:
-        mountinfo = Path("/proc/self/mountinfo").read_text()
+def netns_pins(mountinfo: str) -> list[str]:
+    """Mount points of pinned namespaces under ``/run/netns`` in a ``/proc/self/mountinfo``."""
     prefix = str(NETNS_DIR) + "/"
+    points = []
     for line in mountinfo.splitlines():
         fields = line.split()
         if len(fields) > 4 and fields[4].startswith(prefix):
-            try:
-                libc.umount2(fields[4], libc.MNT_DETACH)
-            except OSError:
-                pass
+            points.append(fields[4])
+    return points
 
 
 def _unlink(path: Path) -> None:

@@ -60,7 +60,11 @@ class Invocation:
             "PATH": os.environ.get("PATH", _HOST_PATH),  # plugins run iptables, ip
         }
         if self.cni_args:
-            env["CNI_ARGS"] = self.cni_args
+            # Every plugin of the chain sees every argument; most refuse keys they do not know
+            # unless told otherwise (CNI conventions, "CNI_ARGS").
+            keys = {pair.partition("=")[0] for pair in self.cni_args.split(";")}
+            prefix = "" if "IgnoreUnknown" in keys else "IgnoreUnknown=1;"
+            env["CNI_ARGS"] = prefix + self.cni_args
         return env
 
 

@@ -34,7 +34,6 @@ from rkt.errors import (
 )
 from rkt.fetch.progress import NullProgress, Progress
 from rkt.fetch.reference import (
-    DockerRef,
     ImageIdRef,
     NameRef,
     PathRef,
@@ -48,6 +47,7 @@ from rkt.store.db import RemoteRecord
 from rkt.store.store import Store
 
 if TYPE_CHECKING:
+    from rkt.config import Config
     from rkt.fetch.http import HttpClient
     from rkt.schema.image import ImageManifest
 
@@ -89,6 +89,10 @@ class Fetcher:
             raise UsageError(
                 f'--pull-policy: "{request.pull_policy}" is not one of new, update, never'
             )
+        from rkt.stage0.oci_import import fetch_oci_image, is_oci_reference
+
+        if is_oci_reference(request.image):  # docker://, oci:, oci-archive:, docker-archive:
+            return fetch_oci_image(self, request.image, request.pull_policy)
         ref = parse_image_reference(request.image)
         if isinstance(ref, ImageIdRef):
             return self.store.resolve_id(ref.prefix).id
@@ -102,10 +106,6 @@ class Fetcher:
             return self._fetch_url(ref.url, request)
         if isinstance(ref, NameRef):
             return self._fetch_name(ref, request)
-        if isinstance(ref, DockerRef):
-            raise ImageError(
-                f'image "{request.image}": docker:// images are not supported yet by this rkt'
-            )
         raise UsageError(f'image "{request.image}": unrecognised image reference')
 
     # sources ----------------------------------------------------------------------------------
@@ -291,6 +291,17 @@ class Fetcher:
         if image_id is not None and all(rec.id != image_id for rec in found):
             raise ImageError(f'dependency "{name}": no image with the required ID {image_id[:19]}…')
         return image_id or found[0].id
+
+    def warn_insecure_once(self) -> None:
+        if not self._warned_insecure:
+            self.warn("signature verification has been disabled (--insecure-options=image)")
+            self._warned_insecure = True
+
+    def config(self) -> Config:
+        """rkt's merged configuration (``dockerAuth`` credentials for registries)."""
+        from rkt.config import load_config
+
+        return load_config(self.opts.system_config, self.opts.local_config, self.opts.user_config)
 
     @property
     def client(self) -> HttpClient:

@@ -41,6 +41,7 @@ class AppInfo:
     created_at: float | None = None
     started_at: float | None = None
     finished_at: float | None = None
+    oom_killed: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -52,6 +53,7 @@ class AppInfo:
             "created_at": _ns(self.created_at),
             "started_at": _ns(self.started_at),
             "finished_at": _ns(self.finished_at),
+            "oom_killed": self.oom_killed,
         }
 
 
@@ -118,6 +120,7 @@ def pod_info(pod: Pod) -> PodInfo:
             app_info.finished_at = _sec(status.get("finished"))
             code = status.get("exit_code")
             app_info.exit_code = int(code) if isinstance(code, int) else None
+            app_info.oom_killed = status.get("oom_killed") is True
         code_file = pod.file(abi.app_status(name))
         if app_info.exit_code is None and code_file.exists():
             text = code_file.read_text().strip()
@@ -197,6 +200,7 @@ def gc_pods(pods_root: Path, *, grace: float, expire_prepared: float, mark_only:
             continue
     if mark_only:
         return report
+    now = time.time()  # pass 1 just marked pods: their mark time is after the first reading
     for pod in list(iter_pods(pods_root)):
         if pod.phase not in (EXITED_GARBAGE, GARBAGE):
             continue

@@ -101,17 +101,32 @@ def _merge_env(*layers: Pairs) -> Pairs:
     return tuple(merged.items())
 
 
+def _docker_entrypoint(annotations: list[dict[str, str]]) -> list[str] | None:
+    from rkt.formats.oci import docker_entrypoint
+
+    return docker_entrypoint({a["name"]: a["value"] for a in annotations})
+
+
 def _app_section(
-    req: AppRequest, pod_req: PodRequest, image_app: dict[str, Any] | None, image_name: str
+    req: AppRequest,
+    pod_req: PodRequest,
+    image_app: dict[str, Any] | None,
+    image_name: str,
+    image_annotations: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
     app = dict(image_app or {})
-    if not app.get("exec") and req.exec_ is None:
+    entrypoint = _docker_entrypoint(image_annotations or [])
+    if not app.get("exec") and req.exec_ is None and entrypoint is None:
         raise ImageError(f'image "{image_name}": has no app to run (give --exec)')
     exec_ = list(app.get("exec") or [])
     if req.exec_ is not None:
         exec_ = [req.exec_]
-    if req.has_args:
+    if req.has_args and req.exec_ is None and entrypoint is not None:
+        exec_ = entrypoint + list(req.args)  # Docker: arguments replace Cmd, not Entrypoint
+    elif req.has_args:
         exec_ = exec_[:1] + list(req.args)
+    if not exec_:
+        raise ImageError(f'image "{image_name}": has no app to run (give --exec)')
     app["exec"] = exec_
     app["user"] = req.user if req.user is not None else str(app.get("user", "0"))
     app["group"] = req.group if req.group is not None else str(app.get("group", "0"))
@@ -126,9 +141,20 @@ def _app_section(
         app["environment"] = _env_list(env)
     if req.isolators:
         names = {iso["name"] for iso in req.isolators}
+        # A flag's retain-set also replaces the image's remove-set (and the other way round):
+        # the two are mutually exclusive (ace.md), and the command line wins.
+        names |= {_RETAIN_REMOVE[n] for n in names if n in _RETAIN_REMOVE}
         kept = [iso for iso in app.get("isolators", []) if iso.get("name") not in names]
         app["isolators"] = kept + list(req.isolators)
     return app
+
+
+_RETAIN_REMOVE = {
+    "os/linux/capabilities-retain-set": "os/linux/capabilities-remove-set",
+    "os/linux/capabilities-remove-set": "os/linux/capabilities-retain-set",
+    "os/linux/seccomp-retain-set": "os/linux/seccomp-remove-set",
+    "os/linux/seccomp-remove-set": "os/linux/seccomp-retain-set",
+}
 
 
 def _unique_name(wanted: str, taken: set[str]) -> str:
@@ -223,7 +249,7 @@ def build_pod_manifest(
                 "name": rec.name,
                 "labels": [{"name": k, "value": v} for k, v in rec.labels.items()],
             },
-            "app": _app_section(areq, req, image_app, rec.name),
+            "app": _app_section(areq, req, image_app, rec.name, manifest.get("annotations") or []),
         }
         if areq.readonly_rootfs is not None:
             app_doc["readOnlyRootFS"] = areq.readonly_rootfs
@@ -275,14 +301,15 @@ def _lay_out_apps(
     resolve: Callable[..., str] | None,
 ) -> None:
     for app, rec in zip(pod["apps"], records, strict=True):
-        tree_id = rec.tree_id
-        if tree_id is None or not store.tree_path(tree_id).is_dir():
-            tree_id = render_image_tree(store, rec.id, resolve_dependency=resolve).id
         info = pod_dir / abi.appsinfo(app["name"])
         info.mkdir(parents=True)
         (info / "manifest").write_bytes(rec.manifest)
-        (info / "treeStoreID").write_text(tree_id)
-        (info / "rootfs").symlink_to(store.tree_path(tree_id) / "rootfs")
+        if not _lay_out_layers(store, info, rec):
+            tree_id = rec.tree_id
+            if tree_id is None or not store.tree_path(tree_id).is_dir():
+                tree_id = render_image_tree(store, rec.id, resolve_dependency=resolve).id
+            (info / "treeStoreID").write_text(tree_id)
+            (info / "rootfs").symlink_to(store.tree_path(tree_id) / "rootfs")
         overlay = pod_dir / abi.app_overlay(app["name"])
         (overlay / "upper").mkdir(parents=True)
         (overlay / "work").mkdir()
@@ -293,6 +320,29 @@ def _lay_out_apps(
             path.mkdir(parents=True)
             os.chown(path, int(vol.get("uid", 0)), int(vol.get("gid", 0)))
             path.chmod(int(str(vol.get("mode", "0755")), 8))
+
+
+def _lay_out_layers(store: Store, info: Path, rec: ImageRecord) -> bool:
+    """A Docker/OCI image: ``lowerdirs`` lists its layer trees, top-most first (stage1-abi §2).
+
+    ``rootfs`` points at the top-most layer (informational; the stack is what a stage1 mounts).
+    """
+    from rkt.store.layers import image_layers, layer_key, layer_trees
+
+    trees = layer_trees(store, rec.id)
+    if not trees:
+        return False
+    missing = [t for t in trees if not t.is_dir()]
+    if missing:
+        raise ImageError(
+            f'image "{rec.name}": layer {missing[0].parent.name} is missing from the store; '
+            "fetch the image again"
+        )
+    unique = list(dict.fromkeys(trees))  # a layer listed twice (schema 1): its top-most place
+    (info / "lowerdirs").write_text("".join(f"{t}\n" for t in unique))
+    (info / "treeStoreID").write_text(layer_key(image_layers(store, rec.id)[-1]))
+    (info / "rootfs").symlink_to(unique[0])
+    return True
 
 
 def prepare_pod(

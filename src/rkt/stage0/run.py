@@ -21,15 +21,62 @@ from rkt.pod.pod import PREPARED, RUN, Pod, PodLock, write_atomic
 
 @dataclass(frozen=True)
 class RunOptions:
-    net: str = "host"
+    net: str = "default"
     hostname: str | None = None
     interactive: bool = False
     debug: bool = False
     insecure: tuple[str, ...] = ()  # capabilities, paths, seccomp
     mutable: bool = False
+    local_config: str | None = None  # where stage1 finds net.d
+    dns: tuple[str, ...] = ()
+    dns_search: tuple[str, ...] = ()
+    dns_opt: tuple[str, ...] = ()
+    dns_domain: str | None = None
+    hosts_entries: tuple[str, ...] = ()
+    ports: tuple[str, ...] = ()  # NAME:[HOSTIP:]HOSTPORT
+    private_users: bool = False  # a user namespace with a uid range of its own (uidrange.py)
 
-    def stage1_flags(self) -> list[str]:
+    def network_flags(self) -> list[str]:
+        # Only what the pod uses: a stage1 that knows nothing of CNI still runs host/none pods.
+        cni = self.local_config and self.net.split(",")[0].split(":")[0] not in ("host", "none")
+        flags = [f"--local-config={self.local_config}"] if cni else []
+        flags += [f"--dns={v}" for v in self.dns]
+        flags += [f"--dns-search={v}" for v in self.dns_search]
+        flags += [f"--dns-opt={v}" for v in self.dns_opt]
+        flags += [f"--dns-domain={self.dns_domain}"] if self.dns_domain else []
+        flags += [f"--hosts-entry={v}" for v in self.hosts_entries]
+        flags += [f"--port={v}" for v in self.ports]
+        return flags
+
+    def needs_v2(self) -> list[str]:
+        """The options a stage1 of interface version 1 cannot honour."""
+        needs = (
+            [f"--net={self.net}"]
+            if any(n.split(":")[0] not in ("host", "none") for n in self.net.split(","))
+            else []
+        )
+        if self.dns or self.dns_search or self.dns_opt or self.dns_domain:
+            needs.append("--dns*")
+        if self.hosts_entries:
+            needs.append("--hosts-entry")
+        if self.ports:
+            needs.append("--port")
+        if self.private_users:
+            needs.append("--private-users")
+        return needs
+
+    def stage1_flags(self, version: int = abi.INTERFACE_VERSION) -> list[str]:
+        """The run entrypoint's flags, only those the stage1's interface version knows (ABI §4)."""
+        if version < abi.V2_NETWORKS:
+            unsupported = self.needs_v2()
+            if unsupported:
+                raise PodError(
+                    f"stage1 speaks interface version {version}; {', '.join(unsupported)} "
+                    f"needs version {abi.V2_NETWORKS}"
+                )
         flags = [f"--net={self.net}"]
+        if version >= abi.V2_NETWORKS:
+            flags += self.network_flags()
         if self.hostname:
             flags.append(f"--hostname={self.hostname}")
         if self.interactive:
@@ -59,6 +106,18 @@ def entrypoint(pod: Pod, annotation: str) -> Path:
     raise PodError(f'pod "{pod.uuid}": its stage1 has no entrypoint "{annotation}"')
 
 
+def stage1_interface_version(pod: Pod) -> int:
+    """The interface version the pod's stage1 declares (checked against ours at prepare)."""
+    try:
+        manifest = json.loads(pod.file(abi.STAGE1_MANIFEST).read_bytes())
+    except (OSError, ValueError) as exc:
+        raise PodError(f'pod "{pod.uuid}": cannot read its stage1 manifest') from exc
+    for ann in manifest.get("annotations", []):
+        if ann.get("name") == abi.ANN_INTERFACE_VERSION and str(ann.get("value", "")).isdigit():
+            return int(ann["value"])
+    raise PodError(f'pod "{pod.uuid}": its stage1 declares no interface version')
+
+
 def stage1_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {
         "PATH": os.environ.get(
@@ -76,6 +135,8 @@ def start_run(pod: Pod, options: RunOptions) -> tuple[PodLock, list[str], dict[s
     """Take the pod's lock, move it to ``run``; return what to exec."""
     if pod.phase != PREPARED:
         raise PodError(f'pod "{pod.uuid}": is {pod.state()}, not prepared')
+    # Refuse version skew before anything changes: the pod stays prepared.
+    flags = options.stage1_flags(stage1_interface_version(pod))
     lock = PodLock(pod.path)
     if not lock.try_exclusive():
         lock.close()
@@ -98,9 +159,18 @@ def start_run(pod: Pod, options: RunOptions) -> tuple[PodLock, list[str], dict[s
         lock.close()
         raise
     run = entrypoint(pod, abi.ANN_RUN)
-    argv = [str(run), *options.stage1_flags(), pod.uuid]
+    argv = [str(run), *flags, *_private_users_flags(pod, options), pod.uuid]
     env = stage1_env({abi.ENV_LOCK_FD: str(lock.inheritable_fd())})
     return lock, argv, env
+
+
+def _private_users_flags(pod: Pod, options: RunOptions) -> list[str]:
+    if not options.private_users:
+        return []
+    from rkt.stage0.uidrange import allocate_range
+
+    shift, count = allocate_range(pod.path.parents[2], pod.uuid)  # <dir>/pods/run/<uuid>
+    return [f"--private-users={shift}:{count}"]
 
 
 def exec_stage1(pod: Pod, argv: list[str], env: dict[str, str]) -> NoReturn:

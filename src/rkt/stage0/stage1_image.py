@@ -88,7 +88,10 @@ def ensure_builtin_stage1(store: Store, flavor: str) -> ImageRecord:
     name = builtin_name(flavor)
     for rec in store.find_by_name(name, {"version": __version__}):
         annotations = json.loads(rec.manifest).get("annotations", [])
-        if {"name": INTERPRETER_ANNOTATION, "value": sys.executable} in annotations:
+        current = {"name": abi.ANN_INTERFACE_VERSION, "value": str(abi.INTERFACE_VERSION)}
+        if {"name": INTERPRETER_ANNOTATION, "value": sys.executable} in annotations and (
+            current in annotations
+        ):
             return rec
     package = BUILTIN_FLAVORS[flavor]
     annotations = [{"name": ann, "value": "/" + fname} for ann, fname in _ENTRY_FILES.items()]

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from rkt.errors import StoreError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 60_000
 
 
@@ -68,8 +68,32 @@ def _migrate_to_1(conn: sqlite3.Connection) -> None:
     )
 
 
+def _migrate_to_2(conn: sqlite3.Connection) -> None:
+    """Docker/OCI layers (rkt.store.layers): stored once by digest, listed per image in order."""
+    _run_script(
+        conn,
+        """
+        CREATE TABLE layers (
+            digest TEXT PRIMARY KEY,
+            diff_id TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            uncompressed_size INTEGER NOT NULL,
+            tree_size INTEGER NOT NULL,
+            import_time REAL NOT NULL
+        );
+        CREATE TABLE image_layers (
+            image_id TEXT NOT NULL,
+            position INTEGER NOT NULL,
+            digest TEXT NOT NULL,
+            PRIMARY KEY (image_id, position)
+        );
+        CREATE INDEX image_layers_digest ON image_layers(digest);
+        """,
+    )
+
+
 # MIGRATIONS[n] brings a database from version n to n + 1.
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {0: _migrate_to_1}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {0: _migrate_to_1, 1: _migrate_to_2}
 
 
 @dataclass(frozen=True)
@@ -243,6 +267,7 @@ class ImageIndex:
     def delete_image(self, conn: sqlite3.Connection, image_id: str) -> None:
         conn.execute("DELETE FROM images WHERE id = ?", (image_id,))
         conn.execute("DELETE FROM remotes WHERE image_id = ?", (image_id,))
+        conn.execute("DELETE FROM image_layers WHERE image_id = ?", (image_id,))
 
     # remotes ----------------------------------------------------------------------------------
 

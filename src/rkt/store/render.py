@@ -189,6 +189,8 @@ def _write_to(
 
     rec = store.get(image_id)
     assert rec is not None
+    if rec.compression == "layers":
+        raise ImageError(f'image "{rec.name}": a Docker/OCI image; this works on ACIs only')
     staging = target.parent / f".{target.name}.rkt-tmp-{os.getpid()}"
     try:
         if rootfs_only:

@@ -239,6 +239,9 @@ class Store:
             for tree in trees:
                 self._discard(self.tree_path(tree.id))
             self._discard(self.blob_path(image_id))
+        from rkt.store.layers import reclaim_layers
+
+        reclaim_layers(self)  # Docker/OCI layers no other image uses
 
     def discard_unlisted_blob(self, image_id: str) -> None:
         """Drop a committed blob whose image never got listed (the caller holds its lock)."""
@@ -307,6 +310,9 @@ class Store:
                             removed.append(tree.name)
                     finally:
                         lock.release()
+        from rkt.store.layers import reclaim_layers
+
+        removed += reclaim_layers(self)
         return removed
 
 

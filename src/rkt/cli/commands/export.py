@@ -1,8 +1,9 @@
 """``rkt export [--app=NAME] [--overwrite] UUID OUT.aci``: an exited pod's app as an image.
 
 As rkt/export.go: the pod must have exited; the image is the app's image manifest (unchanged) over
-the app's root filesystem as the app left it, i.e. the read-only image tree with the app's overlay
-upper directory on top (docs/stage1-abi.md §2 ``overlay/<app>/upper``). The merge follows
+the app's root filesystem as the app left it, i.e. the read-only image tree (or the layer trees of
+``appsinfo/<app>/lowerdirs``) with the app's overlay upper directory on top (docs/stage1-abi.md §2
+``overlay/<app>/upper``). The merge follows
 overlayfs: a character device 0/0 in the upper dir is a whiteout (the path is deleted), a directory
 with ``trusted.overlay.opaque=y`` hides the lower directory's contents; ``trusted.overlay.*``
 attributes never reach the image. Image files are hard-linked into a store temp dir (same
@@ -63,7 +64,7 @@ def is_opaque(path: str) -> bool:
 
 
 def copy_metadata(src: str, st: os.stat_result, dst: str) -> None:
-    """Owner, mode, image xattrs and times of ``src`` onto ``dst`` (overlay's own xattrs dropped)."""
+    """Owner, mode, xattrs (not overlay's own) and times of ``src`` onto ``dst``."""
     os.lchown(dst, st.st_uid, st.st_gid)
     if not stat.S_ISLNK(st.st_mode):
         os.chmod(dst, stat.S_IMODE(st.st_mode))
@@ -93,47 +94,59 @@ def _place(src: str, st: os.stat_result, dst: str, *, link: bool) -> None:
     copy_metadata(src, st, dst)
 
 
-def merge_layers(lower: str | None, upper: str | None, dest: str) -> None:
-    """Write the overlay of ``upper`` on ``lower`` into the existing directory ``dest``."""
+def merge_layers(layers: list[tuple[str, bool]], dest: str) -> None:
+    """Write the overlay of ``layers`` (top-most first; each ``(path, link)``) into ``dest``.
+
+    ``link``: hard-link that layer's files (read-only image trees) instead of copying them.
+    """
     taken: set[str] = set()
-    if upper is not None:
-        for name in sorted(os.listdir(upper)):
-            src = os.path.join(upper, name)
-            st = os.lstat(src)
+    for index, (layer, link) in enumerate(layers):
+        for name in sorted(os.listdir(layer)):
+            if name in taken:
+                continue
             taken.add(name)
+            src = os.path.join(layer, name)
+            st = os.lstat(src)
             if is_whiteout(st):
                 continue
             target = os.path.join(dest, name)
             if stat.S_ISDIR(st.st_mode):
-                below = os.path.join(lower, name) if lower is not None else None
-                if below is not None and (is_opaque(src) or not _is_real_dir(below)):
-                    below = None
                 os.mkdir(target)
-                merge_layers(below, src, target)
+                merge_layers(_dir_layers(layers, index, name), target)
                 copy_metadata(src, st, target)
             else:
-                _place(src, st, target, link=False)
-    if lower is None:
-        return
-    for name in sorted(os.listdir(lower)):
-        if name in taken:
+                _place(src, st, target, link=link)
+
+
+def _dir_layers(layers: list[tuple[str, bool]], top: int, name: str) -> list[tuple[str, bool]]:
+    """The directory ``name`` in layer ``top`` and the lower layers it does not hide."""
+    found = [(os.path.join(layers[top][0], name), layers[top][1])]
+    for layer, link in layers[top + 1 :]:
+        if is_opaque(found[-1][0]):
+            break
+        path = os.path.join(layer, name)
+        try:
+            st = os.lstat(path)
+        except (FileNotFoundError, NotADirectoryError):
             continue
-        src = os.path.join(lower, name)
-        st = os.lstat(src)
-        target = os.path.join(dest, name)
-        if stat.S_ISDIR(st.st_mode):
-            os.mkdir(target)
-            merge_layers(src, None, target)
-            copy_metadata(src, st, target)
-        else:
-            _place(src, st, target, link=True)
+        if not stat.S_ISDIR(st.st_mode):
+            break  # a whiteout or a file: nothing further down shows through
+        found.append((path, link))
+    return found
 
 
-def _is_real_dir(path: str) -> bool:
+def image_layers(appsinfo: Path) -> list[str]:
+    """The app's read-only trees, top-most first: ``lowerdirs`` if stage0 wrote it, else ``rootfs``
+    (docs/stage1-abi.md §2)."""
     try:
-        return stat.S_ISDIR(os.lstat(path).st_mode)
+        lines = (appsinfo / "lowerdirs").read_text().splitlines()
+        layers = [line.strip() for line in lines if line.strip()]
     except FileNotFoundError:
-        return False
+        layers = [os.path.realpath(appsinfo / "rootfs")]
+    for layer in layers:
+        if not os.path.isdir(layer):
+            raise PodError(f'app "{appsinfo.name}": its image tree "{layer}" is gone')
+    return layers
 
 
 def run(args: argparse.Namespace, opts: GlobalOptions) -> int:
@@ -155,17 +168,17 @@ def run(args: argparse.Namespace, opts: GlobalOptions) -> int:
             raise PodError(f'pod "{pod.uuid}": is in use')
         # Paths through the locked directory descriptor stay right if gc renames the pod.
         base = Path(f"/proc/self/fd/{lock.fd}")
-        lower = os.path.realpath(base / abi.appsinfo(app) / "rootfs")
+        lowers = image_layers(base / abi.appsinfo(app))
         upper = base / abi.app_overlay(app) / "upper"
-        if not os.path.isdir(lower):
-            raise PodError(f'pod "{pod.uuid}": the image tree of app "{app}" is gone')
+        layers = [(str(upper), False)] if upper.is_dir() else []
+        layers += [(lower, True) for lower in lowers]
         manifest = (base / abi.appsinfo(app) / "manifest").read_bytes()
         with Store(opts.dir) as store, store.tempdir("export") as tmp:
             src = tmp.path / "src"
             rootfs = src / "rootfs"
             rootfs.mkdir(parents=True)
-            merge_layers(lower, str(upper) if upper.is_dir() else None, str(rootfs))
-            copy_metadata(lower, os.lstat(lower), str(rootfs))
+            merge_layers(layers, str(rootfs))
+            copy_metadata(lowers[0], os.lstat(lowers[0]), str(rootfs))
             (src / "manifest").write_bytes(manifest)
             os.chown(src / "manifest", 0, 0)  # not the store temp dir's setgid group
             os.chmod(src / "manifest", 0o644)

@@ -55,11 +55,18 @@ def _columns(text: str, flag: str) -> list[str]:
     return cols
 
 
+def _docker_name(rec: ImageRecord) -> str | None:
+    """``registry/repository:tag`` for an image pulled from a Docker registry, else None."""
+    if not rec.source.startswith("docker://"):
+        return None
+    return rec.source[len("docker://") :]
+
+
 def _values(rec: ImageRecord, latest: set[str]) -> dict[str, Any]:
     version = rec.labels.get("version")
     return {
         "id": rec.id,
-        "name": f"{rec.name}:{version}" if version else rec.name,
+        "name": _docker_name(rec) or (f"{rec.name}:{version}" if version else rec.name),
         "size": rec.size + rec.tree_size,
         "importtime": rec.import_time,
         "lastused": rec.last_used,

@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from rkt.cli.commands.run import NETWORKS
+from rkt.cli.commands.run import DEFAULT_NET, NETWORKS, network_options
 from rkt.cli.flags import add_bool
-from rkt.errors import UsageError
 from rkt.pod.pod import ensure_pods_root, find_pod
 from rkt.settings import GlobalOptions
 from rkt.stage0.privileges import require_root
@@ -16,24 +15,47 @@ from rkt.stage0.run import RunOptions, exec_stage1, start_run
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("uuid", metavar="UUID", help="the prepared pod")
-    parser.add_argument("--net", default="host", help=f"networks ({', '.join(NETWORKS)})")
+    parser.add_argument(
+        "--net",
+        default=DEFAULT_NET,
+        nargs="?",
+        const="default",
+        help=f"networks ({', '.join(NETWORKS)})",
+    )
+    for flag, what in (
+        ("--dns", "name server IP, or host, or none (repeatable)"),
+        ("--dns-search", "DNS search domain (repeatable)"),
+        ("--dns-opt", "resolv.conf option (repeatable)"),
+        ("--hosts-entry", "IP=HOSTNAME for /etc/hosts, or host (repeatable)"),
+        ("--port", "NAME:[HOSTIP:]HOSTPORT, forward an image port (repeatable)"),
+    ):
+        parser.add_argument(flag, action="append", default=[], help=what)
+    parser.add_argument("--dns-domain", default=None, help="resolv.conf domain")
     parser.add_argument("--hostname", default=None, help="pod hostname (default rkt-UUID)")
     add_bool(parser, "--interactive", False, "give the single app the terminal")
 
 
 def run(args: argparse.Namespace, opts: GlobalOptions) -> int:
     require_root("run-prepared")
-    if args.net.split(":", 1)[0] not in NETWORKS:
-        raise UsageError(f'--net: network "{args.net}" is not available yet')
+    network = network_options(
+        opts,
+        net=args.net or "default",
+        dns=args.dns,
+        dns_search=args.dns_search,
+        dns_opt=args.dns_opt,
+        dns_domain=args.dns_domain,
+        hosts_entries=args.hosts_entry,
+        ports=args.port,
+    )
     pod = find_pod(ensure_pods_root(opts.dir), args.uuid)
     options = RunOptions(
-        net=args.net,
         hostname=args.hostname,
         interactive=args.interactive,
         debug=opts.debug,
         insecure=tuple(
             n for n in opts.insecure.names() if n in ("capabilities", "paths", "seccomp")
         ),
+        **network,  # type: ignore[arg-type]
     )
     _lock, argv, env = start_run(pod, options)
     sys.stdout.flush()

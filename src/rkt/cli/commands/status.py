@@ -314,6 +314,8 @@ def pod_json(info: PodInfo, *, detailed: bool) -> dict[str, Any]:
                 entry[key] = _ns(ts)
         if app.exit_code is not None:
             entry["exit_code"] = app.exit_code
+        if app.oom_killed:
+            entry["oom_killed"] = True
         apps.append(entry)
     doc["apps"] = apps
     return doc
@@ -335,6 +337,7 @@ def status_lines(info: PodInfo) -> list[str]:
     lines.append(f"exited={'true' if info.state in ('exited', 'exited garbage') else 'false'}")
     if info.state != "running":
         lines += [f"app-{a.name}={a.exit_code}" for a in info.apps if a.exit_code is not None]
+        lines += [f"app-{a.name}-oom-killed=true" for a in info.apps if a.oom_killed]
     return lines
 
 

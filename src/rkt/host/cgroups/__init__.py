@@ -91,8 +91,7 @@ def is_unified(mountinfo: str) -> bool:
 
     has_v2 = any(_fstype(line) == "cgroup2" for line in mountinfo.splitlines())
     v1_controllers = any(
-        any(not c.startswith("name=") for c in h.controllers)
-        for h in parse_hierarchies(mountinfo)
+        any(not c.startswith("name=") for c in h.controllers) for h in parse_hierarchies(mountinfo)
     )
     return has_v2 and not v1_controllers
 

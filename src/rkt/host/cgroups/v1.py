@@ -16,7 +16,7 @@ import signal
 from dataclasses import dataclass
 from pathlib import Path
 
-from rkt.host.cgroups import PodCgroup
+from rkt.host.cgroups import CPU_PERIOD_US, Limits, PodCgroup, app_cgroup_name, cpu_quota_us
 
 _KILL_WAIT_MS = 5000
 
@@ -108,6 +108,31 @@ class CgroupV1:
             finally:
                 os.close(fd)
 
+    def create_app(self, pod: PodCgroup, app: str, limits: Limits) -> PodCgroup:
+        name = app_cgroup_name(app)
+        dirs = []
+        for parent in pod.dirs:
+            child = parent / name
+            child.mkdir(exist_ok=True)
+            _inherit_cpuset(parent, child)
+            dirs.append(child)
+        cgroup = PodCgroup(dirs=tuple(dirs), relative=f"{pod.relative}/{name}")
+        for knob, value in v1_knobs(limits):
+            write_knob(cgroup, knob, value)
+        for d in dirs:
+            if (d / "devices.deny").exists():
+                restrict_devices(d)
+        return cgroup
+
+    def oom_kills(self, cgroup: PodCgroup) -> int:
+        for d in cgroup.dirs:
+            try:
+                text = (d / "memory.oom_control").read_text()
+            except OSError:
+                continue
+            return _counter(text, "oom_kill")
+        return 0
+
     def processes(self, cgroup: PodCgroup) -> list[int]:
         pids: set[int] = set()
         for d in cgroup.dirs:
@@ -124,6 +149,73 @@ class CgroupV1:
         for d in cgroup.dirs:
             for sub in reversed(_subtree(d)):
                 _rmdir(sub)
+
+
+def v1_knobs(limits: Limits) -> list[tuple[str, str]]:
+    """The v1 files to write for ``limits``, in order (the swap limit follows the memory one)."""
+    out: list[tuple[str, str]] = []
+    if limits.memory_bytes is not None:
+        out.append(("memory.limit_in_bytes", str(limits.memory_bytes)))
+        out.append(("memory.memsw.limit_in_bytes?", str(limits.memory_bytes)))
+    if limits.cpu_millicores is not None:
+        out.append(("cpu.cfs_period_us", str(CPU_PERIOD_US)))
+        out.append(("cpu.cfs_quota_us", str(cpu_quota_us(limits.cpu_millicores))))
+    if limits.cpu_shares is not None:
+        out.append(("cpu.shares", str(limits.cpu_shares)))
+    if limits.pids is not None:
+        out.append(("pids.max", str(limits.pids)))
+    return out
+
+
+# The app's minimal /dev: null, zero, full, random, urandom, tty, console, ptmx, its devpts.
+# Nothing else may be created (mknod) or opened, whatever the app's capabilities.
+ALLOWED_DEVICES = (
+    "c 1:3 rwm",
+    "c 1:5 rwm",
+    "c 1:7 rwm",
+    "c 1:8 rwm",
+    "c 1:9 rwm",
+    "c 5:0 rwm",
+    "c 5:1 rwm",
+    "c 5:2 rwm",
+    "c 136:* rwm",
+)
+
+
+def restrict_devices(cgroup_dir: Path) -> None:
+    """v1 devices controller: deny every device, then allow the minimal /dev set."""
+    (cgroup_dir / "devices.deny").write_text("a")
+    for rule in ALLOWED_DEVICES:
+        (cgroup_dir / "devices.allow").write_text(rule)
+
+
+def write_knob(cgroup: PodCgroup, knob: str, value: str) -> None:
+    """Write ``value`` into ``knob`` in whichever of the cgroup's hierarchies has it.
+
+    A knob ending in ``?`` is optional (``memsw`` exists only with swap accounting); any other
+    knob that no hierarchy offers is an error: the limit was asked for and cannot be enforced.
+    """
+    optional = knob.endswith("?")
+    knob = knob.rstrip("?")
+    for d in cgroup.dirs:
+        path = d / knob
+        if path.exists():
+            try:
+                path.write_text(value)
+            except OSError as exc:
+                raise OSError(exc.errno, f"cgroup {knob}: {exc.strerror}", str(path)) from exc
+            return
+    if not optional:
+        controller = knob.split(".")[0]
+        raise OSError(errno.ENOENT, f"cgroup {knob}: no writable {controller} controller")
+
+
+def _counter(text: str, key: str) -> int:
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name == key and value.strip().isdigit():
+            return int(value)
+    return 0
 
 
 def _inherit_cpuset(parent: Path, child: Path) -> None:

@@ -1,13 +1,15 @@
 """An app's launch, fully resolved before any process is forked: what to exec, with which
-environment, user, groups, working directory, capability bounding set, no_new_privs, root
-filesystem options and volume mounts.
+environment, user, groups, working directory, capability bounding and ambient sets,
+no_new_privs, seccomp policy, masked paths, resource limits, root filesystem options and volume
+mounts.
 
 Resolution follows appc: the pod manifest's ``app`` (if present) stands in for the image's, the
 environment is the image's with the pod's overrides and ``AC_APP_NAME`` on top and a default
 ``PATH`` (ace.md "Execution Environment"); the bounding set is rkt's 14 capabilities unless a
 ``capabilities-retain-set``/``-remove-set`` isolator or ``--insecure-options=capabilities`` says
-otherwise (rkt's capabilities-guide). The resolved ``AppSpec`` is saved as JSON so ``enter``
-applies exactly what the app got.
+otherwise (rkt's capabilities-guide, ``caps.py``); seccomp, masks and limits come from their
+sibling modules. The resolved ``AppSpec`` is saved as JSON so ``enter`` applies exactly what the
+app got.
 
 Imports only the standard library, ``rkt.abi``, ``rkt.errors``, ``rkt.schema`` and siblings.
 """
@@ -15,22 +17,19 @@ Imports only the standard library, ``rkt.abi``, ``rkt.errors``, ``rkt.schema`` a
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rkt import abi
 from rkt.errors import PodError, RktError
 from rkt.schema.image import App
-from rkt.schema.isolators import (
-    CAPABILITIES,
-    DEFAULT_CAPABILITIES,
-    CapabilitySet,
-    NoNewPrivileges,
-    parse_isolator,
-)
+from rkt.schema.isolators import CapabilitySet, NoNewPrivileges, SeccompSet, parse_isolator
 from rkt.schema.pod import PodApp, PodManifest, Volume
+from rkt.stage1.common.caps import resolve_capabilities
 from rkt.stage1.common.poddir import PRIVATE_DIR, PodDir
+from rkt.stage1.common.resources import AppLimits, resolve_limits
+from rkt.stage1.common.seccomp import SeccompPolicy, resolve_seccomp
 from rkt.stage1.common.users import resolve_group, resolve_user
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -58,12 +57,18 @@ class AppSpec:
     read_only_rootfs: bool
     lower_rootfs: str
     mounts: tuple[VolumeMount, ...] = ()
+    ambient: tuple[int, ...] = ()
+    seccomp: SeccompPolicy | None = None
+    mask_paths: bool = False
+    limits: AppLimits = field(default_factory=AppLimits)
 
     def env_dict(self) -> dict[str, str]:
         return dict(self.env)
 
     def to_json(self) -> bytes:
-        return json.dumps(asdict(self)).encode()
+        obj = asdict(self)
+        obj["seccomp"] = None if self.seccomp is None else self.seccomp.to_json_obj()
+        return json.dumps(obj).encode()
 
     @classmethod
     def from_json(cls, data: bytes) -> AppSpec:
@@ -82,6 +87,12 @@ class AppSpec:
             read_only_rootfs=obj["read_only_rootfs"],
             lower_rootfs=obj["lower_rootfs"],
             mounts=tuple(VolumeMount(**m) for m in obj["mounts"]),
+            ambient=tuple(obj.get("ambient", ())),
+            seccomp=None
+            if obj.get("seccomp") is None
+            else SeccompPolicy.from_json_obj(obj["seccomp"]),
+            mask_paths=bool(obj.get("mask_paths", False)),
+            limits=AppLimits.from_json_obj(obj.get("limits") or {}),
         )
 
 
@@ -98,17 +109,6 @@ def compute_env(app: App, image_app: App | None, name: str) -> tuple[tuple[str, 
     env.setdefault("PATH", DEFAULT_PATH)
     env["AC_APP_NAME"] = name
     return tuple(env.items())
-
-
-def bounding_set(app: App, insecure: frozenset[str]) -> tuple[int, ...] | None:
-    if "capabilities" in insecure:
-        return None
-    names = DEFAULT_CAPABILITIES
-    for isolator in app.isolators:
-        typed = _typed(isolator.name, isolator)
-        if isinstance(typed, CapabilitySet):
-            names = typed.bounding_set()
-    return tuple(sorted(CAPABILITIES[n] for n in names if n in CAPABILITIES))
 
 
 def _typed(name: str, isolator: Any) -> Any:
@@ -154,21 +154,32 @@ def build_app_spec(
     if not app.exec:
         raise PodError(f'app "{name}": has no exec')
     lower = str(pod.app_lower_rootfs(name))
-    no_new_privs = any(
-        isinstance(t, NoNewPrivileges) and t.enabled
-        for t in (_typed(i.name, i) for i in app.isolators)
-    )
+    typed = [_typed(i.name, i) for i in app.isolators]
+    uid = resolve_user(lower, name, app.user)
+    caps = resolve_capabilities([t for t in typed if isinstance(t, CapabilitySet)], uid, insecure)
+    try:
+        seccomp = resolve_seccomp([t for t in typed if isinstance(t, SeccompSet)], insecure)
+        limits = resolve_limits(typed, app.isolators)
+    except RktError as exc:
+        raise PodError(f'app "{name}": {exc.message}') from exc
     return AppSpec(
         name=name,
         exec=app.exec,
         env=compute_env(app, image_app, name),
-        uid=resolve_user(lower, name, app.user),
+        uid=uid,
         gid=resolve_group(lower, name, app.group),
         supplementary_gids=app.supplementary_gids,
         working_dir=app.working_directory or "/",
-        capabilities=bounding_set(app, insecure),
-        no_new_privs=no_new_privs,
+        capabilities=caps.bounding,
+        # rkt's default is off; we set it whenever seccomp is on (as Docker), and the isolator
+        # can only turn it on: loading a filter without CAP_SYS_ADMIN needs it anyway.
+        no_new_privs=seccomp is not None
+        or any(isinstance(t, NoNewPrivileges) and t.enabled for t in typed),
         read_only_rootfs=pod_app.read_only_rootfs,
         lower_rootfs=lower,
         mounts=tuple(_volume_mounts(pod, manifest, pod_app, app)),
+        ambient=caps.ambient,
+        seccomp=seccomp,
+        mask_paths="paths" not in insecure,
+        limits=limits,
     )

@@ -27,6 +27,14 @@ class RunArgs:
     interactive: bool = False
     insecure: frozenset[str] = frozenset()
     mutable: bool = False
+    private_users: tuple[int, int] | None = None  # (shift, count): host uid of the pod's root
+    local_config: str | None = None
+    dns: tuple[str, ...] = ()
+    dns_search: tuple[str, ...] = ()
+    dns_opt: tuple[str, ...] = ()
+    dns_domain: str = ""
+    hosts_entry: tuple[str, ...] = ()
+    port: tuple[str, ...] = ()
 
     @property
     def net_mode(self) -> str:
@@ -58,9 +66,16 @@ class GcArgs:
     debug: bool = False
 
 
+_NET_MULTI = {"dns", "dns-search", "dns-opt", "hosts-entry", "port"}
+
+
 def _split(
-    argv: list[str], known_values: set[str], known_bools: set[str]
+    argv: list[str],
+    known_values: set[str],
+    known_bools: set[str],
+    multi: dict[str, list[str]] | None = None,
 ) -> tuple[dict[str, str], dict[str, bool], list[str], list[str]]:
+    """``multi``, when given, collects every value of the repeatable flags it has keys for."""
     values: dict[str, str] = {}
     bools: dict[str, bool] = {}
     positional: list[str] = []
@@ -73,7 +88,9 @@ def _split(
             positional.append(arg)
             continue
         name, eq, value = arg[2:].partition("=")
-        if name in known_values and eq:
+        if multi is not None and name in multi and eq:
+            multi[name].append(value)
+        elif name in known_values and eq:
             values[name] = value
         elif name in known_bools and not eq:
             bools[name] = True
@@ -93,8 +110,12 @@ def _uuid(positional: list[str]) -> str:
 
 
 def parse_run(argv: list[str]) -> RunArgs:
+    multi: dict[str, list[str]] = {name: [] for name in _NET_MULTI}
     values, bools, positional, rest = _split(
-        argv, {"net", "hostname", "insecure-options"}, {"debug", "interactive", "mutable"}
+        argv,
+        {"net", "hostname", "insecure-options", "local-config", "dns-domain", "private-users"},
+        {"debug", "interactive", "mutable"},
+        multi,
     )
     if rest:
         raise PodError("stage1: run takes no command after --")
@@ -114,7 +135,28 @@ def parse_run(argv: list[str]) -> RunArgs:
         interactive=bools.get("interactive", False),
         insecure=insecure,
         mutable=bools.get("mutable", False),
+        local_config=values.get("local-config") or None,
+        dns=tuple(multi["dns"]),
+        dns_search=tuple(multi["dns-search"]),
+        dns_opt=tuple(multi["dns-opt"]),
+        dns_domain=values.get("dns-domain", ""),
+        hosts_entry=tuple(multi["hosts-entry"]),
+        port=tuple(multi["port"]),
+        private_users=_private_users(values.get("private-users")),
     )
+
+
+def _private_users(text: str | None) -> tuple[int, int] | None:
+    """``<shift>:<count>`` (issue 4): the pod's uids 0..count-1 are host shift..shift+count-1."""
+    if text is None:
+        return None
+    shift, sep, count = text.partition(":")
+    if not (sep and shift.isdigit() and count.isdigit()):
+        raise PodError(f'stage1: --private-users "{text}" is not <shift>:<count>')
+    first, size = int(shift), int(count)
+    if first == 0 or size == 0 or first + size > 1 << 32:
+        raise PodError(f'stage1: --private-users "{text}" is not a valid uid range')
+    return first, size
 
 
 def parse_enter(argv: list[str]) -> EnterArgs:

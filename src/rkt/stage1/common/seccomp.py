@@ -23,23 +23,28 @@ from typing import Any, Literal
 from rkt.errors import PodError
 from rkt.schema.isolators import SeccompSet
 
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(text.split())
+
+
 # rkt's seccomp guide / Docker's default profile: the default blacklist (reference §4.3).
-DEFAULT_BLACKLIST: tuple[str, ...] = tuple(
+DEFAULT_BLACKLIST: tuple[str, ...] = _names(
     """acct add_key adjtimex bpf clock_adjtime clock_settime create_module delete_module
     finit_module get_kernel_syms get_mempolicy init_module ioperm iopl kcmp kexec_file_load
     kexec_load keyctl lookup_dcookie mbind mount move_pages name_to_handle_at nfsservctl
     open_by_handle_at perf_event_open pivot_root process_vm_readv process_vm_writev ptrace
     query_module quotactl reboot request_key set_mempolicy setns settimeofday stime swapon
-    swapoff sysfs _sysctl umount umount2 unshare uselib userfaultfd ustat vm86 vm86old""".split()
+    swapoff sysfs _sysctl umount umount2 unshare uselib userfaultfd ustat vm86 vm86old"""
 )
 
 # Docker's default whitelist (the calls its default profile allows without a capability
 # condition), which rkt ships as @docker/default-whitelist and @rkt/default-whitelist.
 # Names of other architectures (chown32, _llseek, ...) are kept: the loader skips the names
 # libseccomp does not know for the running architecture.
-DEFAULT_WHITELIST: tuple[str, ...] = tuple(
+DEFAULT_WHITELIST: tuple[str, ...] = _names(
     """accept accept4 access alarm arch_prctl bind brk capget capset chdir chmod chown chown32
-    clock_getres clock_getres_time64 clock_gettime clock_gettime64 clock_nanosleep
+    chroot clock_getres clock_getres_time64 clock_gettime clock_gettime64 clock_nanosleep
     clock_nanosleep_time64 clone clone3 close close_range connect copy_file_range creat dup dup2
     dup3 epoll_create epoll_create1 epoll_ctl epoll_ctl_old epoll_pwait epoll_pwait2 epoll_wait
     epoll_wait_old eventfd eventfd2 execve execveat exit exit_group faccessat faccessat2
@@ -78,7 +83,7 @@ DEFAULT_WHITELIST: tuple[str, ...] = tuple(
     timer_delete timer_getoverrun timer_gettime timer_gettime64 timer_settime timer_settime64
     timerfd_create timerfd_gettime timerfd_gettime64 timerfd_settime timerfd_settime64 times
     tkill truncate truncate64 ugetrlimit umask uname unlink unlinkat utime utimensat
-    utimensat_time64 utimes vfork vmsplice wait4 waitid waitpid write writev""".split()
+    utimensat_time64 utimes vfork vmsplice wait4 waitid waitpid write writev"""
 )
 
 ALL = "@appc.io/all"
@@ -93,7 +98,15 @@ GROUPS: dict[str, tuple[str, ...]] = {
 
 # A name stands for its variants: the same operation reached through another entry point.
 SIBLINGS: dict[str, tuple[str, ...]] = {
-    "mount": ("mount_setattr", "move_mount", "open_tree", "fsopen", "fsmount", "fsconfig", "fspick"),
+    "mount": (
+        "mount_setattr",
+        "move_mount",
+        "open_tree",
+        "fsopen",
+        "fsmount",
+        "fsconfig",
+        "fspick",
+    ),
     "umount": ("umount2",),
     "open": ("openat", "openat2", "creat"),
     "mkdir": ("mkdirat",),

@@ -37,6 +37,7 @@ class AppStatus:
     finished: int | None = None
     exit_code: int | None = None
     signal: int | None = None
+    oom_killed: bool = False  # the kernel's OOM killer killed a process of the app's cgroup
 
     def to_json(self) -> bytes:
         return json.dumps(
@@ -49,6 +50,7 @@ class AppStatus:
                 "finished": self.finished,
                 "exit_code": self.exit_code,
                 "signal": self.signal,
+                "oom_killed": self.oom_killed,
             }
         ).encode()
 

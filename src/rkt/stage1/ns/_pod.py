@@ -15,6 +15,7 @@ from pathlib import Path
 from rkt import abi
 from rkt.host.cgroups import PodCgroup
 from rkt.host.cgroups.v1 import parse_hierarchies
+from rkt.host.cgroups.v2 import parse_v2_mount
 from rkt.stage1.common.poddir import CGROUP_STATE, PodDir
 
 
@@ -75,6 +76,9 @@ def load_pod_cgroup(pod: PodDir, mountinfo: str | None = None) -> PodCgroup | No
     if mountinfo is None:
         mountinfo = Path("/proc/self/mountinfo").read_text()
     mounts = [h.mountpoint for h in parse_hierarchies(mountinfo)]
+    unified = parse_v2_mount(mountinfo)
+    if unified is not None:
+        mounts.append(unified)
     leaf = f"rkt-{pod.uuid}"
     candidates: list[Path] = []
     try:

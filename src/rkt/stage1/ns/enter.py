@@ -2,12 +2,14 @@
 
 rkt's enter escaped the app's confinement (CVE-2019-10144/10145/10147: no bounding set, no
 seccomp, no cgroup). Here the command gets exactly what the app got, from the app's resolved
-launch that run saved: first the pod's cgroup (while the host's cgroupfs is still visible), then
+launch that run saved: first the app's cgroup (so its memory, cpu and pids limits count the
+command too; the pod's if the app has none; joined while the host's cgroupfs is visible), then
 no more dumping (so nothing inside can ptrace this still-privileged process), then the init's
 IPC, UTS, network and PID namespaces and the APP's mount namespace (which puts us in its root),
 both joined through pidfds (no pid-reuse race); then a fork (to be inside the pid namespace),
-and in the child the app's bounding set, no_new_privs, groups, ids, working directory and
-environment before exec. The exit status is the command's.
+and in the child the app's OOM score, bounding and ambient sets, no_new_privs, groups, ids,
+seccomp filter, working directory and environment before exec. The exit status is the
+command's.
 
 Imports only the standard library, ``rkt.errors``, ``rkt.host``, ``rkt.stage1``.
 """
@@ -20,7 +22,8 @@ import sys
 
 from rkt.errors import PodError
 from rkt.host.api import CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUTS, Host
-from rkt.host.cgroups import detect_backend
+from rkt.host.cgroups import PodCgroup, app_cgroup_name, detect_backend
+from rkt.host.libc import CLONE_NEWUSER
 from rkt.stage1.common.appspec import AppSpec, app_spec_path
 from rkt.stage1.common.args import EnterArgs, parse_enter
 from rkt.stage1.common.entry import run_entrypoint
@@ -57,13 +60,31 @@ def join_pod(host: Host, pod: PodDir, app: str) -> None:
     try:
         cgroup = load_pod_cgroup(pod)
         if cgroup is not None:
-            detect_backend().attach(cgroup)
+            detect_backend().attach(app_cgroup(cgroup, app))
         host.set_dumpable(False)
-        host.setns(init_fd, CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET | CLONE_NEWPID)
+        flags = CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET | CLONE_NEWPID
+        if _in_other_userns(init_pid):  # --private-users: become the pod's root, not ours
+            flags |= CLONE_NEWUSER
+        host.setns(init_fd, flags)
         host.setns(app_fd, CLONE_NEWNS)
     finally:
         os.close(init_fd)
         os.close(app_fd)
+
+
+def _in_other_userns(pid: int) -> bool:
+    try:
+        return os.stat(f"/proc/{pid}/ns/user").st_ino != os.stat("/proc/self/ns/user").st_ino
+    except OSError:
+        return False
+
+
+def app_cgroup(pod: PodCgroup, app: str) -> PodCgroup:
+    """The app's cgroup inside the pod's (every hierarchy), or the pod's if it has none."""
+    dirs = tuple(d / app_cgroup_name(app) for d in pod.dirs)
+    if dirs and all(d.is_dir() for d in dirs):
+        return PodCgroup(dirs=dirs, relative=f"{pod.relative}/{app_cgroup_name(app)}")
+    return pod
 
 
 def run_in_app(host: Host, spec: AppSpec, command: tuple[str, ...]) -> int:
@@ -71,6 +92,8 @@ def run_in_app(host: Host, spec: AppSpec, command: tuple[str, ...]) -> int:
     if pid == 0:
         try:
             reset_signals()
+            if spec.limits.oom_score_adj is not None:
+                host.write_file("/proc/self/oom_score_adj", str(spec.limits.oom_score_adj))
             apply_credentials(host, spec)
             exec_app(spec, command, spec.working_dir)
         except BaseException as exc:
@@ -99,6 +122,8 @@ def _enter(argv: list[str]) -> int:
     from rkt.host.linux import LinuxHost
 
     host = LinuxHost()
+    if spec.seccomp is not None:
+        import rkt.host.seccomp  # noqa: F401  (now: the app's mount namespace has no rkt)
     join_pod(host, pod, app)
     return run_in_app(host, spec, args.command)
 

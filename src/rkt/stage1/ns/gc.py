@@ -1,6 +1,7 @@
 """The gc entrypoint (docs/stage1-abi.md §3 "gc"): release what the pod holds outside its
-directory. For this flavor that is only the pod's cgroups (mounts live and die in the pod's own
-mount namespace; --net=none's namespace dies with its last process). Processes still in the
+directory. For this flavor: the pod's cgroups (mounts live and die in the pod's own mount
+namespace; --net=none's namespace dies with its last process), then its CNI networks and pinned
+network namespace (``rkt.stage1.ns.network.teardown_network``). Processes still in the
 cgroups are killed first. Idempotent; what is already gone is not an error.
 
 Imports only the standard library, ``rkt.host``, ``rkt.stage1``.
@@ -15,6 +16,7 @@ from rkt.stage1.common.args import parse_gc
 from rkt.stage1.common.entry import run_entrypoint
 from rkt.stage1.common.poddir import PodDir
 from rkt.stage1.ns._pod import load_pod_cgroup
+from rkt.stage1.ns.network import teardown_network
 
 
 def _gc(argv: list[str]) -> int:
@@ -23,6 +25,7 @@ def _gc(argv: list[str]) -> int:
     cgroup = load_pod_cgroup(pod)
     if cgroup is not None:
         detect_backend().remove(cgroup)
+    teardown_network(pod)  # after the cgroup: no process of the pod is left in the netns
     return 0
 
 

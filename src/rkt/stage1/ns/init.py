@@ -26,9 +26,10 @@ from pathlib import Path
 from typing import NoReturn
 
 from rkt import abi
-from rkt.host.api import MS_PRIVATE, MS_REC, Host
-from rkt.host.cgroups import CgroupBackend, PodCgroup
+from rkt.host.api import MS_BIND, MS_PRIVATE, MS_REC, Host
+from rkt.host.cgroups import CgroupBackend, Limits, PodCgroup
 from rkt.stage1.common.appspec import AppSpec
+from rkt.stage1.common.layers import app_lower_dirs
 from rkt.stage1.common.logs import CriLogWriter
 from rkt.stage1.common.poddir import symlink_atomic
 from rkt.stage1.common.status import AppStatus, StatusWriter, wait_status_to_exit_code
@@ -38,20 +39,25 @@ STOP_TIMEOUT_NS = 10 * 1_000_000_000
 _STREAMS = (b"stdout", b"stderr")
 
 
-def overlay_options(lower: str, upper: str, work: str) -> str:
-    """overlayfs mount data; ``\\``, ``,`` and ``:`` in paths are escaped as the kernel wants."""
+def overlay_options(lower: str | list[str], upper: str, work: str) -> str:
+    """overlayfs mount data; ``\\``, ``,`` and ``:`` in paths are escaped as the kernel wants.
+
+    ``lower`` may be a list of dirs, top-most first (stacked layers, stage1-abi §2 lowerdirs).
+    """
 
     def esc(path: str) -> str:
         return path.replace("\\", "\\\\").replace(",", "\\,").replace(":", "\\:")
 
-    return f"lowerdir={esc(lower)},upperdir={esc(upper)},workdir={esc(work)}"
+    lowers = ":".join(esc(p) for p in ([lower] if isinstance(lower, str) else lower))
+    return f"lowerdir={lowers},upperdir={esc(upper)},workdir={esc(work)}"
 
 
 def mount_app_rootfs(host: Host, pod_path: Path, spec: AppSpec) -> str:
     target = pod_path / abi.stage2_rootfs(spec.name)
     target.mkdir(parents=True, exist_ok=True)
     overlay = pod_path / abi.app_overlay(spec.name)
-    data = overlay_options(spec.lower_rootfs, str(overlay / "upper"), str(overlay / "work"))
+    lowers = app_lower_dirs(pod_path, spec.name, spec.lower_rootfs)
+    data = overlay_options(lowers, str(overlay / "upper"), str(overlay / "work"))
     host.mount("overlay", str(target), "overlay", 0, data)
     return str(target)
 
@@ -70,9 +76,19 @@ def host_pid_of(pidfd: int) -> int | None:
 
 class PodInit:
     def __init__(
-        self, host: Host, pod_path: Path, specs: list[AppSpec], *, interactive: bool
+        self,
+        host: Host,
+        pod_path: Path,
+        specs: list[AppSpec],
+        *,
+        interactive: bool,
+        cgroups: CgroupBackend | None = None,
+        cgroup: PodCgroup | None = None,
     ) -> None:
         self.host = host
+        self.cgroups = cgroups
+        self.pod_cgroup = cgroup
+        self.app_cgroups: dict[str, PodCgroup] = {}
         self.pod_path = pod_path
         self.specs = specs
         self.interactive = interactive
@@ -86,12 +102,38 @@ class PodInit:
 
     # -- start ----------------------------------------------------------------------------------
 
-    def setup(self, hostname: str) -> list[str]:
+    def setup(self, hostname: str, premounted: bool = False) -> list[str]:
         self.host.mount(None, "/", None, MS_REC | MS_PRIVATE, None)
         self.host.sethostname(hostname)
+        if premounted:  # --private-users: the run process mounted them (stage1/ns/userns.py)
+            roots = [str(self.pod_path / abi.stage2_rootfs(spec.name)) for spec in self.specs]
+            for root in roots:
+                # Mounts inherited into a user namespace's mount namespace are locked, and
+                # pivot_root refuses a locked new root: a bind of our own is not locked.
+                self.host.mount(root, root, None, MS_BIND | MS_REC, None)
+            return roots
         return [mount_app_rootfs(self.host, self.pod_path, spec) for spec in self.specs]
 
+    def create_app_cgroup(self, spec: AppSpec) -> tuple[str, ...]:
+        """The app's cgroup under the pod's, limits written; () when the pod has none."""
+        if spec.name in self.app_cgroups:  # made beforehand (--private-users)
+            return tuple(str(d) for d in self.app_cgroups[spec.name].dirs)
+        if self.cgroups is None or self.pod_cgroup is None:
+            if spec.limits.memory_bytes is not None or spec.limits.cpu_millicores is not None:
+                raise OSError(f'app "{spec.name}": resource limits need a writable cgroup')
+            return ()
+        lim = spec.limits
+        cg = self.cgroups.create_app(
+            self.pod_cgroup,
+            spec.name,
+            Limits(lim.memory_bytes, lim.cpu_millicores, lim.cpu_shares, lim.pids),
+        )
+        self.app_cgroups[spec.name] = cg
+        return tuple(str(d) for d in cg.dirs)
+
     def start_apps(self, roots: list[str]) -> None:
+        if any(spec.seccomp is not None for spec in self.specs):
+            import rkt.host.seccomp  # noqa: F401  (once here, not in every app child)
         statuses = [AppStatus(spec.name) for spec in self.specs]
         for st in statuses:
             self.status.created(st)
@@ -104,9 +146,10 @@ class PodInit:
     def _start_app(self, spec: AppSpec, root: str, st: AppStatus, devnull: int) -> None:
         pipes: list[tuple[int, int]] = [] if self.interactive else [os.pipe(), os.pipe()]
         stdio = None if self.interactive else (devnull, pipes[0][1], pipes[1][1])
+        cgroup_dirs = self.create_app_cgroup(spec)
         pid = os.fork()
         if pid == 0:
-            launch_app(self.host, spec, root, stdio)
+            launch_app(self.host, spec, root, stdio, cgroup_dirs)
         log = None
         if not self.interactive:
             log = CriLogWriter(str(self.pod_path / abi.app_log(spec.name)))
@@ -166,12 +209,22 @@ class PodInit:
             st = self.apps.pop(pid, None)
             if st is None:
                 continue  # an orphan of the pod, reparented to us
+            st.oom_killed = self._oom_killed(st.name)
             self.status.exited(st, wait_status)
             code, _ = wait_status_to_exit_code(wait_status)
             if code != 0 and self.first_failure is None:
                 self.first_failure = code
                 if self.kill_deadline is None:
                     self.stop_apps()
+
+    def _oom_killed(self, app: str) -> bool:
+        cg = self.app_cgroups.get(app)
+        if cg is None or self.cgroups is None:
+            return False
+        try:
+            return self.cgroups.oom_kills(cg) > 0
+        except OSError:
+            return False
 
     def _copy_output(self, fd: int, drain: bool = False) -> None:
         target, stream, log = self.outputs[fd]
@@ -225,14 +278,19 @@ def run_pod_init(
     cgroups: CgroupBackend | None,
     cgroup: PodCgroup | None,
     go_fd: int,
+    app_cgroups: dict[str, PodCgroup] | None = None,
+    in_userns: bool = False,
 ) -> NoReturn:
     """The body of the forked pod init; never returns."""
     code = 254
     try:
         host.set_pdeathsig(signal.SIGKILL)  # the run process dies (even SIGKILL): the pod dies
-        if cgroups is not None and cgroup is not None:
+        if cgroups is not None and cgroup is not None and not in_userns:
             cgroups.attach(cgroup)
-        init = PodInit(host, pod_path, specs, interactive=interactive)
+        init = PodInit(
+            host, pod_path, specs, interactive=interactive, cgroups=cgroups, cgroup=cgroup
+        )
+        init.app_cgroups.update(app_cgroups or {})
         wake_r, wake_w = os.pipe()
         os.set_blocking(wake_r, False)
         os.set_blocking(wake_w, False)
@@ -246,7 +304,7 @@ def run_pod_init(
         signal.signal(signal.SIGHUP, request_stop)
         signal.signal(signal.SIGINT, signal.SIG_IGN if interactive else request_stop)
         signal.pthread_sigmask(signal.SIG_SETMASK, set())
-        roots = init.setup(hostname)
+        roots = init.setup(hostname, premounted=in_userns)
         # stage0 learns the pod's pid before any app starts (ABI §3): wait for the run process to
         # have written it. EOF means it died before: so must we.
         if os.read(go_fd, 1) != b"1":

@@ -1,6 +1,7 @@
 """Starting one app inside the pod (runs in a child of the pod init, then execs the app).
 
-Order (each step a function, so issue 4's masked paths and seccomp slot in where marked):
+Order (each step a function):
+0. into the app's cgroup (created by the init under the pod's, limits written), oom_score_adj.
 1. ``unshare(CLONE_NEWNS)``: the app's own mount namespace, a private copy of the pod's.
 2. ``prepare_filesystem``: fresh /proc (the pod's pid namespace), a minimal /dev (tmpfs with
    null, zero, full, random, urandom, tty bound from the host, a new devpts instance, /dev/shm,
@@ -8,8 +9,11 @@ Order (each step a function, so issue 4's masked paths and seccomp slot in where
    the read-only remount of the root if asked. Every target is resolved INSIDE the app's root
    (openat2 RESOLVE_IN_ROOT), so an image's symlinks cannot redirect a mount onto the host.
 3. ``enter_root``: pivot_root into the app's root; the old root is detached (nothing of it stays).
+   Then ``mask_kernel_paths``: rkt's read-only and inaccessible /proc and /sys paths (masks.py),
+   on the app's own procfs and sysfs, so plain paths cannot be redirected by the image.
 4. ``apply_credentials``: capability bounding set (rkt's 14 by default), no_new_privs, groups,
-   gid, uid, then the remaining capability sets; seccomp will be loaded last, here.
+   gid, uid, then the remaining capability sets (and the ambient set of a non-root app whose
+   retain-set asks), and the seccomp filter, loaded last.
 5. chdir to the working directory and ``execve`` with the app's environment.
 
 Imports only the standard library, ``rkt.host`` and ``rkt.stage1.common``.
@@ -38,6 +42,7 @@ from rkt.host.api import (
     TargetKind,
 )
 from rkt.stage1.common.appspec import AppSpec
+from rkt.stage1.common.masks import MaskKind, plan_masks
 
 DEV_NODES = ("null", "zero", "full", "random", "urandom", "tty")
 DEV_SYMLINKS = (
@@ -99,7 +104,6 @@ def plan_filesystem(
         )
         if vol.read_only:
             ops.append(FsOp(vol.target, None, None, MS_REMOUNT | MS_BIND | MS_RDONLY, create=None))
-    # Issue 4: masked /proc and /sys paths go here (before the root is made read-only).
     if spec.read_only_rootfs:
         ops.append(FsOp("/", None, None, MS_REMOUNT | MS_BIND | MS_RDONLY, create=None))
     return ops
@@ -109,10 +113,18 @@ def prepare_filesystem(host: Host, root_fd: int, ops: list[FsOp]) -> None:
     for op in ops:
         if op.fstype == "symlink":
             host.symlink_in_root(root_fd, op.target, str(op.data))
-        else:
+            continue
+        try:
             host.mount_in_root(
                 root_fd, op.target, op.source, op.fstype, op.flags, op.data, create=op.create
             )
+        except PermissionError:
+            if op.fstype != "sysfs":
+                raise
+            # In a user namespace, sysfs mounts only for a network namespace it owns (--net=none);
+            # otherwise bind the current /sys, read-only.
+            host.mount_in_root(root_fd, op.target, "/sys", None, MS_BIND | MS_REC)
+            host.mount_in_root(root_fd, op.target, None, None, MS_REMOUNT | MS_BIND | MS_RDONLY)
 
 
 def enter_root(host: Host, root: str) -> None:
@@ -123,16 +135,65 @@ def enter_root(host: Host, root: str) -> None:
     os.chdir("/")
 
 
+def mask_ops(masks: list[tuple[str, MaskKind]], exists: Callable[[str], bool]) -> list[FsOp]:
+    """Mounts that mask kernel paths (inside the app's root, after pivot_root); absent paths
+    are skipped (a kernel without /proc/kcore has nothing to hide there)."""
+    ops: list[FsOp] = []
+    for path, kind in masks:
+        if not exists(path):
+            continue
+        if kind == "read-only":
+            ops.append(FsOp(path, path, None, MS_BIND | MS_REC, create=None))
+            ops.append(
+                FsOp(path, None, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID, create=None)
+            )
+        elif kind == "empty-dir":
+            ops.append(
+                FsOp(
+                    path,
+                    "tmpfs",
+                    "tmpfs",
+                    MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                    "size=0,mode=000",
+                    create=None,
+                )
+            )
+        else:
+            ops.append(FsOp(path, "/dev/null", None, MS_BIND, create=None))
+    return ops
+
+
+def mask_kernel_paths(host: Host, spec: AppSpec) -> None:
+    if not spec.mask_paths:
+        return
+    for op in mask_ops(plan_masks(frozenset()), os.path.lexists):
+        host.mount(op.source, op.target, op.fstype, op.flags, op.data)
+
+
 def apply_credentials(host: Host, spec: AppSpec) -> None:
-    """Bounding set, no_new_privs, groups and ids, then the remaining capability sets."""
+    """Bounding set, no_new_privs, groups and ids, the remaining capability sets, seccomp."""
     if spec.capabilities is not None:
         host.drop_bounding_set(spec.capabilities)
+    if spec.ambient:
+        host.keep_capabilities()  # setuid to the app's user must not clear the permitted set
     if spec.no_new_privs:
         host.set_no_new_privs()
     host.set_identity(spec.uid, spec.gid, spec.supplementary_gids)
     if spec.capabilities is not None:
         host.limit_capabilities(spec.capabilities)
-    # Issue 4: the seccomp filter is loaded here, last before exec.
+    if spec.ambient:
+        host.raise_ambient(spec.ambient)
+    if spec.seccomp is not None:  # last: the filter also applies to us until execve
+        policy = spec.seccomp
+        host.load_seccomp(policy.mode == "retain", policy.syscalls, policy.errno)
+
+
+def enter_cgroup(host: Host, spec: AppSpec, cgroup_dirs: tuple[str, ...]) -> None:
+    """Move ourselves into the app's cgroup and set our OOM score (before anything else)."""
+    for d in cgroup_dirs:
+        host.write_file(f"{d}/cgroup.procs", "0")
+    if spec.limits.oom_score_adj is not None:
+        host.write_file("/proc/self/oom_score_adj", str(spec.limits.oom_score_adj))
 
 
 def find_executable(name: str, env: dict[str, str]) -> str:
@@ -172,11 +233,16 @@ def exec_app(spec: AppSpec, argv: tuple[str, ...], cwd: str) -> NoReturn:
 
 
 def launch_app(
-    host: Host, spec: AppSpec, root: str, stdio: tuple[int, int, int] | None
+    host: Host,
+    spec: AppSpec,
+    root: str,
+    stdio: tuple[int, int, int] | None,
+    cgroup_dirs: tuple[str, ...] = (),
 ) -> NoReturn:
     """The body of the forked app child; never returns."""
     try:
         reset_signals()
+        enter_cgroup(host, spec, cgroup_dirs)
         if stdio is not None:
             os.setsid()  # its own session: the caller's terminal signals go to rkt, not here
             for target, fd in enumerate(stdio):
@@ -186,6 +252,7 @@ def launch_app(
         prepare_filesystem(host, root_fd, plan_filesystem(spec))
         os.close(root_fd)
         enter_root(host, root)
+        mask_kernel_paths(host, spec)
         apply_credentials(host, spec)
         exec_app(spec, spec.exec, spec.working_dir)
     except BaseException as exc:  # report in the app's own stderr (the log), then die

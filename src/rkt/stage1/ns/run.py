@@ -3,7 +3,8 @@
 This process is the one stage0 exec'd and stays the caller's child, so limits the caller runs
 under (``systemd-run -p ...``) hold for the pod: the pod's cgroup is created under the caller's.
 It resolves every app's launch first (so a bad manifest fails before anything is created),
-creates the pod cgroup (``subcgroup``), unshares mount, UTS, IPC and PID namespaces (and the
+creates the pod cgroup (``subcgroup``), sets up the pod's networks (``rkt.stage1.ns.network``: for
+CNI networks the pod's netns, entered here), unshares mount, UTS, IPC and PID namespaces (and the
 network one for ``--net=none``, with ``lo`` up), forks the pod init (PID 1 of the pod), writes
 ``pid``, forwards SIGTERM/SIGINT to the init and exits with its status.
 
@@ -26,6 +27,7 @@ from rkt.stage1.common.args import RunArgs, parse_run
 from rkt.stage1.common.entry import run_entrypoint
 from rkt.stage1.common.poddir import CGROUP_STATE, PodDir, write_atomic
 from rkt.stage1.common.status import wait_status_to_exit_code
+from rkt.stage1.ns.network import isolate_mounts, prepare_pod_network
 
 
 def namespace_flags(args: RunArgs) -> int:
@@ -75,7 +77,13 @@ def create_cgroup(pod: PodDir) -> tuple[CgroupBackend | None, PodCgroup | None]:
 def start_pod(host: Host, pod: PodDir, args: RunArgs, specs: list[AppSpec]) -> int:
     """Unshare, fork the pod init, publish its pid; returns the init's pid."""
     backend, cgroup = create_cgroup(pod)
+    prepare_pod_network(host, pod, args)  # CNI: leaves this process in the pod's netns
+    if args.private_users is not None:  # issue 4: see stage1/ns/userns.py
+        from rkt.stage1.ns.userns import start_pod_in_userns
+
+        return start_pod_in_userns(host, pod, args, specs, backend, cgroup)
     host.unshare(namespace_flags(args))
+    isolate_mounts(host)
     if args.net_mode == "none":
         host.bring_up_loopback()
     go_r, go_w = os.pipe()
@@ -123,11 +131,6 @@ def _forward_signals(init_pid: int, interactive: bool) -> None:
 
 def _run(argv: list[str]) -> int:
     args = parse_run(argv)
-    if args.net_mode == "cni":
-        raise PodError(
-            f"--net={','.join(args.net)}: CNI networks are not implemented yet "
-            "(use --net=host or --net=none)"
-        )
     check_lock_fd()
     pod = PodDir.from_cwd(args.uuid)
     specs = prepare_apps(pod, args)

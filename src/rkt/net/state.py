@@ -1,0 +1,111 @@
+"""The journal of a pod's networks: what was (or was being) attached, with the cached results.
+
+Written before each step, so a crash anywhere leaves enough for gc to undo it: the namespace path
+before the namespace exists, each network (with the exact configuration and ``CNI_ARGS`` used)
+before its ADD, its result after. gc DELs from it alone, never from ``net.d`` (which may have
+changed). ``net_info`` is the summary stage0 shows (``net-info.json``, docs/stage1-abi.md §2).
+
+Imports only the standard library, ``rkt.errors`` and ``rkt.net``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rkt.errors import NetworkError
+from rkt.net.cni import result_ip
+from rkt.net.config import Attachment, parse_network_config
+
+
+@dataclass
+class Entry:
+    attachment: Attachment
+    runtime_config: dict[str, Any] = field(default_factory=dict)
+    result: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "network": self.attachment.network.to_json(),
+            "ifname": self.attachment.ifname,
+            "args": self.attachment.cni_args,
+            "runtimeConfig": self.runtime_config,
+            "result": self.result,
+        }
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Entry:
+        net = parse_network_config(json.dumps(doc["network"]).encode(), "journal")
+        att = Attachment(net, str(doc["ifname"]), str(doc.get("args") or ""))
+        result = doc.get("result")
+        return cls(att, dict(doc.get("runtimeConfig") or {}), result if result else None)
+
+
+@dataclass
+class NetJournal:
+    container_id: str
+    netns: str
+    entries: list[Entry] = field(default_factory=list)
+
+    def to_json(self) -> bytes:
+        doc = {
+            "containerID": self.container_id,
+            "netns": self.netns,
+            "networks": [e.to_json() for e in self.entries],
+        }
+        return json.dumps(doc, indent=1).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> NetJournal:
+        try:
+            doc = json.loads(data)
+            return cls(
+                str(doc["containerID"]),
+                str(doc["netns"]),
+                [Entry.from_json(e) for e in doc.get("networks") or []],
+            )
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise NetworkError(f"network journal is corrupt: {exc}") from exc
+
+    def save(self, path: Path) -> None:
+        write_atomic(path, self.to_json())
+
+    @classmethod
+    def load(cls, path: Path) -> NetJournal | None:
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        return cls.from_json(data)
+
+
+def net_info(journal: NetJournal) -> list[dict[str, Any]]:
+    """One object per attached network: ``netName``, ``ifName``, ``ip``, ``mask``, ``gateway``,
+    ``args`` (rkt's net-info.json keys)."""
+    out = []
+    for entry in journal.entries:
+        att = entry.attachment
+        ipc = result_ip(entry.result, att.ifname)
+        out.append(
+            {
+                "netName": att.network.name,
+                "ifName": att.ifname,
+                "ip": ipc.ip if ipc else "",
+                "mask": ipc.mask if ipc else "",
+                "gateway": (ipc.gateway or "") if ipc else "",
+                "args": att.cni_args,
+            }
+        )
+    return out
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    # No fsync: the journal guards against the process dying, not the machine (a reboot takes the
+    # namespaces, veths and rules with it; only IPAM leases survive, and they name the pod).
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)

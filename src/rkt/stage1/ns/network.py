@@ -1,0 +1,203 @@
+"""The pod's networking in the ns flavor: set up before the apps start, torn down by gc.
+
+``--net=host`` keeps the caller's namespace; ``--net=none`` gets a fresh one with ``lo`` only
+(``run.namespace_flags``); anything else is CNI (``rkt.net``): the run process creates the pod's
+namespace pinned at ``/run/netns/rkt-<uuid>``, ADDs every selected network from the host side
+(journalled in ``stage1/rootfs/rkt/private/net.json`` before each step), writes ``net-info.json``,
+then enters the namespace and brings ``lo`` up, so the pod's other namespaces and its init are
+made inside it. A failed ADD is undone at once (DEL of everything attempted, the namespace
+removed); gc undoes a pod that died, however it died, from the journal alone.
+
+resolv.conf and hosts (``rkt.net.dns``) are written into each app's overlay upper directory
+before the init mounts the overlays, so they shadow the image's files in every network mode.
+
+Imports only the standard library, ``rkt.errors``, ``rkt.host``, ``rkt.net``, ``rkt.stage1``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from rkt import abi
+from rkt.errors import NetworkError
+from rkt.host.api import MNT_DETACH, MS_PRIVATE, MS_REC, Host
+from rkt.host.netns import NETNS_DIR, create_netns, enter_netns, netns_pins, remove_netns
+from rkt.net import cni, config, dns, ports
+from rkt.net.state import Entry, NetJournal, net_info, write_atomic
+from rkt.stage1.common.args import RunArgs
+from rkt.stage1.common.poddir import PRIVATE_DIR, PodDir
+
+JOURNAL = f"{PRIVATE_DIR}/net.json"
+NET_INFO = "net-info.json"
+
+
+def netns_path(uuid: str) -> Path:
+    return NETNS_DIR / f"rkt-{uuid}"
+
+
+def setup_network(host: Host, pod: PodDir, args: RunArgs) -> list[dict[str, Any]]:
+    """Attach the pod's networks (CNI mode only); returns the CNI results, in order."""
+    requests = config.parse_net_flag(",".join(args.net))
+    if config.net_mode(requests) != "cni":
+        return []
+    local = Path(args.local_config) if args.local_config else None
+    attachments = config.select_networks(requests, config.load_user_networks(local))
+    runtime = _port_config(pod, args, attachments)
+    path = netns_path(pod.uuid)
+    journal = NetJournal(pod.uuid, str(path))
+    journal_file = pod.file(JOURNAL)
+    journal_file.parent.mkdir(parents=True, exist_ok=True)
+    journal.save(journal_file)
+    try:
+        create_netns(path)
+        for att, rc in zip(attachments, runtime, strict=True):
+            entry = Entry(att, rc)
+            journal.entries.append(entry)
+            journal.save(journal_file)
+            entry.result = cni.add_network(att.network, _invocation(journal, entry))
+            journal.save(journal_file)
+    except BaseException:
+        teardown_journal(journal, journal_file, raise_errors=False)
+        raise
+    write_atomic(pod.file(NET_INFO), json.dumps(net_info(journal), indent=1).encode())
+    enter_netns(path)
+    host.bring_up_loopback()
+    return [e.result or {} for e in journal.entries]
+
+
+def _port_config(pod: PodDir, args: RunArgs, atts: list[config.Attachment]) -> list[dict[str, Any]]:
+    """Per attachment, its runtimeConfig; the forwarding network gets portmap and the ports."""
+    requests = [ports.parse_port_flag(p) for p in args.port]
+    manifest = pod.read_manifest()
+    requests += [
+        ports.PortRequest(p.name, p.host_port, p.host_ip or "")
+        for p in manifest.ports
+        if p.name not in {r.name for r in requests}
+    ]
+    runtime: list[dict[str, Any]] = [{} for _ in atts]
+    if not requests:
+        return runtime
+    image_ports = []
+    for pod_app in manifest.apps:
+        app = pod_app.app or pod.read_image_manifest(pod_app.name).app
+        image_ports += [(p.name, p.protocol, p.port, p.count) for p in (app.ports if app else ())]
+    mappings = ports.resolve_ports(requests, image_ports)
+    index = config.forwarding_network(atts)
+    if index is None:
+        raise NetworkError("--port: the pod has no network to forward ports on")
+    att = atts[index]
+    atts[index] = config.Attachment(ports.with_portmap(att.network), att.ifname, att.cni_args)
+    runtime[index] = ports.runtime_config(mappings)
+    return runtime
+
+
+def _invocation(journal: NetJournal, entry: Entry) -> cni.Invocation:
+    return cni.invocation(
+        entry.attachment, journal.container_id, journal.netns, entry.runtime_config
+    )
+
+
+def teardown_journal(journal: NetJournal, journal_file: Path, *, raise_errors: bool) -> None:
+    """DEL every network in reverse order (with its cached result), remove the namespace, and
+    forget the journal. Every step is tried; the first failure is raised at the end."""
+    first: BaseException | None = None
+    for entry in reversed(journal.entries):
+        try:
+            cni.del_network(entry.attachment.network, _invocation(journal, entry), entry.result)
+        except NetworkError as exc:
+            first = first or exc
+    path = Path(journal.netns)
+    if path.parent == NETNS_DIR and path.name == f"rkt-{journal.container_id}":
+        try:
+            remove_netns(path)
+        except OSError as exc:
+            first = first or exc
+    try:
+        journal_file.unlink()
+    except FileNotFoundError:
+        pass
+    if first is not None and raise_errors:
+        raise first
+
+
+def teardown_network(pod: PodDir) -> None:
+    """gc: undo whatever the journal says was set up; nothing recorded, nothing to do."""
+    journal_file = pod.file(JOURNAL)
+    journal = NetJournal.load(journal_file)
+    if journal is None:
+        return
+    if journal.container_id != pod.uuid:
+        raise NetworkError(f'pod "{pod.uuid}": its network journal names another pod')
+    teardown_journal(journal, journal_file, raise_errors=True)
+
+
+def prepare_pod_network(host: Host, pod: PodDir, args: RunArgs) -> None:
+    """run's hook before it unshares the pod's namespaces: networks, then resolv.conf/hosts."""
+    write_name_files(pod, args, setup_network(host, pod, args))
+
+
+def isolate_mounts(host: Host) -> None:
+    """run's hook right after the pod's mount namespace is unshared: make it private and drop its
+    copies of the pinned namespaces, so no pod keeps another pod's namespace alive after that
+    pod's gc unpinned it (the kernel frees a namespace only when its last pin goes)."""
+    host.mount(None, "/", None, MS_REC | MS_PRIVATE, None)
+    for point in netns_pins(Path("/proc/self/mountinfo").read_text()):
+        try:
+            host.umount(point, MNT_DETACH)
+        except OSError:
+            pass  # unpinned meanwhile by its own pod's gc
+
+
+def write_name_files(pod: PodDir, args: RunArgs, results: list[dict[str, Any]]) -> None:
+    """resolv.conf and hosts into every app's overlay upper directory (see the module doc)."""
+    opts = dns.parse_dns_options(
+        args.dns, args.dns_search, args.dns_opt, args.dns_domain, args.hosts_entry
+    )
+    hostname = args.hostname or f"rkt-{pod.uuid}"
+    pod_ip = next((ip.ip for r in results if (ip := cni.result_ip(r, "")) is not None), None)
+    resolv = _read_host("/etc/resolv.conf") if opts.mode == "host" else None
+    resolv = resolv or dns.pod_resolv_conf(opts, [cni.result_dns(r) for r in results])
+    for app in pod.read_manifest().apps:
+        upper = pod.file(abi.app_overlay(app.name)) / "upper"
+        if not upper.is_dir():
+            continue
+        hosts: str | None
+        if opts.hosts_from_host:
+            hosts = _read_host("/etc/hosts")
+        else:
+            has_hosts = any(os.path.lexists(d / "etc/hosts") for d in _lower_dirs(pod, app.name))
+            hosts = dns.pod_hosts(opts, hostname, pod_ip, has_hosts)
+        for name, text in (("resolv.conf", resolv), ("hosts", hosts)):
+            if text is not None:
+                _write_in_upper(upper, name, text)
+
+
+def _lower_dirs(pod: PodDir, app: str) -> list[Path]:
+    listing = pod.file(abi.appsinfo(app)) / "lowerdirs"
+    try:
+        return [Path(line) for line in listing.read_text().splitlines() if line]
+    except FileNotFoundError:
+        return [pod.app_lower_rootfs(app)]
+
+
+def _write_in_upper(upper: Path, name: str, text: str) -> None:
+    # The upper dir is the pod's own, fresh and empty before the first run: no symlinks in it.
+    etc = upper / "etc"
+    if etc.is_symlink():
+        raise NetworkError(f"{etc} is a symlink")
+    etc.mkdir(mode=0o755, exist_ok=True)
+    target = etc / name
+    if target.is_symlink():
+        target.unlink()
+    write_atomic(target, text.encode())
+    os.chmod(target, 0o644)
+
+
+def _read_host(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError as exc:
+        raise NetworkError(f"cannot read the host's {path}: {exc.strerror}") from exc

@@ -1,0 +1,247 @@
+"""``--private-users=<shift>:<count>``: the pod in a user namespace of its own, overlay kept.
+
+rkt chowned the whole image tree and so needed ``--no-overlay`` (reference §4.5). Here nothing
+is chowned but the pod's own overlay upper dirs: the run process (still host root, in a private
+mount namespace) forks a helper that unshares a user namespace and waits; the run process
+writes its uid/gid map (``0 <shift> <count>``), then mounts every app's root: each read-only
+lower layer through an idmapped bind (``rkt.host.idmap``), the overlay on top, and each volume
+source through an idmapped bind too, so host files owned by root show as the pod's root. Only
+then does the helper become root of its namespace and unshare UTS, IPC, PID and mount (and
+network for ``--net=none``) namespaces, all owned by the user namespace, and fork the pod init,
+which finds the roots already mounted. App cgroups are created here beforehand (the host's
+cgroupfs is not writable from inside), with ``cgroup.procs`` handed to the pod's root so each
+app can join its own.
+
+The helper relays the init's exit status; the run process publishes the init's pid.
+
+Imports only the standard library, ``rkt.abi``, ``rkt.host`` and ``rkt.stage1``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+from pathlib import Path
+from typing import NoReturn
+
+from rkt import abi
+from rkt.host.api import (
+    CLONE_NEWIPC,
+    CLONE_NEWNET,
+    CLONE_NEWNS,
+    CLONE_NEWPID,
+    CLONE_NEWUTS,
+    MS_PRIVATE,
+    MS_REC,
+    Host,
+)
+from rkt.host.cgroups import CgroupBackend, Limits, PodCgroup
+from rkt.host.libc import CLONE_NEWUSER
+from rkt.stage1.common.appspec import AppSpec
+from rkt.stage1.common.args import RunArgs
+from rkt.stage1.common.layers import app_lower_dirs
+from rkt.stage1.common.poddir import PRIVATE_DIR, PodDir, write_atomic
+from rkt.stage1.common.status import wait_status_to_exit_code
+
+IDMAP_DIR = f"{PRIVATE_DIR}/idmap"
+Binds = list[tuple[str, str]]
+
+
+def idmapped_specs(pod: PodDir, specs: list[AppSpec]) -> list[tuple[AppSpec, list[str], Binds]]:
+    """Each spec with its volume sources replaced by idmapped bind targets, its idmapped lower
+    layers (top-most first), and the (source, target) binds to make."""
+    out = []
+    for spec in specs:
+        base = pod.path / IDMAP_DIR / spec.name
+        binds: Binds = []
+        lowers = []
+        for i, lower in enumerate(app_lower_dirs(pod.path, spec.name, spec.lower_rootfs)):
+            target = str(base / f"lower{i}")
+            binds.append((lower, target))
+            lowers.append(target)
+        mounts = []
+        for i, vol in enumerate(spec.mounts):
+            target = str(base / f"volume{i}")
+            binds.append((vol.source, target))
+            mounts.append(dataclasses.replace(vol, source=target))
+        new = dataclasses.replace(spec, mounts=tuple(mounts))
+        out.append((new, lowers, binds))
+    return out
+
+
+def hand_over_stage1_dirs(pod: PodDir, shift: int) -> None:
+    """The init runs as the pod's root: it must write status files, logs and the supervisor
+    link. ``rkt/`` gets the sticky bit so it cannot rename or remove ``private/`` (still ours).
+    The pod directory gains search permission for others (no listing): its parents stay closed,
+    and the init reaches it through its working directory."""
+    os.chmod(pod.path, os.stat(pod.path).st_mode & 0o7777 | 0o001)
+    for rel in (abi.STATUS_DIR, abi.LOGS_DIR):
+        os.chown(pod.file(rel), shift, shift)
+    rkt_dir = pod.file(abi.SUPERVISOR_STATUS).parent
+    os.chown(rkt_dir, shift, shift)
+    os.chmod(rkt_dir, 0o1755)
+
+
+def _prepare_app_cgroups(
+    backend: CgroupBackend | None, cgroup: PodCgroup | None, specs: list[AppSpec], shift: int
+) -> dict[str, PodCgroup]:
+    made: dict[str, PodCgroup] = {}
+    if backend is None or cgroup is None:
+        return made
+    for spec in specs:
+        lim = spec.limits
+        limits = Limits(lim.memory_bytes, lim.cpu_millicores, lim.cpu_shares, lim.pids)
+        app_cg = backend.create_app(cgroup, spec.name, limits)
+        for d in app_cg.dirs:
+            for name in ("cgroup.procs", "tasks"):
+                if (d / name).exists():
+                    os.chown(d / name, shift, shift)
+        made[spec.name] = app_cg
+    return made
+
+
+def _mount_roots(
+    host: Host, pod: PodDir, planned: list[tuple[AppSpec, list[str], Binds]], userns_fd: int
+) -> None:
+    from rkt.host.idmap import idmapped_bind
+    from rkt.stage1.ns.init import overlay_options
+
+    for spec, lowers, binds in planned:
+        for source, target in binds:
+            Path(target).mkdir(parents=True, exist_ok=True)
+            if os.path.isfile(source):
+                Path(target).rmdir()
+                Path(target).touch()
+            idmapped_bind(source, target, userns_fd)
+        root = pod.path / abi.stage2_rootfs(spec.name)
+        root.mkdir(parents=True, exist_ok=True)
+        overlay = pod.path / abi.app_overlay(spec.name)
+        data = overlay_options(lowers, str(overlay / "upper"), str(overlay / "work"))
+        host.mount("overlay", str(root), "overlay", 0, data)
+
+
+def start_pod_in_userns(
+    host: Host,
+    pod: PodDir,
+    args: RunArgs,
+    specs: list[AppSpec],
+    backend: CgroupBackend | None,
+    cgroup: PodCgroup | None,
+) -> int:
+    """Returns the pid to wait for (the helper, which exits with the pod's status)."""
+    assert args.private_users is not None
+    shift, count = args.private_users
+    host.unshare(CLONE_NEWNS)
+    host.mount(None, "/", None, MS_REC | MS_PRIVATE, None)
+    app_cgroups = _prepare_app_cgroups(backend, cgroup, specs, shift)
+    for spec in specs:
+        os.chown(pod.path / abi.app_overlay(spec.name) / "upper", shift, shift)
+    hand_over_stage1_dirs(pod, shift)
+    planned = idmapped_specs(pod, specs)
+    ready_r, ready_w = os.pipe()
+    go_r, go_w = os.pipe()
+    pid_r, pid_w = os.pipe()
+    start_r, start_w = os.pipe()
+    stop_signals = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+    helper = os.fork()
+    init_pid = helper
+    if helper == 0:
+        for fd in (ready_r, go_w, pid_r, start_w):
+            os.close(fd)
+        _helper(host, args, [s for s, _, _ in planned], backend, cgroup, app_cgroups,
+                (ready_w, go_r, pid_w, start_r), shift, count)  # fmt: skip
+    for fd in (ready_w, go_r, pid_w, start_r):
+        os.close(fd)
+    try:
+        if os.read(ready_r, 1) != b"1":
+            raise OSError("private users: the pod's helper died before its user namespace")
+        from rkt.host.idmap import write_id_maps
+
+        write_id_maps(helper, shift, count)
+        userns_fd = os.open(f"/proc/{helper}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            _mount_roots(host, pod, planned, userns_fd)
+        finally:
+            os.close(userns_fd)
+        os.write(go_w, b"1")
+        os.close(go_w)
+        raw = os.read(pid_r, 32)
+        if not raw:
+            raise OSError("private users: the pod init did not start")
+        init_pid = int(raw)
+        write_atomic(pod.file(abi.PID_FILE), b"%d" % init_pid)
+    finally:
+        from rkt.stage1.ns.run import _forward_signals
+
+        _forward_signals(init_pid, args.interactive)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals)
+        os.write(start_w, b"1")
+        os.close(start_w)
+    return helper
+
+
+def _helper(
+    host: Host,
+    args: RunArgs,
+    specs: list[AppSpec],
+    backend: CgroupBackend | None,
+    cgroup: PodCgroup | None,
+    app_cgroups: dict[str, PodCgroup],
+    fds: tuple[int, int, int, int],
+    shift: int,
+    count: int,
+) -> NoReturn:
+    ready_w, go_r, pid_w, start_r = fds
+    code = 254
+    try:
+        host.set_pdeathsig(signal.SIGKILL)  # until setresuid clears it; set again below
+        if backend is not None and cgroup is not None:
+            backend.attach(cgroup)  # while still host root: the whole pod is accounted here
+        host.unshare(CLONE_NEWUSER)
+        os.write(ready_w, b"1")
+        if os.read(go_r, 1) != b"1":
+            os._exit(254)
+        os.setgroups([])
+        os.setresgid(0, 0, 0)
+        os.setresuid(0, 0, 0)
+        host.set_pdeathsig(signal.SIGKILL)  # a credential change clears it (prctl(2))
+        if os.getppid() == 1:
+            os._exit(254)  # the run process died in between
+        flags = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWPID
+        if args.net_mode == "none":
+            flags |= CLONE_NEWNET
+        host.unshare(flags)
+        if args.net_mode == "none":
+            host.bring_up_loopback()
+        pid = os.fork()
+        if pid == 0:
+            from rkt.stage1.ns.init import run_pod_init
+
+            run_pod_init(
+                host,
+                Path("."),  # relative: the pod dir's parents may be closed to our uids
+                specs,
+                hostname=args.hostname or f"rkt-{args.uuid}",
+                interactive=args.interactive,
+                cgroups=backend,
+                cgroup=cgroup,
+                go_fd=start_r,
+                app_cgroups=app_cgroups,
+                in_userns=True,
+            )
+        os.write(pid_w, b"%d" % pid)
+        os.close(pid_w)
+        # Stop requests reach the init through the run process; we only relay its status.
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_IGN)
+        signal.pthread_sigmask(signal.SIG_SETMASK, set())
+        _, status = os.waitpid(pid, 0)
+        code = wait_status_to_exit_code(status)[0]
+    except BaseException as exc:
+        try:
+            os.write(2, f"stage1: private users: {exc}\n".encode())
+        except OSError:
+            pass
+    os._exit(code)

@@ -1,0 +1,95 @@
+"""Issue 4, acceptance 4: ``--private-users`` keeps overlayfs (idmapped lower layers), root in
+the pod is an unprivileged uid on the host, concurrent pods get disjoint ranges, and ``rkt
+enter`` joins the pod's user namespace."""
+
+from __future__ import annotations
+
+import os
+import select
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import require_root
+from tests.integration.conftest import ImageFactory, Rkt
+from tests.integration.test_pod_lifecycle import require_default_stage1
+
+INSECURE = "--insecure-options=image"
+
+
+@pytest.fixture
+def image(images: ImageFactory) -> Iterator[Path]:
+    require_root()
+    require_default_stage1()
+    yield images.build("example.com/userns")
+    images.rkt.run("gc", "--grace-period=0s", check=False)
+
+
+def sh(script: str) -> list[str]:
+    return ["--exec=/bin/sh", "--", "-c", script, "---"]
+
+
+def read_until(proc: subprocess.Popen[bytes], marker: bytes) -> bytes:
+    assert proc.stdout is not None
+    seen = b""
+    while marker not in seen:
+        ready, _, _ = select.select([proc.stdout], [], [], 60)
+        assert ready, f"no {marker!r}: {seen!r}"
+        chunk = os.read(proc.stdout.fileno(), 4096)
+        assert chunk, f"pod ended early: {seen!r} {proc.stderr.read() if proc.stderr else ''!r}"
+        seen += chunk
+    return seen
+
+
+@pytest.mark.slow
+def test_root_in_the_pod_is_an_unprivileged_host_uid_and_overlay_stays(
+    rkt: Rkt, image: Path, tmp_path: Path
+) -> None:
+    save = tmp_path / "uuid"
+    script = "id -u; echo x > /written-by-root; busybox awk '$2 == \"/\" {print $3}' /proc/mounts"
+    proc = rkt.run(
+        "run", INSECURE, "--net=host", "--private-users", f"--uuid-file-save={save}", str(image),
+        *sh(script),
+    )  # fmt: skip
+    uid_inside, fstype = proc.stdout.split()
+    assert uid_inside == "0" and fstype == "overlay"
+    uuid = save.read_text().strip()
+    written = next((rkt.dir / "pods").glob(f"*/{uuid}/overlay/*/upper/written-by-root"))
+    owner = written.stat().st_uid
+    assert owner >= 65536 and written.stat().st_gid == owner  # not root, not a system user
+    assert not list((rkt.dir / "cas" / "tree").rglob("written-by-root"))
+
+
+@pytest.mark.slow
+def test_concurrent_pods_get_disjoint_ranges_and_enter_joins_the_userns(
+    rkt: Rkt, image: Path
+) -> None:
+    procs = [
+        rkt.popen(
+            "run",
+            INSECURE,
+            "--net=host",
+            "--private-users",
+            str(image),
+            *sh("cat /proc/self/uid_map; echo ready; exec sleep 300"),
+        )
+        for _ in range(2)
+    ]
+    try:
+        ranges = []
+        for proc in procs:
+            inside, outside, count = map(int, read_until(proc, b"ready").split()[:3])
+            assert inside == 0 and outside > 0 and count == 65536
+            ranges.append(range(outside, outside + count))
+        assert not set(ranges[0]) & set(ranges[1])
+        pods = [p for p in rkt.run("list", "--no-legend", "--full").stdout.split("\n") if p]
+        uuid = pods[0].split()[0]
+        entered = rkt.run("enter", uuid, "/bin/sh", "-c", "id -u; cat /proc/self/uid_map").stdout
+        assert entered.split()[0] == "0"
+        assert range(int(entered.split()[2]), int(entered.split()[2]) + 65536) in ranges
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.communicate(timeout=30)
