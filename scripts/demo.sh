@@ -46,3 +46,11 @@ step "the image store"
 "$RKT" image list
 "$RKT" image cat-manifest "$NAME:$VERSION"
 "$RKT" image verify "$NAME:$VERSION"
+
+step "running it as a pod (namespaces, overlay rootfs, default caps and seccomp)"
+"$RKT" run --net=none "$NAME:$VERSION" --exec=/bin/sh -- -c \
+  'echo "hello from pod $(hostname)"; grep -E "^(CapBnd|Seccomp|NoNewPrivs):" /proc/self/status'
+"$RKT" list
+"$RKT" gc --grace-period=0s >/dev/null
+
+bash scripts/demo-pod.sh

@@ -16,6 +16,9 @@ APT_PACKAGES=(
   util-linux                    # unshare, used by the ABI test stage1
   docker-registry skopeo umoci  # Docker/OCI images: test registry, pushes, bench peer
   containernetworking-plugins iptables  # pod networks: CNI plugins (/usr/lib/cni), portmap/ipMasq rules
+  iproute2                      # ip: test network namespaces and veths
+  gcc libc6-dev                 # static helpers compiled by the security escape tests
+  gzip coreutils                # zcat, sha512sum in tests
 )
 
 missing=()
