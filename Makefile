@@ -8,7 +8,7 @@ RKT     := $(VENV)/bin/rkt
 PYTEST  ?= $(VENV)/bin/pytest
 STAMP   := $(VENV)/.rkt-setup-stamp
 
-.PHONY: all setup demo test test-unit test-integration lint format bench install clean
+.PHONY: all setup demo test test-unit test-integration lint format bench bench-setup install clean
 
 all: test
 
@@ -39,8 +39,11 @@ format: setup
 	$(VENV)/bin/ruff format src tests bench
 	$(VENV)/bin/ruff check --fix src tests bench
 
-bench: setup
-	$(PY) bench/run.py $(BENCH_ARGS)
+bench-setup: setup
+	bash bench/setup.sh
+
+bench: bench-setup
+	env -u PYTHONDONTWRITEBYTECODE $(PY) bench/run.py $(BENCH_ARGS)
 
 install: setup
 	ln -sf $(CURDIR)/$(RKT) /usr/local/bin/rkt

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from rkt.cli.common import warn
 from rkt.cli.globals import parse_globals
+from rkt.cli.net_flags import DEFAULT_NET, NETWORKS, network_options  # noqa: F401  (re-exported)
 from rkt.cli.pod_request import pod_request
 from rkt.cli.progress import make_progress
 from rkt.cli.run_args import APP_FLAGS, POD_FLAGS, ParsedRun, parse_run_args
@@ -28,12 +29,6 @@ Pod flags (before the first image): {pod}
 App flags (after an image; before the first image they apply to every app): {app}
 Global flags may appear anywhere before the first image.
 """
-
-NETWORKS = ("default", "default-restricted", "none", "host", "all", "NAME[:K=V;...]")
-# rkt's default is "default". It stays "host" until the integration tests that run pods without
-# --net and never gc them are fixed: on "default" each such pod leaves a veth, NAT rules and an
-# IPAM lease in the machine's own namespace (see docs/networking.md, "Default network").
-DEFAULT_NET = "default"
 
 
 def usage() -> str:
@@ -67,39 +62,6 @@ def prepare_from_args(parsed: ParsedRun, opts: GlobalOptions, action: str) -> Pr
     if save:
         Path(save).write_text(prepared.pod.uuid + "\n")
     return prepared
-
-
-def network_options(
-    opts: GlobalOptions,
-    *,
-    net: str,
-    dns: list[str],
-    dns_search: list[str],
-    dns_opt: list[str],
-    dns_domain: str | None,
-    hosts_entries: list[str],
-    ports: list[str],
-) -> dict[str, object]:
-    """The network part of ``RunOptions``, validated here so a typo is a usage error (exit 2)
-    before any pod exists. Shared by run and run-prepared."""
-    from rkt.net.config import parse_net_flag
-    from rkt.net.dns import parse_dns_options
-    from rkt.net.ports import parse_port_flag
-
-    requests = parse_net_flag(net)
-    parse_dns_options(dns, dns_search, dns_opt, dns_domain or "", hosts_entries)
-    for port in ports:
-        parse_port_flag(port)
-    return {
-        "net": ",".join(r.name + (":" + r.cni_args if r.args else "") for r in requests),
-        "local_config": str(opts.local_config),
-        "dns": tuple(dns),
-        "dns_search": tuple(dns_search),
-        "dns_opt": tuple(dns_opt),
-        "dns_domain": dns_domain or None,
-        "hosts_entries": tuple(hosts_entries),
-        "ports": tuple(ports),
-    }
 
 
 def run_options(parsed: ParsedRun, opts: GlobalOptions) -> RunOptions:

@@ -19,16 +19,22 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rkt import abi
 from rkt.errors import NetworkError
 from rkt.host.api import MNT_DETACH, MS_PRIVATE, MS_REC, Host
 from rkt.host.netns import NETNS_DIR, create_netns, enter_netns, netns_pins, remove_netns
-from rkt.net import cni, config, dns, ports
-from rkt.net.state import Entry, NetJournal, net_info, write_atomic
+from rkt.net import dns
 from rkt.stage1.common.args import RunArgs
 from rkt.stage1.common.poddir import PRIVATE_DIR, PodDir
+
+if TYPE_CHECKING:
+    from rkt.net import cni, config
+    from rkt.net.state import Entry, NetJournal
+
+# rkt.net.cni and rkt.net.config (with subprocess) are imported only where a pod joins CNI
+# networks: --net=none and --net=host pods start without them.
 
 JOURNAL = f"{PRIVATE_DIR}/net.json"
 NET_INFO = "net-info.json"
@@ -40,6 +46,11 @@ def netns_path(uuid: str) -> Path:
 
 def setup_network(host: Host, pod: PodDir, args: RunArgs) -> list[dict[str, Any]]:
     """Attach the pod's networks (CNI mode only); returns the CNI results, in order."""
+    if len(args.net) == 1 and args.net[0] in ("host", "none"):
+        return []  # what net_mode() says of these; without importing rkt.net.config
+    from rkt.net import cni, config
+    from rkt.net.state import Entry, NetJournal, net_info, write_atomic
+
     requests = config.parse_net_flag(",".join(args.net))
     if config.net_mode(requests) != "cni":
         return []
@@ -70,6 +81,8 @@ def setup_network(host: Host, pod: PodDir, args: RunArgs) -> list[dict[str, Any]
 
 def _port_config(pod: PodDir, args: RunArgs, atts: list[config.Attachment]) -> list[dict[str, Any]]:
     """Per attachment, its runtimeConfig; the forwarding network gets portmap and the ports."""
+    from rkt.net import config, ports
+
     requests = [ports.parse_port_flag(p) for p in args.port]
     manifest = pod.read_manifest()
     requests += [
@@ -95,6 +108,8 @@ def _port_config(pod: PodDir, args: RunArgs, atts: list[config.Attachment]) -> l
 
 
 def _invocation(journal: NetJournal, entry: Entry) -> cni.Invocation:
+    from rkt.net import cni
+
     return cni.invocation(
         entry.attachment, journal.container_id, journal.netns, entry.runtime_config
     )
@@ -103,6 +118,8 @@ def _invocation(journal: NetJournal, entry: Entry) -> cni.Invocation:
 def teardown_journal(journal: NetJournal, journal_file: Path, *, raise_errors: bool) -> None:
     """DEL every network in reverse order (with its cached result), remove the namespace, and
     forget the journal. Every step is tried; the first failure is raised at the end."""
+    from rkt.net import cni
+
     first: BaseException | None = None
     for entry in reversed(journal.entries):
         try:
@@ -125,6 +142,8 @@ def teardown_journal(journal: NetJournal, journal_file: Path, *, raise_errors: b
 
 def teardown_network(pod: PodDir) -> None:
     """gc: undo whatever the journal says was set up; nothing recorded, nothing to do."""
+    from rkt.net.state import NetJournal
+
     journal_file = pod.file(JOURNAL)
     journal = NetJournal.load(journal_file)
     if journal is None:
@@ -157,9 +176,15 @@ def write_name_files(pod: PodDir, args: RunArgs, results: list[dict[str, Any]]) 
         args.dns, args.dns_search, args.dns_opt, args.dns_domain, args.hosts_entry
     )
     hostname = args.hostname or f"rkt-{pod.uuid}"
-    pod_ip = next((ip.ip for r in results if (ip := cni.result_ip(r, "")) is not None), None)
+    pod_ip = None
+    result_dns: list[Any] = []
+    if results:  # CNI mode only
+        from rkt.net import cni
+
+        pod_ip = next((ip.ip for r in results if (ip := cni.result_ip(r, "")) is not None), None)
+        result_dns = [cni.result_dns(r) for r in results]
     resolv = _read_host("/etc/resolv.conf") if opts.mode == "host" else None
-    resolv = resolv or dns.pod_resolv_conf(opts, [cni.result_dns(r) for r in results])
+    resolv = resolv or dns.pod_resolv_conf(opts, result_dns)
     for app in pod.read_manifest().apps:
         upper = pod.file(abi.app_overlay(app.name)) / "upper"
         if not upper.is_dir():
@@ -192,8 +217,16 @@ def _write_in_upper(upper: Path, name: str, text: str) -> None:
     target = etc / name
     if target.is_symlink():
         target.unlink()
-    write_atomic(target, text.encode())
+    _replace_file(target, text.encode())
     os.chmod(target, 0o644)
+
+
+def _replace_file(path: Path, data: bytes) -> None:
+    # rkt.net.state.write_atomic, without importing rkt.net.state (and CNI) for every pod.
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
 
 
 def _read_host(path: str) -> str:

@@ -1,0 +1,55 @@
+"""The network flags of ``rkt run`` and ``rkt run-prepared`` (``--net``, ``--dns*``,
+``--hosts-entry``, ``--port``), in a module of their own so that ``run-prepared`` does not import
+the whole ``run`` command (pod requests, the store, fetching)."""
+
+from __future__ import annotations
+
+from rkt.settings import GlobalOptions
+
+__all__ = ["DEFAULT_NET", "NETWORKS", "network_options"]
+
+NETWORKS = ("default", "default-restricted", "none", "host", "all", "NAME[:K=V;...]")
+# rkt's default is "default". It stays "host" until the integration tests that run pods without
+# --net and never gc them are fixed: on "default" each such pod leaves a veth, NAT rules and an
+# IPAM lease in the machine's own namespace (see docs/networking.md, "Default network").
+DEFAULT_NET = "default"
+
+
+def network_options(
+    opts: GlobalOptions,
+    *,
+    net: str,
+    dns: list[str],
+    dns_search: list[str],
+    dns_opt: list[str],
+    dns_domain: str | None,
+    hosts_entries: list[str],
+    ports: list[str],
+) -> dict[str, object]:
+    """The network part of ``RunOptions``, validated here so a typo is a usage error (exit 2)
+    before any pod exists. Shared by run and run-prepared."""
+    if net in ("none", "host") and not (
+        dns or dns_search or dns_opt or dns_domain or hosts_entries or ports
+    ):
+        # Nothing to validate: what the parsers below return for these, without importing them.
+        net_value = net
+    else:
+        from rkt.net.config import parse_net_flag
+        from rkt.net.dns import parse_dns_options
+        from rkt.net.ports import parse_port_flag
+
+        requests = parse_net_flag(net)
+        parse_dns_options(dns, dns_search, dns_opt, dns_domain or "", hosts_entries)
+        for port in ports:
+            parse_port_flag(port)
+        net_value = ",".join(r.name + (":" + r.cni_args if r.args else "") for r in requests)
+    return {
+        "net": net_value,
+        "local_config": str(opts.local_config),
+        "dns": tuple(dns),
+        "dns_search": tuple(dns_search),
+        "dns_opt": tuple(dns_opt),
+        "dns_domain": dns_domain or None,
+        "hosts_entries": tuple(hosts_entries),
+        "ports": tuple(ports),
+    }
