@@ -101,3 +101,27 @@ def test_help_is_noticed_anywhere() -> None:
 def test_allowed_pod_flags_limit_what_prepare_accepts() -> None:
     with pytest.raises(UsageError, match="unknown flag: --interactive"):
         parse_run_args(["--interactive", "img"], allowed_pod={"--net"})
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--no-overlay", "img"], "--no-overlay=true is not supported"),
+        (["--mds-register=true", "img"], "metadata service"),
+        (["--ipc=parent", "img"], "private IPC"),
+        (["img", "--stdout=tty"], "attaching"),
+    ],
+)
+def test_compatibility_flags_refuse_values_they_cannot_honour(
+    argv: list[str], message: str
+) -> None:
+    from rkt.cli.run_args import reject_unsupported
+
+    with pytest.raises(UsageError, match=message):
+        reject_unsupported(parse_run_args(argv))
+
+
+def test_compatibility_flags_accept_rkts_defaults() -> None:
+    from rkt.cli.run_args import reject_unsupported
+
+    reject_unsupported(parse_run_args(["--no-overlay=false", "--ipc=auto", "img", "--stdin=null"]))

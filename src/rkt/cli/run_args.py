@@ -172,3 +172,25 @@ def _flag_table(
             raise UsageError(f"{name} is a pod flag: give it before the first image")
         return POD_FLAGS, parsed.pod
     raise UsageError(f"unknown flag: {name}")
+
+
+# rkt flags accepted for compatibility whose only supported value is rkt's default: any other
+# value is refused loudly instead of being ignored. flag -> (accepted values, why).
+_DEFAULT_ONLY: dict[str, tuple[tuple[str, ...], str]] = {
+    "--no-overlay": (("false",), "pods always use overlayfs"),
+    "--mds-register": (("false",), "the metadata service is not implemented"),
+    "--ipc": (("auto", "private"), "pods always get a private IPC namespace"),
+    "--stdin": (("null",), "attaching to app streams is not implemented"),
+    "--stdout": (("log",), "attaching to app streams is not implemented"),
+    "--stderr": (("log",), "attaching to app streams is not implemented"),
+}
+
+
+def reject_unsupported(parsed: ParsedRun) -> None:
+    """Refuse compatibility flags given a value this rkt cannot honour."""
+    sources = [parsed.pod, parsed.shared_app, *(app.flags for app in parsed.apps)]
+    for flags in sources:
+        for flag, (accepted, why) in _DEFAULT_ONLY.items():
+            for value in flags.get(flag, []):
+                if value.lower() not in accepted:
+                    raise UsageError(f"{flag}={value} is not supported: {why}")

@@ -6,7 +6,7 @@ import sys
 
 from rkt.cli.commands.run import prepare_from_args, usage
 from rkt.cli.globals import parse_globals
-from rkt.cli.run_args import parse_run_args
+from rkt.cli.run_args import parse_run_args, reject_unsupported
 
 
 def run_raw(argv: list[str]) -> int:
@@ -14,6 +14,7 @@ def run_raw(argv: list[str]) -> int:
     if parsed.help:
         sys.stdout.write(usage().replace("rkt run", "rkt prepare"))
         return 0
+    reject_unsupported(parsed)
     opts = parse_globals(parsed.globals)
     prepared = prepare_from_args(parsed, opts, "prepare")
     quiet = parsed.flag_bool("--quiet")

@@ -13,7 +13,13 @@ from rkt.cli.globals import parse_globals
 from rkt.cli.net_flags import DEFAULT_NET, NETWORKS, network_options  # noqa: F401  (re-exported)
 from rkt.cli.pod_request import pod_request
 from rkt.cli.progress import make_progress
-from rkt.cli.run_args import APP_FLAGS, POD_FLAGS, ParsedRun, parse_run_args
+from rkt.cli.run_args import (
+    APP_FLAGS,
+    POD_FLAGS,
+    ParsedRun,
+    parse_run_args,
+    reject_unsupported,
+)
 from rkt.config import load_config
 from rkt.errors import UsageError
 from rkt.settings import GlobalOptions
@@ -92,6 +98,7 @@ def run_raw(argv: list[str]) -> int:
     if parsed.help:
         sys.stdout.write(usage())
         return 0
+    reject_unsupported(parsed)
     opts = parse_globals(parsed.globals)
     options = run_options(parsed, opts)
     if options.interactive and len(parsed.apps) > 1:
