@@ -5,7 +5,7 @@ Pure: no I/O, imports nothing from rkt. A third-party stage1 needs only docs/sta
 
 from __future__ import annotations
 
-INTERFACE_VERSION = 2
+INTERFACE_VERSION = 3
 MIN_INTERFACE_VERSION = 1
 
 # Entrypoint annotations in the stage1 image manifest.
@@ -26,6 +26,10 @@ ENV_LOCK_FD = "RKT_LOCK_FD"
 # Interface versions: 1 = run/enter/stop/gc with --net=host|none; 2 adds CNI networks (--net=NAME,
 # --local-config, --dns*, --hosts-entry, --port) and --private-users.
 V2_NETWORKS = 2
+# 3 adds mutable pods: ``run --mutable`` and the app/add, app/start, app/stop, app/rm entrypoints.
+V3_MUTABLE = 3
+ANN_POD_MUTABLE = "coreos.com/rkt/stage1/mutable"  # pod manifest annotation (rkt's), "true"
+APP_ENTRYPOINTS = (ANN_APP_ADD, ANN_APP_START, ANN_APP_STOP, ANN_APP_RM)
 
 # Paths relative to the pod directory.
 POD_MANIFEST = "pod"
@@ -40,11 +44,15 @@ STAGE1_CONFIG = "stage1/config.json"
 APPSINFO_DIR = "appsinfo"
 OVERLAY_DIR = "overlay"
 VOLUMES_DIR = "volumes"
+# Pod annotation ``<prefix><volume>`` = ``<app>``: the implicit empty volume of a Docker/OCI
+# VOLUME, filled once per pod with the image content of ``<app>`` at its mount path (§2).
+COPY_UP_ANNOTATION = "rkt.local/copy-up/"
 STATUS_DIR = "stage1/rootfs/rkt/status"
 LOGS_DIR = "stage1/rootfs/rkt/logs"
 ENV_DIR = "stage1/rootfs/rkt/env"
 SUPERVISOR_STATUS = "stage1/rootfs/rkt/supervisor-status"
 STAGE2_DIR = "stage1/rootfs/opt/stage2"
+MUTABLE_LOCK = "pod.lck"  # stage0's flock for manifest updates of a mutable pod (rkt's name)
 
 
 def appsinfo(app: str) -> str:

@@ -23,6 +23,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "config": ("rkt.cli.commands.config", "print the merged configuration as JSON"),
     "fetch": ("rkt.cli.commands.fetch", "fetch image(s) and store them in the local store"),
     "trust": ("rkt.cli.commands.trust", "trust a key for image verification"),
+    "app sandbox": ("rkt.cli.commands.app_sandbox", "start an empty mutable pod (for app add)"),
+    "app add": ("rkt.cli.commands.app_add", "add an app to a running mutable pod"),
+    "app start": ("rkt.cli.commands.app_start", "start an app of a mutable pod"),
+    "app stop": ("rkt.cli.commands.app_stop", "stop an app of a mutable pod"),
+    "app rm": ("rkt.cli.commands.app_rm", "remove an app from a mutable pod"),
+    "app list": ("rkt.cli.commands.app_list", "list the apps of a pod"),
+    "app status": ("rkt.cli.commands.app_status", "check the status of an app of a pod"),
     "image build": ("rkt.cli.commands.image_build", "build an ACI from a directory"),
     "image cat-manifest": (
         "rkt.cli.commands.image_cat_manifest",

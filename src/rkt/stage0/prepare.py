@@ -80,6 +80,7 @@ class PodRequest:
     annotations: Pairs = ()
     user_annotations: Pairs = ()
     user_labels: Pairs = ()
+    mutable: bool = False  # rkt app sandbox: may have no apps; apps are added while it runs
 
 
 @dataclass(frozen=True)
@@ -168,13 +169,22 @@ def _unique_name(wanted: str, taken: set[str]) -> str:
     return name
 
 
+def _is_from_docker(annotations: list[dict[str, str]]) -> bool:
+    """An image derived from a Docker/OCI config (rkt's ``ConvertedFromDocker``)."""
+    return any(a.get("name") == "appc.io/docker/manifestdigest" for a in annotations)
+
+
 def _volumes_and_mounts(
     req: PodRequest,
     apps: list[dict[str, Any]],
     image_apps: list[dict[str, Any]],
     per_app: list[AppRequest],
-) -> list[dict[str, Any]]:
+    from_docker: list[bool],
+) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """The pod's volumes and each app's mounts; also ``{volume: app}`` for the implicit volumes
+    of Docker/OCI VOLUMEs, which that app fills from its image (copy-up, docs/images.md)."""
     volumes: dict[str, dict[str, Any]] = {}
+    copy_up: dict[str, str] = {}
     for vol in req.volumes:
         if vol.name in volumes:
             raise UsageError(f'--volume: volume "{vol.name}" given twice')
@@ -188,7 +198,7 @@ def _volumes_and_mounts(
         else:
             doc.update(mode=vol.mode, uid=vol.uid, gid=vol.gid, readOnly=vol.read_only)
         volumes[vol.name] = doc
-    for app, image_app, areq in zip(apps, image_apps, per_app, strict=True):
+    for app, image_app, areq, docker in zip(apps, image_apps, per_app, from_docker, strict=True):
         mounts = [{"volume": m.volume, "path": m.target} for m in (*req.mounts, *areq.mounts)]
         for m in mounts:
             if m["volume"] not in volumes:
@@ -207,24 +217,33 @@ def _volumes_and_mounts(
                     "gid": 0,
                     "readOnly": bool(point.get("readOnly", False)),
                 }
+                if docker:  # Docker semantics: a fresh volume starts as the image's content
+                    copy_up[point["name"]] = app["name"]
             mounts.append({"volume": point["name"], "path": point["path"]})
         if mounts:
             app["mounts"] = mounts
-    return list(volumes.values())
+    return list(volumes.values()), copy_up
 
 
 def build_pod_manifest(
-    store: Store, req: PodRequest, fetch: Callable[[str, Path | None], str]
+    store: Store,
+    req: PodRequest,
+    fetch: Callable[[str, Path | None], str],
+    taken_names: set[str] | None = None,
 ) -> tuple[dict[str, Any], list[ImageRecord]]:
-    """Fetch every app's image and build the reified pod manifest."""
+    """Fetch every app's image and build the reified pod manifest.
+
+    ``taken_names``: the names of apps already in the pod (``rkt app add``).
+    """
     from rkt.schema.pod import PodManifest
 
-    if not req.apps:
+    if not req.apps and not req.mutable:
         raise UsageError("no image given")
     apps: list[dict[str, Any]] = []
     image_apps: list[dict[str, Any]] = []
+    from_docker: list[bool] = []
     records: list[ImageRecord] = []
-    taken: set[str] = set()
+    taken: set[str] = set(taken_names or ())
     for areq in req.apps:
         image_id = fetch(areq.image, areq.signature)
         rec = store.get(image_id)
@@ -257,11 +276,17 @@ def build_pod_manifest(
             app_doc["annotations"] = [{"name": k, "value": v} for k, v in areq.annotations]
         apps.append(app_doc)
         image_apps.append(image_app or {})
+        from_docker.append(_is_from_docker(manifest.get("annotations") or []))
         records.append(rec)
     pod: dict[str, Any] = {"acKind": "PodManifest", "acVersion": "0.8.11", "apps": apps}
-    pod["volumes"] = _volumes_and_mounts(req, apps, image_apps, list(req.apps))
-    if req.annotations:
-        pod["annotations"] = [{"name": k, "value": v} for k, v in req.annotations]
+    pod["volumes"], copy_up = _volumes_and_mounts(
+        req, apps, image_apps, list(req.apps), from_docker
+    )
+    annotations = list(req.annotations) + [
+        (abi.COPY_UP_ANNOTATION + volume, app) for volume, app in copy_up.items()
+    ]
+    if annotations:
+        pod["annotations"] = [{"name": k, "value": v} for k, v in annotations]
     if req.user_annotations:
         pod["userAnnotations"] = dict(req.user_annotations)
     if req.user_labels:

@@ -73,6 +73,8 @@ class RunOptions:
                     f"stage1 speaks interface version {version}; {', '.join(unsupported)} "
                     f"needs version {abi.V2_NETWORKS}"
                 )
+        if self.mutable:
+            require_mutable_stage1(version, "--mutable")
         flags = [f"--net={self.net}"]
         if version >= abi.V2_NETWORKS:
             flags += self.network_flags()
@@ -87,6 +89,14 @@ class RunOptions:
         if self.mutable:
             flags.append("--mutable")
         return flags
+
+
+def require_mutable_stage1(version: int, what: str) -> None:
+    """Mutable pods (run --mutable, the app/* entrypoints) need interface version 3 (ABI §4)."""
+    if version < abi.V3_MUTABLE:
+        raise PodError(
+            f"stage1 speaks interface version {version}; {what} needs version {abi.V3_MUTABLE}"
+        )
 
 
 def entrypoint(pod: Pod, annotation: str) -> Path:

@@ -32,7 +32,23 @@ INTERPRETER_ANNOTATION = "rkt.local/interpreter"
 BUILTIN_FLAVORS: dict[str, str] = {
     "default": "rkt.stage1.ns",
 }
-_ENTRY_FILES = {abi.ANN_RUN: "run", abi.ANN_ENTER: "enter", abi.ANN_GC: "gc", abi.ANN_STOP: "stop"}
+_ENTRY_FILES = {
+    abi.ANN_RUN: "run",
+    abi.ANN_ENTER: "enter",
+    abi.ANN_GC: "gc",
+    abi.ANN_STOP: "stop",
+    abi.ANN_APP_ADD: "app-add",
+    abi.ANN_APP_START: "app-start",
+    abi.ANN_APP_STOP: "app-stop",
+    abi.ANN_APP_RM: "app-rm",
+}
+# entrypoint file -> (module in the flavor's package, function); default (file, "main")
+_ENTRY_TARGETS = {
+    "app-add": ("app", "main_add"),
+    "app-start": ("app", "main_start"),
+    "app-stop": ("app", "main_stop"),
+    "app-rm": ("app", "main_rm"),
+}
 
 
 @dataclass(frozen=True)
@@ -67,12 +83,12 @@ def _flavor_of(name: str) -> str | None:
     return None
 
 
-def _script(module: str) -> str:
+def _script(module: str, function: str = "main") -> str:
     return (
         f"#!{sys.executable} -I\n"
         "# rkt built-in stage1 entrypoint (generated; see docs/stage1-abi.md)\n"
         "import sys\n"
-        f"from {module} import main\n"
+        f"from {module} import {function} as main\n"
         "sys.exit(main(sys.argv[1:]))\n"
     )
 
@@ -117,7 +133,8 @@ def ensure_builtin_stage1(store: Store, flavor: str) -> ImageRecord:
         (src / "manifest").write_text(json.dumps(manifest, indent=2))
         for fname in _ENTRY_FILES.values():
             script = src / "rootfs" / fname
-            script.write_text(_script(f"{package}.{fname}"))
+            module, function = _ENTRY_TARGETS.get(fname, (fname, "main"))
+            script.write_text(_script(f"{package}.{module}", function))
             script.chmod(0o755)
         aci = tmp.path / "stage1.aci"
         build_aci(src, aci, mtime=0)
@@ -146,7 +163,10 @@ def stage1_entrypoints(rec: ImageRecord) -> Stage1:
             f"supported (this rkt speaks {supported})"
         )
     entrypoints: dict[str, str] = {}
-    for ann in abi.REQUIRED_ENTRYPOINTS:
+    required: tuple[str, ...] = abi.REQUIRED_ENTRYPOINTS
+    if version >= abi.V3_MUTABLE:
+        required += abi.APP_ENTRYPOINTS
+    for ann in required:
         value = manifest.annotation(ann)
         if not value or not value.startswith("/"):
             raise ImageError(f'stage1 "{manifest.name}": missing entrypoint annotation "{ann}"')

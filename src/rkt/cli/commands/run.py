@@ -24,7 +24,7 @@ from rkt.config import load_config
 from rkt.errors import UsageError
 from rkt.settings import GlobalOptions
 from rkt.stage0.fetch import Fetcher, FetchRequest
-from rkt.stage0.prepare import PreparedPod, prepare_pod
+from rkt.stage0.prepare import PodRequest, PreparedPod, prepare_pod
 from rkt.stage0.privileges import require_root
 from rkt.stage0.run import RunOptions, exec_stage1, start_run
 from rkt.store.store import Store
@@ -41,11 +41,13 @@ def usage() -> str:
     return USAGE.format(pod=" ".join(sorted(POD_FLAGS)), app=" ".join(sorted(APP_FLAGS)))
 
 
-def prepare_from_args(parsed: ParsedRun, opts: GlobalOptions, action: str) -> PreparedPod:
-    """Shared by run and prepare: fetch images, lay out the pod, leave it prepared."""
+def prepare_from_args(
+    parsed: ParsedRun, opts: GlobalOptions, action: str, request: PodRequest | None = None
+) -> PreparedPod:
+    """Shared by run, prepare and app sandbox: fetch images, lay out the pod, leave it prepared."""
     require_root(action)
     config = load_config(opts.system_config, opts.local_config, opts.user_config)
-    request = pod_request(parsed)
+    request = request if request is not None else pod_request(parsed)
     with Store(opts.dir) as store:
         fetcher = Fetcher(opts, store, progress=make_progress, warn=warn)
 

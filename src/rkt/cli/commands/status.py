@@ -39,7 +39,7 @@ from rkt.pod.pod import (
     wait_for_exit,
 )
 from rkt.settings import GlobalOptions
-from rkt.stage0.pods import PodInfo, pod_info
+from rkt.stage0.pods import AppInfo, PodInfo, pod_info
 from rkt.stage0.privileges import require_root
 
 IN_MODIFY = 0x002
@@ -302,23 +302,25 @@ def pod_json(info: PodInfo, *, detailed: bool) -> dict[str, Any]:
     if info.pid is not None:
         doc["pid"] = info.pid
     doc["exited"] = info.state in ("exited", "exited garbage")
-    apps = []
-    for app in info.apps:
-        entry: dict[str, Any] = {"name": app.name, "state": app.state, "image_id": app.image_id}
-        for key, ts in (
-            ("created_at", app.created_at),
-            ("started_at", app.started_at),
-            ("finished_at", app.finished_at),
-        ):
-            if ts is not None:
-                entry[key] = _ns(ts)
-        if app.exit_code is not None:
-            entry["exit_code"] = app.exit_code
-        if app.oom_killed:
-            entry["oom_killed"] = True
-        apps.append(entry)
-    doc["apps"] = apps
+    doc["apps"] = [app_json(app) for app in info.apps]
     return doc
+
+
+def app_json(app: AppInfo) -> dict[str, Any]:
+    """rkt's lib.App: name, state, image_id, times in ns, exit_code once exited."""
+    entry: dict[str, Any] = {"name": app.name, "state": app.state, "image_id": app.image_id}
+    for key, ts in (
+        ("created_at", app.created_at),
+        ("started_at", app.started_at),
+        ("finished_at", app.finished_at),
+    ):
+        if ts is not None:
+            entry[key] = _ns(ts)
+    if app.exit_code is not None:
+        entry["exit_code"] = app.exit_code
+    if app.oom_killed:
+        entry["oom_killed"] = True
+    return entry
 
 
 def status_lines(info: PodInfo) -> list[str]:

@@ -32,6 +32,7 @@ from rkt.stage1.common.resources import AppLimits, resolve_limits
 from rkt.stage1.common.seccomp import SeccompPolicy, resolve_seccomp
 from rkt.stage1.common.users import resolve_group, resolve_user
 
+COPY_UP_DIR = f"{PRIVATE_DIR}/copy-up"  # one marker per copied-up volume (copyup.py)
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -41,6 +42,9 @@ class VolumeMount:
     target: str  # absolute path inside the app
     read_only: bool
     recursive: bool
+    # Docker copy-up (copyup.py): the once-per-pod marker file, set only for the app that
+    # fills this implicit volume from its image (pod annotation ``rkt.local/copy-up/<volume>``).
+    copy_up: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,10 +131,14 @@ def _volume_mounts(
         volume: Volume | None = mount.app_volume or manifest.volume(mount.volume)
         if volume is None:
             raise PodError(f'app "{pod_app.name}": no volume "{mount.volume}"')
+        copy_up = None
         if volume.kind == "host":
             source = str(volume.source)
         else:
             source = str(pod.file(f"{abi.VOLUMES_DIR}/{volume.name}"))
+            marked = manifest.annotation(abi.COPY_UP_ANNOTATION + volume.name)
+            if marked == pod_app.name and mount.app_volume is None:
+                copy_up = str(pod.file(f"{COPY_UP_DIR}/{volume.name}"))
         out.append(
             VolumeMount(
                 source=source,
@@ -138,6 +146,7 @@ def _volume_mounts(
                 read_only=volume.read_only or mount.volume in read_only_points,
                 # rkt binds host volumes recursively unless told otherwise.
                 recursive=volume.recursive is not False,
+                copy_up=copy_up,
             )
         )
     return out

@@ -61,6 +61,15 @@ class StopArgs:
 
 
 @dataclass(frozen=True, slots=True)
+class AppArgs:
+    """app/add, app/start, app/stop, app/rm: ``--app=NAME [--debug] UUID`` (ABI §3, v3)."""
+
+    uuid: str
+    app: str
+    debug: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class GcArgs:
     uuid: str
     debug: bool = False
@@ -183,3 +192,12 @@ def parse_gc(argv: list[str]) -> GcArgs:
     if rest:
         raise PodError("stage1: gc takes no command after --")
     return GcArgs(uuid=_uuid(positional), debug=bools.get("debug", False))
+
+
+def parse_app(argv: list[str]) -> AppArgs:
+    values, bools, positional, rest = _split(argv, {"app"}, {"debug"})
+    if rest:
+        raise PodError("stage1: app entrypoints take no command after --")
+    if not values.get("app"):
+        raise PodError("stage1: --app=NAME is required")
+    return AppArgs(uuid=_uuid(positional), app=values["app"], debug=bools.get("debug", False))

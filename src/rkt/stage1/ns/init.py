@@ -6,7 +6,9 @@ host's table and nothing is left to unmount when the pod dies, however it dies. 
 the apps, copies their stdout/stderr to the run entrypoint's stdout/stderr and to CRI log files,
 reaps every child (orphans of the pod included), keeps the status files current, and ends the pod
 with the status of the first app that failed (rkt's semantics: a failing app stops the others,
-SIGTERM then SIGKILL after 10 s).
+SIGTERM then SIGKILL after 10 s). In a mutable pod (``run --mutable``) it also serves the
+control socket (``rkt.stage1.ns.mutable``): apps are added, started, stopped and removed while the
+pod runs, an app's exit does not end the pod, and the pod ends when it is stopped (status 0).
 
 The init lives as long as the pod, so it stays cheap: it is a fork of the run process (no new
 interpreter), imports nothing after the fork, and the run process froze its heap (``gc.freeze``)
@@ -23,7 +25,7 @@ import select
 import signal
 import time
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from rkt import abi
 from rkt.host.api import MS_BIND, MS_PRIVATE, MS_REC, Host
@@ -34,6 +36,9 @@ from rkt.stage1.common.logs import CriLogWriter
 from rkt.stage1.common.poddir import symlink_atomic
 from rkt.stage1.common.status import AppStatus, StatusWriter, wait_status_to_exit_code
 from rkt.stage1.ns.launch import launch_app
+
+if TYPE_CHECKING:
+    from rkt.stage1.ns.mutable import ControlServer
 
 STOP_TIMEOUT_NS = 10 * 1_000_000_000
 _STREAMS = (b"stdout", b"stderr")
@@ -84,8 +89,15 @@ class PodInit:
         interactive: bool,
         cgroups: CgroupBackend | None = None,
         cgroup: PodCgroup | None = None,
+        mutable: bool = False,
     ) -> None:
         self.host = host
+        self.mutable = mutable
+        self.control: ControlServer | None = None
+        self.statuses: dict[str, AppStatus] = {}  # every app of the pod, by name
+        self.pids: dict[str, int] = {}  # running apps: name -> pid
+        self.roots: dict[str, str] = {spec.name: "" for spec in specs}
+        self.specs_by_name: dict[str, AppSpec] = {spec.name: spec for spec in specs}
         self.cgroups = cgroups
         self.pod_cgroup = cgroup
         self.app_cgroups: dict[str, PodCgroup] = {}
@@ -135,15 +147,16 @@ class PodInit:
         if any(spec.seccomp is not None for spec in self.specs):
             import rkt.host.seccomp  # noqa: F401  (once here, not in every app child)
         statuses = [AppStatus(spec.name) for spec in self.specs]
-        for st in statuses:
+        for spec, root, st in zip(self.specs, roots, statuses, strict=True):
             self.status.created(st)
+            self.statuses[spec.name], self.roots[spec.name] = st, root
         devnull = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
         for spec, root, st in zip(self.specs, roots, statuses, strict=True):
-            self._start_app(spec, root, st, devnull)
+            self.start_app(spec, root, st, devnull)
         os.close(devnull)
         symlink_atomic("ready", self.pod_path / abi.SUPERVISOR_STATUS)
 
-    def _start_app(self, spec: AppSpec, root: str, st: AppStatus, devnull: int) -> None:
+    def start_app(self, spec: AppSpec, root: str, st: AppStatus, devnull: int) -> None:
         pipes: list[tuple[int, int]] = [] if self.interactive else [os.pipe(), os.pipe()]
         stdio = None if self.interactive else (devnull, pipes[0][1], pipes[1][1])
         cgroup_dirs = self.create_app_cgroup(spec)
@@ -162,22 +175,24 @@ class PodInit:
         host_pid = host_pid_of(pidfd)
         os.close(pidfd)
         self.apps[pid] = st
+        self.pids[spec.name] = pid
         self.status.started(st, host_pid if host_pid is not None else pid)
 
     # -- supervise ------------------------------------------------------------------------------
 
     def supervise(self, wake_fd: int) -> int:
         self.poller.register(wake_fd, select.POLLIN)
-        while self.apps:
-            timeout = None
-            if self.kill_deadline is not None:
-                timeout = max(0, (self.kill_deadline - time.monotonic_ns()) // 1_000_000)
-            for fd, _ in self.poller.poll(timeout):
+        while self.apps or (self.mutable and not self.stop_requested):
+            for fd, _ in self.poller.poll(self._poll_timeout()):
                 if fd == wake_fd:
                     _drain(wake_fd)
                 elif fd in self.outputs:
                     self._copy_output(fd)
+                elif self.control is not None and self.control.owns(fd):
+                    self.control.handle(fd)
             self._reap()
+            if self.control is not None:
+                self.control.check_deadlines()
             if self.stop_requested and self.kill_deadline is None:
                 self.stop_apps()
             if self.kill_deadline is not None and time.monotonic_ns() >= self.kill_deadline:
@@ -185,7 +200,14 @@ class PodInit:
                 self.kill_deadline = time.monotonic_ns() + STOP_TIMEOUT_NS
         for fd in list(self.outputs):
             self._copy_output(fd, drain=True)
-        return self.first_failure or 0
+        return 0 if self.mutable else self.first_failure or 0
+
+    def _poll_timeout(self) -> int | None:
+        deadlines = [self.kill_deadline]
+        if self.control is not None:
+            deadlines.append(self.control.next_deadline())
+        first = min((d for d in deadlines if d is not None), default=None)
+        return None if first is None else max(0, (first - time.monotonic_ns()) // 1_000_000)
 
     def stop_apps(self) -> None:
         for pid in self.apps:
@@ -211,8 +233,11 @@ class PodInit:
                 continue  # an orphan of the pod, reparented to us
             st.oom_killed = self._oom_killed(st.name)
             self.status.exited(st, wait_status)
+            self.pids.pop(st.name, None)
+            if self.control is not None:
+                self.control.app_exited(st.name)
             code, _ = wait_status_to_exit_code(wait_status)
-            if code != 0 and self.first_failure is None:
+            if code != 0 and not self.mutable and self.first_failure is None:
                 self.first_failure = code
                 if self.kill_deadline is None:
                     self.stop_apps()
@@ -280,6 +305,7 @@ def run_pod_init(
     go_fd: int,
     app_cgroups: dict[str, PodCgroup] | None = None,
     in_userns: bool = False,
+    mutable: bool = False,
 ) -> NoReturn:
     """The body of the forked pod init; never returns."""
     code = 254
@@ -288,7 +314,13 @@ def run_pod_init(
         if cgroups is not None and cgroup is not None and not in_userns:
             cgroups.attach(cgroup)
         init = PodInit(
-            host, pod_path, specs, interactive=interactive, cgroups=cgroups, cgroup=cgroup
+            host,
+            pod_path,
+            specs,
+            interactive=interactive,
+            cgroups=cgroups,
+            cgroup=cgroup,
+            mutable=mutable,
         )
         init.app_cgroups.update(app_cgroups or {})
         wake_r, wake_w = os.pipe()
@@ -305,6 +337,10 @@ def run_pod_init(
         signal.signal(signal.SIGINT, signal.SIG_IGN if interactive else request_stop)
         signal.pthread_sigmask(signal.SIG_SETMASK, set())
         roots = init.setup(hostname, premounted=in_userns)
+        if mutable:  # before "ready": app/add may follow `rkt status --wait-ready` at once
+            from rkt.stage1.ns.mutable import ControlServer, bind_control_socket
+
+            init.control = ControlServer(init, bind_control_socket())
         # stage0 learns the pod's pid before any app starts (ABI §3): wait for the run process to
         # have written it. EOF means it died before: so must we.
         if os.read(go_fd, 1) != b"1":

@@ -5,7 +5,8 @@ Order (each step a function):
 1. ``unshare(CLONE_NEWNS)``: the app's own mount namespace, a private copy of the pod's.
 2. ``prepare_filesystem``: fresh /proc (the pod's pid namespace), a minimal /dev (tmpfs with
    null, zero, full, random, urandom, tty bound from the host, a new devpts instance, /dev/shm,
-   the fd symlinks; no other host device), /sys read-only, tmpfs /tmp, the pod's volumes, then
+   the fd symlinks; no other host device), /sys read-only, tmpfs /tmp, the pod's volumes (an
+   implicit Docker volume filled from the image first: ``copyup.py``), then
    the read-only remount of the root if asked. Every target is resolved INSIDE the app's root
    (openat2 RESOLVE_IN_ROOT), so an image's symlinks cannot redirect a mount onto the host.
 3. ``enter_root``: pivot_root into the app's root; the old root is detached (nothing of it stays).
@@ -42,6 +43,7 @@ from rkt.host.api import (
     TargetKind,
 )
 from rkt.stage1.common.appspec import AppSpec
+from rkt.stage1.common.copyup import copy_up_once
 from rkt.stage1.common.masks import MaskKind, plan_masks
 
 DEV_NODES = ("null", "zero", "full", "random", "urandom", "tty")
@@ -65,6 +67,7 @@ class FsOp:
     flags: int = 0
     data: str | None = None
     create: TargetKind | None = "dir"
+    copy_up: str | None = None  # a volume bind: fill ``source`` from the image first (marker)
 
 
 def plan_filesystem(
@@ -100,6 +103,7 @@ def plan_filesystem(
                 None,
                 MS_BIND | (MS_REC if vol.recursive else 0),
                 create=kind,
+                copy_up=vol.copy_up,
             )
         )
         if vol.read_only:
@@ -110,6 +114,11 @@ def plan_filesystem(
 
 
 def prepare_filesystem(host: Host, root_fd: int, ops: list[FsOp]) -> None:
+    # Docker copy-up first, while the root is still the bare merged overlay (no /proc, /tmp or
+    # other volume is mounted in it yet): the volume gets exactly the image's content.
+    for op in ops:
+        if op.copy_up is not None and op.source is not None:
+            copy_up_once(root_fd, op.target, op.source, op.copy_up)
     for op in ops:
         if op.fstype == "symlink":
             host.symlink_in_root(root_fd, op.target, str(op.data))

@@ -49,18 +49,25 @@ def check_lock_fd() -> int:
 
 def prepare_apps(pod: PodDir, args: RunArgs) -> list[AppSpec]:
     manifest = pod.read_manifest()
-    if not manifest.apps:
+    if not manifest.apps and not args.mutable:
         raise PodError(f'pod "{pod.uuid}": has no apps')
-    if args.interactive and len(manifest.apps) != 1:
-        raise PodError(f'pod "{pod.uuid}": --interactive needs exactly one app')
+    if args.interactive and (len(manifest.apps) != 1 or args.mutable):
+        raise PodError(f'pod "{pod.uuid}": --interactive needs exactly one app, not mutable')
+    if args.mutable and args.private_users is not None:
+        raise PodError(f'pod "{pod.uuid}": --mutable with --private-users is not supported')
     specs = [build_app_spec(pod, manifest, app, args.insecure) for app in manifest.apps]
     pod.ensure_stage1_dirs()
-    app_spec_path(pod, "x").parent.mkdir(exist_ok=True)
     for spec in specs:
-        env = "".join(f"{k}={v}\n" for k, v in spec.env)
-        write_atomic(pod.file(f"{abi.ENV_DIR}/{spec.name}"), env.encode())
-        write_atomic(app_spec_path(pod, spec.name), spec.to_json())
+        save_app_spec(pod, spec)
     return specs
+
+
+def save_app_spec(pod: PodDir, spec: AppSpec) -> None:
+    """The app's final environment (ABI) and its resolved launch (private, for init and enter)."""
+    app_spec_path(pod, spec.name).parent.mkdir(exist_ok=True)
+    env = "".join(f"{k}={v}\n" for k, v in spec.env)
+    write_atomic(pod.file(f"{abi.ENV_DIR}/{spec.name}"), env.encode())
+    write_atomic(app_spec_path(pod, spec.name), spec.to_json())
 
 
 def create_cgroup(pod: PodDir) -> tuple[CgroupBackend | None, PodCgroup | None]:
@@ -104,6 +111,7 @@ def start_pod(host: Host, pod: PodDir, args: RunArgs, specs: list[AppSpec]) -> i
             cgroups=backend,
             cgroup=cgroup,
             go_fd=go_r,
+            mutable=args.mutable,
         )
     os.close(go_r)
     try:

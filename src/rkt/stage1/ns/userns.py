@@ -38,7 +38,7 @@ from rkt.host.api import (
 )
 from rkt.host.cgroups import CgroupBackend, Limits, PodCgroup
 from rkt.host.libc import CLONE_NEWUSER
-from rkt.stage1.common.appspec import AppSpec
+from rkt.stage1.common.appspec import COPY_UP_DIR, AppSpec
 from rkt.stage1.common.args import RunArgs
 from rkt.stage1.common.layers import app_lower_dirs
 from rkt.stage1.common.poddir import PRIVATE_DIR, PodDir, write_atomic
@@ -78,6 +78,10 @@ def hand_over_stage1_dirs(pod: PodDir, shift: int) -> None:
     os.chmod(pod.path, os.stat(pod.path).st_mode & 0o7777 | 0o001)
     for rel in (abi.STATUS_DIR, abi.LOGS_DIR):
         os.chown(pod.file(rel), shift, shift)
+    # Docker copy-up markers are written by the apps, as the pod's root (copyup.py).
+    copy_up = pod.file(COPY_UP_DIR)
+    copy_up.mkdir(mode=0o700, exist_ok=True)
+    os.chown(copy_up, shift, shift)
     rkt_dir = pod.file(abi.SUPERVISOR_STATUS).parent
     os.chown(rkt_dir, shift, shift)
     os.chmod(rkt_dir, 0o1755)

@@ -1,0 +1,94 @@
+"""``rkt app sandbox [pod flags]``: prepare an empty, mutable pod and run it (this process becomes
+the stage1 run entrypoint, as ``rkt run``; run it under ``systemd-run`` or in the background).
+
+Apps are then added with ``rkt app add`` and driven with ``rkt app start|stop|rm``; ``rkt stop``
+ends the pod. The ``app`` commands are always available (rkt hid them behind
+``RKT_EXPERIMENT_APP=true``; here they are a versioned part of the stage1 ABI, docs/cli.md).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+from rkt import abi
+from rkt.cli.commands.run import prepare_from_args, run_options
+from rkt.cli.globals import parse_globals
+from rkt.cli.pod_request import parse_env
+from rkt.cli.run_args import ParsedRun, parse_run_args
+from rkt.errors import RktError, UsageError
+from rkt.stage0.pods import remove_pod
+from rkt.stage0.prepare import PodRequest
+from rkt.stage0.run import exec_stage1, start_run
+from rkt.stage0.stage1_image import Stage1Choice
+
+SANDBOX_FLAGS = {
+    "--uuid-file-save",
+    "--net",
+    "--hostname",
+    "--dns",
+    "--dns-search",
+    "--dns-opt",
+    "--dns-domain",
+    "--hosts-entry",
+    "--port",
+    "--pull-policy",
+    "--stage1-url",
+    "--stage1-path",
+    "--stage1-name",
+    "--stage1-hash",
+    "--stage1-from-dir",
+    "--user-annotation",
+    "--user-label",
+    "--no-overlay",
+}
+USAGE = f"""Usage: rkt app sandbox [flags]
+
+Start an empty mutable pod; add apps with rkt app add.
+Flags: --annotation {" ".join(sorted(SANDBOX_FLAGS))}
+"""
+
+
+def sandbox_request(parsed: ParsedRun) -> PodRequest:
+    if parsed.apps:
+        raise UsageError(f'app sandbox takes no images (got "{parsed.apps[0].image}")')
+    unknown = set(parsed.shared_app) - {"--annotation"}
+    if unknown:
+        raise UsageError(f"app sandbox: {sorted(unknown)[0]} is an app flag (use rkt app add)")
+    pod = parsed.pod
+    policy = parsed.last("--pull-policy", "new") or "new"
+    annotations = parse_env(parsed.shared_app.get("--annotation", []), "--annotation")
+    return PodRequest(
+        apps=(),
+        mutable=True,
+        pull_policy=policy,
+        annotations=(*annotations, (abi.ANN_POD_MUTABLE, "true")),
+        user_annotations=parse_env(pod.get("--user-annotation", []), "--user-annotation"),
+        user_labels=parse_env(pod.get("--user-label", []), "--user-label"),
+        stage1=Stage1Choice(
+            url=parsed.last("--stage1-url"),
+            path=Path(p) if (p := parsed.last("--stage1-path")) else None,
+            name=parsed.last("--stage1-name"),
+            hash=parsed.last("--stage1-hash"),
+            from_dir=parsed.last("--stage1-from-dir"),
+        ),
+    )
+
+
+def run_raw(argv: list[str]) -> int:
+    parsed = parse_run_args(argv, allowed_pod=SANDBOX_FLAGS)
+    if parsed.help:
+        sys.stdout.write(USAGE)
+        return 0
+    opts = parse_globals(parsed.globals)
+    options = dataclasses.replace(run_options(parsed, opts), mutable=True)
+    prepared = prepare_from_args(parsed, opts, "app sandbox", sandbox_request(parsed))
+    try:
+        _lock, stage1_argv, env = start_run(prepared.pod, options)
+    except RktError:
+        remove_pod(prepared.pod)  # an empty pod nobody asked to keep (e.g. a stage1 below v3)
+        raise
+    sys.stdout.flush()
+    sys.stderr.flush()
+    exec_stage1(prepared.pod, stage1_argv, env)

@@ -1,0 +1,92 @@
+"""The app/add, app/start, app/stop and app/rm entrypoints (docs/stage1-abi.md §3, version 3).
+
+Each is a short-lived process that checks its arguments and the pod, and hands the action to the
+running pod init over the control socket (``rkt.stage1.common.control``); it returns when the init
+says the action is done. ``add`` first resolves the app's launch from the pod manifest stage0 has
+just rewritten (user, group, capabilities, seccomp, limits, volumes), with the pod's insecure
+options from ``stage1/config.json``, so an app that cannot be launched is refused before the init
+is asked to do anything.
+
+Imports only the standard library, ``rkt.abi``, ``rkt.errors``, ``rkt.stage1``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from rkt import abi
+from rkt.errors import PodError
+from rkt.stage1.common.appspec import build_app_spec
+from rkt.stage1.common.args import INSECURE_OPTIONS, AppArgs, parse_app
+from rkt.stage1.common.control import ControlRequest, call_pod_init
+from rkt.stage1.common.entry import run_entrypoint
+from rkt.stage1.common.poddir import PodDir
+from rkt.stage1.ns._pod import open_pod_init
+
+
+def read_config(pod: PodDir) -> dict[str, object]:
+    try:
+        config = json.loads(pod.file(abi.STAGE1_CONFIG).read_bytes())
+    except (OSError, ValueError) as exc:
+        raise PodError(f'pod "{pod.uuid}": cannot read its stage1 config') from exc
+    if not isinstance(config, dict):
+        raise PodError(f'pod "{pod.uuid}": its stage1 config is not an object')
+    return config
+
+
+def check_mutable_pod(pod: PodDir) -> dict[str, object]:
+    config = read_config(pod)
+    if config.get("mutable") is not True:
+        raise PodError(f'pod "{pod.uuid}": is not mutable')
+    pidfd = open_pod_init(pod)
+    if pidfd is None:
+        raise PodError(f'pod "{pod.uuid}": is not running')
+    os.close(pidfd)
+    return config
+
+
+def resolve_app(pod: PodDir, args: AppArgs, config: dict[str, object]) -> None:
+    """app/add: the app's launch, resolved and saved for the init (and later for enter)."""
+    from rkt.stage1.ns.run import save_app_spec
+
+    manifest = pod.read_manifest()
+    pod_app = manifest.app(args.app)
+    if pod_app is None:
+        raise PodError(f'pod "{pod.uuid}": its manifest has no app "{args.app}"')
+    raw = config.get("insecure")
+    given = raw if isinstance(raw, list) else []
+    insecure = frozenset(o for o in given if isinstance(o, str)) & INSECURE_OPTIONS
+    spec = build_app_spec(pod, manifest, pod_app, insecure)
+    save_app_spec(pod, spec)
+
+
+def _action(action: str, argv: list[str]) -> int:
+    args = parse_app(argv)
+    pod = PodDir.from_cwd(args.uuid)
+    config = check_mutable_pod(pod)
+    if action == "add":
+        resolve_app(pod, args, config)
+    call_pod_init(pod.path, ControlRequest(action, args.app))
+    return 0
+
+
+def main_add(argv: list[str] | None = None) -> int:
+    return run_entrypoint("app/add", lambda a: _action("add", a), _argv(argv))
+
+
+def main_start(argv: list[str] | None = None) -> int:
+    return run_entrypoint("app/start", lambda a: _action("start", a), _argv(argv))
+
+
+def main_stop(argv: list[str] | None = None) -> int:
+    return run_entrypoint("app/stop", lambda a: _action("stop", a), _argv(argv))
+
+
+def main_rm(argv: list[str] | None = None) -> int:
+    return run_entrypoint("app/rm", lambda a: _action("rm", a), _argv(argv))
+
+
+def _argv(argv: list[str] | None) -> list[str]:
+    return sys.argv[1:] if argv is None else argv

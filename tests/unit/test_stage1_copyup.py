@@ -1,0 +1,166 @@
+"""Docker copy-up (rkt.stage1.common.copyup): content, attributes, no escape, once per pod."""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from rkt.host.fake import RecordingHost
+from rkt.stage1.common.appspec import VolumeMount
+from rkt.stage1.common.copyup import copy_up, copy_up_once
+from rkt.stage1.ns.launch import plan_filesystem, prepare_filesystem
+from tests.unit.test_stage1_ns import _spec
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Iterator[tuple[Path, int]]:
+    """An app root with a VOLUME dir ``/data``, and a host directory beside it."""
+    rootfs = tmp_path / "rootfs"
+    data = rootfs / "data"
+    (data / "sub").mkdir(parents=True)
+    (data / "file").write_text("from the image\n")
+    (data / "sub" / "deep").write_text("deep\n")
+    os.link(data / "file", data / "sub" / "hardlink")
+    (data / "abs-link").symlink_to("/etc")  # must stay a link, never be followed
+    (data / "escape").symlink_to("../../outside")
+    os.mkfifo(data / "fifo", 0o640)
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "secret").write_text("host\n")
+    (rootfs / "etc").mkdir()
+    (rootfs / "up").symlink_to("../..")  # a VOLUME path through it resolves inside the root
+    fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY)
+    try:
+        yield rootfs, fd
+    finally:
+        os.close(fd)
+
+
+def _volume(tmp_path: Path) -> Path:
+    vol = tmp_path / "volume"
+    vol.mkdir()
+    return vol
+
+
+def test_copy_up_copies_content_links_and_fifos(tmp_path: Path, root: tuple[Path, int]) -> None:
+    _, fd = root
+    vol = _volume(tmp_path)
+    assert copy_up(fd, "/data", str(vol))
+    assert (vol / "file").read_text() == "from the image\n"
+    assert (vol / "sub" / "deep").read_text() == "deep\n"
+    assert os.readlink(vol / "abs-link") == "/etc"
+    assert os.readlink(vol / "escape") == "../../outside"
+    assert stat.S_ISFIFO(os.lstat(vol / "fifo").st_mode)
+    assert stat.S_IMODE(os.lstat(vol / "fifo").st_mode) == 0o640
+    assert os.stat(vol / "file").st_ino == os.stat(vol / "sub" / "hardlink").st_ino
+    assert not (tmp_path / "outside" / "file").exists()  # nothing written through the link
+
+
+def test_copy_up_keeps_owners_modes_times_and_xattrs(
+    tmp_path: Path, root: tuple[Path, int]
+) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("chown to other owners needs root")
+    rootfs, fd = root
+    data = rootfs / "data"
+    os.chown(data / "file", 1234, 5678)
+    os.chmod(data / "file", 0o4750)  # setuid survives: mode is set after chown
+    os.chown(data / "abs-link", 42, 43, follow_symlinks=False)
+    os.chown(data, 1000, 1000)
+    os.chmod(data / "sub", 0o2711)
+    os.utime(data / "sub" / "deep", ns=(1_000_000_000, 2_000_000_000))
+    try:
+        os.setxattr(data / "file", "user.origin", b"image")
+        os.setxattr(data / "sub", "trusted.rkt-test", b"dir")
+        os.setxattr(data / "sub", "trusted.overlay.opaque", b"y")
+    except OSError as exc:
+        if exc.errno != errno.ENOTSUP:
+            raise
+        pytest.skip("no xattrs on this filesystem")
+    vol = _volume(tmp_path)
+    copy_up(fd, "/data", str(vol))
+    st = os.stat(vol / "file")
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (1234, 5678, 0o4750)
+    link = os.lstat(vol / "abs-link")
+    assert (link.st_uid, link.st_gid) == (42, 43)
+    assert stat.S_IMODE(os.stat(vol / "sub").st_mode) == 0o2711
+    assert os.stat(vol / "sub" / "deep").st_mtime_ns == 2_000_000_000
+    assert (os.stat(vol).st_uid, os.stat(vol).st_gid) == (1000, 1000)  # the volume root too
+    assert os.getxattr(vol / "file", "user.origin") == b"image"
+    assert os.getxattr(vol / "sub", "trusted.rkt-test") == b"dir"
+    assert "trusted.overlay.opaque" not in os.listxattr(vol / "sub")
+
+
+def test_copy_up_resolves_the_volume_path_inside_the_root(
+    tmp_path: Path, root: tuple[Path, int]
+) -> None:
+    _, fd = root
+    vol = _volume(tmp_path)
+    # /up -> ../.. would be tmp_path's parent on the host; inside the root it is "/" again.
+    assert copy_up(fd, "/up/up/data", str(vol))
+    assert (vol / "file").exists()
+    assert not (vol / "secret").exists() and not (vol / "rootfs").exists()
+
+
+def test_copy_up_skips_a_path_the_image_lacks(tmp_path: Path, root: tuple[Path, int]) -> None:
+    _, fd = root
+    vol = _volume(tmp_path)
+    assert not copy_up(fd, "/nonexistent", str(vol))
+    assert not copy_up(fd, "/data/file", str(vol))  # not a directory
+    assert list(vol.iterdir()) == []
+
+
+def test_copy_up_never_overwrites_what_the_volume_has(
+    tmp_path: Path, root: tuple[Path, int]
+) -> None:
+    _, fd = root
+    vol = _volume(tmp_path)
+    (vol / "file").write_text("mine\n")
+    (vol / "sub").symlink_to(tmp_path / "outside")  # not descended into
+    copy_up(fd, "/data", str(vol))
+    assert (vol / "file").read_text() == "mine\n"
+    assert sorted(p.name for p in (tmp_path / "outside").iterdir()) == ["secret"]
+
+
+def test_copy_up_once_per_pod(tmp_path: Path, root: tuple[Path, int]) -> None:
+    _, fd = root
+    vol = _volume(tmp_path)
+    marker = str(tmp_path / "private" / "copy-up" / "volume-data")
+    assert copy_up_once(fd, "/data", str(vol), marker)
+    (vol / "file").unlink()  # the app deleted it; a restart must not bring it back
+    assert not copy_up_once(fd, "/data", str(vol), marker)
+    assert not (vol / "file").exists()
+
+
+def test_launch_copies_up_before_anything_is_mounted(
+    tmp_path: Path, root: tuple[Path, int]
+) -> None:
+    _, fd = root
+    vol = _volume(tmp_path)
+    marker = str(tmp_path / "marker")
+    spec = _spec(mounts=(VolumeMount(str(vol), "/data", False, False, copy_up=marker),))
+    host = RecordingHost()
+    prepare_filesystem(host, fd, plan_filesystem(spec, is_file=lambda p: False))
+    assert (vol / "file").read_text() == "from the image\n"
+    assert Path(marker).read_bytes() == b"done\n"
+    assert any(c[0] == "mount_in_root" and "/data" in c for c in host.calls)
+
+
+def test_only_docker_image_volumes_are_marked_for_copy_up() -> None:
+    from rkt.stage0.prepare import AppRequest, PodRequest, VolumeSpec, _volumes_and_mounts
+
+    point = {"name": "volume-data", "path": "/data"}
+    apps: list[dict[str, object]] = [{"name": "docker"}, {"name": "aci"}]
+    images = [{"mountPoints": [point]}, {"mountPoints": [{"name": "cache", "path": "/c"}]}]
+    reqs = [AppRequest(image="a"), AppRequest(image="b")]
+    volumes, copy_up = _volumes_and_mounts(PodRequest(apps=()), apps, images, reqs, [True, False])
+    assert copy_up == {"volume-data": "docker"}  # an ACI mount point stays a plain empty volume
+    assert {v["name"]: v["kind"] for v in volumes} == {"volume-data": "empty", "cache": "empty"}
+    # A user --volume of that name is used as given: no copy-up (docs/images.md).
+    given = PodRequest(apps=(), volumes=(VolumeSpec("volume-data", "empty"),))
+    _, copy_up = _volumes_and_mounts(given, apps[:1], images[:1], reqs[:1], [True])
+    assert copy_up == {}
