@@ -12,10 +12,14 @@ import pytest
 
 from rkt.cli.main import main
 from rkt.stage0 import privileges
+from tests.conftest import require
 from tests.support.gpg import GpgHome, GpgKey, have_gpg
 from tests.support.https_server import LocalHttpsServer
 
-pytestmark = pytest.mark.skipif(not have_gpg(), reason="needs gpg and gpgconf")
+
+@pytest.fixture(autouse=True)
+def _needs_gpg() -> None:
+    require(have_gpg(), "needs gpg and gpgconf")
 
 
 @pytest.fixture(scope="module")

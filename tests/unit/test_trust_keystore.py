@@ -12,9 +12,13 @@ import pytest
 from rkt.errors import TrustError
 from rkt.trust.keys import format_fingerprint, parse_public_key
 from rkt.trust.keystore import Keystore, ancestor_prefixes, validate_prefix
+from tests.conftest import require
 from tests.support.gpg import GpgHome, GpgKey, have_gpg
 
-pytestmark = pytest.mark.skipif(not have_gpg(), reason="needs gpg and gpgconf")
+
+@pytest.fixture(autouse=True)
+def _needs_gpg() -> None:
+    require(have_gpg(), "needs gpg and gpgconf")
 
 
 @pytest.fixture(scope="module")

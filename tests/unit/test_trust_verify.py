@@ -10,9 +10,13 @@ import pytest
 from rkt.errors import ImageError, SignatureError, TrustError
 from rkt.trust.keystore import Keystore
 from rkt.trust.verify import verify_detached
+from tests.conftest import require
 from tests.support.gpg import GpgHome, GpgKey, have_gpg
 
-pytestmark = pytest.mark.skipif(not have_gpg(), reason="needs gpg and gpgconf")
+
+@pytest.fixture(autouse=True)
+def _needs_gpg() -> None:
+    require(have_gpg(), "needs gpg and gpgconf")
 
 
 @pytest.fixture(scope="module")
