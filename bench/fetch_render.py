@@ -37,9 +37,6 @@ from pathlib import Path
 from corpus import Corpus, ensure_corpus
 from harness import BenchError, Case, Comparison, Sample, compare
 
-FLOORS = ("floor", "floor+sync", "pipe")
-DEFAULT_FLOORS = ("floor", "floor+sync")
-
 
 @dataclass(frozen=True)
 class Target:

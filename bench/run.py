@@ -236,8 +236,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         action="append",
         default=[],
         metavar="REV",
-        help="also time rkt as of git revision REV, or of a src/ directory (put on PYTHONPATH):"
-        " an A/B of a change",
+        help="fetch-render: also time rkt as of git revision REV, or of a src/ directory (on"
+        " PYTHONPATH): an A/B of a change",
     )
     parser.add_argument(
         "--nice",
