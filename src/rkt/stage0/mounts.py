@@ -6,12 +6,10 @@ the belt to that pair of braces (a stage1 of another kind, or a crash mid-setup)
 
 from __future__ import annotations
 
-import ctypes
+import contextlib
 import errno
 import os
 from pathlib import Path
-
-MNT_DETACH = 2
 
 
 def _unescape(field: str) -> str:
@@ -44,17 +42,20 @@ def mounts_under(path: Path, mountinfo: str | None = None) -> list[str]:
 
 
 def unmount_under(path: Path) -> None:
+    """Unmount everything at or below ``path``: a clean attempt, then a lazy detach if busy."""
     if not path.exists():
         return
     points = mounts_under(path)
     if not points:
         return
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    from rkt.host import libc
+
     for point in points:
-        target = point.encode()
-        if libc.umount2(target, 0) == 0:
-            continue
-        err = ctypes.get_errno()
-        if err in (errno.EINVAL, errno.ENOENT):
-            continue  # already gone
-        libc.umount2(target, MNT_DETACH)  # busy: detach lazily, it goes when the last user does
+        try:
+            libc.umount2(point, 0)
+        except OSError as exc:
+            if exc.errno in (errno.EINVAL, errno.ENOENT):
+                continue  # already gone
+            # busy: detach lazily, it goes away when its last user does
+            with contextlib.suppress(OSError):
+                libc.umount2(point, libc.MNT_DETACH)

@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import errno
 import os
-import select
-import signal
 from dataclasses import dataclass
 from pathlib import Path
 
 from rkt.host.cgroups import CPU_PERIOD_US, Limits, PodCgroup, app_cgroup_name, cpu_quota_us
-
-_KILL_WAIT_MS = 5000
+from rkt.host.cgroups.fs import counter, kill_and_wait, processes, remove_dir, subtree
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,25 +127,21 @@ class CgroupV1:
                 text = (d / "memory.oom_control").read_text()
             except OSError:
                 continue
-            return _counter(text, "oom_kill")
+            return counter(text, "oom_kill")
         return 0
 
     def processes(self, cgroup: PodCgroup) -> list[int]:
-        pids: set[int] = set()
-        for d in cgroup.dirs:
-            for sub in _subtree(d):
-                pids.update(_read_procs(sub))
-        return sorted(pids)
+        return processes(cgroup.dirs)
 
     def remove(self, cgroup: PodCgroup) -> None:
         for _ in range(3):
             pids = self.processes(cgroup)
             if not pids:
                 break
-            _kill_and_wait(pids)
+            kill_and_wait(pids)
         for d in cgroup.dirs:
-            for sub in reversed(_subtree(d)):
-                _rmdir(sub)
+            for sub in reversed(subtree(d)):
+                remove_dir(sub)
 
 
 def v1_knobs(limits: Limits) -> list[tuple[str, str]]:
@@ -210,78 +203,8 @@ def write_knob(cgroup: PodCgroup, knob: str, value: str) -> None:
         raise OSError(errno.ENOENT, f"cgroup {knob}: no writable {controller} controller")
 
 
-def _counter(text: str, key: str) -> int:
-    for line in text.splitlines():
-        name, _, value = line.partition(" ")
-        if name == key and value.strip().isdigit():
-            return int(value)
-    return 0
-
-
 def _inherit_cpuset(parent: Path, child: Path) -> None:
     for knob in ("cpuset.cpus", "cpuset.mems"):
         theirs = child / knob
         if theirs.exists() and not theirs.read_text().strip():
             theirs.write_text((parent / knob).read_text())
-
-
-def _subtree(root: Path) -> list[Path]:
-    """``root`` and every cgroup below it, parents first; [] when it is gone."""
-    if not root.is_dir():
-        return []
-    out = [root]
-    for top, dirnames, _ in os.walk(root):
-        out.extend(Path(top) / name for name in dirnames)
-    return out
-
-
-def _read_procs(cgroup_dir: Path) -> list[int]:
-    try:
-        return [int(line) for line in (cgroup_dir / "cgroup.procs").read_text().split()]
-    except FileNotFoundError:
-        return []
-
-
-def _kill_and_wait(pids: list[int]) -> None:
-    """SIGKILL each pid through a pidfd (no pid-reuse race) and wait until they have exited."""
-    poller = select.poll()
-    fds = []
-    for pid in pids:
-        try:
-            fd = os.pidfd_open(pid)
-        except ProcessLookupError:
-            continue
-        fds.append(fd)
-        try:
-            signal.pidfd_send_signal(fd, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        poller.register(fd, select.POLLIN)
-    try:
-        pending = set(fds)
-        while pending:
-            events = poller.poll(_KILL_WAIT_MS)
-            if not events:
-                break  # unkillable (D state): rmdir will say EBUSY, which we tolerate
-            for fd, _ in events:
-                poller.unregister(fd)
-                pending.discard(fd)
-    finally:
-        for fd in fds:
-            os.close(fd)
-
-
-def _rmdir(path: Path) -> None:
-    try:
-        path.rmdir()
-    except FileNotFoundError:
-        pass
-    except OSError as exc:
-        if exc.errno != errno.EBUSY:
-            raise
-        # A task that was killed may linger until its parent reaps it; give it one more pass.
-        _kill_and_wait(_read_procs(path))
-        try:
-            path.rmdir()
-        except FileNotFoundError:
-            pass

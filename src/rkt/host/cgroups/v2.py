@@ -20,7 +20,7 @@ import os
 from pathlib import Path
 
 from rkt.host.cgroups import CPU_PERIOD_US, Limits, PodCgroup, app_cgroup_name, cpu_quota_us
-from rkt.host.cgroups.v1 import _counter, _kill_and_wait, _read_procs, _rmdir, _subtree
+from rkt.host.cgroups.fs import counter, kill_and_wait, processes, remove_dir, subtree
 
 SUPERVISOR = "supervisor"
 CONTROLLERS = ("cpu", "memory", "pids")
@@ -143,17 +143,13 @@ class CgroupV2:
     def oom_kills(self, cgroup: PodCgroup) -> int:
         for d in cgroup.dirs:
             try:
-                return _counter((d / "memory.events").read_text(), "oom_kill")
+                return counter((d / "memory.events").read_text(), "oom_kill")
             except OSError:
                 continue
         return 0
 
     def processes(self, cgroup: PodCgroup) -> list[int]:
-        pids: set[int] = set()
-        for d in cgroup.dirs:
-            for sub in _subtree(d):
-                pids.update(_read_procs(sub))
-        return sorted(pids)
+        return processes(cgroup.dirs)
 
     def remove(self, cgroup: PodCgroup) -> None:
         for d in cgroup.dirs:
@@ -167,7 +163,7 @@ class CgroupV2:
             pids = self.processes(cgroup)
             if not pids:
                 break
-            _kill_and_wait(pids)
+            kill_and_wait(pids)
         for d in cgroup.dirs:
-            for sub in reversed(_subtree(d)):
-                _rmdir(sub)
+            for sub in reversed(subtree(d)):
+                remove_dir(sub)
