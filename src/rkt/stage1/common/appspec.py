@@ -11,7 +11,9 @@ otherwise (rkt's capabilities-guide, ``caps.py``); seccomp, masks and limits com
 sibling modules. The resolved ``AppSpec`` is saved as JSON so ``enter`` applies exactly what the
 app got.
 
-Imports only the standard library, ``rkt.abi``, ``rkt.errors``, ``rkt.schema`` and siblings.
+Imports only the standard library, ``rkt.abi``, ``rkt.errors`` and siblings; the manifests are the
+lean views of ``manifest.py``, and ``rkt.schema.isolators`` is imported only for an app that has
+isolators.
 """
 
 from __future__ import annotations
@@ -23,10 +25,8 @@ from typing import Any
 
 from rkt import abi
 from rkt.errors import PodError, RktError
-from rkt.schema.image import App
-from rkt.schema.isolators import CapabilitySet, NoNewPrivileges, SeccompSet, parse_isolator
-from rkt.schema.pod import PodApp, PodManifest, Volume
 from rkt.stage1.common.caps import resolve_capabilities
+from rkt.stage1.common.manifest import App, PodApp, PodManifest, Volume
 from rkt.stage1.common.poddir import PRIVATE_DIR, PodDir
 from rkt.stage1.common.resources import AppLimits, resolve_limits
 from rkt.stage1.common.seccomp import SeccompPolicy, resolve_seccomp
@@ -116,6 +116,8 @@ def compute_env(app: App, image_app: App | None, name: str) -> tuple[tuple[str, 
 
 
 def _typed(name: str, isolator: Any) -> Any:
+    from rkt.schema.isolators import parse_isolator
+
     try:
         return parse_isolator(isolator)
     except RktError as exc:
@@ -164,10 +166,19 @@ def build_app_spec(
         raise PodError(f'app "{name}": has no exec')
     lower = str(pod.app_lower_rootfs(name))
     typed = [_typed(i.name, i) for i in app.isolators]
+    cap_sets: list[Any] = []
+    seccomp_sets: list[Any] = []
+    no_new_privs = False
+    if typed:  # the isolator classes only for an app that has isolators (lean run path)
+        from rkt.schema.isolators import CapabilitySet, NoNewPrivileges, SeccompSet
+
+        cap_sets = [t for t in typed if isinstance(t, CapabilitySet)]
+        seccomp_sets = [t for t in typed if isinstance(t, SeccompSet)]
+        no_new_privs = any(isinstance(t, NoNewPrivileges) and t.enabled for t in typed)
     uid = resolve_user(lower, name, app.user)
-    caps = resolve_capabilities([t for t in typed if isinstance(t, CapabilitySet)], uid, insecure)
+    caps = resolve_capabilities(cap_sets, uid, insecure)
     try:
-        seccomp = resolve_seccomp([t for t in typed if isinstance(t, SeccompSet)], insecure)
+        seccomp = resolve_seccomp(seccomp_sets, insecure)
         limits = resolve_limits(typed, app.isolators)
     except RktError as exc:
         raise PodError(f'app "{name}": {exc.message}') from exc
@@ -182,8 +193,7 @@ def build_app_spec(
         capabilities=caps.bounding,
         # rkt's default is off; we set it whenever seccomp is on (as Docker), and the isolator
         # can only turn it on: loading a filter without CAP_SYS_ADMIN needs it anyway.
-        no_new_privs=seccomp is not None
-        or any(isinstance(t, NoNewPrivileges) and t.enabled for t in typed),
+        no_new_privs=seccomp is not None or no_new_privs,
         read_only_rootfs=pod_app.read_only_rootfs,
         lower_rootfs=lower,
         mounts=tuple(_volume_mounts(pod, manifest, pod_app, app)),

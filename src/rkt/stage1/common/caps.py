@@ -15,8 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from rkt.schema.isolators import CAPABILITIES, DEFAULT_CAPABILITIES, CapabilitySet
+from rkt.schema.capnames import CAPABILITIES, DEFAULT_CAPABILITIES
+
+if TYPE_CHECKING:
+    from rkt.schema.isolators import CapabilitySet
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,8 @@ absolute path at start so later ``chdir``/``pivot_root`` cannot change what the 
 Besides the ABI files, this stage1 keeps private state (the cgroup of each hierarchy, each app's
 resolved launch) under ``stage1/rootfs/rkt/private/`` — inside its own root filesystem.
 
-Imports only the standard library, ``rkt.abi``, ``rkt.errors`` and ``rkt.schema``.
+Imports only the standard library, ``rkt.abi``, ``rkt.errors`` and ``rkt.stage1.common.manifest``
+(the lean manifest views; ``rkt.schema`` only to explain a malformed manifest).
 """
 
 from __future__ import annotations
@@ -16,8 +17,12 @@ from pathlib import Path
 
 from rkt import abi
 from rkt.errors import PodError, RktError
-from rkt.schema.image import ImageManifest
-from rkt.schema.pod import PodManifest
+from rkt.stage1.common.manifest import (
+    ImageManifest,
+    PodManifest,
+    load_image_manifest,
+    load_pod_manifest,
+)
 
 PRIVATE_DIR = "stage1/rootfs/rkt/private"
 CGROUP_STATE = f"{PRIVATE_DIR}/cgroups.json"
@@ -60,7 +65,7 @@ class PodDir:
 
     def read_manifest(self) -> PodManifest:
         try:
-            return PodManifest.from_json(self.file(abi.POD_MANIFEST).read_bytes())
+            return load_pod_manifest(self.file(abi.POD_MANIFEST).read_bytes())
         except OSError as exc:
             raise PodError(f'pod "{self.uuid}": cannot read its manifest: {exc.strerror}') from exc
         except RktError as exc:
@@ -69,7 +74,7 @@ class PodDir:
     def read_image_manifest(self, app: str) -> ImageManifest:
         path = self.file(abi.appsinfo(app)) / "manifest"
         try:
-            return ImageManifest.from_json(path.read_bytes())
+            return load_image_manifest(path.read_bytes())
         except OSError as exc:
             raise PodError(f'app "{app}": cannot read its image manifest: {exc.strerror}') from exc
         except RktError as exc:

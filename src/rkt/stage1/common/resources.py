@@ -14,16 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rkt.errors import PodError
-from rkt.schema.isolators import (
-    CPUResource,
-    CPUShares,
-    Isolator,
-    MemoryResource,
-    OOMScoreAdj,
-)
+
+if TYPE_CHECKING:
+    from rkt.schema.isolators import Isolator
 
 PIDS_LIMIT = "os/linux/pids-limit"
 DEFAULT_PIDS_LIMIT = 4096
@@ -60,6 +56,9 @@ def parse_pids_limit(value: Any) -> int | None:
 def resolve_limits(typed: Iterable[object], raw: Iterable[Isolator]) -> AppLimits:
     """Limits from the app's typed isolators and (for the rkt extension) the raw ones."""
     memory = cpu = shares = oom = None
+    typed = list(typed)
+    if typed:  # the isolator classes only when there are isolators (a lean stage1 run path)
+        from rkt.schema.isolators import CPUResource, CPUShares, MemoryResource, OOMScoreAdj
     for iso in typed:
         if isinstance(iso, MemoryResource) and iso.limit is not None:
             memory = iso.limit

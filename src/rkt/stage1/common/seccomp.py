@@ -18,10 +18,12 @@ import errno as errno_names
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from rkt.errors import PodError
-from rkt.schema.isolators import SeccompSet
+
+if TYPE_CHECKING:
+    from rkt.schema.isolators import SeccompSet
 
 
 def _names(text: str) -> tuple[str, ...]:
