@@ -56,28 +56,22 @@ class CgroupBackend(Protocol):
 
     def create(self, name: str) -> PodCgroup:
         """Create ``<caller's cgroup>/<name>`` in every hierarchy the caller may write to."""
-        ...
 
     def attach(self, cgroup: PodCgroup, pid: int = 0) -> None:
         """Move ``pid`` (0: the calling process) into the cgroup in every hierarchy."""
-        ...
 
     def create_app(self, pod: PodCgroup, app: str, limits: Limits) -> PodCgroup:
         """Create the app's cgroup under the pod's and write its limits (raises when a limit
         cannot be applied: a limit is never silently dropped)."""
-        ...
 
     def oom_kills(self, cgroup: PodCgroup) -> int:
         """How many processes the OOM killer killed inside the cgroup (0 when unknown)."""
-        ...
 
     def processes(self, cgroup: PodCgroup) -> list[int]:
         """PIDs (in the caller's pid namespace) in the cgroup or its children, any hierarchy."""
-        ...
 
     def remove(self, cgroup: PodCgroup) -> None:
         """Kill what is left inside and remove the cgroup everywhere; idempotent."""
-        ...
 
 
 def app_cgroup_name(app: str) -> str:
