@@ -426,3 +426,89 @@ def test_bad_network_flags_are_usage_errors(nrkt: NetRkt, net_images: dict[str, 
     for flag in ("--net=host,default", "--port=http", "--dns=notanip", "--net=a:K"):
         proc = run_pod(nrkt, flag, str(net_images["bb"]), check=False)
         assert proc.returncode == 2, (flag, proc.stderr)
+
+
+def in_fake_host_files(resolv: Path, hosts: Path, argv: list[str]) -> list[str]:
+    """``argv`` in a private mount namespace where ``resolv`` and ``hosts`` are bound over the
+    host's /etc/resolv.conf and /etc/hosts: what rkt sees as the host's files, while the
+    machine's own files are never touched."""
+    for real in ("/etc/resolv.conf", "/etc/hosts"):
+        require(os.path.isfile(real), f"needs {real} to bind a fake over")
+    script = (
+        'mount --bind "$1" /etc/resolv.conf && mount --bind "$2" /etc/hosts && shift 2 && exec "$@"'
+    )
+    return ["unshare", "--mount", "--propagation=private", "--", "sh", "-c", script, "sh",
+            str(resolv), str(hosts), *argv]  # fmt: skip
+
+
+def test_host_dns_and_hosts_are_read_only_binds_that_follow_the_host(
+    nrkt: NetRkt, net_images: dict[str, Path], tmp_path: Path
+) -> None:
+    resolv, hosts, shared = tmp_path / "resolv.conf", tmp_path / "hosts", tmp_path / "shared"
+    resolv.write_text("nameserver 10.7.7.7\n")
+    hosts.write_text("10.8.8.8\tbefore\n")
+    shared.mkdir()
+    fifo = shared / "go"
+    os.mkfifo(fifo)
+    script = (
+        "busybox cat /etc/resolv.conf /etc/hosts; "
+        "(echo x >> /etc/resolv.conf) 2>/dev/null && echo RESOLV-WRITABLE; "
+        "(echo x >> /etc/hosts) 2>/dev/null && echo HOSTS-WRITABLE; "
+        "read line < /shared/go; echo ---; busybox cat /etc/resolv.conf /etc/hosts"
+    )
+    argv = nrkt.argv(
+        "run",
+        "--insecure-options=image",
+        "--net=none",
+        "--dns=host",
+        "--hosts-entry=host",
+        f"--volume=shared,kind=host,source={shared}",
+        "--mount=volume=shared,target=/shared",
+        *sh(net_images["bb"], script),
+    )
+    proc = subprocess.Popen(
+        in_fake_host_files(resolv, hosts, argv),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **nrkt.env},
+    )
+    try:
+        # Opening the FIFO returns once the app reads it, i.e. after its first look at the files.
+        with open(fifo, "w") as go:
+            with open(resolv, "w") as f:  # in place: the bind pins this inode
+                f.write("nameserver 10.9.9.9\n")
+            with open(hosts, "w") as f:
+                f.write("10.8.8.8\tafter\n")
+            go.write("go\n")
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    before, _, after = out.decode().partition("---")
+    assert "nameserver 10.7.7.7" in before and "\tbefore" in before, out
+    assert "WRITABLE" not in before, out
+    assert "nameserver 10.9.9.9" in after and "\tafter" in after, out
+    assert resolv.read_text() == "nameserver 10.9.9.9\n"  # the app's writes never landed
+
+
+def test_dns_flags_beat_a_volume_on_the_same_path(
+    nrkt: NetRkt, net_images: dict[str, Path], tmp_path: Path
+) -> None:
+    (tmp_path / "resolv.conf").write_text("nameserver 10.5.5.5\n")
+    (tmp_path / "hosts").write_text("10.6.6.6\tfromvolume\n")
+    volumes = (
+        f"--volume=resolv,kind=host,source={tmp_path / 'resolv.conf'}",
+        f"--volume=hosts,kind=host,source={tmp_path / 'hosts'}",
+        "--mount=volume=resolv,target=/etc/resolv.conf",
+        "--mount=volume=hosts,target=/etc/hosts",
+    )
+    show = sh(net_images["bb"], "busybox cat /etc/resolv.conf /etc/hosts")
+    plain = run_pod(nrkt, "--net=none", *volumes, *show).stdout
+    assert "nameserver 10.5.5.5" in plain and "\tfromvolume" in plain, plain
+    flagged = run_pod(
+        nrkt, "--net=none", "--dns=10.1.1.1", "--hosts-entry=10.2.2.2=db", *volumes, *show
+    ).stdout
+    assert "nameserver 10.1.1.1" in flagged and "10.2.2.2\tdb" in flagged, flagged
+    assert "10.5.5.5" not in flagged and "fromvolume" not in flagged, flagged

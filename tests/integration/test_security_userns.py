@@ -93,3 +93,20 @@ def test_concurrent_pods_get_disjoint_ranges_and_enter_joins_the_userns(
         for proc in procs:
             proc.kill()
             proc.communicate(timeout=30)
+
+
+def test_private_users_pod_gets_volumes_and_its_hosts_file(
+    rkt: Rkt, image: Path, tmp_path: Path
+) -> None:
+    """The pod's root cannot search the pods dir's parents: volumes and the generated /etc/hosts
+    still reach the apps (bound idmapped, mounted by paths relative to the pod dir)."""
+    host_dir = tmp_path / "host-volume"
+    host_dir.mkdir()
+    (host_dir / "file").write_text("from the host\n")
+    proc = rkt.run(
+        "run", INSECURE, "--net=none", "--private-users", "--volume=data,kind=empty",
+        f"--volume=hv,kind=host,source={host_dir}", "--hostname=userns-pod", str(image),
+        "--mount=volume=data,target=/data", "--mount=volume=hv,target=/hv",
+        *sh("echo x > /data/y && cat /data/y; cat /hv/file; grep -c userns-pod /etc/hosts"),
+    )  # fmt: skip
+    assert proc.stdout.split("\n")[:3] == ["x", "from the host", "1"]

@@ -5,13 +5,13 @@ RecordingHost`` and assert on the calls without root; ``rkt.host.linux.LinuxHost
 thing. Flag constants are re-exported from ``rkt.host.libc`` so callers need not import ctypes
 glue by name.
 
-Imports only the standard library and ``rkt.host.libc`` (constants).
+Imports only the standard library and ``rkt.host.libc`` (constants); ``typing`` only for the
+type checker.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Literal, Protocol
 
 from rkt.host.libc import (
     CLONE_NEWIPC,
@@ -53,7 +53,15 @@ __all__ = [
     "TargetKind",
 ]
 
-TargetKind = Literal["dir", "file"]
+# ``typing`` (and a Protocol class) only for the type checker: not imported at stage1 start.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Literal, Protocol
+
+    TargetKind = Literal["dir", "file"]
+else:
+    Protocol = object
+    TargetKind = str
 
 
 class Host(Protocol):

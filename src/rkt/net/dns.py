@@ -2,9 +2,9 @@
 
 resolv.conf, by precedence: ``--dns=IP...`` (with ``--dns-search``, ``--dns-opt``,
 ``--dns-domain``) > the DNS a CNI result returned (unless ``--dns=none``) > a volume on
-``/etc/resolv.conf`` > the image's file. ``--dns=host`` uses the host's file.
+``/etc/resolv.conf`` > the image's file. ``--dns=host`` binds the host's file (read-only).
 hosts: ``--hosts-entry=IP=NAME[,NAME]`` (merged per IP, appended to the default stub) > a volume
-> the image's file > the default stub. ``--hosts-entry=host`` uses the host's file. Generated
+> the image's file > the default stub. ``--hosts-entry=host`` binds the host's file. Generated
 files name the pod's hostname (on its first IP, else on 127.0.0.1).
 
 Pure: imports only the standard library and ``rkt.errors``.

@@ -12,6 +12,7 @@ Imports only the standard library and ``rkt.host.cgroups.*``.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -72,6 +73,17 @@ class CgroupBackend(Protocol):
 
     def remove(self, cgroup: PodCgroup) -> None:
         """Kill what is left inside and remove the cgroup everywhere; idempotent."""
+
+
+def join_file(cgroup_dir: str) -> str:
+    """The file a single-threaded process (one just forked) writes "0" to, to join the cgroup.
+
+    On v1 it is ``tasks``: moving only the calling thread skips the kernel's write-lock of the
+    threadgroup rwsem, an RCU grace period (8-15 ms here) a ``cgroup.procs`` write waits for; with
+    one thread the result is the same. v2 has no ``tasks``, so ``cgroup.procs`` there.
+    """
+    tasks = f"{cgroup_dir}/tasks"
+    return tasks if os.path.exists(tasks) else f"{cgroup_dir}/cgroup.procs"
 
 
 def app_cgroup_name(app: str) -> str:

@@ -98,8 +98,12 @@ class CgroupV1:
 
     def attach(self, cgroup: PodCgroup, pid: int = 0) -> None:
         data = str(pid).encode()
+        # A single-threaded caller moves itself through ``tasks`` (see ``join_file``: no RCU
+        # grace period); any other pid, or a caller with threads, through ``cgroup.procs``.
+        single = pid == 0 and len(os.listdir("/proc/self/task")) == 1
+        name = "tasks" if single else "cgroup.procs"
         for d in cgroup.dirs:
-            fd = os.open(d / "cgroup.procs", os.O_WRONLY | os.O_CLOEXEC)
+            fd = os.open(d / name, os.O_WRONLY | os.O_CLOEXEC)
             try:
                 os.write(fd, data)
             finally:

@@ -48,6 +48,18 @@ class VolumeMount:
 
 
 @dataclass(frozen=True, slots=True)
+class NameFile:
+    """``/etc/resolv.conf`` or ``/etc/hosts`` bound into the app (docs/networking.md "DNS and
+    /etc/hosts"): ``over_volumes`` binds it after the volumes (flags and CNI DNS beat a volume on
+    that path), else before them (a volume beats the generated fallback)."""
+
+    source: str  # a file of the stage1's mount namespace (the host's, or one the pod generated)
+    target: str  # absolute path inside the app, resolved in its root
+    read_only: bool
+    over_volumes: bool
+
+
+@dataclass(frozen=True, slots=True)
 class AppSpec:
     name: str
     exec: tuple[str, ...]
@@ -65,6 +77,7 @@ class AppSpec:
     seccomp: SeccompPolicy | None = None
     mask_paths: bool = False
     limits: AppLimits = field(default_factory=AppLimits)
+    name_files: tuple[NameFile, ...] = ()
 
     def env_dict(self) -> dict[str, str]:
         return dict(self.env)
@@ -97,6 +110,7 @@ class AppSpec:
             else SeccompPolicy.from_json_obj(obj["seccomp"]),
             mask_paths=bool(obj.get("mask_paths", False)),
             limits=AppLimits.from_json_obj(obj.get("limits") or {}),
+            name_files=tuple(NameFile(**m) for m in obj.get("name_files") or ()),
         )
 
 

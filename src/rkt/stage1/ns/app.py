@@ -49,6 +49,7 @@ def check_mutable_pod(pod: PodDir) -> dict[str, object]:
 
 def resolve_app(pod: PodDir, args: AppArgs, config: dict[str, object]) -> None:
     """app/add: the app's launch, resolved and saved for the init (and later for enter)."""
+    from rkt.stage1.ns.network import with_name_files
     from rkt.stage1.ns.run import save_app_spec
 
     manifest = pod.read_manifest()
@@ -58,7 +59,7 @@ def resolve_app(pod: PodDir, args: AppArgs, config: dict[str, object]) -> None:
     raw = config.get("insecure")
     given = raw if isinstance(raw, list) else []
     insecure = frozenset(o for o in given if isinstance(o, str)) & INSECURE_OPTIONS
-    spec = build_app_spec(pod, manifest, pod_app, insecure)
+    spec = with_name_files(pod, build_app_spec(pod, manifest, pod_app, insecure))
     save_app_spec(pod, spec)
 
 

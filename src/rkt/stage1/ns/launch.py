@@ -5,9 +5,11 @@ Order (each step a function):
 1. ``unshare(CLONE_NEWNS)``: the app's own mount namespace, a private copy of the pod's.
 2. ``prepare_filesystem``: fresh /proc (the pod's pid namespace), a minimal /dev (tmpfs with
    null, zero, full, random, urandom, tty bound from the host, a new devpts instance, /dev/shm,
-   the fd symlinks; no other host device), /sys read-only, tmpfs /tmp, the pod's volumes (an
-   implicit Docker volume filled from the image first: ``copyup.py``), then
-   the read-only remount of the root if asked. Every target is resolved INSIDE the app's root
+   the fd symlinks; no other host device), /sys read-only, tmpfs /tmp, the generated fallback
+   /etc/hosts (if any), the pod's volumes (an implicit Docker volume filled from the image first:
+   ``copyup.py``), the resolv.conf/hosts the flags or CNI asked for (over the volumes: rkt's
+   precedence; ``host`` binds the host's file read-only), then the read-only remount of the root
+   if asked. Every target is resolved INSIDE the app's root
    (openat2 RESOLVE_IN_ROOT), so an image's symlinks cannot redirect a mount onto the host.
 3. ``enter_root``: pivot_root into the app's root; the old root is detached (nothing of it stays).
    Then ``mask_kernel_paths``: rkt's read-only and inaccessible /proc and /sys paths (masks.py),
@@ -42,6 +44,7 @@ from rkt.host.api import (
     Host,
     TargetKind,
 )
+from rkt.host.cgroups import join_file
 from rkt.stage1.common.appspec import AppSpec
 from rkt.stage1.common.copyup import copy_up_once
 from rkt.stage1.common.masks import MaskKind, plan_masks
@@ -94,6 +97,7 @@ def plan_filesystem(
         FsOp("/sys", "sysfs", "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC),
         FsOp("/tmp", "tmpfs", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777"),
     ]
+    ops += _name_file_ops(spec, over_volumes=False)
     for vol in spec.mounts:
         kind: TargetKind = "file" if is_file(vol.source) else "dir"
         ops.append(
@@ -108,8 +112,25 @@ def plan_filesystem(
         )
         if vol.read_only:
             ops.append(FsOp(vol.target, None, None, MS_REMOUNT | MS_BIND | MS_RDONLY, create=None))
+    ops += _name_file_ops(spec, over_volumes=True)
     if spec.read_only_rootfs:
         ops.append(FsOp("/", None, None, MS_REMOUNT | MS_BIND | MS_RDONLY, create=None))
+    return ops
+
+
+def _name_file_ops(spec: AppSpec, *, over_volumes: bool) -> list[FsOp]:
+    """Binds of resolv.conf/hosts: a file on a file, its target resolved inside the root."""
+    ops = []
+    for nf in spec.name_files:
+        if nf.over_volumes != over_volumes:
+            continue
+        ops.append(FsOp(nf.target, nf.source, None, MS_BIND, create="file"))
+        if nf.read_only:
+            ops.append(
+                FsOp(
+                    nf.target, None, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID, create=None
+                )
+            )
     return ops
 
 
@@ -200,7 +221,7 @@ def apply_credentials(host: Host, spec: AppSpec) -> None:
 def enter_cgroup(host: Host, spec: AppSpec, cgroup_dirs: tuple[str, ...]) -> None:
     """Move ourselves into the app's cgroup and set our OOM score (before anything else)."""
     for d in cgroup_dirs:
-        host.write_file(f"{d}/cgroup.procs", "0")
+        host.write_file(join_file(d), "0")  # just forked: one thread
     if spec.limits.oom_score_adj is not None:
         host.write_file("/proc/self/oom_score_adj", str(spec.limits.oom_score_adj))
 

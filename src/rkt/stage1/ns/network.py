@@ -8,16 +8,21 @@ then enters the namespace and brings ``lo`` up, so the pod's other namespaces an
 made inside it. A failed ADD is undone at once (DEL of everything attempted, the namespace
 removed); gc undoes a pod that died, however it died, from the journal alone.
 
-resolv.conf and hosts (``rkt.net.dns``) are written into each app's overlay upper directory
-before the init mounts the overlays, so they shadow the image's files in every network mode.
+resolv.conf and hosts (``rkt.net.dns``): once the networks are up, ``write_name_files`` generates
+the pod's files under ``stage1/rootfs/rkt/private/name-files/`` and saves which file each app
+binds where (``plan.json``); the app launch binds them inside the app's root
+(``launch.plan_filesystem``): flags and CNI DNS over the volumes, the fallback hosts under them,
+``host`` the host's own file read-only (so later changes to it show in the pod).
 
 Imports only the standard library, ``rkt.errors``, ``rkt.host``, ``rkt.net``, ``rkt.stage1``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +31,7 @@ from rkt.errors import NetworkError
 from rkt.host.api import MNT_DETACH, MS_PRIVATE, MS_REC, Host
 from rkt.host.netns import NETNS_DIR, create_netns, enter_netns, netns_pins, remove_netns
 from rkt.net import dns
+from rkt.stage1.common.appspec import AppSpec, NameFile
 from rkt.stage1.common.args import RunArgs
 from rkt.stage1.common.poddir import PRIVATE_DIR, PodDir
 
@@ -38,6 +44,14 @@ if TYPE_CHECKING:
 
 JOURNAL = f"{PRIVATE_DIR}/net.json"
 NET_INFO = "net-info.json"
+NAME_FILES_DIR = f"{PRIVATE_DIR}/name-files"  # the generated resolv.conf / hosts
+NAME_FILES_PLAN = f"{NAME_FILES_DIR}/plan.json"
+RESOLV_CONF = "/etc/resolv.conf"
+HOSTS = "/etc/hosts"
+# The host's files, as the stage1's mount namespace sees them (tests bind fakes over them in a
+# mount namespace of their own; the machine's files are never touched).
+HOST_RESOLV_CONF = "/etc/resolv.conf"
+HOST_HOSTS = "/etc/hosts"
 
 
 def netns_path(uuid: str) -> Path:
@@ -170,8 +184,41 @@ def isolate_mounts(host: Host) -> None:
             pass  # unpinned meanwhile by its own pod's gc
 
 
+def plan_name_files(
+    opts: dns.DnsOptions,
+    cni_dns: list[dict[str, Any]],
+    hostname: str,
+    pod_ip: str | None,
+    files_dir: str,
+) -> list[tuple[NameFile, str | None, bool]]:
+    """What every app gets bound on ``/etc/resolv.conf`` and ``/etc/hosts`` (pure).
+
+    Each item: the bind, the text to write at its source first (None: a host file, bound as is,
+    read-only, so later host changes show), and whether it applies only to an app whose image
+    has no ``/etc/hosts`` (the fallback). Flags and CNI DNS go over the volumes (rkt: CLI > CNI >
+    volume > image); the fallback hosts goes under them (volume > image > fallback).
+    """
+    plan: list[tuple[NameFile, str | None, bool]] = []
+    if opts.mode == "host":
+        plan.append((NameFile(HOST_RESOLV_CONF, RESOLV_CONF, True, True), None, False))
+    else:
+        resolv = dns.pod_resolv_conf(opts, cni_dns)
+        if resolv is not None:
+            source = f"{files_dir}/resolv.conf"
+            plan.append((NameFile(source, RESOLV_CONF, False, True), resolv, False))
+    if opts.hosts_from_host:
+        plan.append((NameFile(HOST_HOSTS, HOSTS, True, True), None, False))
+    else:
+        hosts = dns.pod_hosts(opts, hostname, pod_ip, image_has_hosts=False)
+        assert hosts is not None  # image_has_hosts=False always generates
+        fallback = not opts.hosts_entries
+        source = f"{files_dir}/{'hosts-fallback' if fallback else 'hosts'}"
+        plan.append((NameFile(source, HOSTS, False, not fallback), hosts, fallback))
+    return plan
+
+
 def write_name_files(pod: PodDir, args: RunArgs, results: list[dict[str, Any]]) -> None:
-    """resolv.conf and hosts into every app's overlay upper directory (see the module doc)."""
+    """Generate the pod's resolv.conf/hosts and save the plan ``name_file_mounts`` reads."""
     opts = dns.parse_dns_options(
         args.dns, args.dns_search, args.dns_opt, args.dns_domain, args.hosts_entry
     )
@@ -183,21 +230,39 @@ def write_name_files(pod: PodDir, args: RunArgs, results: list[dict[str, Any]]) 
 
         pod_ip = next((ip.ip for r in results if (ip := cni.result_ip(r, "")) is not None), None)
         result_dns = [cni.result_dns(r) for r in results]
-    resolv = _read_host("/etc/resolv.conf") if opts.mode == "host" else None
-    resolv = resolv or dns.pod_resolv_conf(opts, result_dns)
-    for app in pod.read_manifest().apps:
-        upper = pod.file(abi.app_overlay(app.name)) / "upper"
-        if not upper.is_dir():
-            continue
-        hosts: str | None
-        if opts.hosts_from_host:
-            hosts = _read_host("/etc/hosts")
+    files_dir = pod.file(NAME_FILES_DIR)
+    files_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
+    plan = plan_name_files(opts, result_dns, hostname, pod_ip, str(files_dir))
+    saved = []
+    for mount, text, fallback in plan:
+        if text is None:
+            _check_host_file(mount.source)
         else:
-            has_hosts = any(os.path.lexists(d / "etc/hosts") for d in _lower_dirs(pod, app.name))
-            hosts = dns.pod_hosts(opts, hostname, pod_ip, has_hosts)
-        for name, text in (("resolv.conf", resolv), ("hosts", hosts)):
-            if text is not None:
-                _write_in_upper(upper, name, text)
+            _replace_file(Path(mount.source), text.encode())
+            os.chmod(mount.source, 0o644)
+        saved.append({"mount": asdict(mount), "fallback": fallback})
+    _replace_file(pod.file(NAME_FILES_PLAN), json.dumps(saved).encode())
+
+
+def name_file_mounts(pod: PodDir, app: str) -> tuple[NameFile, ...]:
+    """The app's resolv.conf/hosts binds from the saved plan (none before the plan exists)."""
+    try:
+        saved = json.loads(pod.file(NAME_FILES_PLAN).read_bytes())
+    except FileNotFoundError:
+        return ()
+    out = []
+    for item in saved:
+        mount = NameFile(**item["mount"])
+        if item["fallback"] and any(
+            os.path.lexists(d / "etc/hosts") for d in _lower_dirs(pod, app)
+        ):
+            continue  # the image's own /etc/hosts stays
+        out.append(mount)
+    return tuple(out)
+
+
+def with_name_files(pod: PodDir, spec: AppSpec) -> AppSpec:
+    return dataclasses.replace(spec, name_files=name_file_mounts(pod, spec.name))
 
 
 def _lower_dirs(pod: PodDir, app: str) -> list[Path]:
@@ -208,19 +273,6 @@ def _lower_dirs(pod: PodDir, app: str) -> list[Path]:
         return [pod.app_lower_rootfs(app)]
 
 
-def _write_in_upper(upper: Path, name: str, text: str) -> None:
-    # The upper dir is the pod's own, fresh and empty before the first run: no symlinks in it.
-    etc = upper / "etc"
-    if etc.is_symlink():
-        raise NetworkError(f"{etc} is a symlink")
-    etc.mkdir(mode=0o755, exist_ok=True)
-    target = etc / name
-    if target.is_symlink():
-        target.unlink()
-    _replace_file(target, text.encode())
-    os.chmod(target, 0o644)
-
-
 def _replace_file(path: Path, data: bytes) -> None:
     # rkt.net.state.write_atomic, without importing rkt.net.state (and CNI) for every pod.
     tmp = path.with_name(f".{path.name}.tmp")
@@ -229,8 +281,9 @@ def _replace_file(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def _read_host(path: str) -> str:
+def _check_host_file(path: str) -> None:
     try:
-        return Path(path).read_text()
+        with open(path, "rb"):
+            pass
     except OSError as exc:
         raise NetworkError(f"cannot read the host's {path}: {exc.strerror}") from exc

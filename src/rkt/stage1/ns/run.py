@@ -27,7 +27,7 @@ from rkt.stage1.common.args import RunArgs, parse_run
 from rkt.stage1.common.entry import run_entrypoint
 from rkt.stage1.common.poddir import CGROUP_STATE, PodDir, write_atomic
 from rkt.stage1.common.status import wait_status_to_exit_code
-from rkt.stage1.ns.network import isolate_mounts, prepare_pod_network
+from rkt.stage1.ns.network import isolate_mounts, prepare_pod_network, with_name_files
 
 
 def namespace_flags(args: RunArgs) -> int:
@@ -85,6 +85,9 @@ def start_pod(host: Host, pod: PodDir, args: RunArgs, specs: list[AppSpec]) -> i
     """Unshare, fork the pod init, publish its pid; returns the init's pid."""
     backend, cgroup = create_cgroup(pod)
     prepare_pod_network(host, pod, args)  # CNI: leaves this process in the pod's netns
+    specs = [with_name_files(pod, spec) for spec in specs]  # resolv.conf/hosts, now known
+    for spec in specs:
+        save_app_spec(pod, spec)
     if args.private_users is not None:  # issue 4: see stage1/ns/userns.py
         from rkt.stage1.ns.userns import start_pod_in_userns
 

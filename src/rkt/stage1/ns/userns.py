@@ -61,11 +61,21 @@ def idmapped_specs(pod: PodDir, specs: list[AppSpec]) -> list[tuple[AppSpec, lis
             binds.append((lower, target))
             lowers.append(target)
         mounts = []
+        # Inside the user namespace the pod's root may not search the pod dir's parents
+        # (pods/run is 0750): the app launcher, whose cwd is the pod dir, uses relative paths.
+        inside = Path(IDMAP_DIR) / spec.name
         for i, vol in enumerate(spec.mounts):
             target = str(base / f"volume{i}")
             binds.append((vol.source, target))
-            mounts.append(dataclasses.replace(vol, source=target))
-        new = dataclasses.replace(spec, mounts=tuple(mounts))
+            mounts.append(dataclasses.replace(vol, source=str(inside / f"volume{i}")))
+        # resolv.conf/hosts too: the pod's root cannot reach their sources from inside the user
+        # namespace, so they are bound (idmapped) into the pod's reach like the volumes.
+        name_files = []
+        for i, nf in enumerate(spec.name_files):
+            target = str(base / f"namefile{i}")
+            binds.append((nf.source, target))
+            name_files.append(dataclasses.replace(nf, source=str(inside / f"namefile{i}")))
+        new = dataclasses.replace(spec, mounts=tuple(mounts), name_files=tuple(name_files))
         out.append((new, lowers, binds))
     return out
 
