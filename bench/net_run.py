@@ -23,7 +23,8 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from harness import BenchError, Case, Comparison, Sample, compare
+from harness import Case, Comparison, Sample, compare
+from run_pod import fetch_into, make_image, make_rootfs, need, rkt_env
 
 PLUGINS = Path("/usr/lib/cni")
 BASELINE = "crun in ptp(ipMasq) netns"
@@ -45,29 +46,12 @@ ip netns del "$ns"
 """
 
 
-def _need(path: str) -> None:
-    if shutil.which(path) is None and not Path(path).exists():
-        raise BenchError(f'"{path}" is missing (make setup installs it)')
-
-
-def _rootfs(root: Path) -> None:
-    (root / "bin").mkdir(parents=True, exist_ok=True)
-    shutil.copy2("/bin/busybox", root / "bin" / "busybox")
-    for applet in ("true", "sh"):
-        link = root / "bin" / applet
-        if not link.exists():
-            link.symlink_to("busybox")
-    (root / "etc").mkdir(exist_ok=True)
-    (root / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
-    (root / "etc" / "group").write_text("root:x:0:\n")
-
-
 def _bundle(work: Path, netns: str) -> Path:
     bundle = work / "bundle"
     if bundle.exists():
         shutil.rmtree(bundle)
     bundle.mkdir(parents=True)
-    _rootfs(bundle / "rootfs")
+    shutil.copytree(make_rootfs(bundle.parent / "rootfs"), bundle / "rootfs", symlinks=True)
     subprocess.run(["crun", "spec"], cwd=bundle, check=True)
     spec = json.loads((bundle / "config.json").read_text())
     spec["process"]["args"] = ["/bin/true"]
@@ -81,42 +65,17 @@ def _bundle(work: Path, netns: str) -> Path:
 
 
 def _aci(rkt: Path, work: Path, data: Path) -> str:
-    src = work / "aci-src"
-    if src.exists():
-        shutil.rmtree(src)
-    _rootfs(src / "rootfs")
+    """The /bin/true image, fetched into the bench store; returns its name."""
     name = "example.com/bench-net-true"
-    manifest = {
-        "acKind": "ImageManifest",
-        "acVersion": "0.8.11",
-        "name": name,
-        "labels": [
-            {"name": "version", "value": "1"},
-            {"name": "os", "value": "linux"},
-            {"name": "arch", "value": "amd64"},
-        ],
-        "app": {"exec": ["/bin/true"], "user": "0", "group": "0"},
-    }
-    (src / "manifest").write_text(json.dumps(manifest))
-    aci = work / "bench-net-true.aci"
-    subprocess.run(
-        [str(rkt), "image", "build", "--overwrite", str(src), str(aci)],
-        check=True,
-        capture_output=True,
-    )
-    subprocess.run(
-        [str(rkt), f"--dir={data}", "--insecure-options=image", "fetch", str(aci)],
-        check=True,
-        capture_output=True,
-    )
+    rootfs = make_rootfs(work / "rootfs")
+    fetch_into(rkt, data, make_image(rkt, work, rootfs, name, ["/bin/true"]), rkt_env())
     return f"{name}:1"
 
 
 def run(
     *, rkt: Path, workdir: Path, rounds: int, warmup: int, log: Callable[[str], None]
 ) -> list[Comparison]:
-    for tool in ("crun", "ip", "nsenter", "iptables", str(PLUGINS / "ptp")):
-        _need(tool)
+    need("crun", "ip", "nsenter", "iptables", str(PLUGINS / "ptp"))
     tag = uuid.uuid4().hex[:6]
     host_ns, pod_ns = f"rkt-bench-host-{tag}", f"rkt-bench-crun-{tag}"
     work = workdir / "net-run"

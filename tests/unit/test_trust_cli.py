@@ -22,17 +22,6 @@ def _needs_gpg() -> None:
     require(have_gpg(), "needs gpg and gpgconf")
 
 
-@pytest.fixture(scope="module")
-def gpg() -> Iterator[GpgHome]:
-    with GpgHome() as home:
-        yield home
-
-
-@pytest.fixture(scope="module")
-def alice(gpg: GpgHome) -> GpgKey:
-    return gpg.generate_key("Alice Publisher <alice@example.com>")
-
-
 @pytest.fixture
 def keyfile(tmp_path: Path, alice: GpgKey) -> Path:
     path = tmp_path / "alice.asc"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,17 +18,6 @@ from tests.support.gpg import GpgHome, GpgKey, have_gpg
 @pytest.fixture(autouse=True)
 def _needs_gpg() -> None:
     require(have_gpg(), "needs gpg and gpgconf")
-
-
-@pytest.fixture(scope="module")
-def gpg() -> Iterator[GpgHome]:
-    with GpgHome() as home:
-        yield home
-
-
-@pytest.fixture(scope="module")
-def alice(gpg: GpgHome) -> GpgKey:
-    return gpg.generate_key("Alice Publisher <alice@example.com>")
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,17 +16,6 @@ from tests.support.gpg import GpgHome, GpgKey, have_gpg
 @pytest.fixture(autouse=True)
 def _needs_gpg() -> None:
     require(have_gpg(), "needs gpg and gpgconf")
-
-
-@pytest.fixture(scope="module")
-def gpg() -> Iterator[GpgHome]:
-    with GpgHome() as home:
-        yield home
-
-
-@pytest.fixture(scope="module")
-def alice(gpg: GpgHome) -> GpgKey:
-    return gpg.generate_key("Alice Publisher <alice@example.com>")
 
 
 @pytest.fixture(scope="module")

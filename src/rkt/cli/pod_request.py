@@ -131,6 +131,18 @@ def _app_request(app: ParsedApp, shared: dict[str, list[str]]) -> AppRequest:
     )
 
 
+def stage1_choice(parsed: ParsedRun) -> Stage1Choice:
+    """The stage1 asked for with ``--stage1-{url,path,name,hash,from-dir}``."""
+    path = parsed.last("--stage1-path")
+    return Stage1Choice(
+        url=parsed.last("--stage1-url"),
+        path=Path(path) if path else None,
+        name=parsed.last("--stage1-name"),
+        hash=parsed.last("--stage1-hash"),
+        from_dir=parsed.last("--stage1-from-dir"),
+    )
+
+
 def pod_request(parsed: ParsedRun, *, pull_policy_default: str = "new") -> PodRequest:
     pod = parsed.pod
     if parsed.last("--pod-manifest") is None and not parsed.apps:
@@ -148,13 +160,7 @@ def pod_request(parsed: ParsedRun, *, pull_policy_default: str = "new") -> PodRe
         set_env_file=read_env_files(pod.get("--set-env-file", [])),
         inherit_env=parsed.flag_bool("--inherit-env"),
         pull_policy=policy,
-        stage1=Stage1Choice(
-            url=parsed.last("--stage1-url"),
-            path=Path(p) if (p := parsed.last("--stage1-path")) else None,
-            name=parsed.last("--stage1-name"),
-            hash=parsed.last("--stage1-hash"),
-            from_dir=parsed.last("--stage1-from-dir"),
-        ),
+        stage1=stage1_choice(parsed),
         pod_manifest=Path(manifest) if manifest else None,
         user_annotations=parse_env(pod.get("--user-annotation", []), "--user-annotation"),
         user_labels=parse_env(pod.get("--user-label", []), "--user-label"),

@@ -23,7 +23,7 @@ import grp
 import hashlib
 import os
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from rkt.errors import AmbiguousError, NotFoundError, StoreError
@@ -267,6 +267,19 @@ class Store:
 
     # garbage ----------------------------------------------------------------------------------
 
+    def _discard_unlisted(self, path: Path, is_listed: Callable[[str], bool]) -> bool:
+        """Delete ``path`` if nobody holds its lock and the index still does not list it."""
+        lock = self.lock_for(path.name)
+        if not lock.acquire(blocking=False):
+            return False  # an importer is committing it right now
+        try:
+            if is_listed(path.name):
+                return False
+            self._discard(path)
+            return True
+        finally:
+            lock.release()
+
     def remove_orphans(self) -> list[str]:
         """Delete blobs and trees on disk that the index does not list; return their names."""
         known_images = {rec.id for rec in self.index.all_images()}
@@ -274,15 +287,10 @@ class Store:
         removed: list[str] = []
         for shard in sorted(self.blob_dir.glob("*")):
             for blob in shard.iterdir():
-                if blob.name not in known_images:
-                    lock = self.lock_for(blob.name)
-                    if lock.acquire(blocking=False):
-                        try:
-                            if self.index.get_image(blob.name) is None:
-                                self._discard(blob)
-                                removed.append(blob.name)
-                        finally:
-                            lock.release()
+                if blob.name not in known_images and self._discard_unlisted(
+                    blob, lambda name: self.index.get_image(name) is not None
+                ):
+                    removed.append(blob.name)
         # A tree recorded for an image that is not listed: a fetch killed between committing the
         # tree and listing the image. The importer holds the image's lock until it lists it.
         for rec in self.index.all_trees():
@@ -301,15 +309,10 @@ class Store:
                 finally:
                     lock.release()
         for tree in sorted(self.tree_dir.iterdir()):
-            if tree.name not in known_trees:
-                lock = self.lock_for(tree.name)
-                if lock.acquire(blocking=False):
-                    try:
-                        if self.index.get_tree(tree.name) is None:
-                            self._discard(tree)
-                            removed.append(tree.name)
-                    finally:
-                        lock.release()
+            if tree.name not in known_trees and self._discard_unlisted(
+                tree, lambda name: self.index.get_tree(name) is not None
+            ):
+                removed.append(tree.name)
         from rkt.store.layers import reclaim_layers
 
         removed += reclaim_layers(self)

@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from pathlib import Path
 
 from rkt import abi
 from rkt.cli.commands.run import prepare_from_args, run_options
 from rkt.cli.globals import parse_globals
-from rkt.cli.pod_request import parse_env
+from rkt.cli.pod_request import parse_env, stage1_choice
 from rkt.cli.run_args import ParsedRun, parse_run_args
 from rkt.errors import RktError, UsageError
 from rkt.stage0.pods import remove_pod
 from rkt.stage0.prepare import PodRequest
 from rkt.stage0.run import exec_stage1, start_run
-from rkt.stage0.stage1_image import Stage1Choice
 
 SANDBOX_FLAGS = {
     "--uuid-file-save",
@@ -66,13 +64,7 @@ def sandbox_request(parsed: ParsedRun) -> PodRequest:
         annotations=(*annotations, (abi.ANN_POD_MUTABLE, "true")),
         user_annotations=parse_env(pod.get("--user-annotation", []), "--user-annotation"),
         user_labels=parse_env(pod.get("--user-label", []), "--user-label"),
-        stage1=Stage1Choice(
-            url=parsed.last("--stage1-url"),
-            path=Path(p) if (p := parsed.last("--stage1-path")) else None,
-            name=parsed.last("--stage1-name"),
-            hash=parsed.last("--stage1-hash"),
-            from_dir=parsed.last("--stage1-from-dir"),
-        ),
+        stage1=stage1_choice(parsed),
     )
 
 

@@ -120,14 +120,14 @@ def start_pod(host: Host, pod: PodDir, args: RunArgs, specs: list[AppSpec]) -> i
     try:
         write_atomic(pod.file(abi.PID_FILE), b"%d" % pid)
     finally:
-        _forward_signals(pid, args.interactive)
+        forward_signals(pid, args.interactive)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals)
         os.write(go_w, b"1")
         os.close(go_w)
     return pid
 
 
-def _forward_signals(init_pid: int, interactive: bool) -> None:
+def forward_signals(init_pid: int, interactive: bool) -> None:
     def forward(signum: int, frame: object) -> None:
         try:
             os.kill(init_pid, signal.SIGTERM)

@@ -187,9 +187,9 @@ def start_pod_in_userns(
         init_pid = int(raw)
         write_atomic(pod.file(abi.PID_FILE), b"%d" % init_pid)
     finally:
-        from rkt.stage1.ns.run import _forward_signals
+        from rkt.stage1.ns.run import forward_signals
 
-        _forward_signals(init_pid, args.interactive)
+        forward_signals(init_pid, args.interactive)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals)
         os.write(start_w, b"1")
         os.close(start_w)
