@@ -7,6 +7,9 @@ PY      := $(VENV)/bin/python
 RKT     := $(VENV)/bin/rkt
 PYTEST  ?= $(VENV)/bin/pytest
 STAMP   := $(VENV)/.rkt-setup-stamp
+# The stage1's native resident programs (docs/architecture.md "Native resident processes")
+NATIVE     := src/rkt/stage1/native
+NATIVE_BIN := $(patsubst $(NATIVE)/%.c,$(NATIVE)/bin/%,$(wildcard $(NATIVE)/*.c))
 
 .PHONY: all setup demo test test-unit test-integration lint format bench bench-setup install clean
 
@@ -16,7 +19,11 @@ $(STAMP): pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh
 	touch $(STAMP)
 
-setup: $(STAMP)
+$(NATIVE)/bin/%: $(NATIVE)/%.c | $(STAMP)
+	mkdir -p $(@D)
+	$(CC) -O2 -Wall -Wextra -Werror -static -o $@.tmp $< && mv $@.tmp $@
+
+setup: $(STAMP) $(NATIVE_BIN)
 
 demo: setup
 	bash scripts/demo.sh
@@ -49,4 +56,4 @@ install: setup
 	ln -sf $(CURDIR)/$(RKT) /usr/local/bin/rkt
 
 clean:
-	rm -rf $(VENV) build dist demo-out src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(NATIVE)/bin build dist demo-out src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -8,6 +8,7 @@ import fcntl
 import json
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from rkt import abi
+from rkt.stage0.stage1_image import NATIVE_DIR, NATIVE_PROGRAMS
 from tests.conftest import REPO, require_root
 
 PYTHON = str(REPO / ".venv" / "bin" / "python")
@@ -110,6 +112,8 @@ def make_pod(tmp_path: Path, busybox_rootfs: Path) -> Iterator[MakePod]:
             )
         )
         (pod / abi.STAGE1_ROOTFS).mkdir(parents=True)
+        for program in NATIVE_PROGRAMS["default"]:  # as the flavor's image ships them
+            shutil.copy(NATIVE_DIR / program, pod / abi.STAGE1_ROOTFS / program)
         (pod / abi.STAGE1_MANIFEST).write_text("{}")
         (pod / "pod-created").touch()
         made.append(Pod(pod, uuid, busybox_rootfs))

@@ -3,7 +3,9 @@ resource limits, the app flags that become isolators, and the order credentials 
 
 from __future__ import annotations
 
+import ctypes
 import errno
+import os
 
 import pytest
 
@@ -71,7 +73,58 @@ def test_filter_builds_for_every_group() -> None:
 
     for policy in (DEFAULT_POLICY, policy_from_set("remove", ["@rkt/default-blacklist"], None)):
         filt = build_filter(policy.mode == "retain", policy.syscalls, policy.errno)
-        assert filt is not None
+        bpf = filt.export_bpf()
+        assert bpf and len(bpf) % 8 == 0  # struct sock_filter[]
+
+
+def test_filter_matches_an_independent_binding() -> None:
+    """Our ctypes binding (constants, struct layout) compiles the same BPF as pyseccomp."""
+    import pyseccomp  # a dev dependency, for this comparison only
+
+    from rkt.host.seccomp import CLONE_NEW_FLAGS, build_filter, is_known_syscall
+
+    for policy in (DEFAULT_POLICY, policy_from_set("remove", ["@rkt/default-blacklist"], None)):
+        retain = policy.mode == "retain"
+        ours = build_filter(retain, policy.syscalls, policy.errno).export_bpf()
+        blocked = pyseccomp.ERRNO(policy.errno)
+        theirs = pyseccomp.SyscallFilter(blocked if retain else pyseccomp.ALLOW)
+        theirs.set_attr(pyseccomp.Attr.ACT_BADARCH, pyseccomp.KILL_PROCESS)
+        theirs.set_attr(pyseccomp.Attr.CTL_NNP, 0)
+        ns_mask = sum(CLONE_NEW_FLAGS)
+        for name in sorted(policy.syscalls):
+            if is_known_syscall(name) and name not in ("clone", "clone3"):
+                theirs.add_rule(pyseccomp.ALLOW if retain else blocked, name)
+        if retain:
+            arg = pyseccomp.Arg(0, pyseccomp.MASKED_EQ, ns_mask, 0)
+            theirs.add_rule(pyseccomp.ALLOW, "clone", arg)
+        else:
+            for flag in CLONE_NEW_FLAGS:
+                arg = pyseccomp.Arg(0, pyseccomp.MASKED_EQ, flag, flag)
+                theirs.add_rule(blocked, "clone", arg)
+        theirs.add_rule(pyseccomp.ERRNO(errno.ENOSYS), "clone3")
+        with open(os.memfd_create("theirs"), "w+b") as out:
+            theirs.export_bpf(out)
+            assert ours == os.pread(out.fileno(), os.fstat(out.fileno()).st_size, 0)
+
+
+def test_loaded_filter_blocks_with_errno_and_allows_the_rest() -> None:
+    """In a child (no root needed: no_new_privs), the default policy refuses unshare(2)."""
+    from rkt.host.seccomp import build_filter
+
+    filt = build_filter(DEFAULT_POLICY.mode == "retain", DEFAULT_POLICY.syscalls, errno.EPERM)
+    libc = ctypes.CDLL(None, use_errno=True)
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            libc.prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS
+            filt.load()
+            rc = libc.unshare(0x00020000)  # CLONE_NEWNS
+            code = 0 if rc == -1 and ctypes.get_errno() == errno.EPERM and os.getpid() else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
 
 
 def test_capabilities_default_retain_remove_and_ambient() -> None:

@@ -68,6 +68,10 @@ class CgroupBackend(Protocol):
     def oom_kills(self, cgroup: PodCgroup) -> int:
         """How many processes the OOM killer killed inside the cgroup (0 when unknown)."""
 
+    def oom_events_file(self, cgroup: PodCgroup) -> Path | None:
+        """The file whose ``oom_kill N`` line counts the cgroup's OOM kills (None: no memory
+        controller); the pod supervisor reads it when an app exits."""
+
     def processes(self, cgroup: PodCgroup) -> list[int]:
         """PIDs (in the caller's pid namespace) in the cgroup or its children, any hierarchy."""
 

@@ -126,13 +126,14 @@ class CgroupV1:
         return cgroup
 
     def oom_kills(self, cgroup: PodCgroup) -> int:
-        for d in cgroup.dirs:
-            try:
-                text = (d / "memory.oom_control").read_text()
-            except OSError:
-                continue
-            return counter(text, "oom_kill")
-        return 0
+        path = self.oom_events_file(cgroup)
+        try:
+            return 0 if path is None else counter(path.read_text(), "oom_kill")
+        except OSError:
+            return 0
+
+    def oom_events_file(self, cgroup: PodCgroup) -> Path | None:
+        return next((p for d in cgroup.dirs if (p := d / "memory.oom_control").exists()), None)
 
     def processes(self, cgroup: PodCgroup) -> list[int]:
         return processes(cgroup.dirs)

@@ -141,12 +141,14 @@ class CgroupV2:
         return PodCgroup(dirs=(child,), relative=f"{pod.relative}/{child.name}")
 
     def oom_kills(self, cgroup: PodCgroup) -> int:
-        for d in cgroup.dirs:
-            try:
-                return counter((d / "memory.events").read_text(), "oom_kill")
-            except OSError:
-                continue
-        return 0
+        path = self.oom_events_file(cgroup)
+        try:
+            return 0 if path is None else counter(path.read_text(), "oom_kill")
+        except OSError:
+            return 0
+
+    def oom_events_file(self, cgroup: PodCgroup) -> Path | None:
+        return next((p for d in cgroup.dirs if (p := d / "memory.events").exists()), None)
 
     def processes(self, cgroup: PodCgroup) -> list[int]:
         return processes(cgroup.dirs)

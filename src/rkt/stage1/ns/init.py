@@ -6,13 +6,18 @@ host's table and nothing is left to unmount when the pod dies, however it dies. 
 the apps, copies their stdout/stderr to the run entrypoint's stdout/stderr and to CRI log files,
 reaps every child (orphans of the pod included), keeps the status files current, and ends the pod
 with the status of the first app that failed (rkt's semantics: a failing app stops the others,
-SIGTERM then SIGKILL after 10 s). In a mutable pod (``run --mutable``) it also serves the
-control socket (``rkt.stage1.ns.mutable``): apps are added, started, stopped and removed while the
-pod runs, an app's exit does not end the pod, and the pod ends when it is stopped (status 0).
+SIGTERM then SIGKILL after 10 s).
 
-The init lives as long as the pod, so it stays cheap: it is a fork of the run process (no new
-interpreter), imports nothing after the fork, and the run process froze its heap (``gc.freeze``)
-so the init's collections never touch, and copy, the shared pages.
+Once the apps of an ordinary pod are started, this process ``exec``s the flavor's native
+``pod-supervisor`` (``rkt.stage1.ns.native``), which does that supervision for the rest of the
+pod's life at a few hundred kB. A mutable pod (``run --mutable``) stays in Python, because it
+also serves the control socket (``rkt.stage1.ns.mutable``): apps are added, started, stopped and
+removed while the pod runs, an app's exit does not end the pod, and the pod ends when it is
+stopped (status 0); ``PodInit.supervise`` is that loop.
+
+The init is a fork of the run process (no new interpreter), imports nothing after the fork, and
+the run process froze its heap (``gc.freeze``) so the init's collections never touch, and copy,
+the shared pages.
 
 Imports only the standard library, ``rkt.abi``, ``rkt.host`` and ``rkt.stage1.common``.
 """
@@ -36,6 +41,7 @@ from rkt.stage1.common.logs import CriLogWriter
 from rkt.stage1.common.poddir import symlink_atomic
 from rkt.stage1.common.status import AppStatus, StatusWriter, wait_status_to_exit_code
 from rkt.stage1.ns.launch import launch_app
+from rkt.stage1.ns.native import exec_supervisor, supervisor_app_args
 
 if TYPE_CHECKING:
     from rkt.stage1.ns.mutable import ControlServer
@@ -107,6 +113,7 @@ class PodInit:
         self.status = StatusWriter(pod_path)
         self.apps: dict[int, AppStatus] = {}  # running apps by pid (in the pod's pid namespace)
         self.outputs: dict[int, tuple[int, bytes, CriLogWriter | None]] = {}
+        self.app_pipes: dict[str, tuple[int, int]] = {}  # app -> read ends (stdout, stderr)
         self.first_failure: int | None = None
         self.kill_deadline: int | None = None
         self.stop_requested = False
@@ -166,6 +173,8 @@ class PodInit:
         log = None
         if not self.interactive:
             log = CriLogWriter(str(self.pod_path / abi.app_log(spec.name)))
+        if pipes:
+            self.app_pipes[spec.name] = (pipes[0][0], pipes[1][0])
         for (read_fd, write_fd), stream, target in zip(pipes, _STREAMS, (1, 2), strict=False):
             os.close(write_fd)
             os.set_blocking(read_fd, False)
@@ -179,6 +188,18 @@ class PodInit:
         self.status.started(st, host_pid if host_pid is not None else pid)
 
     # -- supervise ------------------------------------------------------------------------------
+
+    def hand_over(self) -> NoReturn:
+        """``exec`` the native pod supervisor with every app started (ordinary pods)."""
+        apps = []
+        for name, pid in self.pids.items():
+            cg = self.app_cgroups.get(name)
+            oom = None
+            if cg is not None and self.cgroups is not None:
+                oom = self.cgroups.oom_events_file(cg)
+            pipes = self.app_pipes.get(name)
+            apps.append(supervisor_app_args(self.statuses[name], pid, pipes, self.pod_path, oom))
+        exec_supervisor(self.pod_path, apps, interactive=self.interactive)
 
     def supervise(self, wake_fd: int) -> int:
         self.poller.register(wake_fd, select.POLLIN)
@@ -323,19 +344,9 @@ def run_pod_init(
             mutable=mutable,
         )
         init.app_cgroups.update(app_cgroups or {})
-        wake_r, wake_w = os.pipe()
-        os.set_blocking(wake_r, False)
-        os.set_blocking(wake_w, False)
-        signal.set_wakeup_fd(wake_w)
-
-        def request_stop(signum: int, frame: object) -> None:
-            init.stop_requested = True
-
-        signal.signal(signal.SIGCHLD, lambda signum, frame: None)
-        signal.signal(signal.SIGTERM, request_stop)
-        signal.signal(signal.SIGHUP, request_stop)
-        signal.signal(signal.SIGINT, signal.SIG_IGN if interactive else request_stop)
-        signal.pthread_sigmask(signal.SIG_SETMASK, set())
+        # An ordinary pod keeps the stop signals and SIGCHLD blocked (as the run process forked
+        # us): pending until the native supervisor reads them. A mutable pod handles them here.
+        wake_r = _handle_signals(init, interactive) if mutable else -1
         roots = init.setup(hostname, premounted=in_userns)
         if mutable:  # before "ready": app/add may follow `rkt status --wait-ready` at once
             from rkt.stage1.ns.mutable import ControlServer, bind_control_socket
@@ -347,6 +358,8 @@ def run_pod_init(
             os._exit(254)
         os.close(go_fd)
         init.start_apps(roots)
+        if not mutable:
+            init.hand_over()
         code = init.supervise(wake_r)
     except BaseException as exc:
         try:
@@ -354,3 +367,21 @@ def run_pod_init(
         except OSError:
             pass
     os._exit(code)
+
+
+def _handle_signals(init: PodInit, interactive: bool) -> int:
+    """Python handlers for the stop signals and SIGCHLD; returns the wakeup fd to poll."""
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_r, False)
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
+
+    def request_stop(signum: int, frame: object) -> None:
+        init.stop_requested = True
+
+    signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGHUP, request_stop)
+    signal.signal(signal.SIGINT, signal.SIG_IGN if interactive else request_stop)
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+    return wake_r

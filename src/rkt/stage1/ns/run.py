@@ -6,7 +6,8 @@ It resolves every app's launch first (so a bad manifest fails before anything is
 creates the pod cgroup (``subcgroup``), sets up the pod's networks (``rkt.stage1.ns.network``: for
 CNI networks the pod's netns, entered here), unshares mount, UTS, IPC and PID namespaces (and the
 network one for ``--net=none``, with ``lo`` up), forks the pod init (PID 1 of the pod), writes
-``pid``, forwards SIGTERM/SIGINT to the init and exits with its status.
+``pid`` and ``exec``s the flavor's native ``run-waiter`` (``rkt.stage1.ns.native``), which
+forwards SIGTERM/SIGHUP/SIGINT to the init and exits with its status.
 
 Imports only the standard library, ``rkt.abi``, ``rkt.errors``, ``rkt.host``, ``rkt.stage1``.
 """
@@ -26,7 +27,7 @@ from rkt.stage1.common.appspec import AppSpec, app_spec_path, build_app_spec
 from rkt.stage1.common.args import RunArgs, parse_run
 from rkt.stage1.common.entry import run_entrypoint
 from rkt.stage1.common.poddir import CGROUP_STATE, PodDir, write_atomic
-from rkt.stage1.common.status import wait_status_to_exit_code
+from rkt.stage1.ns.native import HANDOFF_SIGNALS, check_programs, exec_waiter
 from rkt.stage1.ns.network import isolate_mounts, prepare_pod_network, with_name_files
 
 
@@ -81,8 +82,11 @@ def create_cgroup(pod: PodDir) -> tuple[CgroupBackend | None, PodCgroup | None]:
     return backend, cgroup
 
 
-def start_pod(host: Host, pod: PodDir, args: RunArgs, specs: list[AppSpec]) -> int:
-    """Unshare, fork the pod init, publish its pid; returns the init's pid."""
+def start_pod(host: Host, pod: PodDir, args: RunArgs, specs: list[AppSpec]) -> tuple[int, int]:
+    """Unshare, fork the pod init, publish its pid; returns (our child to wait for, the init).
+
+    HANDOFF_SIGNALS stay blocked in this process and in the init: pending until the native
+    programs exec'd next read them."""
     backend, cgroup = create_cgroup(pod)
     prepare_pod_network(host, pod, args)  # CNI: leaves this process in the pod's netns
     specs = [with_name_files(pod, spec) for spec in specs]  # resolv.conf/hosts, now known
@@ -97,8 +101,7 @@ def start_pod(host: Host, pod: PodDir, args: RunArgs, specs: list[AppSpec]) -> i
     if args.net_mode == "none":
         host.bring_up_loopback()
     go_r, go_w = os.pipe()
-    stop_signals = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
-    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+    signal.pthread_sigmask(signal.SIG_BLOCK, HANDOFF_SIGNALS)
     gc.freeze()  # the init's collections must not touch (and copy) the pages it shares with us
     pid = os.fork()
     if pid == 0:
@@ -117,27 +120,11 @@ def start_pod(host: Host, pod: PodDir, args: RunArgs, specs: list[AppSpec]) -> i
             mutable=args.mutable,
         )
     os.close(go_r)
-    try:
-        write_atomic(pod.file(abi.PID_FILE), b"%d" % pid)
-    finally:
-        forward_signals(pid, args.interactive)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals)
-        os.write(go_w, b"1")
-        os.close(go_w)
-    return pid
-
-
-def forward_signals(init_pid: int, interactive: bool) -> None:
-    def forward(signum: int, frame: object) -> None:
-        try:
-            os.kill(init_pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGHUP, forward)
-    # With --interactive the app owns the terminal: ^C is for it, not for the pod.
-    signal.signal(signal.SIGINT, signal.SIG_IGN if interactive else forward)
+    # Without the pid file stage0 cannot find the pod: then the init reads EOF and exits.
+    write_atomic(pod.file(abi.PID_FILE), b"%d" % pid)
+    os.write(go_w, b"1")
+    os.close(go_w)
+    return pid, pid
 
 
 def _run(argv: list[str]) -> int:
@@ -145,11 +132,13 @@ def _run(argv: list[str]) -> int:
     check_lock_fd()
     pod = PodDir.from_cwd(args.uuid)
     specs = prepare_apps(pod, args)
+    check_programs(pod.path)
     from rkt.host.linux import LinuxHost
 
-    pid = start_pod(LinuxHost(), pod, args, specs)
-    _, status = os.waitpid(pid, 0)
-    return wait_status_to_exit_code(status)[0]
+    child, init = start_pod(LinuxHost(), pod, args, specs)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    exec_waiter(pod.path, child, None if init == child else init, interactive=args.interactive)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -42,7 +42,7 @@ from rkt.stage1.common.appspec import COPY_UP_DIR, AppSpec
 from rkt.stage1.common.args import RunArgs
 from rkt.stage1.common.layers import app_lower_dirs
 from rkt.stage1.common.poddir import PRIVATE_DIR, PodDir, write_atomic
-from rkt.stage1.common.status import wait_status_to_exit_code
+from rkt.stage1.ns.native import HANDOFF_SIGNALS, exec_waiter
 
 IDMAP_DIR = f"{PRIVATE_DIR}/idmap"
 Binds = list[tuple[str, str]]
@@ -142,8 +142,9 @@ def start_pod_in_userns(
     specs: list[AppSpec],
     backend: CgroupBackend | None,
     cgroup: PodCgroup | None,
-) -> int:
-    """Returns the pid to wait for (the helper, which exits with the pod's status)."""
+) -> tuple[int, int]:
+    """Returns (the pid to wait for: the helper, which exits with the pod's status, the init's
+    pid as we see it: where stop requests go). HANDOFF_SIGNALS stay blocked, as in run.py."""
     assert args.private_users is not None
     shift, count = args.private_users
     host.unshare(CLONE_NEWNS)
@@ -157,8 +158,7 @@ def start_pod_in_userns(
     go_r, go_w = os.pipe()
     pid_r, pid_w = os.pipe()
     start_r, start_w = os.pipe()
-    stop_signals = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
-    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+    signal.pthread_sigmask(signal.SIG_BLOCK, HANDOFF_SIGNALS)
     helper = os.fork()
     init_pid = helper
     if helper == 0:
@@ -186,14 +186,10 @@ def start_pod_in_userns(
             raise OSError("private users: the pod init did not start")
         init_pid = int(raw)
         write_atomic(pod.file(abi.PID_FILE), b"%d" % init_pid)
-    finally:
-        from rkt.stage1.ns.run import forward_signals
-
-        forward_signals(init_pid, args.interactive)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals)
         os.write(start_w, b"1")
-        os.close(start_w)
-    return helper
+    finally:
+        os.close(start_w)  # EOF before "1": the init exits
+    return helper, init_pid
 
 
 def _helper(
@@ -248,11 +244,8 @@ def _helper(
         os.write(pid_w, b"%d" % pid)
         os.close(pid_w)
         # Stop requests reach the init through the run process; we only relay its status.
-        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            signal.signal(signum, signal.SIG_IGN)
-        signal.pthread_sigmask(signal.SIG_SETMASK, set())
-        _, status = os.waitpid(pid, 0)
-        code = wait_status_to_exit_code(status)[0]
+        # Relative: the pod dir's parents may be closed to our uids (cwd is the pod dir).
+        exec_waiter(Path("."), pid, ignore_signals=True)
     except BaseException as exc:
         try:
             os.write(2, f"stage1: private users: {exc}\n".encode())

@@ -1,0 +1,71 @@
+/* run-waiter: the resident half of the ns flavor's run entrypoint (and of the --private-users
+ * helper). The Python run entrypoint sets the pod up, forks the pod init and exec's this program,
+ * which stays the caller's child for as long as the pod runs, holding the pod lock
+ * (RKT_LOCK_FD stays open: it is not close-on-exec):
+ *
+ *   - it waits for WAIT_PID (its child) and exits with its status (death by signal N: 128+N);
+ *   - SIGTERM and SIGHUP (and SIGINT unless --interactive: the app owns the terminal's ^C) are
+ *     forwarded to SIGNAL_PID (default WAIT_PID) as SIGTERM: the pod init stops the pod;
+ *   - with --ignore-signals, it only relays the status (the --private-users helper: stop
+ *     requests reach the init through the run process).
+ *
+ * The Python side blocks SIGTERM, SIGHUP, SIGINT and SIGCHLD before the exec, so a signal sent
+ * meanwhile stays pending and is read here from a signalfd.
+ *
+ * usage: run-waiter [--interactive] [--ignore-signals] WAIT_PID [SIGNAL_PID]
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+int main(int argc, char **argv)
+{
+	int interactive = 0, ignore = 0, i = 1;
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		if (strcmp(argv[i], "--interactive") == 0)
+			interactive = 1;
+		else if (strcmp(argv[i], "--ignore-signals") == 0)
+			ignore = 1;
+		else
+			break;
+	}
+	if (argc - i < 1 || argc - i > 2) {
+		dprintf(2, "usage: run-waiter [--interactive] [--ignore-signals] WAIT_PID [SIGNAL_PID]\n");
+		return 254;
+	}
+	pid_t wait_pid = (pid_t)atoi(argv[i]);
+	pid_t signal_pid = argc - i == 2 ? (pid_t)atoi(argv[i + 1]) : wait_pid;
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGCHLD);
+	int sfd = -1;
+	if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0 || (sfd = signalfd(-1, &mask, SFD_CLOEXEC)) < 0) {
+		dprintf(2, "stage1: run waiter: %s\n", strerror(errno));
+		return 254;
+	}
+	for (;;) {
+		int st;
+		pid_t pid = waitpid(wait_pid, &st, WNOHANG);
+		if (pid == wait_pid)
+			return WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
+		if (pid < 0 && errno != EINTR) {
+			dprintf(2, "stage1: run waiter: pid %d: %s\n", (int)wait_pid, strerror(errno));
+			return 254;
+		}
+		struct signalfd_siginfo si;
+		if (read(sfd, &si, sizeof si) != sizeof si)
+			continue;
+		if (ignore || si.ssi_signo == SIGCHLD || (si.ssi_signo == SIGINT && interactive))
+			continue;
+		kill(signal_pid, SIGTERM);
+	}
+}

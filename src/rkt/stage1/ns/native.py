@@ -1,0 +1,104 @@
+"""Handing the pod over to the flavor's native resident programs (src/rkt/stage1/native/*.c).
+
+The ns flavor's stage1 image ships two small static programs beside its Python entrypoints; the
+Python processes set the pod up and then ``exec`` them, so what stays resident for the pod's
+lifetime is a few hundred kB instead of two interpreters (docs/architecture.md "Native resident
+processes"):
+
+- ``run-waiter``: the run entrypoint (and the ``--private-users`` helper) after the pod init is
+  forked: waits for it, forwards SIGTERM/SIGHUP/SIGINT as SIGTERM, exits with its status.
+- ``pod-supervisor``: the pod init (PID 1) once every app is started: copies output to the
+  terminal and the CRI logs, reaps, writes exit statuses, stops the pod as rkt does.
+
+Both read signals from a signalfd; the caller blocks ``HANDOFF_SIGNALS`` before forking the init,
+so a stop request sent before the exec stays pending instead of being lost.
+
+Imports only the standard library, ``rkt.abi``, ``rkt.errors`` and ``rkt.stage1.common``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
+
+from rkt import abi
+from rkt.errors import PodError
+
+if TYPE_CHECKING:
+    from rkt.stage1.common.status import AppStatus
+
+SUPERVISOR = "pod-supervisor"
+WAITER = "run-waiter"
+HANDOFF_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD}
+
+
+def program(pod_path: Path, name: str) -> str:
+    """The program's path in the pod's stage1 rootfs (relative when ``pod_path`` is)."""
+    return str(pod_path / abi.STAGE1_ROOTFS / name)
+
+
+def check_programs(pod_path: Path) -> None:
+    """Refuse early (before anything is created) when the stage1 image lacks them."""
+    for name in (SUPERVISOR, WAITER):
+        if not os.access(program(pod_path, name), os.X_OK):
+            raise PodError(f'stage1: program "{name}" is missing from the pod\'s stage1 rootfs')
+
+
+def exec_waiter(
+    pod_path: Path,
+    wait_pid: int,
+    signal_pid: int | None = None,
+    *,
+    interactive: bool = False,
+    ignore_signals: bool = False,
+) -> NoReturn:
+    argv = [WAITER]
+    if interactive:
+        argv.append("--interactive")
+    if ignore_signals:
+        argv.append("--ignore-signals")
+    argv.append(str(wait_pid))
+    if signal_pid is not None:
+        argv.append(str(signal_pid))
+    os.execv(program(pod_path, WAITER), argv)
+
+
+def supervisor_app_args(
+    status: AppStatus,
+    pid: int,
+    pipes: tuple[int, int] | None,
+    pod_path: Path,
+    oom_file: Path | None,
+) -> list[str]:
+    """The 11 arguments of one app (see pod-supervisor.c); the pipes become inheritable."""
+    fds = ["-", "-"]
+    if pipes is not None:
+        for i, fd in enumerate(pipes):
+            os.set_inheritable(fd, True)
+            fds[i] = str(fd)
+    log = "-" if pipes is None else str(pod_path / abi.app_log(status.name))
+
+    def num(value: int | None) -> str:
+        return "-" if value is None else str(value)
+
+    return [
+        status.name,
+        str(pid),
+        *fds,
+        log,
+        str(pod_path / abi.app_status(status.name)),
+        str(pod_path / abi.app_status_json(status.name)),
+        "-" if oom_file is None else str(oom_file),
+        num(status.pid),
+        num(status.created),
+        num(status.started),
+    ]
+
+
+def exec_supervisor(pod_path: Path, apps: list[list[str]], *, interactive: bool) -> NoReturn:
+    argv = [SUPERVISOR] + (["--interactive"] if interactive else []) + ["--"]
+    for args in apps:
+        argv += args
+    os.execv(program(pod_path, SUPERVISOR), argv)

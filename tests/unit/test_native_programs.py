@@ -1,0 +1,214 @@
+"""The ns flavor's native resident programs (src/rkt/stage1/native), driven directly.
+
+``run-waiter`` and ``pod-supervisor`` are what a running pod keeps resident; the pod tests drive
+them through ``rkt run``, these pin down their contract (argv, signals, files) on their own,
+without root: the supervisor works as any parent (PID 1 of a pod only adds orphan reaping).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from rkt.stage0.stage1_image import NATIVE_DIR
+from tests.conftest import require
+
+WAITER = NATIVE_DIR / "run-waiter"
+SUPERVISOR = NATIVE_DIR / "pod-supervisor"
+
+
+@pytest.fixture(autouse=True)
+def _built() -> None:
+    require(WAITER.exists() and SUPERVISOR.exists(), "native programs not built (make setup)")
+
+
+def _blocked(*signals: int) -> object:
+    """preexec_fn: start with ``signals`` blocked, as the Python entrypoints hand over."""
+    return lambda: signal.pthread_sigmask(signal.SIG_BLOCK, set(signals))
+
+
+# -- run-waiter -------------------------------------------------------------------------------
+
+
+def test_waiter_exits_with_the_child_status() -> None:
+    proc = subprocess.run(["sh", "-c", f'(exit 7) & exec "{WAITER}" $!'], timeout=10)
+    assert proc.returncode == 7
+
+
+def test_waiter_forwards_sigterm() -> None:
+    # The signal is blocked (as the run entrypoint blocks it before forking the init) and
+    # arrives before the exec: it stays pending and the waiter reads it.
+    # (The child inherits the blocked SIGTERM, as sh cannot unblock it; its trap does.)
+    child = "sh -c 'trap \"exit 9\" TERM; while :; do sleep 0.05; done'"
+    script = f'{child} & kill -TERM $$; exec "{WAITER}" $!'
+    proc = subprocess.Popen(["sh", "-c", script], preexec_fn=_blocked(signal.SIGTERM))
+    assert proc.wait(timeout=10) == 9
+
+
+@pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGINT])
+def test_waiter_forwards_hup_and_int_as_sigterm(signum: int) -> None:
+    # the child dies of the SIGTERM: 128+15, as a shell reports it
+    script = f'sleep 30 & kill -{signum} $$; exec "{WAITER}" $!'
+    proc = subprocess.Popen(["sh", "-c", script], preexec_fn=_blocked(signum))
+    assert proc.wait(timeout=10) == 128 + signal.SIGTERM
+
+
+def test_waiter_interactive_leaves_sigint_to_the_app() -> None:
+    # Forwarded, the SIGTERM would end the child (143); left alone, it exits 4 by itself.
+    script = f'(sleep 2; exit 4) & kill -INT $$; exec "{WAITER}" --interactive $!'
+    proc = subprocess.Popen(["sh", "-c", script], preexec_fn=_blocked(signal.SIGINT))
+    assert proc.wait(timeout=10) == 4
+
+
+def test_waiter_sends_stop_requests_to_the_signal_pid(tmp_path: Path) -> None:
+    marker = tmp_path / "got-term"
+    # WAIT_PID is a child that exits 5 once SIGNAL_PID (another child) got SIGTERM.
+    script = textwrap.dedent(
+        f"""
+        sh -c 'trap "touch {marker}; exit 0" TERM; while :; do sleep 0.05; done' & target=$!
+        sh -c 'while [ ! -e {marker} ]; do sleep 0.05; done; exit 5' & waited=$!
+        kill -TERM $$
+        exec "{WAITER}" "$waited" "$target"
+        """
+    )
+    proc = subprocess.Popen(["sh", "-c", script], preexec_fn=_blocked(signal.SIGTERM))
+    assert proc.wait(timeout=10) == 5
+
+
+def test_waiter_ignore_signals_only_relays() -> None:
+    script = f'(sleep 0.3; exit 4) & kill -TERM $$; exec "{WAITER}" --ignore-signals $!'
+    proc = subprocess.Popen(["sh", "-c", script], preexec_fn=_blocked(signal.SIGTERM))
+    assert proc.wait(timeout=10) == 4
+
+
+def test_waiter_refuses_a_bad_command_line() -> None:
+    proc = subprocess.run([str(WAITER)], capture_output=True, timeout=10)
+    assert proc.returncode == 254
+    assert b"usage" in proc.stderr
+
+
+# -- pod-supervisor ---------------------------------------------------------------------------
+
+# Forks the "apps" given as shell commands, each with its own stdout/stderr pipes and session,
+# then execs the supervisor with them (as rkt.stage1.ns.init does).
+LAUNCHER = textwrap.dedent(
+    """
+    import os, signal, sys, json
+    sup, interactive, pod, oom = sys.argv[1], sys.argv[2] == "1", sys.argv[3], sys.argv[5]
+    apps = json.loads(sys.argv[4])
+    presignal = int(sys.argv[6])
+    args = [sup] + (["--interactive"] if interactive else []) + ["--"]
+    for name, cmd in apps:
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            signal.pthread_sigmask(signal.SIG_SETMASK, set())
+            os.setsid()
+            os.dup2(out_w, 1)
+            os.dup2(err_w, 2)
+            os.execv("/bin/sh", ["sh", "-c", cmd])
+        os.close(out_w)
+        os.close(err_w)
+        for fd in (out_r, err_r):
+            os.set_inheritable(fd, True)
+        args += [name, str(pid), str(out_r), str(err_r), f"{pod}/{name}.log",
+                 f"{pod}/{name}", f"{pod}/{name}.json", oom if name == "oomed" else "-",
+                 str(pid), "1000", "2000"]
+    print("ready", flush=True)
+    if presignal:  # blocked: pending across the exec, as a stop request sent during setup
+        os.kill(os.getpid(), presignal)
+    os.execv(sup, args)
+    """
+)
+
+
+def _supervise(
+    tmp_path: Path,
+    apps: list[tuple[str, str]],
+    *,
+    interactive: bool = False,
+    stdout: int = -1,
+    presignal: int = 0,
+) -> subprocess.Popen[bytes]:
+    oom = tmp_path / "memory.oom_control"
+    oom.write_text("oom_kill_disable 0\nunder_oom 0\noom_kill 1\n")
+    handoff = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD)
+    argv = [sys.executable, "-c", LAUNCHER, str(SUPERVISOR), "1" if interactive else "0"]
+    argv += [str(tmp_path), json.dumps(apps), str(oom), str(presignal)]
+    return subprocess.Popen(
+        argv, stdout=stdout, stderr=subprocess.PIPE, preexec_fn=_blocked(*handoff)
+    )
+
+
+def _status(tmp_path: Path, name: str) -> dict[str, object]:
+    data = json.loads((tmp_path / f"{name}.json").read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def test_supervisor_copies_output_and_writes_cri_logs(tmp_path: Path) -> None:
+    proc = _supervise(
+        tmp_path,
+        [("talker", "echo one; printf 'two\\nthree'; echo oops >&2")],
+        stdout=subprocess.PIPE,
+    )
+    out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0
+    assert out == b"ready\none\ntwo\nthree"
+    assert err == b"oops\n"
+    entries = (tmp_path / "talker.log").read_bytes().splitlines()
+    parsed = [e.split(b" ", 3) for e in entries]
+    assert all(stamp.endswith(b"Z") and len(stamp) == 30 for stamp, *_ in parsed)
+    stdout = [(kind, text) for _, stream, kind, text in parsed if stream == b"stdout"]
+    stderr = [(kind, text) for _, stream, kind, text in parsed if stream == b"stderr"]
+    # chunks as they were read: every full line "F", a tail without newline "P"
+    assert b"".join(t + (b"\n" if k == b"F" else b"") for k, t in stdout) == b"one\ntwo\nthree"
+    assert stdout[-1] == (b"P", b"three")
+    assert stderr == [(b"F", b"oops")]
+    assert (tmp_path / "talker").read_text() == "0"
+    st = _status(tmp_path, "talker")
+    assert st["state"] == "exited" and st["exit_code"] == 0 and st["signal"] is None
+    assert st["created"] == 1000 and st["started"] == 2000 and st["oom_killed"] is False
+    assert isinstance(st["finished"], int) and st["finished"] > 2000
+
+
+def test_supervisor_failing_app_stops_the_others(tmp_path: Path) -> None:
+    proc = _supervise(tmp_path, [("sleeper", "exec sleep 30"), ("failer", "exit 3")])
+    assert proc.wait(timeout=10) == 3  # the first failure is the pod's status
+    assert (tmp_path / "failer").read_text() == "3"
+    sleeper = _status(tmp_path, "sleeper")
+    assert sleeper["exit_code"] == 128 + signal.SIGTERM and sleeper["signal"] == signal.SIGTERM
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
+def test_supervisor_stops_the_pod_on_a_stop_signal(tmp_path: Path, signum: int) -> None:
+    proc = _supervise(tmp_path, [("a", "exec sleep 30"), ("b", "exec sleep 30")], presignal=signum)
+    assert proc.wait(timeout=10) == 128 + signal.SIGTERM
+    for name in ("a", "b"):
+        assert _status(tmp_path, name)["signal"] == signal.SIGTERM
+
+
+def test_supervisor_interactive_ignores_sigint(tmp_path: Path) -> None:
+    # Stopped, the app would die of SIGTERM (143); left alone, it exits 4 by itself.
+    apps = [("a", "sleep 2; exit 4")]
+    proc = _supervise(tmp_path, apps, interactive=True, presignal=signal.SIGINT)
+    assert proc.wait(timeout=10) == 4
+
+
+def test_supervisor_reports_oom_kills(tmp_path: Path) -> None:
+    proc = _supervise(tmp_path, [("oomed", "exit 137")])
+    assert proc.wait(timeout=10) == 137
+    assert _status(tmp_path, "oomed")["oom_killed"] is True
+
+
+def test_supervisor_refuses_a_bad_command_line(tmp_path: Path) -> None:
+    proc = subprocess.run([str(SUPERVISOR), "--", "only", "two"], capture_output=True, timeout=10)
+    assert proc.returncode == 254
+    assert b"not a multiple of 11" in proc.stderr
