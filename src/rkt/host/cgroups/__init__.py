@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 
-@dataclass(frozen=True, slots=True)
-class PodCgroup:
+class PodCgroup(NamedTuple):
     """A pod's cgroup: its absolute directory in each hierarchy, and the ABI ``subcgroup`` line."""
 
     dirs: tuple[Path, ...]
@@ -34,8 +32,7 @@ class PodCgroup:
         return cls(dirs=tuple(Path(d) for d in obj["dirs"]), relative=str(obj["relative"]))
 
 
-@dataclass(frozen=True, slots=True)
-class Limits:
+class Limits(NamedTuple):
     """An app cgroup's limits; None leaves a knob at the kernel's default (unlimited)."""
 
     memory_bytes: int | None = None

@@ -19,9 +19,8 @@ isolators.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from rkt import abi
 from rkt.errors import PodError, RktError
@@ -36,8 +35,7 @@ COPY_UP_DIR = f"{PRIVATE_DIR}/copy-up"  # one marker per copied-up volume (copyu
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-@dataclass(frozen=True, slots=True)
-class VolumeMount:
+class VolumeMount(NamedTuple):
     source: str  # host path
     target: str  # absolute path inside the app
     read_only: bool
@@ -47,8 +45,7 @@ class VolumeMount:
     copy_up: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class NameFile:
+class NameFile(NamedTuple):
     """``/etc/resolv.conf`` or ``/etc/hosts`` bound into the app (docs/networking.md "DNS and
     /etc/hosts"): ``over_volumes`` binds it after the volumes (flags and CNI DNS beat a volume on
     that path), else before them (a volume beats the generated fallback)."""
@@ -59,8 +56,7 @@ class NameFile:
     over_volumes: bool
 
 
-@dataclass(frozen=True, slots=True)
-class AppSpec:
+class AppSpec(NamedTuple):
     name: str
     exec: tuple[str, ...]
     env: tuple[tuple[str, str], ...]
@@ -76,14 +72,17 @@ class AppSpec:
     ambient: tuple[int, ...] = ()
     seccomp: SeccompPolicy | None = None
     mask_paths: bool = False
-    limits: AppLimits = field(default_factory=AppLimits)
+    limits: AppLimits = AppLimits()
     name_files: tuple[NameFile, ...] = ()
 
     def env_dict(self) -> dict[str, str]:
         return dict(self.env)
 
     def to_json(self) -> bytes:
-        obj = asdict(self)
+        obj = self._asdict()
+        obj["mounts"] = [m._asdict() for m in self.mounts]
+        obj["name_files"] = [n._asdict() for n in self.name_files]
+        obj["limits"] = self.limits.to_json_obj()
         obj["seccomp"] = None if self.seccomp is None else self.seccomp.to_json_obj()
         return json.dumps(obj).encode()
 

@@ -9,7 +9,7 @@ Imports only the standard library and ``rkt.errors``.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from rkt.errors import PodError
 
@@ -18,8 +18,7 @@ _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 _BOOLS = {"true": True, "false": False}
 
 
-@dataclass(frozen=True, slots=True)
-class RunArgs:
+class RunArgs(NamedTuple):
     uuid: str
     debug: bool = False
     net: tuple[str, ...] = ("default",)
@@ -46,22 +45,19 @@ class RunArgs:
         return "cni"
 
 
-@dataclass(frozen=True, slots=True)
-class EnterArgs:
+class EnterArgs(NamedTuple):
     uuid: str
     command: tuple[str, ...]
     app: str | None = None
     debug: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class StopArgs:
+class StopArgs(NamedTuple):
     uuid: str
     force: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class AppArgs:
+class AppArgs(NamedTuple):
     """app/add, app/start, app/stop, app/rm: ``--app=NAME [--debug] UUID`` (ABI §3, v3)."""
 
     uuid: str
@@ -69,8 +65,7 @@ class AppArgs:
     debug: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class GcArgs:
+class GcArgs(NamedTuple):
     uuid: str
     debug: bool = False
 

@@ -14,8 +14,7 @@ Pure. Imports only the standard library and ``rkt.schema``.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from rkt.schema.capnames import CAPABILITIES, DEFAULT_CAPABILITIES
 
@@ -23,8 +22,7 @@ if TYPE_CHECKING:
     from rkt.schema.isolators import CapabilitySet
 
 
-@dataclass(frozen=True, slots=True)
-class CapabilityPlan:
+class CapabilityPlan(NamedTuple):
     bounding: tuple[int, ...] | None  # None: leave the caller's bounding set alone
     ambient: tuple[int, ...] = ()
 

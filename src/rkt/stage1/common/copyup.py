@@ -26,7 +26,6 @@ import errno
 import fcntl
 import os
 import stat
-from dataclasses import dataclass, field
 
 from rkt.host import libc
 
@@ -76,9 +75,9 @@ def copy_up(root_fd: int, path: str, volume: str) -> bool:
     return True
 
 
-@dataclass
 class _Copier:
-    links: dict[tuple[int, int], int] = field(default_factory=dict)  # O_PATH fds of copies
+    def __init__(self) -> None:
+        self.links: dict[tuple[int, int], int] = {}  # O_PATH fds of copies
 
     def copy_dir(self, src: int, dst: int) -> None:
         for name in sorted(os.listdir(src)):

@@ -13,8 +13,7 @@ Pure. Imports only the standard library, ``rkt.errors`` and ``rkt.schema``.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from rkt.errors import PodError
 
@@ -26,8 +25,7 @@ DEFAULT_PIDS_LIMIT = 4096
 _MAX_PIDS = 4194304
 
 
-@dataclass(frozen=True, slots=True)
-class AppLimits:
+class AppLimits(NamedTuple):
     memory_bytes: int | None = None
     cpu_millicores: int | None = None
     cpu_shares: int | None = None
@@ -35,11 +33,11 @@ class AppLimits:
     oom_score_adj: int | None = None
 
     def to_json_obj(self) -> dict[str, Any]:
-        return asdict(self)
+        return dict(self._asdict())
 
     @classmethod
     def from_json_obj(cls, obj: dict[str, Any]) -> AppLimits:
-        return cls(**{k: obj.get(k) for k in cls.__dataclass_fields__})
+        return cls(**{k: obj.get(k) for k in cls._fields})
 
 
 def parse_pids_limit(value: Any) -> int | None:

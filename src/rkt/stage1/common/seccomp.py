@@ -17,8 +17,7 @@ from __future__ import annotations
 import errno as errno_names
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from rkt.errors import PodError
 
@@ -135,8 +134,7 @@ SIBLINGS: dict[str, tuple[str, ...]] = {
 Mode = Literal["retain", "remove"]
 
 
-@dataclass(frozen=True, slots=True)
-class SeccompPolicy:
+class SeccompPolicy(NamedTuple):
     """What the filter does: ``retain``: only ``syscalls`` run (the rest fail with ``errno``);
     ``remove``: ``syscalls`` fail with ``errno`` and everything else runs."""
 

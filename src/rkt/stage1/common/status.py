@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from rkt import abi
@@ -27,17 +26,34 @@ def wait_status_to_exit_code(status: int) -> tuple[int, int | None]:
     return os.WEXITSTATUS(status), None
 
 
-@dataclass(slots=True)
 class AppStatus:
-    name: str
-    state: str = CREATED
-    pid: int | None = None
-    created: int = 0
-    started: int | None = None
-    finished: int | None = None
-    exit_code: int | None = None
-    signal: int | None = None
-    oom_killed: bool = False  # the kernel's OOM killer killed a process of the app's cgroup
+    """One app's status as the init keeps it (mutable: it changes as the app runs)."""
+
+    __slots__ = (
+        "created",
+        "exit_code",
+        "finished",
+        "name",
+        "oom_killed",
+        "pid",
+        "signal",
+        "started",
+        "state",
+    )
+
+    def __init__(self, name: str, state: str = CREATED) -> None:
+        self.name = name
+        self.state = state
+        self.pid: int | None = None
+        self.created = 0
+        self.started: int | None = None
+        self.finished: int | None = None
+        self.exit_code: int | None = None
+        self.signal: int | None = None
+        self.oom_killed = False  # the kernel's OOM killer killed a process of the app's cgroup
+
+    def __repr__(self) -> str:
+        return f"AppStatus({self.name!r}, state={self.state!r}, exit_code={self.exit_code!r})"
 
     def to_json(self) -> bytes:
         return json.dumps(

@@ -27,8 +27,7 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import NoReturn
+from typing import NamedTuple, NoReturn
 
 from rkt.host.api import (
     CLONE_NEWNS,
@@ -60,8 +59,7 @@ DEV_SYMLINKS = (
 EXIT_SETUP_FAILED = 254
 
 
-@dataclass(frozen=True, slots=True)
-class FsOp:
+class FsOp(NamedTuple):
     """One filesystem step inside the app's root: a mount, or a symlink (``fstype`` "symlink")."""
 
     target: str

@@ -19,10 +19,8 @@ Imports only the standard library, ``rkt.errors``, ``rkt.host``, ``rkt.net``, ``
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
-from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -240,7 +238,7 @@ def write_name_files(pod: PodDir, args: RunArgs, results: list[dict[str, Any]]) 
         else:
             _replace_file(Path(mount.source), text.encode())
             os.chmod(mount.source, 0o644)
-        saved.append({"mount": asdict(mount), "fallback": fallback})
+        saved.append({"mount": mount._asdict(), "fallback": fallback})
     _replace_file(pod.file(NAME_FILES_PLAN), json.dumps(saved).encode())
 
 
@@ -262,7 +260,7 @@ def name_file_mounts(pod: PodDir, app: str) -> tuple[NameFile, ...]:
 
 
 def with_name_files(pod: PodDir, spec: AppSpec) -> AppSpec:
-    return dataclasses.replace(spec, name_files=name_file_mounts(pod, spec.name))
+    return spec._replace(name_files=name_file_mounts(pod, spec.name))
 
 
 def _lower_dirs(pod: PodDir, app: str) -> list[Path]:

@@ -19,7 +19,6 @@ Imports only the standard library, ``rkt.abi``, ``rkt.host`` and ``rkt.stage1``.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import signal
 from pathlib import Path
@@ -67,15 +66,15 @@ def idmapped_specs(pod: PodDir, specs: list[AppSpec]) -> list[tuple[AppSpec, lis
         for i, vol in enumerate(spec.mounts):
             target = str(base / f"volume{i}")
             binds.append((vol.source, target))
-            mounts.append(dataclasses.replace(vol, source=str(inside / f"volume{i}")))
+            mounts.append(vol._replace(source=str(inside / f"volume{i}")))
         # resolv.conf/hosts too: the pod's root cannot reach their sources from inside the user
         # namespace, so they are bound (idmapped) into the pod's reach like the volumes.
         name_files = []
         for i, nf in enumerate(spec.name_files):
             target = str(base / f"namefile{i}")
             binds.append((nf.source, target))
-            name_files.append(dataclasses.replace(nf, source=str(inside / f"namefile{i}")))
-        new = dataclasses.replace(spec, mounts=tuple(mounts), name_files=tuple(name_files))
+            name_files.append(nf._replace(source=str(inside / f"namefile{i}")))
+        new = spec._replace(mounts=tuple(mounts), name_files=tuple(name_files))
         out.append((new, lowers, binds))
     return out
 
