@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -66,15 +67,28 @@ def checkout_src(rev: str, workdir: Path) -> Path:
     return dest / "src"
 
 
-def bench_fetch_render(args: argparse.Namespace) -> list[Comparison]:
-    import fetch_render
-
+def other_sources(args: argparse.Namespace) -> list[tuple[str, Path]]:
+    """``--against``: (label, src dir) per revision or src/ directory given."""
     others = []
     for rev in args.against:
         if (Path(rev) / "rkt" / "__init__.py").is_file():  # a src/ directory, as it is
-            others.append((f"rkt@{Path(rev).resolve().parent.name}", Path(rev).resolve()))
-        else:
-            others.append((f"rkt@{rev}", checkout_src(rev, Path(args.disk_dir))))
+            others.append((Path(rev).resolve().parent.name, Path(rev).resolve()))
+            continue
+        src = checkout_src(rev, Path(args.disk_dir))
+        # The stage1's native programs are build outputs (make setup), not in git: a checkout
+        # that has their sources gets this checkout's binaries.
+        native = src / "rkt" / "stage1" / "native"
+        built = ROOT / "src" / "rkt" / "stage1" / "native" / "bin"
+        if native.is_dir() and not (native / "bin").exists() and built.is_dir():
+            shutil.copytree(built, native / "bin")
+        others.append((rev, src))
+    return others
+
+
+def bench_fetch_render(args: argparse.Namespace) -> list[Comparison]:
+    import fetch_render
+
+    others = [(f"rkt@{label}", src) for label, src in other_sources(args)]
     targets = [
         (name, Path(args.disk_dir if name == "disk" else args.tmpfs_dir)) for name in args.fs
     ]
@@ -106,6 +120,7 @@ def bench_net_run(args: argparse.Namespace) -> list[Comparison]:
         rounds=args.rounds * 4,  # runs of ~0.2 s: more rounds for the same wall time
         warmup=args.warmup,
         log=_log,
+        others=other_sources(args),
     )
 
 
@@ -236,8 +251,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         action="append",
         default=[],
         metavar="REV",
-        help="fetch-render: also time rkt as of git revision REV, or of a src/ directory (on"
-        " PYTHONPATH): an A/B of a change",
+        help="fetch-render, net-run: also time rkt as of git revision REV, or of a src/"
+        " directory (on PYTHONPATH): an A/B of a change",
     )
     parser.add_argument(
         "--nice",

@@ -12,7 +12,6 @@ import pytest
 
 from rkt.net import cni
 from rkt.net.config import Attachment, NetworkConfig, parse_network_config
-from rkt.net.program import ProgramError, run_program
 from rkt.net.state import Entry, NetJournal, net_info
 
 FAKE = """#!{python}
@@ -151,15 +150,31 @@ def test_check_skipped_when_disabled(plugins: Path) -> None:
     assert calls(plugins)[0]["env"]["CNI_COMMAND"] == "CHECK"  # type: ignore[index]
 
 
-def test_run_program_timeout_and_failure() -> None:
-    with pytest.raises(ProgramError, match="timed out"):
-        run_program([sys.executable, "-c", "import time; time.sleep(5)"], timeout=0.2)
-    with pytest.raises(ProgramError, match="exited 3: bad thing"):
-        run_program(
-            [sys.executable, "-c", "import sys; sys.stderr.write('bad thing'); sys.exit(3)"]
-        )
-    with pytest.raises(ProgramError, match="cannot run"):
-        run_program(["/nonexistent/tool"])
+def test_start_add_runs_the_chain_but_its_last_plugin_before_returning(plugins: Path) -> None:
+    chain = net({"type": "fakeptp"}, {"type": "fakeother"})
+    pending = cni.start_add(chain, inv(plugins))
+    # Everything before the last plugin is done: the caller may now leave the host's namespace.
+    assert [c["type"] for c in calls(plugins)][:1] == ["fakeptp"]
+    result = pending.wait()
+    seen = calls(plugins)
+    assert [c["type"] for c in seen] == ["fakeptp", "fakeother"]
+    assert seen[1]["conf"]["prevResult"]["ips"][0]["address"] == "10.9.0.5/24"  # type: ignore[index]
+    assert result["ips"][0]["address"] == "10.9.0.5/24"
+    with pytest.raises(cni.CniError, match="already waited"):
+        pending.wait()
+
+
+def test_start_add_failures(plugins: Path) -> None:
+    with pytest.raises(cni.CniError, match='plugin "fakeptp" ADD: error 7'):
+        cni.start_add(net({"type": "fakeptp", "fail": "ADD"}, {"type": "fakeother"}), inv(plugins))
+    pending = cni.start_add(
+        net({"type": "fakeptp"}, {"type": "fakeother", "fail": "ADD"}), inv(plugins)
+    )
+    with pytest.raises(cni.CniError, match='plugin "fakeother" ADD: error 7'):
+        pending.wait()
+    settled = cni.start_add(net({"type": "fakeptp", "fail": "ADD"}), inv(plugins))
+    settled.settle()  # the outcome is dropped: the caller DELs next
+    assert calls(plugins)[-1]["type"] == "fakeptp"
 
 
 def test_journal_round_trip_and_net_info(tmp_path: Path) -> None:

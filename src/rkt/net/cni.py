@@ -11,6 +11,8 @@ Spec (github.com/containernetworking/cni SPEC.md, "Execution of Network Configur
   ``portMappings`` for portmap.
 - A failing plugin prints ``{"code", "msg", "details"}`` on stdout: it becomes ``CniError``.
 
+Records are ``NamedTuple``s for the start-up cost (see ``rkt.net.config``).
+
 Imports only the standard library, ``rkt.errors`` and ``rkt.net``.
 """
 
@@ -18,13 +20,14 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 from rkt.errors import NetworkError
 from rkt.net.config import Attachment, NetworkConfig
-from rkt.net.program import ProgramError, run_program, stderr_tail
+from rkt.net.program import ProgramError, start_program, stderr_tail
 
 PLUGIN_DIRS = ("/usr/lib/rkt/plugins/net", "/usr/lib/cni", "/usr/libexec/cni", "/opt/cni/bin")
 PLUGIN_TIMEOUT = 60.0
@@ -39,8 +42,7 @@ class CniError(NetworkError):
         self.code = code
 
 
-@dataclass(frozen=True)
-class Invocation:
+class Invocation(NamedTuple):
     """What every plugin of one network is told about the pod (the ``CNI_*`` variables)."""
 
     container_id: str
@@ -48,7 +50,7 @@ class Invocation:
     ifname: str
     cni_args: str = ""
     plugin_dirs: tuple[str, ...] = PLUGIN_DIRS
-    runtime_config: dict[str, Any] = field(default_factory=dict)
+    runtime_config: Mapping[str, Any] = MappingProxyType({})
 
     def env(self, command: str) -> dict[str, str]:
         env = {
@@ -93,6 +95,51 @@ def plugin_config(
     return conf
 
 
+class PluginRun:
+    """One plugin started for one command; ``wait`` returns what ``exec_plugin`` returns."""
+
+    def __init__(
+        self,
+        command: str,
+        net: NetworkConfig,
+        plugin: dict[str, Any],
+        inv: Invocation,
+        prev: dict[str, Any] | None,
+        timeout: float = PLUGIN_TIMEOUT,
+    ) -> None:
+        kind = str(plugin["type"])
+        self.command = command
+        self.what = f'network "{net.name}": plugin "{kind}" {command}'
+        path = find_plugin(kind, inv.plugin_dirs)
+        stdin = json.dumps(plugin_config(net, plugin, inv, prev)).encode()
+        try:
+            self._program = start_program(
+                [path], env=inv.env(command), stdin=stdin, timeout=timeout
+            )
+        except ProgramError as exc:
+            raise CniError(f"{self.what}: {exc.message}") from exc
+
+    def wait(self) -> dict[str, Any] | None:
+        """The parsed result for ADD, None otherwise. Raises ``CniError``."""
+        try:
+            res = self._program.wait(check=False)
+        except ProgramError as exc:
+            raise CniError(f"{self.what}: {exc.message}") from exc
+        if res.returncode != 0:
+            raise _plugin_error(self.what, res.returncode, res.stdout, res.stderr)
+        if self.command != "ADD":
+            return None
+        try:
+            result = json.loads(res.stdout)
+        except ValueError as exc:
+            raise CniError(
+                f"{self.what}: result is not JSON: {stderr_tail(res.stdout, 200)}"
+            ) from exc
+        if not isinstance(result, dict):
+            raise CniError(f"{self.what}: result is not a JSON object")
+        return result
+
+
 def exec_plugin(
     command: str,
     net: NetworkConfig,
@@ -102,25 +149,7 @@ def exec_plugin(
     timeout: float = PLUGIN_TIMEOUT,
 ) -> dict[str, Any] | None:
     """Run one plugin; the parsed result for ADD, None otherwise. Raises ``CniError``."""
-    kind = str(plugin["type"])
-    path = find_plugin(kind, inv.plugin_dirs)
-    stdin = json.dumps(plugin_config(net, plugin, inv, prev)).encode()
-    what = f'network "{net.name}": plugin "{kind}" {command}'
-    try:
-        res = run_program([path], env=inv.env(command), stdin=stdin, timeout=timeout, check=False)
-    except ProgramError as exc:
-        raise CniError(f"{what}: {exc.message}") from exc
-    if res.returncode != 0:
-        raise _plugin_error(what, res.returncode, res.stdout, res.stderr)
-    if command != "ADD":
-        return None
-    try:
-        result = json.loads(res.stdout)
-    except ValueError as exc:
-        raise CniError(f"{what}: result is not JSON: {stderr_tail(res.stdout, 200)}") from exc
-    if not isinstance(result, dict):
-        raise CniError(f"{what}: result is not a JSON object")
-    return result
+    return PluginRun(command, net, plugin, inv, prev, timeout).wait()
 
 
 def _plugin_error(what: str, status: int, stdout: bytes, stderr: bytes) -> CniError:
@@ -138,13 +167,45 @@ def _plugin_error(what: str, status: int, stdout: bytes, stderr: bytes) -> CniEr
     return CniError(f"{what}: exited {status}: {tail}")
 
 
+class PendingAdd:
+    """An ADD whose chain has run up to its last plugin, which is running (``start_add``)."""
+
+    def __init__(self, net: NetworkConfig, inv: Invocation) -> None:
+        self.net = net
+        result: dict[str, Any] | None = None
+        for plugin in net.plugins[:-1]:
+            result = exec_plugin("ADD", net, plugin, inv, result)
+        self._last: PluginRun | None = PluginRun("ADD", net, net.plugins[-1], inv, result)
+
+    def wait(self) -> dict[str, Any]:
+        """The network's result: the last plugin's."""
+        last, self._last = self._last, None
+        if last is None:
+            raise CniError(f'network "{self.net.name}": ADD already waited for')
+        result = last.wait()
+        assert result is not None
+        return result
+
+    def settle(self) -> None:
+        """Let the running plugin finish, ignoring its outcome: the caller DELs afterwards."""
+        last, self._last = self._last, None
+        if last is not None:
+            try:
+                last.wait()
+            except CniError:
+                pass
+
+
+def start_add(net: NetworkConfig, inv: Invocation) -> PendingAdd:
+    """ADD the chain up to its last plugin, start that one and return: the caller does work of
+    its own (never spawning plugins: they would inherit what it did), then ``wait``s (or
+    ``settle``s and DELs). On failure the caller must DEL (see ``del_network``)."""
+    return PendingAdd(net, inv)
+
+
 def add_network(net: NetworkConfig, inv: Invocation) -> dict[str, Any]:
     """ADD the whole chain; on failure the caller must DEL (see ``del_network``)."""
-    result: dict[str, Any] | None = None
-    for plugin in net.plugins:
-        result = exec_plugin("ADD", net, plugin, inv, result)
-    assert result is not None
-    return result
+    return start_add(net, inv).wait()
 
 
 def check_network(net: NetworkConfig, inv: Invocation, cached: dict[str, Any]) -> None:
@@ -178,8 +239,7 @@ def invocation(
     )
 
 
-@dataclass(frozen=True)
-class IpConfig:
+class IpConfig(NamedTuple):
     """The pod side of a result: the first IPv4 address on the pod's interface."""
 
     ip: str

@@ -7,6 +7,8 @@ hosts: ``--hosts-entry=IP=NAME[,NAME]`` (merged per IP, appended to the default 
 > the image's file > the default stub. ``--hosts-entry=host`` binds the host's file. Generated
 files name the pod's hostname (on its first IP, else on 127.0.0.1).
 
+Every pod's run process loads this, so ``DnsOptions`` is a ``NamedTuple`` (see ``rkt.net.config``).
+
 Pure: imports only the standard library and ``rkt.errors``.
 """
 
@@ -15,8 +17,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from rkt.errors import UsageError
 
@@ -28,8 +29,7 @@ _HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.\-]{0,252})")
 _TOKEN = re.compile(r"[^\s#;]+")
 
 
-@dataclass(frozen=True)
-class DnsOptions:
+class DnsOptions(NamedTuple):
     """The pod's ``--dns*`` and ``--hosts-entry`` flags, validated."""
 
     servers: tuple[str, ...] = ()  # IPs, or ("host",), or ("none",)

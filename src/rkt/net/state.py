@@ -5,6 +5,9 @@ before the namespace exists, each network (with the exact configuration and ``CN
 before its ADD, its result after. gc DELs from it alone, never from ``net.d`` (which may have
 changed). ``net_info`` is the summary stage0 shows (``net-info.json``, docs/stage1-abi.md §2).
 
+Plain classes with ``__slots__`` rather than dataclasses: defining a dataclass costs ~0.4 ms of
+the pod's start-up (see ``rkt.net.config``).
+
 Imports only the standard library, ``rkt.errors`` and ``rkt.net``.
 """
 
@@ -12,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +23,20 @@ from rkt.net.cni import result_ip
 from rkt.net.config import Attachment, parse_network_config
 
 
-@dataclass
 class Entry:
-    attachment: Attachment
-    runtime_config: dict[str, Any] = field(default_factory=dict)
-    result: dict[str, Any] | None = None
+    """One network of the pod: what its ADD was (or is being) given, and its result once done."""
+
+    __slots__ = ("attachment", "result", "runtime_config")
+
+    def __init__(
+        self,
+        attachment: Attachment,
+        runtime_config: dict[str, Any] | None = None,
+        result: dict[str, Any] | None = None,
+    ) -> None:
+        self.attachment = attachment
+        self.runtime_config: dict[str, Any] = runtime_config if runtime_config is not None else {}
+        self.result = result
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -44,11 +55,15 @@ class Entry:
         return cls(att, dict(doc.get("runtimeConfig") or {}), result if result else None)
 
 
-@dataclass
 class NetJournal:
-    container_id: str
-    netns: str
-    entries: list[Entry] = field(default_factory=list)
+    """The pod's namespace path and its networks, in the order they were attached."""
+
+    __slots__ = ("container_id", "entries", "netns")
+
+    def __init__(self, container_id: str, netns: str, entries: list[Entry] | None = None) -> None:
+        self.container_id = container_id
+        self.netns = netns
+        self.entries: list[Entry] = entries if entries is not None else []
 
     def to_json(self) -> bytes:
         doc = {

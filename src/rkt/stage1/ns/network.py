@@ -3,10 +3,12 @@
 ``--net=host`` keeps the caller's namespace; ``--net=none`` gets a fresh one with ``lo`` only
 (``run.namespace_flags``); anything else is CNI (``rkt.net``): the run process creates the pod's
 namespace pinned at ``/run/netns/rkt-<uuid>``, ADDs every selected network from the host side
-(journalled in ``stage1/rootfs/rkt/private/net.json`` before each step), writes ``net-info.json``,
-then enters the namespace and brings ``lo`` up, so the pod's other namespaces and its init are
-made inside it. A failed ADD is undone at once (DEL of everything attempted, the namespace
-removed); gc undoes a pod that died, however it died, from the journal alone.
+(journalled in ``stage1/rootfs/rkt/private/net.json`` before each step), one network after the
+other; while the last one's plugins run it enters the namespace and brings ``lo`` up (so the
+pod's other namespaces and its init are made inside it), then takes the result and writes
+``net-info.json`` (``PendingNetwork``: ``start`` returns while those plugins run, ``finish``
+waits). A failed ADD is undone at once (DEL of everything attempted, the namespace removed); gc
+undoes a pod that died, however it died, from the journal alone.
 
 resolv.conf and hosts (``rkt.net.dns``): once the networks are up, ``write_name_files`` generates
 the pod's files under ``stage1/rootfs/rkt/private/name-files/`` and saves which file each app
@@ -26,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from rkt import abi
 from rkt.errors import NetworkError
+from rkt.host import libc
 from rkt.host.api import MNT_DETACH, MS_PRIVATE, MS_REC, Host
 from rkt.host.netns import NETNS_DIR, create_netns, enter_netns, netns_pins, remove_netns
 from rkt.net import dns
@@ -37,7 +40,7 @@ if TYPE_CHECKING:
     from rkt.net import cni, config
     from rkt.net.state import Entry, NetJournal
 
-# rkt.net.cni and rkt.net.config (with subprocess) are imported only where a pod joins CNI
+# rkt.net.cni, rkt.net.config and rkt.net.state are imported only where a pod joins CNI
 # networks: --net=none and --net=host pods start without them.
 
 JOURNAL = f"{PRIVATE_DIR}/net.json"
@@ -56,47 +59,116 @@ def netns_path(uuid: str) -> Path:
     return NETNS_DIR / f"rkt-{uuid}"
 
 
-def setup_network(host: Host, pod: PodDir, args: RunArgs) -> list[dict[str, Any]]:
-    """Attach the pod's networks (CNI mode only); returns the CNI results, in order."""
-    if len(args.net) == 1 and args.net[0] in ("host", "none"):
-        return []  # what net_mode() says of these; without importing rkt.net.config
-    from rkt.net import cni, config
-    from rkt.net.state import Entry, NetJournal, net_info, write_atomic
+class PendingNetwork:
+    """The pod's networks while the last one's plugins run (``PendingNetwork.start``).
 
-    requests = config.parse_net_flag(",".join(args.net))
-    if config.net_mode(requests) != "cni":
-        return []
-    local = Path(args.local_config) if args.local_config else None
-    attachments = config.select_networks(requests, config.load_user_networks(local))
-    runtime = _port_config(pod, args, attachments)
-    path = netns_path(pod.uuid)
-    journal = NetJournal(pod.uuid, str(path))
-    journal_file = pod.file(JOURNAL)
-    journal_file.parent.mkdir(parents=True, exist_ok=True)
-    journal.save(journal_file)
-    try:
-        create_netns(path)
-        for att, rc in zip(attachments, runtime, strict=True):
-            entry = Entry(att, rc)
-            journal.entries.append(entry)
-            journal.save(journal_file)
-            entry.result = cni.add_network(att.network, _invocation(journal, entry))
-            journal.save(journal_file)
-    except BaseException:
-        teardown_journal(journal, journal_file, raise_errors=False)
-        raise
-    write_atomic(pod.file(NET_INFO), json.dumps(net_info(journal), indent=1).encode())
-    enter_netns(path)
-    host.bring_up_loopback()
-    return [e.result or {} for e in journal.entries]
+    ``finish`` waits for them, journals the result, writes ``net-info.json`` and the pod's
+    resolv.conf/hosts; if the ADD failed, it undoes everything (DEL of every network attempted,
+    the namespace removed) and raises. ``abort`` undoes everything for a caller that failed in
+    between. Either must be called, before the caller leaves the namespaces it had at the start
+    but the network one (the DELs run from the host's network namespace, which ``abort`` and a
+    failing ``finish`` return to).
+    """
+
+    def __init__(self, pod: PodDir, args: RunArgs) -> None:
+        self.pod = pod
+        self.args = args
+        self.journal: NetJournal | None = None
+        self._pending: cni.PendingAdd | None = None
+        self._home = -1  # the host's network namespace, while CNI networks are being attached
+
+    @classmethod
+    def start(cls, host: Host, pod: PodDir, args: RunArgs) -> PendingNetwork:
+        """Start attaching the pod's networks (CNI mode only).
+
+        Returns once the last network's ADD is running, this process in the pod's namespace
+        with ``lo`` up: the caller may do work of its own before ``finish``. Networks are
+        attached one after the other, each chain in order (CNI: no parallel operations on one
+        container, even across attachments); a failure here is undone before it is raised.
+        """
+        net = cls(pod, args)
+        if len(args.net) == 1 and args.net[0] in ("host", "none"):
+            return net  # what net_mode() says of these; without importing rkt.net.config
+        from rkt.net import cni, config
+        from rkt.net.state import Entry, NetJournal
+
+        requests = config.parse_net_flag(",".join(args.net))
+        if config.net_mode(requests) != "cni":
+            return net
+        local = Path(args.local_config) if args.local_config else None
+        attachments = config.select_networks(requests, config.load_user_networks(local))
+        runtime = _port_config(pod, args, attachments)
+        path = netns_path(pod.uuid)
+        net.journal = journal = NetJournal(pod.uuid, str(path))
+        journal_file = pod.file(JOURNAL)
+        journal_file.parent.mkdir(parents=True, exist_ok=True)
+        journal.save(journal_file)
+        net._home = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            create_netns(path)
+            for att, rc in zip(attachments, runtime, strict=True):
+                if net._pending is not None:  # the previous network's: its result first
+                    journal.entries[-1].result = net._pending.wait()
+                    net._pending = None
+                    journal.save(journal_file)
+                entry = Entry(att, rc)
+                journal.entries.append(entry)
+                journal.save(journal_file)
+                net._pending = cni.start_add(att.network, _invocation(journal, entry))
+            # The plugins were started from the host's namespace; this process is done with it: it
+            # enters the pod's and sets lo up while the last network's plugins work.
+            enter_netns(path)
+            host.bring_up_loopback()
+        except BaseException:
+            net.abort()
+            raise
+        return net
+
+    def finish(self) -> list[dict[str, Any]]:
+        """The CNI results, in order (none outside CNI mode), once every file is written."""
+        results: list[dict[str, Any]] = []
+        if self.journal is not None:
+            from rkt.net.state import net_info, write_atomic
+
+            pending, self._pending = self._pending, None
+            try:
+                if pending is not None:
+                    self.journal.entries[-1].result = pending.wait()
+                    self.journal.save(self.pod.file(JOURNAL))
+            except BaseException:
+                self.abort()
+                raise
+            self._close_home()
+            info = json.dumps(net_info(self.journal), indent=1).encode()
+            write_atomic(self.pod.file(NET_INFO), info)
+            results = [e.result or {} for e in self.journal.entries]
+        write_name_files(self.pod, self.args, results)
+        return results
+
+    def abort(self) -> None:
+        """Undo whatever was attached; errors are swallowed (the caller has its own)."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.settle()
+        if self.journal is not None and self._home >= 0:
+            libc.setns(self._home, libc.CLONE_NEWNET)  # the plugins' "host" namespace
+            teardown_journal(self.journal, self.pod.file(JOURNAL), raise_errors=False)
+        self._close_home()
+
+    def _close_home(self) -> None:
+        if self._home >= 0:
+            os.close(self._home)
+            self._home = -1
 
 
 def _port_config(pod: PodDir, args: RunArgs, atts: list[config.Attachment]) -> list[dict[str, Any]]:
     """Per attachment, its runtimeConfig; the forwarding network gets portmap and the ports."""
+    manifest = pod.read_manifest()
+    if not args.port and not manifest.ports:
+        return [{} for _ in atts]  # and rkt.net.ports (with ipaddress) stays unloaded
     from rkt.net import config, ports
 
     requests = [ports.parse_port_flag(p) for p in args.port]
-    manifest = pod.read_manifest()
     requests += [
         ports.PortRequest(p.name, p.host_port, p.host_ip or "")
         for p in manifest.ports
@@ -167,7 +239,7 @@ def teardown_network(pod: PodDir) -> None:
 
 def prepare_pod_network(host: Host, pod: PodDir, args: RunArgs) -> None:
     """run's hook before it unshares the pod's namespaces: networks, then resolv.conf/hosts."""
-    write_name_files(pod, args, setup_network(host, pod, args))
+    PendingNetwork.start(host, pod, args).finish()
 
 
 def isolate_mounts(host: Host) -> None:
