@@ -96,12 +96,17 @@ class Pods:
             proc.communicate(timeout=30)
 
 
-@pytest.fixture(params=["default", "abi"])
+@pytest.fixture(params=["default", "default-exec", "abi"])
 def pods(request: pytest.FixtureRequest, rkt: Rkt, images: ImageFactory) -> Iterator[Pods]:
+    """The default stage1 (run in-process by stage0), the same exec'd as the ABI says
+    (``RKT_STAGE1_EXEC=1``: stage0/inprocess.py must not change what a pod does), and the
+    ABI test stage1."""
     require_root()
-    if request.param == "default":
+    if request.param.startswith("default"):
         require_default_stage1()
         stage1: list[str] = []
+        if request.param == "default-exec":
+            rkt.env["RKT_STAGE1_EXEC"] = "1"
     else:
         stage1 = [f"--stage1-path={abi_stage1_aci(rkt, images.workdir)}"]
     helper = Pods(rkt, images, stage1)

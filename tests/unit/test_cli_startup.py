@@ -13,6 +13,11 @@ HEAVY = ("httpx", "pysequoia", "grpc", "pyroute2", "asyncio", "zstandard")
 
 
 def _imported_modules(*args: str) -> set[str]:
+    return {name.split(".")[0] for name in _imported_full(*args)}
+
+
+def _imported_full(*args: str) -> set[str]:
+    """Every module (dotted name) that ``rkt ARGS`` imports."""
     python = REPO / ".venv" / "bin" / "python"
     proc = subprocess.run(
         [
@@ -30,8 +35,12 @@ def _imported_modules(*args: str) -> set[str]:
     names = set()
     for line in proc.stderr.splitlines():
         if line.startswith("import time:") and "|" in line:
-            names.add(line.rsplit("|", 1)[1].strip().split(".")[0])
+            names.add(line.rsplit("|", 1)[1].strip())
     return names
+
+
+def _under(loaded: set[str], *prefixes: str) -> set[str]:
+    return {n for n in loaded if any(n == p or n.startswith(p + ".") for p in prefixes)}
 
 
 @pytest.mark.parametrize("args", [("--help",), ("image", "list", "--help"), ("version",)])
@@ -43,6 +52,64 @@ def test_cli_start_imports_no_network_or_crypto_library(args: tuple[str, ...]) -
 def test_image_list_imports_no_network_or_crypto_library(tmp_path: object) -> None:
     loaded = _imported_modules(f"--dir={tmp_path}", "image", "list")
     assert not loaded & set(HEAVY)
+
+
+# What the pod start and listing paths leave out (docs/benchmarks.md, "Pod start"): each costs
+# milliseconds of every `rkt run`, `run-prepared` or `list`, and none is needed there.
+NOT_ON_RUN_PATH = (
+    "argparse",  # run has its own grammar (rkt.cli.run_args); argparse, gettext, locale: ~3 ms
+    "hashlib",  # OpenSSL: only to name a tree that is rendered
+    "uuid",  # pulls in platform; pod UUIDs are made by rkt.pod.pod.new_uuid
+    "platform",
+    "ctypes",
+    "rkt.formats",  # image formats: only for an image that is not in the store yet
+    "rkt.schema.isolators",  # only for a manifest or a flag with isolators
+    "rkt.store.render",
+    "rkt.store.layers",
+    "rkt.stage0.importer",
+)
+
+
+def test_run_command_imports_only_what_a_stored_image_needs() -> None:
+    loaded = _imported_full("run", "--help")
+    assert "rkt.stage0.prepare" in loaded  # the command really was imported
+    assert not _under(loaded, *NOT_ON_RUN_PATH, *HEAVY)
+
+
+def test_pod_manifest_without_isolators_does_not_import_them() -> None:
+    code = (
+        "import sys\n"
+        "from rkt.schema.pod import PodManifest\n"
+        "app = {'exec': ['/bin/true'], 'user': '0', 'group': '0'}\n"
+        "image = {'id': 'sha512-' + 'a' * 128, 'name': 'example.com/x'}\n"
+        "doc = {'acKind': 'PodManifest', 'acVersion': '0.8.11',\n"
+        "       'apps': [{'name': 'x', 'image': image, 'app': app}]}\n"
+        "PodManifest.from_json(doc)\n"
+        "print('rkt.schema.isolators' in sys.modules)\n"
+        "app['isolators'] = [{'name': 'os/linux/no-new-privileges', 'value': True}]\n"
+        "print(PodManifest.from_json(doc).apps[0].app.isolators[0].value)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.split() == ["False", "True"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("list",),
+        ("list", "--format=json"),
+        ("run-prepared", "--net=none", "00000000-0000-4000-8000-000000000000"),
+    ],
+)
+def test_pod_commands_import_no_dataclasses_store_or_schema(
+    args: tuple[str, ...], tmp_path: object
+) -> None:
+    loaded = _imported_full(f"--dir={tmp_path}", *args)
+    assert "rkt.pod.pod" in loaded
+    unneeded = ("dataclasses", "sqlite3", "hashlib", "uuid", "threading", "rkt.store", "rkt.schema")
+    assert not _under(loaded, *unneeded, *HEAVY)
 
 
 def test_unknown_command_is_a_usage_error() -> None:

@@ -53,7 +53,9 @@ HEX = "ab" * 64
 def test_parse_image_reference_classifies_like_rkt(
     text: str, expected: reference.ImageRef, tmp_path: Path
 ) -> None:
-    assert parse_image_reference(text, cwd=tmp_path) == expected
+    got = parse_image_reference(text, cwd=tmp_path)
+    # The kinds are NamedTuples: equal fields alone would not tell a UrlRef from a DockerRef.
+    assert type(got) is type(expected) and got == expected
 
 
 @pytest.mark.parametrize(
@@ -87,10 +89,9 @@ def test_existing_file_in_cwd_is_a_path_even_without_dot_slash(tmp_path: Path) -
     (tmp_path / "myimage").write_bytes(b"aci")
     (tmp_path / "example.com").mkdir()
     (tmp_path / "example.com" / "app").write_bytes(b"aci")
-    assert parse_image_reference("myimage", cwd=tmp_path) == PathRef(Path("myimage"))
-    assert parse_image_reference("example.com/app", cwd=tmp_path) == PathRef(
-        Path("example.com/app")
-    )
+    for text in ("myimage", "example.com/app"):
+        got = parse_image_reference(text, cwd=tmp_path)
+        assert isinstance(got, PathRef) and got == PathRef(Path(text))
 
 
 def test_existing_directory_does_not_make_a_path(tmp_path: Path) -> None:

@@ -24,7 +24,9 @@ from rkt.pod.pod import (
     create_embryo,
     ensure_pods_root,
     find_pod,
+    is_uuid,
     iter_pods,
+    new_uuid,
     read_uuid_file,
     wait_for_exit,
 )
@@ -101,6 +103,17 @@ def test_create_embryo_gives_a_locked_preparing_pod(root: Path) -> None:
     finally:
         lock.close()
     assert pod.state() == "aborted prepare"
+
+
+def test_new_uuid_is_a_random_version_4_uuid() -> None:
+    import uuid
+
+    made = {new_uuid() for _ in range(200)}
+    assert len(made) == 200
+    for text in made:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text and is_uuid(text)
+        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122
 
 
 def test_lock_follows_the_directory_across_renames(root: Path) -> None:

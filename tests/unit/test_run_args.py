@@ -125,3 +125,39 @@ def test_compatibility_flags_accept_rkts_defaults() -> None:
     from rkt.cli.run_args import reject_unsupported
 
     reject_unsupported(parse_run_args(["--no-overlay=false", "--ipc=auto", "img", "--stdin=null"]))
+
+
+@pytest.mark.parametrize(
+    "tokens",
+    [
+        [],
+        ["--dir=/d", "--insecure-options=image,http", "--debug=true"],
+        ["--debug=false", "--trust-keys-from-https=1", "--user-config=/u"],
+        ["--local-config=/l", "--system-config=/s", "--dir=/a", "--dir=/b"],
+    ],
+)
+def test_run_grammar_globals_match_the_argparse_globals(tokens: list[str]) -> None:
+    from rkt.cli.globals import parse_globals
+    from rkt.cli.parser import global_parser, options_from
+
+    assert parse_globals(tokens) == options_from(global_parser().parse_args(tokens))
+
+
+def test_run_grammar_globals_refuse_bad_values() -> None:
+    from rkt.cli.globals import parse_globals
+
+    with pytest.raises(UsageError, match="invalid boolean"):
+        parse_globals(["--debug=maybe"])
+    with pytest.raises(UsageError, match="unknown value"):
+        parse_globals(["--insecure-options=bogus"])
+
+
+def test_command_usage_lists_its_own_flags_then_the_global_ones() -> None:
+    from rkt.cli.commands import list as list_command
+    from rkt.cli.parser import command_parser
+
+    parser = command_parser("list", "list pods", list_command.add_arguments)
+    assert parser.format_usage().startswith("usage: rkt list [--full]")
+    assert parser.format_usage().rstrip().endswith("[global flags]")
+    text = parser.format_help()
+    assert "list pods" in text and "--insecure-options" in text

@@ -1,15 +1,17 @@
-"""Small flag parsers shared by commands: Go-style durations and booleans."""
+"""Small flag parsers shared by commands: Go-style durations and booleans.
+
+Pure (no argparse: the ``run`` grammar uses these too); rkt's argparse glue is ``rkt.cli.parser``.
+"""
 
 from __future__ import annotations
 
-import argparse
 import re
-from typing import Any
 
 from rkt.errors import UsageError
 
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+# Compiled on first use (re caches it): `rkt run` imports this module and never parses a duration.
+_PART = r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)"
 
 
 def parse_duration(text: str, flag: str) -> float:
@@ -17,9 +19,10 @@ def parse_duration(text: str, flag: str) -> float:
     value = text.strip()
     if value in ("0", ""):
         return 0.0
+    part = re.compile(_PART)
     pos, total = 0, 0.0
     while pos < len(value):
-        match = _PART.match(value, pos)
+        match = part.match(value, pos)
         if match is None:
             raise UsageError(f'{flag}: invalid duration "{text}" (examples: 30m, 24h, 1h30m)')
         total += float(match.group(1)) * _UNITS[match.group(2)]
@@ -34,51 +37,3 @@ def parse_bool(value: str, flag: str) -> bool:
     if lowered in ("false", "0", "no", "f"):
         return False
     raise UsageError(f'{flag}: invalid boolean "{value}"')
-
-
-class BoolAction(argparse.Action):
-    """A boolean flag in rkt's (cobra's) style: ``--flag``, ``--flag=true`` or ``--flag=false``.
-
-    A bare ``--flag`` never consumes the next argument; ``rewrite_bool_flags`` turns the ``=VALUE``
-    forms into what argparse understands before parsing.
-    """
-
-    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
-        kwargs.pop("nargs", None)
-        super().__init__(option_strings, dest, nargs=0, **kwargs)
-
-    def __call__(self, parser: Any, namespace: Any, values: Any, option: str | None = None) -> None:
-        setattr(namespace, self.dest, True)
-
-
-def add_bool(
-    parser: argparse.ArgumentParser | Any, name: str, default: bool, help_text: str
-) -> None:
-    parser.add_argument(name, action=BoolAction, default=default, help=help_text)
-
-
-def rewrite_bool_flags(
-    actions: list[argparse.Action], argv: list[str]
-) -> tuple[list[str], dict[str, bool]]:
-    """``--flag=true`` -> ``--flag``; ``--flag=false`` -> dropped and returned as an override."""
-    flags = {
-        opt: action.dest
-        for action in actions
-        if isinstance(action, BoolAction | argparse._StoreTrueAction)
-        for opt in action.option_strings
-    }
-    out: list[str] = []
-    overrides: dict[str, bool] = {}
-    for index, token in enumerate(argv):
-        if token == "--":
-            out.extend(argv[index:])
-            break
-        name, eq, value = token.partition("=")
-        if eq and name in flags:
-            if parse_bool(value, name):
-                out.append(name)
-            else:
-                overrides[flags[name]] = False
-            continue
-        out.append(token)
-    return out, overrides

@@ -1,14 +1,17 @@
-"""The global flags of rkt (rkt/rkt.go) and the argparse subclass every command uses."""
+"""The global flags of rkt (rkt/rkt.go): their defaults and how their values become
+``GlobalOptions``.
+
+Pure: argparse commands get the flags from ``rkt.cli.parser``; the commands with rkt's run
+grammar hand over their ``--flag=value`` tokens to ``parse_globals`` (no argparse on their path).
+"""
 
 from __future__ import annotations
 
-import argparse
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
 
-from rkt.cli.flags import add_bool, rewrite_bool_flags
+from rkt.cli.flags import parse_bool
 from rkt.errors import UsageError
 from rkt.settings import (
     DEFAULT_DIR,
@@ -18,21 +21,16 @@ from rkt.settings import (
     InsecureOptions,
 )
 
-
-class Parser(argparse.ArgumentParser):
-    """argparse that raises UsageError instead of exiting, so main() owns the exit code."""
-
-    def parse_args(  # type: ignore[override]
-        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
-    ) -> argparse.Namespace:
-        argv, overrides = rewrite_bool_flags(self._actions, list(args or []))
-        parsed = super().parse_args(argv, namespace)
-        for dest, value in overrides.items():
-            setattr(parsed, dest, value)
-        return parsed
-
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{self.prog}: {message}")
+# flag -> kind, as in rkt.cli.run_args: "value", or "bool" (``--debug``, ``--debug=false``)
+GLOBAL_FLAGS: dict[str, str] = {
+    "--dir": "value",
+    "--local-config": "value",
+    "--system-config": "value",
+    "--user-config": "value",
+    "--insecure-options": "value",
+    "--trust-keys-from-https": "bool",
+    "--debug": "bool",
+}
 
 
 def _configured_data_dir(system: Path, local: Path) -> str | None:
@@ -48,54 +46,61 @@ def _env_path(name: str, default: Path) -> str:
     return os.environ.get(name, str(default))
 
 
-def global_parser() -> argparse.ArgumentParser:
-    """The global flags of rkt (rkt/rkt.go); accepted before or after the command words."""
-    parser = Parser(add_help=False)
-    group = parser.add_argument_group("global flags")
-    group.add_argument(
-        "--dir", default=None, help=f"rkt data directory (default {DEFAULT_DIR}, or paths.d config)"
-    )
-    group.add_argument(
-        "--local-config",
-        default=_env_path("RKT_LOCAL_CONFIG", DEFAULT_LOCAL_CONFIG),
-        help="local configuration directory",
-    )
-    group.add_argument(
-        "--system-config",
-        default=_env_path("RKT_SYSTEM_CONFIG", DEFAULT_SYSTEM_CONFIG),
-        help="system configuration directory",
-    )
-    group.add_argument("--user-config", default="", help="user configuration directory")
-    group.add_argument(
-        "--insecure-options",
-        default="none",
-        help="comma-separated list of security features to disable "
-        "(none,image,tls,ondisk,http,pubkey,capabilities,paths,seccomp,all-fetch,all-run,all)",
-    )
-    add_bool(group, "--trust-keys-from-https", False, "trust gpg keys fetched from https")
-    add_bool(group, "--debug", False, "print debug output")
-    return parser
+def global_defaults() -> dict[str, str]:
+    """The config dirs when not given: ``$RKT_LOCAL_CONFIG`` / ``$RKT_SYSTEM_CONFIG`` or rkt's."""
+    return {
+        "local_config": _env_path("RKT_LOCAL_CONFIG", DEFAULT_LOCAL_CONFIG),
+        "system_config": _env_path("RKT_SYSTEM_CONFIG", DEFAULT_SYSTEM_CONFIG),
+    }
 
 
-def options_from(args: argparse.Namespace) -> GlobalOptions:
-    local = Path(args.local_config)
-    system = Path(args.system_config)
-    data_dir = args.dir
+def global_options(
+    *,
+    data_dir: str | None,
+    local_config: str,
+    system_config: str,
+    user_config: str,
+    insecure_options: str,
+    trust_keys_from_https: bool,
+    debug: bool,
+) -> GlobalOptions:
+    """``GlobalOptions`` from the flags' values; without ``--dir``: paths.d, ``$RKT_DIR``, rkt's."""
+    local = Path(local_config)
+    system = Path(system_config)
     if data_dir is None:
         data_dir = _configured_data_dir(system, local) or os.environ.get(
             "RKT_DIR", str(DEFAULT_DIR)
         )
     return GlobalOptions(
         dir=Path(data_dir),
-        local_config=Path(args.local_config),
-        system_config=Path(args.system_config),
-        user_config=Path(args.user_config) if args.user_config else None,
-        insecure=InsecureOptions.parse(args.insecure_options),
-        trust_keys_from_https=bool(args.trust_keys_from_https),
-        debug=bool(args.debug),
+        local_config=local,
+        system_config=system,
+        user_config=Path(user_config) if user_config else None,
+        insecure=InsecureOptions.parse(insecure_options),
+        trust_keys_from_https=trust_keys_from_https,
+        debug=debug,
     )
 
 
 def parse_globals(tokens: Sequence[str]) -> GlobalOptions:
     """GlobalOptions from a list of ``--flag=value`` global flags (for raw-grammar commands)."""
-    return options_from(global_parser().parse_args(list(tokens)))
+    defaults = global_defaults()
+    values: dict[str, str] = {}
+    for token in tokens:
+        name, eq, value = token.partition("=")
+        if name not in GLOBAL_FLAGS or not eq:
+            raise UsageError(f'global flag "{token}": expected --flag=value')
+        values[name] = value
+
+    def flag_bool(name: str) -> bool:
+        return name in values and parse_bool(values[name], name)
+
+    return global_options(
+        data_dir=values.get("--dir"),
+        local_config=values.get("--local-config", defaults["local_config"]),
+        system_config=values.get("--system-config", defaults["system_config"]),
+        user_config=values.get("--user-config", ""),
+        insecure_options=values.get("--insecure-options", "none"),
+        trust_keys_from_https=flag_bool("--trust-keys-from-https"),
+        debug=flag_bool("--debug"),
+    )

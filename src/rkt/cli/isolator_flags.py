@@ -16,17 +16,16 @@ from __future__ import annotations
 from typing import Any
 
 from rkt.errors import ManifestError, UsageError
-from rkt.schema.isolators import (
-    CAPABILITIES_REMOVE,
-    CAPABILITIES_RETAIN,
-    CPU_SHARES,
-    OOM_SCORE_ADJ,
-    RESOURCE_CPU,
-    RESOURCE_MEMORY,
-    SECCOMP_REMOVE,
-    SECCOMP_RETAIN,
-    Isolator,
-    parse_isolator,
+
+# The flags handled here; an app without any never imports rkt.schema.isolators (~6 ms).
+ISOLATOR_FLAGS = (
+    "--cpu",
+    "--memory",
+    "--cpu-shares",
+    "--oom-score-adj",
+    "--caps-retain",
+    "--caps-remove",
+    "--seccomp",
 )
 
 
@@ -53,6 +52,8 @@ def _caps(text: str) -> list[str]:
 
 def parse_seccomp_flag(text: str) -> dict[str, Any]:
     """``mode=retain|remove[,errno=ENAME],SYSCALL,...`` → an isolator dict."""
+    from rkt.schema.isolators import SECCOMP_REMOVE, SECCOMP_RETAIN
+
     mode = None
     errno = None
     syscalls: list[str] = []
@@ -75,6 +76,19 @@ def parse_seccomp_flag(text: str) -> dict[str, Any]:
 
 def isolator_flags(flags: dict[str, list[str]]) -> tuple[dict[str, Any], ...]:
     """The isolators the app's flags ask for, each validated; () when none is given."""
+    if not any(flags.get(flag) for flag in ISOLATOR_FLAGS):
+        return ()
+    from rkt.schema.isolators import (
+        CAPABILITIES_REMOVE,
+        CAPABILITIES_RETAIN,
+        CPU_SHARES,
+        OOM_SCORE_ADJ,
+        RESOURCE_CPU,
+        RESOURCE_MEMORY,
+        Isolator,
+        parse_isolator,
+    )
+
     out: list[tuple[str, dict[str, Any]]] = []
     if (cpu := _last(flags, "--cpu")) is not None:
         out.append(("--cpu", {"name": RESOURCE_CPU, "value": {"limit": cpu}}))

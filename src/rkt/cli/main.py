@@ -1,21 +1,24 @@
 """Entry point of the ``rkt`` command: parse global flags, dispatch, map errors to exit codes.
 
 This is the only module that calls ``sys.exit``. Command modules are imported only once chosen (see
-``rkt.cli.table``), so ``rkt --help`` stays fast and free of network and crypto imports.
+``rkt.cli.table``), so ``rkt --help`` stays fast and free of network and crypto imports; argparse
+(``rkt.cli.parser``) only for a command that uses it, not for ``run`` and ``prepare``.
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import sys
 from collections.abc import Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from rkt.cli.globals import Parser, global_parser, options_from
 from rkt.cli.table import COMMANDS, HIDDEN, find_command, group_names
 from rkt.errors import EXIT_INTERNAL, EXIT_USAGE, RktError
-from rkt.settings import GlobalOptions
+
+if TYPE_CHECKING:
+    import argparse
+
+    from rkt.settings import GlobalOptions
 
 # Global flags that take a value (so the command words can be found among them).
 _VALUED_GLOBALS = {
@@ -71,6 +74,8 @@ def usage_text(prefix: str = "") -> str:
         if name in HIDDEN or not name.startswith(prefix):
             continue
         lines.append(f"  {name:<22} {summary}")
+    from rkt.cli.parser import global_parser
+
     lines += ["", "Global flags:"]
     lines.append(global_parser().format_help().split("global flags:", 1)[-1].rstrip("\n"))
     lines += ["", "Run 'rkt COMMAND --help' for the flags of a command."]
@@ -101,12 +106,9 @@ def dispatch(argv: Sequence[str]) -> int:
         raw: RawCommandModule = loaded
         return raw.run_raw(rest)
     module: CommandModule = loaded
-    bare = Parser(prog=f"rkt {name}", add_help=False)
-    module.add_arguments(bare)
-    usage = bare.format_usage().removeprefix("usage: ").strip() + " [global flags]"
-    parser = Parser(prog=f"rkt {name}", description=summary, usage=usage, parents=[global_parser()])
-    module.add_arguments(parser)
-    args = parser.parse_args(rest)
+    from rkt.cli.parser import command_parser, options_from
+
+    args = command_parser(name, summary, module.add_arguments).parse_args(rest)
     return module.run(args, options_from(args))
 
 

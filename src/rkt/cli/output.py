@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any, TextIO
 
 FORMATS = ("", "json", "json-pretty")
@@ -60,10 +59,14 @@ def format_size(size: int) -> str:
 def format_time(ts: float | None) -> str:
     if not ts:
         return "-"
+    from datetime import UTC, datetime  # here: `rkt list` shows relative times (~1 ms)
+
     return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " +0000 UTC"
 
 
 def iso_time(ts: float | None) -> str | None:
     if not ts:
         return None
+    from datetime import UTC, datetime
+
     return datetime.fromtimestamp(ts, tz=UTC).isoformat()

@@ -9,9 +9,8 @@ off: anything that is not a known flag is an image.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from rkt.cli.flags import parse_bool
+from rkt.cli.globals import GLOBAL_FLAGS
 from rkt.errors import UsageError
 
 # name -> kind: "value" (needs a value), "bool" (--x or --x=BOOL), "multi" (repeatable value)
@@ -68,33 +67,37 @@ APP_FLAGS: dict[str, str] = {
     "--stdout": "value",
     "--stderr": "value",
 }
-# Global flags may appear among pod flags too (rkt's persistent flags).
-GLOBAL_FLAGS: dict[str, str] = {
-    "--dir": "value",
-    "--local-config": "value",
-    "--system-config": "value",
-    "--user-config": "value",
-    "--insecure-options": "value",
-    "--trust-keys-from-https": "bool",
-    "--debug": "bool",
-}
+# Global flags (GLOBAL_FLAGS, from rkt.cli.globals) may appear among pod flags too: rkt's
+# persistent flags.
 
 
-@dataclass
+# The two builders below are plain classes: filled in by parse_run_args, read once by the
+# command, never compared; a @dataclass would cost more at import than all of the parsing.
+
+
 class ParsedApp:
-    image: str
-    flags: dict[str, list[str]] = field(default_factory=dict)
-    args: list[str] = field(default_factory=list)
-    has_args: bool = False
+    """One image of the command line with the flags and arguments that follow it."""
+
+    __slots__ = ("args", "flags", "has_args", "image")
+
+    def __init__(self, image: str) -> None:
+        self.image = image
+        self.flags: dict[str, list[str]] = {}
+        self.args: list[str] = []
+        self.has_args = False
 
 
-@dataclass
 class ParsedRun:
-    pod: dict[str, list[str]] = field(default_factory=dict)
-    shared_app: dict[str, list[str]] = field(default_factory=dict)
-    globals: list[str] = field(default_factory=list)
-    apps: list[ParsedApp] = field(default_factory=list)
-    help: bool = False
+    """The command line split into global flags, pod flags, shared app flags and apps."""
+
+    __slots__ = ("apps", "globals", "help", "pod", "shared_app")
+
+    def __init__(self) -> None:
+        self.pod: dict[str, list[str]] = {}
+        self.shared_app: dict[str, list[str]] = {}
+        self.globals: list[str] = []
+        self.apps: list[ParsedApp] = []
+        self.help = False
 
     def last(self, flag: str, default: str | None = None) -> str | None:
         values = self.pod.get(flag)

@@ -5,35 +5,40 @@ configuration.md). Kinds: ``paths`` (data, stage1-images), ``stage1`` (default s
 location), ``auth`` (HTTP credentials per domain) and ``dockerAuth`` (registry credentials). Later
 directories override earlier ones: system < local < user; within a directory files apply in lexical
 order. Imports only the standard library and ``rkt.errors``.
+
+No dataclasses here: ``rkt run`` loads the config on every start, and creating a dataclass costs
+more at import than reading the config dirs.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from rkt.errors import ConfigError
 
 KINDS = ("auth", "dockerAuth", "paths", "stage1")
 
 
-@dataclass(frozen=True)
-class Credentials:
+class Credentials(NamedTuple):
     kind: str  # "basic" or "oauth"
     user: str = ""
     password: str = ""
     token: str = ""
 
 
-@dataclass
 class Config:
-    paths: dict[str, str] = field(default_factory=dict)
-    stage1: dict[str, str] = field(default_factory=dict)
-    auth: dict[str, Credentials] = field(default_factory=dict)  # domain -> credentials
-    docker_auth: dict[str, Credentials] = field(default_factory=dict)  # registry -> credentials
-    sources: list[dict[str, Any]] = field(default_factory=list)
+    """The merged configuration, filled in by ``load_config``."""
+
+    __slots__ = ("auth", "docker_auth", "paths", "sources", "stage1")
+
+    def __init__(self) -> None:
+        self.paths: dict[str, str] = {}
+        self.stage1: dict[str, str] = {}
+        self.auth: dict[str, Credentials] = {}  # domain -> credentials
+        self.docker_auth: dict[str, Credentials] = {}  # registry -> credentials
+        self.sources: list[dict[str, Any]] = []
 
     def to_json(self) -> dict[str, Any]:
         """The merged view ``rkt config`` prints (secrets included, as rkt does)."""

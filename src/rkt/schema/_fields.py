@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from rkt.errors import ManifestError
@@ -35,12 +34,14 @@ def show(value: object) -> str:
     return text if len(text) <= _SHOW_LIMIT else text[: _SHOW_LIMIT - 3] + "..."
 
 
-@dataclass(frozen=True, slots=True)
 class Loc:
     """Where a value sits: the document (``image manifest``) and the dotted field path in it."""
 
-    doc: str
-    path: str = ""
+    __slots__ = ("doc", "path")
+
+    def __init__(self, doc: str, path: str = "") -> None:
+        self.doc = doc
+        self.path = path
 
     def key(self, name: str) -> Loc:
         return Loc(self.doc, f"{self.path}.{name}" if self.path else name)

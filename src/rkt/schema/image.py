@@ -1,10 +1,15 @@
 """The appc ImageManifest and its App (appc spec 0.8.11, aci.md "Image Manifest Schema").
 
-Owns: the frozen dataclasses of an image manifest, the App object (also used by pod manifests,
+Owns: the immutable records of an image manifest, the App object (also used by pod manifests,
 which import ``parse_app``), labels with their os/arch rules, and the JSON codec
 (``ImageManifest.from_json`` validates every field; ``to_dict`` / ``to_json`` give spec JSON).
 
-Dataclasses built directly in code are not validated; ``ImageManifest.from_json(m.to_dict())``
+The records are ``typing.NamedTuple``s, not dataclasses: just as immutable, typed and comparable,
+and 4-8x cheaper to create (Python 3.11 compiles each generated dataclass method on its own), which
+matters because ``rkt run`` imports this module on every start. Isolators stay in their own module,
+imported only when a manifest has some.
+
+Records built directly in code are not validated; ``ImageManifest.from_json(m.to_dict())``
 does that. Paths are checked to be absolute only: resolving them inside a rootfs safely is the
 job of whoever renders or mounts.
 
@@ -15,9 +20,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from rkt.errors import ManifestError
 from rkt.schema._fields import (
@@ -42,13 +46,15 @@ from rkt.schema._fields import (
     str_list,
     str_map,
 )
-from rkt.schema.isolators import Isolator, parse_isolators
 from rkt.schema.names import (
     is_full_image_id,
     validate_ac_identifier,
     validate_ac_name,
     validate_ac_version,
 )
+
+if TYPE_CHECKING:
+    from rkt.schema.isolators import Isolator
 
 SPEC_VERSION = "0.8.11"
 IMAGE_MANIFEST_KIND = "ImageManifest"
@@ -85,43 +91,37 @@ StringMap = tuple[tuple[str, str], ...]
 """An ordered string-to-string map (``userAnnotations``, ``userLabels``), kept hashable."""
 
 
-@dataclass(frozen=True, slots=True)
-class Label:
+class Label(NamedTuple):
     name: str
     value: str
 
 
-@dataclass(frozen=True, slots=True)
-class Annotation:
+class Annotation(NamedTuple):
     name: str
     value: str
 
 
-@dataclass(frozen=True, slots=True)
-class EnvVar:
+class EnvVar(NamedTuple):
     name: str
     value: str
 
 
-@dataclass(frozen=True, slots=True)
-class EventHandler:
+class EventHandler(NamedTuple):
     name: str
     exec: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class MountPoint:
+class MountPoint(NamedTuple):
     name: str
     path: str
     read_only: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Port:
+class Port(NamedTuple):
     name: str
     protocol: str
     port: int
-    count: int = 1
+    count: int = 1  # type: ignore[assignment]  # the spec's name; shadows tuple.count
     socket_activated: bool = False
 
     def to_dict(self) -> dict[str, Any]:
@@ -133,13 +133,12 @@ class Port:
         return out
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class App:
+class App(NamedTuple):
     """How to run an image as an application (aci.md "app"); pods may substitute their own."""
 
-    exec: tuple[str, ...] = ()
     user: str
     group: str
+    exec: tuple[str, ...] = ()
     supplementary_gids: tuple[int, ...] = ()
     event_handlers: tuple[EventHandler, ...] = ()
     working_directory: str | None = None
@@ -179,8 +178,7 @@ class App:
         return out
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Dependency:
+class Dependency(NamedTuple):
     image_name: str
     image_id: str | None = None
     labels: tuple[Label, ...] = ()
@@ -197,13 +195,12 @@ class Dependency:
         return out
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ImageManifest:
+class ImageManifest(NamedTuple):
     """An ACI's ``manifest`` file."""
 
+    name: str
     ac_kind: str = IMAGE_MANIFEST_KIND
     ac_version: str = SPEC_VERSION
-    name: str
     labels: tuple[Label, ...] = ()
     app: App | None = None
     dependencies: tuple[Dependency, ...] = ()
@@ -317,12 +314,23 @@ def parse_app(value: Any, loc: Loc) -> App:
         event_handlers=handlers,
         working_directory=working_directory,
         environment=tuple(EnvVar(n, v) for n, v in env),
-        isolators=parse_isolators(obj, "isolators", loc),
+        isolators=parse_isolators_field(obj, loc),
         mount_points=mount_points,
         ports=ports,
         user_annotations=str_map(obj, "userAnnotations", loc),
         user_labels=str_map(obj, "userLabels", loc),
     )
+
+
+def parse_isolators_field(obj: Mapping[str, Any], loc: Loc) -> tuple[Isolator, ...]:
+    """The ``isolators`` list of an app or a pod; most manifests have none, and they do not import
+    ``rkt.schema.isolators`` (quantities, capability names: ~6 ms on the ``rkt run`` path)."""
+    value = obj.get("isolators")
+    if value is None or value == []:
+        return ()
+    from rkt.schema.isolators import parse_isolators
+
+    return parse_isolators(obj, "isolators", loc)
 
 
 def parse_port(obj: Mapping[str, Any], loc: Loc) -> Port:

@@ -1,8 +1,9 @@
 """The appc PodManifest (appc spec 0.8.11, pods.md "Pod Manifest Schema").
 
-Owns: the frozen dataclasses of a pod manifest (apps with their image reference, optional App
-override and mounts; volumes; exposed ports) and its JSON codec. The App object, labels,
-annotations and ports are parsed by ``rkt.schema.image``, never duplicated here.
+Owns: the immutable records (``NamedTuple``s, as in ``rkt.schema.image``) of a pod manifest (apps
+with their image reference, optional App override and mounts; volumes; exposed ports) and its JSON
+codec. The App object, labels, annotations and ports are parsed by ``rkt.schema.image``, never
+duplicated here.
 
 A parsed pod manifest is internally consistent: app and volume names are unique and every mount
 names a declared volume (or carries its own ``appVolume``). Whether it is *reified* (image IDs
@@ -16,8 +17,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from rkt.schema._fields import (
     Loc,
@@ -46,11 +46,14 @@ from rkt.schema.image import (
     parse_annotations,
     parse_app,
     parse_header,
+    parse_isolators_field,
     parse_labels,
     parse_port,
 )
-from rkt.schema.isolators import Isolator, parse_isolators
 from rkt.schema.names import is_full_image_id, validate_ac_identifier, validate_ac_name
+
+if TYPE_CHECKING:
+    from rkt.schema.isolators import Isolator
 
 POD_MANIFEST_KIND = "PodManifest"
 VOLUME_KINDS = ("host", "empty")
@@ -59,8 +62,7 @@ _MODE = re.compile(r"[0-7]{3,4}")
 _MAX_ID = (1 << 32) - 1
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RuntimeImage:
+class RuntimeImage(NamedTuple):
     """The image an app runs: its ID (required) and, informationally, its name and labels."""
 
     id: str
@@ -77,8 +79,7 @@ class RuntimeImage:
         return out
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Volume:
+class Volume(NamedTuple):
     """A pod volume; for kind "empty", parsing fills mode "0755", uid 0 and gid 0 (pods.md)."""
 
     name: str
@@ -108,8 +109,7 @@ class Volume:
         return out
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Mount:
+class Mount(NamedTuple):
     """Maps a volume (by name, or the inline ``app_volume``) to a path in an app."""
 
     volume: str
@@ -123,8 +123,7 @@ class Mount:
         return out
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PodApp:
+class PodApp(NamedTuple):
     """One app of a pod (pods.md ``apps[]``); ``app`` None means "as in the image manifest"."""
 
     name: str
@@ -147,8 +146,7 @@ class PodApp:
         return out
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ExposedPort:
+class ExposedPort(NamedTuple):
     """A port to forward from the host (pods.md ``ports[]``)."""
 
     name: str
@@ -165,8 +163,7 @@ class ExposedPort:
         return out
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PodManifest:
+class PodManifest(NamedTuple):
     """The ``pod`` manifest stage0 writes and stage1 reads."""
 
     ac_kind: str = POD_MANIFEST_KIND
@@ -204,7 +201,7 @@ class PodManifest:
             ac_version=ac_version,
             apps=apps,
             volumes=volumes,
-            isolators=parse_isolators(obj, "isolators", loc),
+            isolators=parse_isolators_field(obj, loc),
             annotations=parse_annotations(obj, "annotations", loc),
             ports=tuple(_parse_exposed_port(o, w) for w, o in objects(obj, "ports", loc)),
             user_annotations=str_map(obj, "userAnnotations", loc),

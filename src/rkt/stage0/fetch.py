@@ -19,9 +19,8 @@ import contextlib
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, NamedTuple
 
 from rkt.errors import (
     ArchiveError,
@@ -41,7 +40,6 @@ from rkt.fetch.reference import (
     parse_image_reference,
 )
 from rkt.settings import GlobalOptions
-from rkt.stage0.importer import import_image_file
 from rkt.stage0.privileges import RKT_ADMIN_GROUP, require_group
 from rkt.store.db import RemoteRecord
 from rkt.store.store import Store
@@ -54,8 +52,7 @@ if TYPE_CHECKING:
 PULL_POLICIES = ("new", "update", "never")
 
 
-@dataclass(frozen=True)
-class FetchRequest:
+class FetchRequest(NamedTuple):
     image: str
     signature: Path | None = None
     pull_policy: str = "update"
@@ -275,6 +272,8 @@ class Fetcher:
 
             keystore = Keystore(self.opts.local_config, self.opts.system_config)
             verify_detached(path, sig_bytes, name=manifest.name, keystore=keystore)
+        from rkt.stage0.importer import import_image_file  # not needed for a stored image
+
         image_id = import_image_file(
             self.store,
             path,

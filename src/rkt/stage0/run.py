@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import NamedTuple, NoReturn
 
 from rkt import abi
 from rkt.errors import PodError
 from rkt.pod.pod import PREPARED, RUN, Pod, PodLock, write_atomic
 
 
-@dataclass(frozen=True)
-class RunOptions:
+class RunOptions(NamedTuple):
     net: str = "default"
     hostname: str | None = None
     interactive: bool = False
@@ -162,6 +160,7 @@ def start_run(pod: Pod, options: RunOptions) -> tuple[PodLock, list[str], dict[s
                     "mutable": options.mutable,
                 }
             ).encode(),
+            durable=False,  # read by this run's stage1; after a power cut the pod has exited
         )
         pod.move_to(RUN)
     except BaseException:
@@ -184,6 +183,9 @@ def _private_users_flags(pod: Pod, options: RunOptions) -> list[str]:
 
 def exec_stage1(pod: Pod, argv: list[str], env: dict[str, str]) -> NoReturn:
     os.chdir(pod.path)
+    from rkt.stage0.inprocess import run_builtin_in_process
+
+    run_builtin_in_process(argv, env)  # our own built-in run entrypoint: never returns
     try:
         os.execve(argv[0], argv, env)
     except OSError as exc:

@@ -24,12 +24,10 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
-import sysconfig
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from rkt import __version__, abi
 from rkt.errors import ImageError, UsageError
@@ -72,8 +70,7 @@ _ENTRY_TARGETS = {
 }
 
 
-@dataclass(frozen=True)
-class Stage1Choice:
+class Stage1Choice(NamedTuple):
     """What the user asked for; at most one field is set."""
 
     url: str | None = None
@@ -86,8 +83,7 @@ class Stage1Choice:
         return [k for k in ("url", "path", "name", "hash", "from_dir") if getattr(self, k)]
 
 
-@dataclass(frozen=True)
-class Stage1:
+class Stage1(NamedTuple):
     image: ImageRecord
     entrypoints: dict[str, str]
     interface_version: int
@@ -104,17 +100,22 @@ def _flavor_of(name: str) -> str | None:
     return None
 
 
+_entrypoint_paths: list[str] = []
+
+
 def entrypoint_paths() -> list[str]:
     """What the scripts put on ``sys.path`` (``site`` is off): site-packages, then rkt's root."""
-    import rkt
+    if not _entrypoint_paths:
+        import sysconfig
 
-    paths = sysconfig.get_paths()
-    out: list[str] = []
-    package_dir = os.path.dirname(os.path.realpath(rkt.__file__))
-    for path in (paths["purelib"], paths["platlib"], os.path.dirname(package_dir)):
-        if path not in out:
-            out.append(path)
-    return out
+        import rkt
+
+        paths = sysconfig.get_paths()
+        package_dir = os.path.dirname(os.path.realpath(rkt.__file__))
+        for path in (paths["purelib"], paths["platlib"], os.path.dirname(package_dir)):
+            if path not in _entrypoint_paths:
+                _entrypoint_paths.append(path)
+    return list(_entrypoint_paths)
 
 
 def native_identity(flavor: str) -> str:
@@ -150,6 +151,17 @@ def _script(module: str, function: str = "main", paths: list[str] | None = None)
         f"from {module} import {function} as main\n"
         "sys.exit(main(sys.argv[1:]))\n"
     )
+
+
+def builtin_run_scripts() -> dict[bytes, str]:
+    """The exact run entrypoint script this installation generates for each built-in flavor,
+    mapped to the module it runs (``rkt.stage0.inprocess`` runs that module in-process)."""
+    paths = entrypoint_paths()
+    out = {}
+    for package in BUILTIN_FLAVORS.values():
+        module, function = _ENTRY_TARGETS.get("run", ("run", "main"))
+        out[_script(f"{package}.{module}", function, paths).encode()] = f"{package}.{module}"
+    return out
 
 
 def ensure_builtin_stage1(store: Store, flavor: str) -> ImageRecord:
@@ -195,6 +207,8 @@ def ensure_builtin_stage1(store: Store, flavor: str) -> ImageRecord:
             module, function = _ENTRY_TARGETS.get(fname, (fname, "main"))
             script.write_text(_script(f"{package}.{module}", function, paths))
             script.chmod(0o755)
+        import shutil
+
         for program in NATIVE_PROGRAMS.get(flavor, ()):
             shutil.copyfile(NATIVE_DIR / program, src / "rootfs" / program)
             (src / "rootfs" / program).chmod(0o755)

@@ -90,10 +90,7 @@ def has_layer(store: Store, digest: str) -> bool:
 
 def image_layers(store: Store, image_id: str) -> list[str]:
     """The digests of an image's layers, bottom-most first ([] for an ACI)."""
-    rows = store.index.conn.execute(
-        "SELECT digest FROM image_layers WHERE image_id = ? ORDER BY position", (image_id,)
-    ).fetchall()
-    return [str(r[0]) for r in rows]
+    return store.index.image_layers(image_id)
 
 
 def layer_trees(store: Store, image_id: str) -> list[Path]:
@@ -145,7 +142,7 @@ def add_layered_image(store: Store, rec: ImageRecord, digests: Sequence[str]) ->
     with store.index.transaction() as conn:
         existing = store.index.get_image(rec.id)
         if existing is not None:
-            rec = ImageRecord(**{**rec.__dict__, "import_time": existing.import_time})
+            rec = rec._replace(import_time=existing.import_time)
         store.index.insert_image(conn, rec)
         conn.execute("DELETE FROM image_layers WHERE image_id = ?", (rec.id,))
         conn.executemany(

@@ -13,9 +13,7 @@ import contextlib
 import errno
 import fcntl
 import os
-import shutil
 import stat
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -98,7 +96,7 @@ class TempDir:
 
     def __init__(self, tmp_root: Path, prefix: str = "t") -> None:
         for _ in range(100):
-            self.path = tmp_root / f"{prefix}-{uuid.uuid4().hex[:16]}"
+            self.path = tmp_root / f"{prefix}-{os.urandom(8).hex()}"
             self.path.mkdir(mode=0o2775)
             self._lock = FileLock(self.path / TMP_LOCK_NAME)
             try:
@@ -160,6 +158,7 @@ def clean_stale_tempdirs(tmp_root: Path) -> int:
 
 def remove_tree(path: Path) -> None:
     """rm -rf that tolerates concurrent removal and read-only directories inside images."""
+    import shutil  # here: the run path never removes trees (shutil imports bz2, lzma, ~2 ms)
 
     def _onerror(func: object, failed: str, info: tuple[type, BaseException, object]) -> None:
         exc = info[1]

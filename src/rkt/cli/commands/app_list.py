@@ -6,8 +6,8 @@ import argparse
 
 from rkt.cli.commands.list import humanize_time
 from rkt.cli.commands.status import app_json, lookup, pods_root
-from rkt.cli.flags import add_bool
 from rkt.cli.output import add_format_argument, print_json, print_table
+from rkt.cli.parser import add_bool
 from rkt.settings import GlobalOptions
 from rkt.stage0.pods import pod_info
 

@@ -8,7 +8,6 @@ ends the pod. The ``app`` commands are always available (rkt hid them behind
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 
 from rkt import abi
@@ -74,7 +73,7 @@ def run_raw(argv: list[str]) -> int:
         sys.stdout.write(USAGE)
         return 0
     opts = parse_globals(parsed.globals)
-    options = dataclasses.replace(run_options(parsed, opts), mutable=True)
+    options = run_options(parsed, opts)._replace(mutable=True)
     prepared = prepare_from_args(parsed, opts, "app sandbox", sandbox_request(parsed))
     try:
         _lock, stage1_argv, env = start_run(prepared.pod, options)

@@ -7,7 +7,7 @@ import json
 import sys
 
 from rkt.cli.commands.status import add_uuid_file, lookup, pods_root, uuid_args
-from rkt.cli.flags import add_bool
+from rkt.cli.parser import add_bool
 from rkt.errors import PodError
 from rkt.settings import GlobalOptions
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from rkt import abi
 from rkt.cli.commands.enter import choose_app
 from rkt.cli.commands.status import lookup, pods_root
-from rkt.cli.flags import add_bool
+from rkt.cli.parser import add_bool
 from rkt.errors import PodError, UsageError
 from rkt.pod.pod import PodLock
 from rkt.settings import GlobalOptions

@@ -11,7 +11,8 @@ import argparse
 import sys
 
 from rkt.cli.commands.status import pods_root
-from rkt.cli.flags import add_bool, parse_duration
+from rkt.cli.flags import parse_duration
+from rkt.cli.parser import add_bool
 from rkt.errors import EXIT_ERROR
 from rkt.pod.pod import ensure_pods_root
 from rkt.settings import GlobalOptions

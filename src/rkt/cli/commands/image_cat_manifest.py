@@ -7,7 +7,7 @@ import json
 import sys
 
 from rkt.cli.common import open_store
-from rkt.cli.flags import add_bool
+from rkt.cli.parser import add_bool
 from rkt.settings import GlobalOptions
 from rkt.stage0.images import resolve_image
 

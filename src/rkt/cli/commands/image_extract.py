@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from rkt.cli.common import open_store
-from rkt.cli.flags import add_bool
+from rkt.cli.parser import add_bool
 from rkt.settings import GlobalOptions
 from rkt.stage0.images import prepare_target, resolve_image
 from rkt.store.render import extract_to

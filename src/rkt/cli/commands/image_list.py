@@ -6,7 +6,6 @@ import argparse
 from typing import Any
 
 from rkt.cli.common import open_store
-from rkt.cli.flags import add_bool
 from rkt.cli.output import (
     add_format_argument,
     format_size,
@@ -15,6 +14,7 @@ from rkt.cli.output import (
     print_json,
     print_table,
 )
+from rkt.cli.parser import add_bool
 from rkt.errors import UsageError
 from rkt.settings import GlobalOptions
 from rkt.store.db import ImageRecord

@@ -8,13 +8,11 @@ stage1 keeps); no stage1 is called, so the cost does not depend on what the pods
 from __future__ import annotations
 
 import argparse
-import json
 import time
-from pathlib import Path
 
 from rkt.cli.commands.status import format_networks, pod_json, pods_root
-from rkt.cli.flags import add_bool
 from rkt.cli.output import add_format_argument, format_time, print_json, print_table
+from rkt.cli.parser import add_bool
 from rkt.errors import PrivilegeError
 from rkt.settings import GlobalOptions
 from rkt.stage0.pods import PodInfo, list_pods
@@ -64,18 +62,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_format_argument(parser)
 
 
-def _versions(root: Path, info: PodInfo) -> dict[str, str]:
-    """The ``version`` label of each app's image, from the pod manifest."""
-    try:
-        doc = json.loads((root / info.phase / info.uuid / "pod").read_bytes())
-    except (OSError, ValueError):
-        return {}
-    out: dict[str, str] = {}
-    for app in doc.get("apps", []):
-        for label in app.get("image", {}).get("labels") or []:
-            if label.get("name") == "version":
-                out[app.get("name", "")] = str(label.get("value", ""))
-    return out
+def _versions(info: PodInfo) -> dict[str, str]:
+    """The ``version`` label of each app's image (read from the pod manifest by ``pod_info``)."""
+    return {app.name: app.image_version for app in info.apps if app.image_version is not None}
 
 
 def rows_for(info: PodInfo, versions: dict[str, str], *, full: bool, now: float) -> list[list[str]]:
@@ -105,7 +94,7 @@ def rows_for(info: PodInfo, versions: dict[str, str], *, full: bool, now: float)
 def run(args: argparse.Namespace, opts: GlobalOptions) -> int:
     root = pods_root(opts, "list")
     try:
-        pods = list_pods(root)
+        pods = list_pods(root, app_status=False)  # what the columns need, nothing per app
     except PermissionError as exc:
         raise PrivilegeError(f'list: pods "{root}": {exc.strerror}') from exc
     pods.sort(key=lambda p: (p.created_at or 0.0, p.uuid))
@@ -115,6 +104,6 @@ def run(args: argparse.Namespace, opts: GlobalOptions) -> int:
     now = time.time()
     rows: list[list[str]] = []
     for info in pods:
-        rows += rows_for(info, _versions(root, info), full=args.full, now=now)
+        rows += rows_for(info, _versions(info), full=args.full, now=now)
     print_table(HEADERS, rows, no_legend=args.no_legend)
     return 0

@@ -26,7 +26,7 @@ from rkt.cli.commands.status import (
     lookup,
     pods_root,
 )
-from rkt.cli.flags import add_bool
+from rkt.cli.parser import add_bool
 from rkt.errors import UsageError
 from rkt.pod.pod import Pod
 from rkt.settings import GlobalOptions

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from rkt.cli.flags import add_bool
 from rkt.cli.net_flags import DEFAULT_NET, NETWORKS, network_options
+from rkt.cli.parser import add_bool
 from rkt.pod.pod import ensure_pods_root, find_pod
 from rkt.settings import GlobalOptions
 from rkt.stage0.privileges import require_root

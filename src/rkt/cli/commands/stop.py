@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from rkt.cli.commands.status import add_uuid_file, lookup, pods_root, uuid_args
-from rkt.cli.flags import add_bool
+from rkt.cli.parser import add_bool
 from rkt.errors import EXIT_ERROR, PodError, RktError
 from rkt.pod.pod import RUN, wait_for_exit
 from rkt.settings import GlobalOptions

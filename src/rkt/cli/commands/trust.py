@@ -14,7 +14,6 @@ A key with neither ``--prefix`` nor ``--root`` is refused: it would be trusted f
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
@@ -144,7 +143,7 @@ class _KeyFetcher:
 
             insecure = self.opts.insecure
             if self.allow_http:
-                insecure = dataclasses.replace(insecure, http=True)
+                insecure = insecure._replace(http=True)
             self._client = HttpClient(insecure, resolve=resolve_from_env())
         return self._client
 

@@ -1,0 +1,81 @@
+"""stage0 runs its own built-in stage1 run entrypoint in-process, and execs every other one."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from rkt.stage0 import inprocess
+from rkt.stage0.stage1_image import builtin_run_scripts
+
+
+def _ours() -> tuple[bytes, str]:
+    scripts = builtin_run_scripts()
+    assert len(scripts) == 1
+    return next(iter(scripts.items()))
+
+
+def test_the_generated_run_script_is_recognised_byte_for_byte(tmp_path: Path) -> None:
+    script, module = _ours()
+    assert module == "rkt.stage1.ns.run"
+    assert script.startswith(f"#!{sys.executable} -IS\n".encode())
+    path = tmp_path / "run"
+    path.write_bytes(script)
+    assert inprocess._is_builtin_run_script(str(path)) == module
+    # one byte off (another interpreter, path or module) is a different program: exec it
+    path.write_bytes(script.replace(b"-IS", b"-I "))
+    assert inprocess._is_builtin_run_script(str(path)) is None
+    assert inprocess._is_builtin_run_script(str(tmp_path / "missing")) is None
+
+
+def test_not_ours_returns_to_exec(tmp_path: Path) -> None:
+    path = tmp_path / "run"
+    path.write_text("#!/bin/sh\nexit 7\n")
+    inprocess.run_builtin_in_process([str(path), "uuid"], {"PATH": "/bin"})  # returns
+
+
+def test_forced_exec_and_other_threads_return(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    script, _ = _ours()
+    path = tmp_path / "run"
+    path.write_bytes(script)
+    monkeypatch.setattr(inprocess, "_is_builtin_run_script", lambda p: pytest.fail("checked"))
+    monkeypatch.setenv(inprocess.FORCE_EXEC_ENV, "1")
+    inprocess.run_builtin_in_process([str(path)], {})
+    monkeypatch.delenv(inprocess.FORCE_EXEC_ENV)
+    stop = threading.Event()
+    worker = threading.Thread(target=stop.wait)
+    worker.start()
+    try:
+        inprocess.run_builtin_in_process([str(path)], {})  # a fork with a thread alive: exec
+    finally:
+        stop.set()
+        worker.join()
+
+
+def test_in_process_run_sees_what_an_exec_would(tmp_path: Path) -> None:
+    """argv and exit status as after an execve (the stage1 here refuses its arguments, so it
+    exits 254 after printing one line, without touching anything)."""
+    script, _ = _ours()
+    path = tmp_path / "run"
+    path.write_bytes(script)
+    code = (
+        "import sys\n"
+        "from rkt.stage0.inprocess import run_builtin_in_process\n"
+        f"run_builtin_in_process([{str(path)!r}, '--no-such-flag', 'x'], {{'PATH': '/bin'}})\n"
+        "sys.exit(99)  # not reached\n"
+    )
+    env = dict(os.environ)
+    env.pop(inprocess.FORCE_EXEC_ENV, None)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert proc.returncode == 254
+    assert proc.stderr.startswith("stage1 run: ")
+    assert "no-such-flag" in proc.stderr
