@@ -6,7 +6,6 @@ Draws only when the stream is a terminal; piped or redirected output stays clean
 
 from __future__ import annotations
 
-import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -75,7 +74,11 @@ class TerminalProgress:
         if not force and self._drawn_at is not None and now - self._drawn_at < REDRAW_INTERVAL:
             return
         self._drawn_at = now
-        width = self._width or shutil.get_terminal_size((80, 24)).columns
+        width = self._width
+        if not width:
+            import shutil  # only when a bar is drawn: shutil imports bz2 and lzma (~3 ms)
+
+            width = shutil.get_terminal_size((80, 24)).columns
         line = render_line(self._label, self._done, self._total, now - self._started_at, width)
         self._stream.write("\r" + line)
         self._stream.flush()

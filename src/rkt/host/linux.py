@@ -180,13 +180,15 @@ class LinuxHost:
 
     def bring_up_loopback(self) -> None:
         import fcntl
-        import socket
         import struct
 
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock = libc.socket(2, 2)  # AF_INET, SOCK_DGRAM
+        try:
             ifreq = struct.pack("16sH14x", b"lo", 0)
             flags = struct.unpack("16sH14x", fcntl.ioctl(sock, _SIOCGIFFLAGS, ifreq))[1]
             fcntl.ioctl(sock, _SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | _IFF_UP))
+        finally:
+            os.close(sock)
 
 
 def read_file_in_root(root: str, path: str) -> bytes:

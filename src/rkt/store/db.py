@@ -153,6 +153,20 @@ def _image(row: tuple[object, ...]) -> ImageRecord:
     )
 
 
+@contextlib.contextmanager
+def _creation_lock(db_path: Path) -> Iterator[None]:
+    """An exclusive flock on ``<index>.init.lock`` beside the index (never deleted)."""
+    import fcntl
+    import os
+
+    fd = os.open(f"{db_path}.init.lock", os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 class ImageIndex:
     """Typed queries over the index database; one connection per process."""
 
@@ -164,9 +178,17 @@ class ImageIndex:
             )
             self.conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             if writable:
-                self.conn.execute("PRAGMA journal_mode=WAL")
                 self.conn.execute("PRAGMA synchronous=FULL")
-            self._migrate(writable)
+            if writable and (self._journal_mode() != "wal" or self.version() != SCHEMA_VERSION):
+                # A new (or old) index: switching it to WAL takes an exclusive lock for which
+                # sqlite does not wait (busy_timeout does not apply), so two rkt processes using
+                # a fresh store at once would see "database is locked". Creators take turns.
+                with _creation_lock(path):
+                    if self._journal_mode() != "wal":
+                        self.conn.execute("PRAGMA journal_mode=WAL")
+                    self._migrate(writable)
+            else:
+                self._migrate(writable)
         except sqlite3.Error as exc:
             raise StoreError(f'image index "{path}": {exc}') from exc
 
@@ -186,6 +208,9 @@ class ImageIndex:
             raise
         else:
             self.conn.execute("COMMIT")
+
+    def _journal_mode(self) -> str:
+        return str(self.conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
 
     def version(self) -> int:
         row = self.conn.execute("PRAGMA user_version").fetchone()

@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import errno
 import os
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from rkt.host.cgroups import CPU_PERIOD_US, Limits, PodCgroup, app_cgroup_name, cpu_quota_us
 from rkt.host.cgroups.fs import counter, kill_and_wait, processes, remove_dir, subtree
 
 
-@dataclass(frozen=True, slots=True)
-class Hierarchy:
+class Hierarchy(NamedTuple):
     mountpoint: Path
     mount_root: str
     controllers: frozenset[str]
