@@ -10,6 +10,7 @@ and typed, and much cheaper to create at import than dataclasses (every command 
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import json
 import sqlite3
@@ -172,6 +173,7 @@ class ImageIndex:
 
     def __init__(self, path: Path, *, writable: bool = True) -> None:
         self.path = path
+        self._tx_lock = _thread.RLock()  # the builtin: no `threading` import
         try:
             self.conn = sqlite3.connect(
                 path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
@@ -197,17 +199,20 @@ class ImageIndex:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        try:
-            self.conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise StoreError(f'image index "{self.path}": {exc}') from exc
-        try:
-            yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        else:
-            self.conn.execute("COMMIT")
+        """One write transaction at a time on this connection: layer imports commit from
+        worker threads, and a second BEGIN on a connection inside a transaction fails."""
+        with self._tx_lock:
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise StoreError(f'image index "{self.path}": {exc}') from exc
+            try:
+                yield self.conn
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            else:
+                self.conn.execute("COMMIT")
 
     def _journal_mode(self) -> str:
         return str(self.conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
