@@ -263,6 +263,29 @@ def test_stop_entrypoint_and_force(make_pod: MakePod) -> None:
     assert proc.returncode == 128 + signal.SIGKILL
 
 
+@pytest.mark.slow
+def test_stop_kills_what_ignores_sigterm_after_the_grace_period(make_pod: MakePod) -> None:
+    """SIGTERM to every app, SIGKILL to the whole pod 10 s later (the pod supervisor's
+    deadline, rkt's semantics); the survivor's status says so."""
+    pod: Pod = make_pod(
+        {
+            "stubborn": ["/bin/sh", "-c", "trap '' TERM; echo ready; sleep 300"],
+            "polite": ["/bin/sleep", "300"],
+        }
+    )
+    proc, lock = start(pod, "--net=none")
+    read_until(proc, b"ready")
+    assert pod.entry("stop", pod.uuid).returncode == 0
+    proc.communicate(timeout=30)
+    os.close(lock)
+    polite, stubborn = pod.status("polite"), pod.status("stubborn")
+    assert polite["signal"] == signal.SIGTERM
+    assert stubborn["signal"] == signal.SIGKILL and stubborn["exit_code"] == 128 + signal.SIGKILL
+    took = (int(str(stubborn["finished"])) - int(str(polite["finished"]))) / 1e9
+    assert 9.0 <= took <= 20.0, took  # the grace period, measured by the pod's own clock
+    assert proc.returncode in (128 + signal.SIGTERM, 128 + signal.SIGKILL)
+
+
 def test_sigkill_of_run_leaves_no_process(make_pod: MakePod) -> None:
     pod: Pod = make_pod(
         {
