@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from rkt.stage0 import inprocess
-from rkt.stage0.stage1_image import builtin_run_scripts
+from rkt.stage0.stage1_image import builtin_entry_scripts, builtin_run_scripts
 
 
 def _ours() -> tuple[bytes, str]:
@@ -79,3 +79,40 @@ def test_in_process_run_sees_what_an_exec_would(tmp_path: Path) -> None:
     assert proc.returncode == 254
     assert proc.stderr.startswith("stage1 run: ")
     assert "no-such-flag" in proc.stderr
+
+
+def test_every_generated_entrypoint_is_mapped_to_its_function() -> None:
+    targets = set(builtin_entry_scripts().values())
+    assert ("rkt.stage1.ns.gc", "main") in targets
+    assert ("rkt.stage1.ns.stop", "main") in targets
+    assert ("rkt.stage1.ns.app", "main_add") in targets
+    assert ("rkt.stage1.ns.run", "main") in targets
+
+
+def test_forked_entrypoint_gets_cwd_env_argv_and_returns_status_and_stderr(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(inprocess.FORCE_EXEC_ENV, raising=False)
+    monkeypatch.setattr(inprocess, "_builtin_target", lambda p: ("tests.unit.forked_entry", "main"))
+    result = inprocess.call_builtin_forked(
+        ["/stage1/gc", "--flag", "uuid"], str(tmp_path), {"ONLY": "this"}, timeout=30
+    )
+    assert result is not None
+    code, stderr = result
+    assert code == 3
+    assert stderr == f"cwd={tmp_path} argv=['--flag', 'uuid'] env=[('ONLY', 'this')]\n"
+    assert os.getcwd() != str(tmp_path)  # the parent is untouched
+    assert os.environ.get("ONLY") is None
+
+
+def test_forked_entrypoint_is_killed_at_its_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(inprocess.FORCE_EXEC_ENV, raising=False)
+    monkeypatch.setattr(inprocess, "_builtin_target", lambda p: ("tests.unit.forked_entry", "main"))
+    with pytest.raises(TimeoutError):
+        inprocess.call_builtin_forked(["/stage1/gc", "--sleep"], "/", {}, timeout=0.5)
+
+
+def test_foreign_entrypoint_is_not_forked(tmp_path: Path) -> None:
+    path = tmp_path / "gc"
+    path.write_text("#!/bin/sh\nexit 0\n")
+    assert inprocess.call_builtin_forked([str(path), "uuid"], "/", {}, timeout=5) is None

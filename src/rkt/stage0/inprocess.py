@@ -18,6 +18,11 @@ exec'd as before; so is this one when another thread runs (the stage1 forks), wh
 holds a close-on-exec descriptor, or when ``RKT_STAGE1_EXEC=1`` asks for the plain ABI path
 (debugging, and the tests that pin it).
 
+The short-lived entrypoints stage0 waits for (gc, stop, app add/start/stop/rm) are run the same
+way in a forked child (``call_builtin_forked``): a fork of stage0 instead of a fork, an exec and
+a new interpreter; the child gets the entrypoint's cwd, environment, argv and signal
+dispositions, /dev/null as stdin and stdout, and a pipe as stderr, as ``subprocess`` gave it.
+
 Imports only the standard library and ``rkt.stage0.stage1_image``; the flavor's module is
 imported by name, as the script itself would.
 """
@@ -28,20 +33,46 @@ import importlib
 import os
 import signal
 import sys
+from typing import NoReturn
 
 FORCE_EXEC_ENV = "RKT_STAGE1_EXEC"
+
+
+def _read_script(path: str) -> bytes | None:
+    try:
+        with open(path, "rb") as f:
+            return f.read(65536)
+    except OSError:
+        return None
 
 
 def _is_builtin_run_script(path: str) -> str | None:
     """The module to run when ``path`` is our generated run entrypoint, else None."""
     from rkt.stage0.stage1_image import builtin_run_scripts
 
-    try:
-        with open(path, "rb") as f:
-            data = f.read(65536)
-    except OSError:
-        return None
-    return builtin_run_scripts().get(data)
+    data = _read_script(path)
+    return None if data is None else builtin_run_scripts().get(data)
+
+
+def _builtin_target(path: str) -> tuple[str, str] | None:
+    """(module, function) when ``path`` is any entrypoint we generated, else None."""
+    from rkt.stage0.stage1_image import builtin_entry_scripts
+
+    data = _read_script(path)
+    return None if data is None else builtin_entry_scripts().get(data)
+
+
+def _fresh_signal_dispositions() -> None:
+    """What a fresh interpreter has: Python's own SIGINT handler, SIGPIPE/SIGXFSZ ignored (as the
+    exec'd script's interpreter sets them), everything else the default."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD, signal.SIGWINCH):
+        signal.signal(signum, signal.SIG_DFL)
+
+
+def _other_threads() -> bool:
+    threading = sys.modules.get("threading")
+    return threading is not None and threading.active_count() != 1
 
 
 def _holds_cloexec_fds() -> bool:
@@ -63,10 +94,7 @@ def _holds_cloexec_fds() -> bool:
 
 def run_builtin_in_process(argv: list[str], env: dict[str, str]) -> None:
     """Run the entrypoint ``argv[0]`` here if it is ours (never returns then); else return."""
-    if os.environ.get(FORCE_EXEC_ENV) == "1":
-        return
-    threading = sys.modules.get("threading")
-    if threading is not None and threading.active_count() != 1:
+    if os.environ.get(FORCE_EXEC_ENV) == "1" or _other_threads():
         return
     module = _is_builtin_run_script(argv[0])
     if module is None or _holds_cloexec_fds():
@@ -76,11 +104,7 @@ def run_builtin_in_process(argv: list[str], env: dict[str, str]) -> None:
     os.environ.clear()
     os.environ.update(env)
     sys.argv = list(argv)
-    # What a fresh interpreter has: Python's own SIGINT handler, SIGPIPE/SIGXFSZ ignored (as
-    # the exec'd script's interpreter sets them), everything else the default.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD, signal.SIGWINCH):
-        signal.signal(signum, signal.SIG_DFL)
+    _fresh_signal_dispositions()
     code = 254
     try:
         code = importlib.import_module(module).main(argv[1:])
@@ -90,3 +114,80 @@ def run_builtin_in_process(argv: list[str], env: dict[str, str]) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
+
+
+def call_builtin_forked(
+    argv: list[str], cwd: str, env: dict[str, str], timeout: float | None
+) -> tuple[int, str] | None:
+    """Run the entrypoint ``argv[0]`` in a forked child if it is ours: (exit status, stderr).
+    None: not ours (or a thread runs, or ``RKT_STAGE1_EXEC=1``): the caller execs it.
+    Raises ``TimeoutError`` (the child killed) when it outlives ``timeout`` seconds."""
+    if os.environ.get(FORCE_EXEC_ENV) == "1" or _other_threads():
+        return None
+    target = _builtin_target(argv[0])
+    if target is None:
+        return None
+    import select
+    import time
+
+    read_fd, write_fd = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_fd)
+        _run_forked_child(argv, cwd, env, target, write_fd)
+    os.close(write_fd)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    chunks = []
+    poller = select.poll()
+    poller.register(read_fd, select.POLLIN)
+    try:
+        while True:
+            left = None if deadline is None else max(0, int((deadline - time.monotonic()) * 1000))
+            if not poller.poll(left):
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                raise TimeoutError(f"timed out after {timeout} seconds")
+            data = os.read(read_fd, 65536)
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        os.close(read_fd)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), b"".join(chunks).decode("utf-8", "replace")
+
+
+def _run_forked_child(
+    argv: list[str], cwd: str, env: dict[str, str], target: tuple[str, str], stderr_fd: int
+) -> NoReturn:
+    code = 255
+    try:
+        devnull = os.open(os.devnull, os.O_RDWR)
+        os.dup2(devnull, 0)
+        os.dup2(devnull, 1)
+        os.dup2(stderr_fd, 2)
+        # Fresh streams on the new descriptors, as a new interpreter would have (the parent's
+        # objects may be buffered, or not on fd 1 and 2 at all).
+        sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
+        sys.stderr = open(2, "w", buffering=1, errors="backslashreplace", closefd=False)  # noqa: SIM115
+        os.chdir(cwd)
+        os.environ.clear()
+        os.environ.update(env)
+        sys.argv = list(argv)
+        _fresh_signal_dispositions()
+        module, function = target
+        code = getattr(importlib.import_module(module), function)(argv[1:])
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)

@@ -195,31 +195,39 @@ def exec_stage1(pod: Pod, argv: list[str], env: dict[str, str]) -> NoReturn:
 def call_entrypoint(
     pod: Pod, annotation: str, args: list[str], *, check: bool = True, timeout: float | None = 60
 ) -> int:
-    """Run a stage1 entrypoint as a child (gc, stop) with the pod dir as working directory."""
-    import subprocess  # here: run and run-prepared never need it (~5 ms of imports)
+    """Run a stage1 entrypoint as a child (gc, stop, app/*) with the pod dir as working
+    directory: our own built-in entrypoints in a fork of this process (stage0/inprocess.py),
+    any other stage1's through ``subprocess``."""
+    from rkt.stage0.inprocess import call_builtin_forked
 
     path = entrypoint(pod, annotation)
+    argv = [str(path), *args, pod.uuid]
+    name = annotation.rsplit("/", 1)[-1]
     try:
-        proc = subprocess.run(
-            [str(path), *args, pod.uuid],
-            cwd=pod.path,
-            env=stage1_env(),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise PodError(
-            f'pod "{pod.uuid}": stage1 {annotation.rsplit("/", 1)[-1]} failed: {exc}'
-        ) from exc
-    if check and proc.returncode != 0:
-        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        raise PodError(
-            f'pod "{pod.uuid}": stage1 {annotation.rsplit("/", 1)[-1]} exited '
-            f"{proc.returncode}: {tail}"
-        )
-    return proc.returncode
+        result = call_builtin_forked(argv, str(pod.path), stage1_env(), timeout)
+        if result is None:
+            import subprocess  # here: run and run-prepared never need it (~5 ms of imports)
+
+            try:
+                proc = subprocess.run(
+                    argv,
+                    cwd=pod.path,
+                    env=stage1_env(),
+                    capture_output=True,
+                    text=True,
+                    timeout=timeout,
+                    check=False,
+                )
+            except subprocess.TimeoutExpired as exc:
+                raise TimeoutError(str(exc)) from exc
+            result = proc.returncode, proc.stderr
+    except OSError as exc:  # TimeoutError included
+        raise PodError(f'pod "{pod.uuid}": stage1 {name} failed: {exc}') from exc
+    returncode, stderr = result
+    if check and returncode != 0:
+        tail = (stderr.strip().splitlines() or ["no output"])[-1]
+        raise PodError(f'pod "{pod.uuid}": stage1 {name} exited {returncode}: {tail}')
+    return returncode
 
 
 def exec_enter(pod: Pod, app: str | None, command: list[str]) -> NoReturn:

@@ -153,15 +153,23 @@ def _script(module: str, function: str = "main", paths: list[str] | None = None)
     )
 
 
-def builtin_run_scripts() -> dict[bytes, str]:
-    """The exact run entrypoint script this installation generates for each built-in flavor,
-    mapped to the module it runs (``rkt.stage0.inprocess`` runs that module in-process)."""
+def builtin_entry_scripts(*files: str) -> dict[bytes, tuple[str, str]]:
+    """The exact entrypoint scripts this installation generates for its built-in flavors (the
+    entrypoint ``files`` given, default all), mapped to the (module, function) each runs:
+    ``rkt.stage0.inprocess`` runs that code without a new interpreter."""
     paths = entrypoint_paths()
     out = {}
     for package in BUILTIN_FLAVORS.values():
-        module, function = _ENTRY_TARGETS.get("run", ("run", "main"))
-        out[_script(f"{package}.{module}", function, paths).encode()] = f"{package}.{module}"
+        for fname in files or tuple(_ENTRY_FILES.values()):
+            module, function = _ENTRY_TARGETS.get(fname, (fname, "main"))
+            target = (f"{package}.{module}", function)
+            out[_script(target[0], function, paths).encode()] = target
     return out
+
+
+def builtin_run_scripts() -> dict[bytes, str]:
+    """The run entrypoint scripts of the built-in flavors, mapped to the module they run."""
+    return {script: module for script, (module, _) in builtin_entry_scripts("run").items()}
 
 
 def ensure_builtin_stage1(store: Store, flavor: str) -> ImageRecord:
