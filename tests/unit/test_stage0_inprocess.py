@@ -94,6 +94,7 @@ def test_forked_entrypoint_gets_cwd_env_argv_and_returns_status_and_stderr(
 ) -> None:
     monkeypatch.delenv(inprocess.FORCE_EXEC_ENV, raising=False)
     monkeypatch.setattr(inprocess, "_builtin_target", lambda p: ("tests.unit.forked_entry", "main"))
+    monkeypatch.setattr(inprocess, "_other_threads", lambda: False)  # other tests' servers
     result = inprocess.call_builtin_forked(
         ["/stage1/gc", "--flag", "uuid"], str(tmp_path), {"ONLY": "this"}, timeout=30
     )
@@ -108,6 +109,7 @@ def test_forked_entrypoint_gets_cwd_env_argv_and_returns_status_and_stderr(
 def test_forked_entrypoint_is_killed_at_its_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(inprocess.FORCE_EXEC_ENV, raising=False)
     monkeypatch.setattr(inprocess, "_builtin_target", lambda p: ("tests.unit.forked_entry", "main"))
+    monkeypatch.setattr(inprocess, "_other_threads", lambda: False)  # other tests' servers
     with pytest.raises(TimeoutError):
         inprocess.call_builtin_forked(["/stage1/gc", "--sleep"], "/", {}, timeout=0.5)
 
