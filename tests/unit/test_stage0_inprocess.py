@@ -11,13 +11,14 @@ from pathlib import Path
 import pytest
 
 from rkt.stage0 import inprocess
-from rkt.stage0.stage1_image import builtin_entry_scripts, builtin_run_scripts
+from rkt.stage0.stage1_image import builtin_entry_scripts
 
 
 def _ours() -> tuple[bytes, str]:
-    scripts = builtin_run_scripts()
+    scripts = builtin_entry_scripts("run")
     assert len(scripts) == 1
-    return next(iter(scripts.items()))
+    script, (module, _) = next(iter(scripts.items()))
+    return script, module
 
 
 def test_the_generated_run_script_is_recognised_byte_for_byte(tmp_path: Path) -> None:
@@ -26,11 +27,11 @@ def test_the_generated_run_script_is_recognised_byte_for_byte(tmp_path: Path) ->
     assert script.startswith(f"#!{sys.executable} -IS\n".encode())
     path = tmp_path / "run"
     path.write_bytes(script)
-    assert inprocess._is_builtin_run_script(str(path)) == module
+    assert inprocess._builtin_target(str(path), "run") == (module, "main")
     # one byte off (another interpreter, path or module) is a different program: exec it
     path.write_bytes(script.replace(b"-IS", b"-I "))
-    assert inprocess._is_builtin_run_script(str(path)) is None
-    assert inprocess._is_builtin_run_script(str(tmp_path / "missing")) is None
+    assert inprocess._builtin_target(str(path), "run") is None
+    assert inprocess._builtin_target(str(tmp_path / "missing"), "run") is None
 
 
 def test_not_ours_returns_to_exec(tmp_path: Path) -> None:
@@ -45,7 +46,7 @@ def test_forced_exec_and_other_threads_return(
     script, _ = _ours()
     path = tmp_path / "run"
     path.write_bytes(script)
-    monkeypatch.setattr(inprocess, "_is_builtin_run_script", lambda p: pytest.fail("checked"))
+    monkeypatch.setattr(inprocess, "_builtin_target", lambda *a: pytest.fail("checked"))
     monkeypatch.setenv(inprocess.FORCE_EXEC_ENV, "1")
     inprocess.run_builtin_in_process([str(path)], {})
     monkeypatch.delenv(inprocess.FORCE_EXEC_ENV)
@@ -93,7 +94,8 @@ def test_forked_entrypoint_gets_cwd_env_argv_and_returns_status_and_stderr(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv(inprocess.FORCE_EXEC_ENV, raising=False)
-    monkeypatch.setattr(inprocess, "_builtin_target", lambda p: ("tests.unit.forked_entry", "main"))
+    target = ("tests.unit.forked_entry", "main")
+    monkeypatch.setattr(inprocess, "_builtin_target", lambda *a: target)
     monkeypatch.setattr(inprocess, "_other_threads", lambda: False)  # other tests' servers
     result = inprocess.call_builtin_forked(
         ["/stage1/gc", "--flag", "uuid"], str(tmp_path), {"ONLY": "this"}, timeout=30
@@ -108,7 +110,8 @@ def test_forked_entrypoint_gets_cwd_env_argv_and_returns_status_and_stderr(
 
 def test_forked_entrypoint_is_killed_at_its_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(inprocess.FORCE_EXEC_ENV, raising=False)
-    monkeypatch.setattr(inprocess, "_builtin_target", lambda p: ("tests.unit.forked_entry", "main"))
+    target = ("tests.unit.forked_entry", "main")
+    monkeypatch.setattr(inprocess, "_builtin_target", lambda *a: target)
     monkeypatch.setattr(inprocess, "_other_threads", lambda: False)  # other tests' servers
     with pytest.raises(TimeoutError):
         inprocess.call_builtin_forked(["/stage1/gc", "--sleep"], "/", {}, timeout=0.5)

@@ -3,7 +3,7 @@
 docs/stage1-abi.md §3: stage0 ``exec``s the run entrypoint with the pod directory as working
 directory, its argv and its environment, and nothing else crosses. When the entrypoint file is,
 byte for byte, the script this installation generates for its built-in flavor
-(``stage1_image.builtin_run_scripts``: the same interpreter, ``sys.path`` and module), exec'ing
+(``stage1_image.builtin_entry_scripts``: the same interpreter, ``sys.path`` and module), exec'ing
 it would start the same interpreter to run the same code on the same inputs. So we run
 that code here: the process keeps its pid, its descriptors (the lock fd), its working directory,
 its signal mask and its place in the caller's process tree, exactly as after an ``execve``, and
@@ -46,20 +46,13 @@ def _read_script(path: str) -> bytes | None:
         return None
 
 
-def _is_builtin_run_script(path: str) -> str | None:
-    """The module to run when ``path`` is our generated run entrypoint, else None."""
-    from rkt.stage0.stage1_image import builtin_run_scripts
-
-    data = _read_script(path)
-    return None if data is None else builtin_run_scripts().get(data)
-
-
-def _builtin_target(path: str) -> tuple[str, str] | None:
-    """(module, function) when ``path`` is any entrypoint we generated, else None."""
+def _builtin_target(path: str, *files: str) -> tuple[str, str] | None:
+    """(module, function) when ``path`` is one of the entrypoint ``files`` we generate (default
+    any), else None."""
     from rkt.stage0.stage1_image import builtin_entry_scripts
 
     data = _read_script(path)
-    return None if data is None else builtin_entry_scripts().get(data)
+    return None if data is None else builtin_entry_scripts(*files).get(data)
 
 
 def _fresh_signal_dispositions() -> None:
@@ -96,8 +89,8 @@ def run_builtin_in_process(argv: list[str], env: dict[str, str]) -> None:
     """Run the entrypoint ``argv[0]`` here if it is ours (never returns then); else return."""
     if os.environ.get(FORCE_EXEC_ENV) == "1" or _other_threads():
         return
-    module = _is_builtin_run_script(argv[0])
-    if module is None or _holds_cloexec_fds():
+    target = _builtin_target(argv[0], "run")
+    if target is None or _holds_cloexec_fds():
         return
     sys.stdout.flush()
     sys.stderr.flush()
@@ -107,7 +100,8 @@ def run_builtin_in_process(argv: list[str], env: dict[str, str]) -> None:
     _fresh_signal_dispositions()
     code = 254
     try:
-        code = importlib.import_module(module).main(argv[1:])
+        module, function = target
+        code = getattr(importlib.import_module(module), function)(argv[1:])
     except KeyboardInterrupt:
         code = 128 + signal.SIGINT
     finally:

@@ -167,11 +167,6 @@ def builtin_entry_scripts(*files: str) -> dict[bytes, tuple[str, str]]:
     return out
 
 
-def builtin_run_scripts() -> dict[bytes, str]:
-    """The run entrypoint scripts of the built-in flavors, mapped to the module they run."""
-    return {script: module for script, (module, _) in builtin_entry_scripts("run").items()}
-
-
 def ensure_builtin_stage1(store: Store, flavor: str) -> ImageRecord:
     """The built-in flavor's image for this interpreter and rkt version, imported if missing."""
     if flavor not in BUILTIN_FLAVORS:

@@ -21,6 +21,15 @@ def counter(text: str, key: str) -> int:
     return 0
 
 
+def oom_kill_count(events: Path | None) -> int:
+    """The ``oom_kill N`` counter of a v1 ``memory.oom_control`` or v2 ``memory.events`` file
+    (0 when there is none or it cannot be read)."""
+    try:
+        return 0 if events is None else counter(events.read_text(), "oom_kill")
+    except OSError:
+        return 0
+
+
 def subtree(root: Path) -> list[Path]:
     """``root`` and every cgroup below it, parents first; [] when it is gone."""
     if not root.is_dir():

@@ -20,7 +20,7 @@ import os
 from pathlib import Path
 
 from rkt.host.cgroups import CPU_PERIOD_US, Limits, PodCgroup, app_cgroup_name, cpu_quota_us
-from rkt.host.cgroups.fs import counter, kill_and_wait, processes, remove_dir, subtree
+from rkt.host.cgroups.fs import kill_and_wait, oom_kill_count, processes, remove_dir, subtree
 
 SUPERVISOR = "supervisor"
 CONTROLLERS = ("cpu", "memory", "pids")
@@ -141,11 +141,7 @@ class CgroupV2:
         return PodCgroup(dirs=(child,), relative=f"{pod.relative}/{child.name}")
 
     def oom_kills(self, cgroup: PodCgroup) -> int:
-        path = self.oom_events_file(cgroup)
-        try:
-            return 0 if path is None else counter(path.read_text(), "oom_kill")
-        except OSError:
-            return 0
+        return oom_kill_count(self.oom_events_file(cgroup))
 
     def oom_events_file(self, cgroup: PodCgroup) -> Path | None:
         return next((p for d in cgroup.dirs if (p := d / "memory.events").exists()), None)

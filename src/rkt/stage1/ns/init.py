@@ -170,16 +170,17 @@ class PodInit:
         pid = os.fork()
         if pid == 0:
             launch_app(self.host, spec, root, stdio, cgroup_dirs)
-        log = None
-        if not self.interactive:
-            log = CriLogWriter(str(self.pod_path / abi.app_log(spec.name)))
+        for _, write_fd in pipes:
+            os.close(write_fd)
         if pipes:
             self.app_pipes[spec.name] = (pipes[0][0], pipes[1][0])
-        for (read_fd, write_fd), stream, target in zip(pipes, _STREAMS, (1, 2), strict=False):
-            os.close(write_fd)
-            os.set_blocking(read_fd, False)
-            self.outputs[read_fd] = (target, stream, log)
-            self.poller.register(read_fd, select.POLLIN)
+        if pipes and self.mutable:  # else the native supervisor copies the output (hand_over)
+            log = CriLogWriter(str(self.pod_path / abi.app_log(spec.name)))
+            outs = zip(self.app_pipes[spec.name], _STREAMS, (1, 2), strict=True)
+            for read_fd, stream, target in outs:
+                os.set_blocking(read_fd, False)
+                self.outputs[read_fd] = (target, stream, log)
+                self.poller.register(read_fd, select.POLLIN)
         pidfd = os.pidfd_open(pid)
         host_pid = host_pid_of(pidfd)
         os.close(pidfd)
