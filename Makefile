@@ -21,7 +21,9 @@ $(STAMP): pyproject.toml scripts/setup.sh
 
 $(NATIVE)/bin/%: $(NATIVE)/%.c | $(STAMP)
 	mkdir -p $(@D)
-	$(CC) -O2 -Wall -Wextra -Werror -static -o $@.tmp $< && mv $@.tmp $@
+	$(CC) -O2 -Wall -Wextra -Werror -static -o $@.tmp $< $(NATIVE_LIBS) && mv $@.tmp $@
+
+$(NATIVE)/bin/app-exec: NATIVE_LIBS := -lseccomp
 
 setup: $(STAMP) $(NATIVE_BIN)
 

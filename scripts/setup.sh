@@ -12,7 +12,7 @@ APT_PACKAGES=(
   appc-spec                     # actool, to check our ACIs against the reference validator
   zstd bzip2 xz-utils openssl   # compressed test images, test CAs
   passwd                        # useradd/groupadd for the privilege tests
-  libseccomp2                   # seccomp filters (rkt.host.seccomp binds it with ctypes)
+  libseccomp-dev                # seccomp filters: the native app-exec links libseccomp.a
   util-linux                    # unshare, used by the ABI test stage1
   docker-registry skopeo umoci  # Docker/OCI images: test registry, pushes, bench peer
   containernetworking-plugins iptables  # pod networks: CNI plugins (/usr/lib/cni), portmap/ipMasq rules

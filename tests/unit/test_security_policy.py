@@ -3,15 +3,12 @@ resource limits, the app flags that become isolators, and the order credentials 
 
 from __future__ import annotations
 
-import ctypes
 import errno
-import os
 
 import pytest
 
 from rkt.cli.isolator_flags import isolator_flags, parse_seccomp_flag
 from rkt.errors import PodError, UsageError
-from rkt.host.fake import RecordingHost
 from rkt.schema.isolators import CAPABILITIES, CapabilitySet, Isolator, SeccompSet, parse_isolator
 from rkt.stage1.common.appspec import AppSpec
 from rkt.stage1.common.caps import resolve_capabilities
@@ -26,7 +23,7 @@ from rkt.stage1.common.seccomp import (
     policy_from_set,
     resolve_seccomp,
 )
-from rkt.stage1.ns.launch import apply_credentials, enter_cgroup, mask_ops
+from rkt.stage1.ns.launch import app_plan, enter_plan, mask_ops
 
 DEFAULT_MASK = 0xA80425FB
 
@@ -66,65 +63,6 @@ def test_resolve_seccomp_isolator_and_insecure() -> None:
     assert resolve_seccomp([], frozenset()) == DEFAULT_POLICY
     assert resolve_seccomp([iso], frozenset({"seccomp"})) is None
     assert SeccompPolicy.from_json_obj(policy.to_json_obj()) == policy
-
-
-def test_filter_builds_for_every_group() -> None:
-    from rkt.host.seccomp import build_filter
-
-    for policy in (DEFAULT_POLICY, policy_from_set("remove", ["@rkt/default-blacklist"], None)):
-        filt = build_filter(policy.mode == "retain", policy.syscalls, policy.errno)
-        bpf = filt.export_bpf()
-        assert bpf and len(bpf) % 8 == 0  # struct sock_filter[]
-
-
-def test_filter_matches_an_independent_binding() -> None:
-    """Our ctypes binding (constants, struct layout) compiles the same BPF as pyseccomp."""
-    import pyseccomp  # a dev dependency, for this comparison only
-
-    from rkt.host.seccomp import CLONE_NEW_FLAGS, build_filter, is_known_syscall
-
-    for policy in (DEFAULT_POLICY, policy_from_set("remove", ["@rkt/default-blacklist"], None)):
-        retain = policy.mode == "retain"
-        ours = build_filter(retain, policy.syscalls, policy.errno).export_bpf()
-        blocked = pyseccomp.ERRNO(policy.errno)
-        theirs = pyseccomp.SyscallFilter(blocked if retain else pyseccomp.ALLOW)
-        theirs.set_attr(pyseccomp.Attr.ACT_BADARCH, pyseccomp.KILL_PROCESS)
-        theirs.set_attr(pyseccomp.Attr.CTL_NNP, 0)
-        ns_mask = sum(CLONE_NEW_FLAGS)
-        for name in sorted(policy.syscalls):
-            if is_known_syscall(name) and name not in ("clone", "clone3"):
-                theirs.add_rule(pyseccomp.ALLOW if retain else blocked, name)
-        if retain:
-            arg = pyseccomp.Arg(0, pyseccomp.MASKED_EQ, ns_mask, 0)
-            theirs.add_rule(pyseccomp.ALLOW, "clone", arg)
-        else:
-            for flag in CLONE_NEW_FLAGS:
-                arg = pyseccomp.Arg(0, pyseccomp.MASKED_EQ, flag, flag)
-                theirs.add_rule(blocked, "clone", arg)
-        theirs.add_rule(pyseccomp.ERRNO(errno.ENOSYS), "clone3")
-        with open(os.memfd_create("theirs"), "w+b") as out:
-            theirs.export_bpf(out)
-            assert ours == os.pread(out.fileno(), os.fstat(out.fileno()).st_size, 0)
-
-
-def test_loaded_filter_blocks_with_errno_and_allows_the_rest() -> None:
-    """In a child (no root needed: no_new_privs), the default policy refuses unshare(2)."""
-    from rkt.host.seccomp import build_filter
-
-    filt = build_filter(DEFAULT_POLICY.mode == "retain", DEFAULT_POLICY.syscalls, errno.EPERM)
-    libc = ctypes.CDLL(None, use_errno=True)
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            libc.prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS
-            filt.load()
-            rc = libc.unshare(0x00020000)  # CLONE_NEWNS
-            code = 0 if rc == -1 and ctypes.get_errno() == errno.EPERM and os.getpid() else 2
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
 
 
 def test_capabilities_default_retain_remove_and_ambient() -> None:
@@ -205,28 +143,25 @@ def _spec(**kwargs: object) -> AppSpec:
 
 
 def test_credentials_order_ambient_and_seccomp_last() -> None:
-    host = RecordingHost()
-    apply_credentials(host, _spec())
-    names = [c[0] for c in host.calls]
-    assert names == [
-        "drop_bounding_set",
-        "keep_capabilities",
-        "set_no_new_privs",
-        "set_identity",
-        "limit_capabilities",
-        "raise_ambient",
-        "load_seccomp",
-    ]
-    assert host.calls[-1][1] is True and host.calls[-1][3] == errno.EPERM
+    plan = app_plan(_spec(), "/root")
+    kw = plan.keywords()
+    creds = ["bounding", "keepcaps", "nnp", "ids", "caps", "ambient", "seccomp", "exec"]
+    assert kw[kw.index("pivot") + 1 :] == creds
+    seccomp = plan.steps[kw.index("seccomp")]
+    assert seccomp[1:3] == ("1", str(errno.EPERM))  # retain, EPERM
+    assert list(seccomp[4:]) == sorted(set(DEFAULT_POLICY.syscalls))
+    assert int(seccomp[3]) == len(seccomp) - 4
+    # enter: the same credentials, no filesystem steps
+    enter = enter_plan(_spec(), ("/bin/sh",)).keywords()
+    assert enter == ["label", "write", *creds]
 
 
-def test_enter_cgroup_moves_self_then_sets_oom_score() -> None:
-    host = RecordingHost()
-    enter_cgroup(host, _spec(), ("/cg/memory/app-a", "/cg/pids/app-a"))
-    assert host.calls == [
-        ("write_file", "/cg/memory/app-a/cgroup.procs", "0"),
-        ("write_file", "/cg/pids/app-a/cgroup.procs", "0"),
-        ("write_file", "/proc/self/oom_score_adj", "5"),
+def test_app_plan_moves_into_the_cgroup_then_sets_oom_score() -> None:
+    plan = app_plan(_spec(), "/root", ("/cg/memory/app-a", "/cg/pids/app-a"))
+    assert plan.steps[1:4] == [
+        ("write", "/cg/memory/app-a/cgroup.procs", "0"),
+        ("write", "/cg/pids/app-a/cgroup.procs", "0"),
+        ("write", "/proc/self/oom_score_adj", "5"),
     ]
 
 

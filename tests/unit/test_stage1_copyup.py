@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from rkt.host.fake import RecordingHost
+from rkt.host.api import MS_BIND
 from rkt.stage1.common.appspec import VolumeMount
 from rkt.stage1.common.copyup import copy_up, copy_up_once
-from rkt.stage1.ns.launch import plan_filesystem, prepare_filesystem
+from rkt.stage1.ns.launch import app_plan, copy_up_volumes
 from tests.conftest import require
 from tests.unit.test_stage1_ns import _spec
 
@@ -137,18 +137,18 @@ def test_copy_up_once_per_pod(tmp_path: Path, root: tuple[Path, int]) -> None:
     assert not (vol / "file").exists()
 
 
-def test_launch_copies_up_before_anything_is_mounted(
+def test_launch_copies_up_then_plans_the_volume_mount(
     tmp_path: Path, root: tuple[Path, int]
 ) -> None:
-    _, fd = root
+    rootfs, _ = root
     vol = _volume(tmp_path)
     marker = str(tmp_path / "marker")
     spec = _spec(mounts=(VolumeMount(str(vol), "/data", False, False, copy_up=marker),))
-    host = RecordingHost()
-    prepare_filesystem(host, fd, plan_filesystem(spec, is_file=lambda p: False))
+    copy_up_volumes(spec, str(rootfs))  # the app child, before it execs app-exec
     assert (vol / "file").read_text() == "from the image\n"
     assert Path(marker).read_bytes() == b"done\n"
-    assert any(c[0] == "mount_in_root" and "/data" in c for c in host.calls)
+    mounts = [s for s in app_plan(spec, str(rootfs)).steps if s[0] == "mount"]
+    assert ("mount", "/data", str(vol), "", str(MS_BIND), "", "dir") in mounts
 
 
 def test_only_docker_image_volumes_are_marked_for_copy_up() -> None:

@@ -17,13 +17,7 @@ from rkt.stage1.ns import ENTRYPOINTS
 from rkt.stage1.ns import run as run_entry
 from rkt.stage1.ns._pod import load_pod_cgroup
 from rkt.stage1.ns.init import PodInit, overlay_options
-from rkt.stage1.ns.launch import (
-    apply_credentials,
-    enter_root,
-    find_executable,
-    plan_filesystem,
-    prepare_filesystem,
-)
+from rkt.stage1.ns.launch import app_plan, enter_plan, plan_filesystem
 
 UUID = "0a1b2c3d-0000-4000-8000-000000000001"
 
@@ -89,49 +83,46 @@ def test_volumes_and_readonly_rootfs_plan() -> None:
     assert ops[-1].target == "/" and ops[-1].flags & libc.MS_RDONLY  # last, after every mount
 
 
-def test_prepare_filesystem_resolves_every_target_inside_the_root() -> None:
-    host = RecordingHost()
-    prepare_filesystem(host, 7, plan_filesystem(_spec()))
-    assert {c[0] for c in host.calls} == {"mount_in_root", "symlink_in_root"}
-    assert ("symlink_in_root", "/dev/ptmx", "pts/ptmx") in host.calls
-    assert not host.named("mount")  # never a host path as target
+def test_app_plan_mounts_inside_the_root_then_pivots_then_masks() -> None:
+    plan = app_plan(_spec(mask_paths=True), "/pod/rootfs", ("/cg/pids/app-web",))
+    kw = plan.keywords()
+    assert kw[:5] == ["label", "write", "unshare", "root", "mount"]
+    assert plan.steps[1] == ("write", "/cg/pids/app-web/cgroup.procs", "0")  # cgroup first
+    assert plan.steps[2] == ("unshare", str(libc.CLONE_NEWNS))
+    assert plan.steps[3] == ("root", "/pod/rootfs")
+    pivot = kw.index("pivot")
+    # every mount and symlink resolves inside the root, before pivot_root; masks after it
+    assert set(kw[4:pivot]) == {"mount", "symlink"}
+    assert ("symlink", "/dev/ptmx", "pts/ptmx") in plan.steps
+    assert kw[pivot + 1] == "mask" and "mount" not in kw[pivot:]
+    assert kw[-1] == "exec"
 
 
-def test_enter_root_pivots_and_detaches_old_root(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    host = RecordingHost()
-    monkeypatch.setattr("os.chdir", lambda path: None)
-    enter_root(host, str(tmp_path))
-    assert host.calls == [("pivot_root", ".", "."), ("umount", ".", libc.MNT_DETACH)]
+def test_app_plan_without_masks_or_cgroup() -> None:
+    kw = app_plan(_spec(), "/r").keywords()
+    assert "mask" not in kw and "write" not in kw
 
 
 def test_credentials_order_bounding_set_first_then_ids() -> None:
-    host = RecordingHost()
-    apply_credentials(host, _spec(no_new_privs=True))
-    assert host.calls == [
-        ("drop_bounding_set", frozenset({0, 5})),
-        ("set_no_new_privs",),
-        ("set_identity", 1000, 1001, (5,)),
-        ("limit_capabilities", frozenset({0, 5})),
-    ]
+    kw = app_plan(_spec(no_new_privs=True), "/r").keywords()
+    assert kw[kw.index("pivot") + 1 :] == ["bounding", "nnp", "ids", "caps", "exec"]
+    steps = {step[0]: step[1:] for step in app_plan(_spec(), "/r").steps}
+    assert steps["bounding"] == steps["caps"] == (str(1 << 0 | 1 << 5),)
+    assert steps["ids"] == ("1000", "1001", "1", "5")
+    assert steps["exec"] == ("/", "1", "/bin/web", "1", "PATH=/bin")
 
 
 def test_credentials_insecure_capabilities_keeps_sets() -> None:
-    host = RecordingHost()
-    apply_credentials(host, _spec(capabilities=None))
-    assert host.calls == [("set_identity", 1000, 1001, (5,))]
+    kw = enter_plan(_spec(capabilities=None), ("/bin/sh",)).keywords()
+    assert kw == ["label", "ids", "exec"]
 
 
-def test_find_executable_searches_path(tmp_path: Path) -> None:
-    exe = tmp_path / "tool"
-    exe.write_text("")
-    exe.chmod(0o755)
-    assert find_executable("tool", {"PATH": f"/nonexistent:{tmp_path}"}) == str(exe)
-    assert find_executable("/abs/x", {}) == "/abs/x"
-    with pytest.raises(FileNotFoundError):
-        find_executable("tool", {"PATH": "/nonexistent"})
+def test_plan_refuses_a_nul_byte() -> None:
+    plan = app_plan(_spec(env=(("A", "x\0y"),)), "/r")
+    with pytest.raises(ValueError, match="NUL"):
+        plan.encode()
+    encoded = app_plan(_spec(), "/r").encode()
+    assert encoded.endswith(b"\0") and encoded.startswith(b'label\0stage1: app "web"\0')
 
 
 def test_namespace_flags_per_net_mode() -> None:

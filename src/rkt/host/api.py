@@ -11,8 +11,6 @@ type checker.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from rkt.host.libc import (
     CLONE_NEWIPC,
     CLONE_NEWNET,
@@ -71,60 +69,17 @@ class Host(Protocol):
         self, source: str | None, target: str, fstype: str | None, flags: int, data: str | None
     ) -> None: ...
 
-    def mount_in_root(
-        self,
-        root_fd: int,
-        target: str,
-        source: str | None,
-        fstype: str | None,
-        flags: int,
-        data: str | None = None,
-        *,
-        create: TargetKind | None = "dir",
-    ) -> None:
-        """Mount on ``target`` resolved inside the directory ``root_fd`` as if it were ``/``.
-
-        Symlinks in ``target`` can never lead outside the root (openat2 RESOLVE_IN_ROOT); missing
-        components are created (``create`` says what the last one is).
-        """
-
-    def symlink_in_root(self, root_fd: int, path: str, target: str) -> None:
-        """Create the symlink ``path`` (inside ``root_fd``, parent must exist) -> ``target``."""
-
     def umount(self, target: str, flags: int = 0) -> None: ...
 
     def unshare(self, flags: int) -> None: ...
 
     def setns(self, fd: int, nstype: int) -> None: ...
 
-    def pivot_root(self, new_root: str, put_old: str) -> None: ...
-
     def sethostname(self, name: str) -> None: ...
 
     def set_pdeathsig(self, signum: int) -> None: ...
 
-    def set_no_new_privs(self) -> None: ...
-
     def set_dumpable(self, dumpable: bool) -> None: ...
-
-    def set_identity(self, uid: int, gid: int, groups: tuple[int, ...]) -> None:
-        """setgroups, then real/effective/saved gid, then uid (in that order, as it must be)."""
-
-    def drop_bounding_set(self, keep: Iterable[int]) -> None:
-        """Drop every capability not in ``keep`` from the bounding set (needs CAP_SETPCAP)."""
-
-    def limit_capabilities(self, keep: Iterable[int]) -> None:
-        """Clear the ambient set; intersect effective, permitted, inheritable with ``keep``."""
-
-    def keep_capabilities(self) -> None:
-        """PR_SET_KEEPCAPS: the permitted set survives the switch to a non-root uid."""
-
-    def raise_ambient(self, caps: Iterable[int]) -> None:
-        """Make ``caps`` (within the permitted set) inheritable and ambient, so they survive
-        ``execve`` for a non-root program."""
-
-    def load_seccomp(self, retain: bool, syscalls: Iterable[str], errno_value: int) -> None:
-        """Install a seccomp filter on the calling thread (``rkt.host.seccomp``)."""
 
     def write_file(self, path: str, data: str) -> None:
         """Write ``data`` to an existing file (cgroup and /proc knobs), no create, no truncate."""

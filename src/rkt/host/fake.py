@@ -6,10 +6,7 @@ an ``OSError`` to raise, so error paths can be tested. Imports only the standard
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
-
-from rkt.host.api import TargetKind
 
 
 class RecordingHost:
@@ -30,22 +27,6 @@ class RecordingHost:
     ) -> None:
         self._record("mount", source, target, fstype, flags, data)
 
-    def mount_in_root(
-        self,
-        root_fd: int,
-        target: str,
-        source: str | None,
-        fstype: str | None,
-        flags: int,
-        data: str | None = None,
-        *,
-        create: TargetKind | None = "dir",
-    ) -> None:
-        self._record("mount_in_root", target, source, fstype, flags, data, create)
-
-    def symlink_in_root(self, root_fd: int, path: str, target: str) -> None:
-        self._record("symlink_in_root", path, target)
-
     def umount(self, target: str, flags: int = 0) -> None:
         self._record("umount", target, flags)
 
@@ -55,38 +36,14 @@ class RecordingHost:
     def setns(self, fd: int, nstype: int) -> None:
         self._record("setns", fd, nstype)
 
-    def pivot_root(self, new_root: str, put_old: str) -> None:
-        self._record("pivot_root", new_root, put_old)
-
     def sethostname(self, name: str) -> None:
         self._record("sethostname", name)
 
     def set_pdeathsig(self, signum: int) -> None:
         self._record("set_pdeathsig", signum)
 
-    def set_no_new_privs(self) -> None:
-        self._record("set_no_new_privs")
-
     def set_dumpable(self, dumpable: bool) -> None:
         self._record("set_dumpable", dumpable)
-
-    def set_identity(self, uid: int, gid: int, groups: tuple[int, ...]) -> None:
-        self._record("set_identity", uid, gid, groups)
-
-    def drop_bounding_set(self, keep: Iterable[int]) -> None:
-        self._record("drop_bounding_set", frozenset(keep))
-
-    def limit_capabilities(self, keep: Iterable[int]) -> None:
-        self._record("limit_capabilities", frozenset(keep))
-
-    def keep_capabilities(self) -> None:
-        self._record("keep_capabilities")
-
-    def raise_ambient(self, caps: Iterable[int]) -> None:
-        self._record("raise_ambient", frozenset(caps))
-
-    def load_seccomp(self, retain: bool, syscalls: Iterable[str], errno_value: int) -> None:
-        self._record("load_seccomp", retain, tuple(syscalls), errno_value)
 
     def write_file(self, path: str, data: str) -> None:
         self._record("write_file", path, data)

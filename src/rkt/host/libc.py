@@ -1,7 +1,7 @@
 """Raw ctypes bindings to libc.so.6: the kernel calls Python 3.11's ``os`` module lacks.
 
 Owns: the libc handle (loaded by soname: ``ctypes.util.find_library`` forks ldconfig, 10-20 ms),
-the flag constants of mount(2), unshare(2), prctl(2), capset(2) and openat2(2) for x86_64 and
+the flag constants of mount(2), unshare(2), prctl(2) and openat2(2) for x86_64 and
 aarch64, and thin wrappers that raise ``OSError`` with the errno and the call's name.
 
 Imports only the standard library (ctypes, os, platform-free). Used only by ``rkt.host``.
@@ -17,8 +17,8 @@ _libc = ctypes.CDLL("libc.so.6", use_errno=True)
 # Syscall numbers (x86_64, aarch64); os.uname is cheap and needs no import.
 _MACHINE = os.uname().machine
 _SYSCALLS = {
-    "x86_64": {"pivot_root": 155, "openat2": 437},
-    "aarch64": {"pivot_root": 41, "openat2": 437},
+    "x86_64": {"openat2": 437},
+    "aarch64": {"openat2": 437},
 }[_MACHINE if _MACHINE in ("x86_64", "aarch64") else "x86_64"]
 
 # unshare(2) / setns(2)
@@ -46,33 +46,11 @@ MNT_DETACH = 2
 # prctl(2)
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
-PR_SET_KEEPCAPS = 8
-PR_CAPBSET_READ = 23
-PR_CAPBSET_DROP = 24
-PR_SET_NO_NEW_PRIVS = 38
-PR_CAP_AMBIENT = 47
-PR_CAP_AMBIENT_RAISE = 2
-PR_CAP_AMBIENT_CLEAR_ALL = 4
-
-# capset(2)
-_LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
 # openat2(2)
 RESOLVE_NO_MAGICLINKS = 0x02
 RESOLVE_IN_ROOT = 0x10
 O_PATH = 0o10000000
-
-
-class _CapHeader(ctypes.Structure):
-    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
-
-
-class _CapData(ctypes.Structure):
-    _fields_ = [
-        ("effective", ctypes.c_uint32),
-        ("permitted", ctypes.c_uint32),
-        ("inheritable", ctypes.c_uint32),
-    ]
 
 
 class _OpenHow(ctypes.Structure):
@@ -118,12 +96,6 @@ def setns(fd: int, nstype: int) -> None:
     _check(_libc.setns(fd, nstype), "setns")
 
 
-def pivot_root(new_root: str, put_old: str) -> None:
-    _check(
-        _libc.syscall(_SYSCALLS["pivot_root"], _b(new_root), _b(put_old)), "pivot_root", new_root
-    )
-
-
 def sethostname(name: str) -> None:
     raw = name.encode()
     _check(_libc.sethostname(raw, len(raw)), "sethostname")
@@ -136,29 +108,6 @@ def prctl(option: int, arg2: int = 0, arg3: int = 0) -> int:
         ),
         "prctl",
     )
-
-
-def capget() -> tuple[int, int, int]:
-    """(effective, permitted, inheritable) of the calling thread as 64-bit masks."""
-    header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
-    data = (_CapData * 2)()
-    _check(_libc.capget(ctypes.byref(header), data), "capget")
-    return (
-        data[0].effective | data[1].effective << 32,
-        data[0].permitted | data[1].permitted << 32,
-        data[0].inheritable | data[1].inheritable << 32,
-    )
-
-
-def capset(effective: int, permitted: int, inheritable: int) -> None:
-    header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
-    data = (_CapData * 2)()
-    for i in (0, 1):
-        shift = 32 * i
-        data[i].effective = (effective >> shift) & 0xFFFFFFFF
-        data[i].permitted = (permitted >> shift) & 0xFFFFFFFF
-        data[i].inheritable = (inheritable >> shift) & 0xFFFFFFFF
-    _check(_libc.capset(ctypes.byref(header), data), "capset")
 
 
 def openat2(dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> int:

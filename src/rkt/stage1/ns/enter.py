@@ -7,9 +7,9 @@ command too; the pod's if the app has none; joined while the host's cgroupfs is 
 no more dumping (so nothing inside can ptrace this still-privileged process), then the init's
 IPC, UTS, network and PID namespaces and the APP's mount namespace (which puts us in its root),
 both joined through pidfds (no pid-reuse race); then a fork (to be inside the pid namespace),
-and in the child the app's OOM score, bounding and ambient sets, no_new_privs, groups, ids,
-seccomp filter, working directory and environment before exec. The exit status is the
-command's.
+and in the child the flavor's ``app-exec`` sets the app's OOM score, bounding and ambient sets,
+no_new_privs, groups, ids, seccomp filter, working directory and environment before exec
+(``launch.enter_plan``). The exit status is the command's.
 
 Imports only the standard library, ``rkt.errors``, ``rkt.host``, ``rkt.stage1``.
 """
@@ -30,7 +30,8 @@ from rkt.stage1.common.entry import run_entrypoint
 from rkt.stage1.common.poddir import PodDir
 from rkt.stage1.common.status import read_app_status, wait_status_to_exit_code
 from rkt.stage1.ns._pod import load_pod_cgroup, open_app_process, open_pod_init
-from rkt.stage1.ns.launch import EXIT_SETUP_FAILED, apply_credentials, exec_app, reset_signals
+from rkt.stage1.ns.launch import EXIT_SETUP_FAILED, describe, enter_plan, exec_launcher
+from rkt.stage1.ns.native import LAUNCHER, check_programs, program
 
 
 def choose_app(pod: PodDir, args: EnterArgs) -> str:
@@ -63,10 +64,16 @@ def join_pod(host: Host, pod: PodDir, app: str) -> None:
             detect_backend().attach(app_cgroup(cgroup, app))
         host.set_dumpable(False)
         flags = CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET | CLONE_NEWPID
-        if _in_other_userns(init_pid):  # --private-users: become the pod's root, not ours
+        in_userns = _in_other_userns(init_pid)
+        if in_userns:  # --private-users: become the pod's root, not ours
             flags |= CLONE_NEWUSER
         host.setns(init_fd, flags)
         host.setns(app_fd, CLONE_NEWNS)
+        if in_userns:
+            # Our host uid has no mapping in there: the launcher's execve would drop every
+            # capability. As the namespace's root it keeps them, to drop them as the app did.
+            os.setresgid(0, 0, 0)
+            os.setresuid(0, 0, 0)
     finally:
         os.close(init_fd)
         os.close(app_fd)
@@ -87,23 +94,19 @@ def app_cgroup(pod: PodCgroup, app: str) -> PodCgroup:
     return pod
 
 
-def run_in_app(host: Host, spec: AppSpec, command: tuple[str, ...]) -> int:
+def run_in_app(launcher: int, spec: AppSpec, command: tuple[str, ...]) -> int:
+    """Fork (to be inside the pid namespace); the child execs ``app-exec`` (``launcher``, an fd:
+    the app's mount namespace has no rkt) with the enter plan."""
+    plan = enter_plan(spec, command)
     pid = os.fork()
     if pid == 0:
         try:
-            reset_signals()
-            if spec.limits.oom_score_adj is not None:
-                host.write_file("/proc/self/oom_score_adj", str(spec.limits.oom_score_adj))
-            apply_credentials(host, spec)
-            exec_app(spec, command, spec.working_dir)
+            exec_launcher(launcher, plan)
         except BaseException as exc:
-            code = EXIT_SETUP_FAILED
-            if isinstance(exc, OSError) and exc.filename in (command[0], None):
-                code = 127 if isinstance(exc, FileNotFoundError) else 126
             try:
-                os.write(2, f"stage1 enter: {command[0]}: {exc}\n".encode())
+                os.write(2, f"stage1 enter: {command[0]}: {describe(exc)}\n".encode())
             finally:
-                os._exit(code)
+                os._exit(EXIT_SETUP_FAILED)
     # The terminal's ^C reaches the command itself; a SIGTERM to us is passed on.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda signum, frame: os.kill(pid, signal.SIGTERM))
@@ -122,10 +125,11 @@ def _enter(argv: list[str]) -> int:
     from rkt.host.linux import LinuxHost
 
     host = LinuxHost()
-    if spec.seccomp is not None:
-        import rkt.host.seccomp  # noqa: F401  (now: the app's mount namespace has no rkt)
+    # Opened now: once in the app's mount namespace, the pod's stage1 rootfs is out of sight.
+    check_programs(pod.path)
+    launcher = os.open(program(pod.path, LAUNCHER), os.O_PATH | os.O_CLOEXEC)
     join_pod(host, pod, app)
-    return run_in_app(host, spec, args.command)
+    return run_in_app(launcher, spec, args.command)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -41,7 +41,7 @@ from rkt.stage1.common.logs import CriLogWriter
 from rkt.stage1.common.poddir import symlink_atomic
 from rkt.stage1.common.status import AppStatus, StatusWriter, wait_status_to_exit_code
 from rkt.stage1.ns.launch import launch_app
-from rkt.stage1.ns.native import exec_supervisor, supervisor_app_args
+from rkt.stage1.ns.native import LAUNCHER, exec_supervisor, program, supervisor_app_args
 
 if TYPE_CHECKING:
     from rkt.stage1.ns.mutable import ControlServer
@@ -151,8 +151,6 @@ class PodInit:
         return tuple(str(d) for d in cg.dirs)
 
     def start_apps(self, roots: list[str]) -> None:
-        if any(spec.seccomp is not None for spec in self.specs):
-            import rkt.host.seccomp  # noqa: F401  (once here, not in every app child)
         statuses = [AppStatus(spec.name) for spec in self.specs]
         for spec, root, st in zip(self.specs, roots, statuses, strict=True):
             self.status.created(st)
@@ -169,7 +167,7 @@ class PodInit:
         cgroup_dirs = self.create_app_cgroup(spec)
         pid = os.fork()
         if pid == 0:
-            launch_app(self.host, spec, root, stdio, cgroup_dirs)
+            launch_app(program(self.pod_path, LAUNCHER), spec, root, stdio, cgroup_dirs)
         for _, write_fd in pipes:
             os.close(write_fd)
         if pipes:

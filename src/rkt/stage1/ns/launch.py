@@ -1,23 +1,31 @@
-"""Starting one app inside the pod (runs in a child of the pod init, then execs the app).
+"""Starting one app inside the pod: the plan (here, in Python) and its execution (``app-exec``).
 
-Order (each step a function):
+Everything about an app's start is decided here, as a launch plan: a list of primitive steps
+that the flavor's native ``app-exec`` (src/rkt/stage1/native/app-exec.c) performs in order, in a
+child of the pod init, before it ``execve``s the app. The plan's steps, as ``app_plan`` emits
+them:
+
 0. into the app's cgroup (created by the init under the pod's, limits written), oom_score_adj.
 1. ``unshare(CLONE_NEWNS)``: the app's own mount namespace, a private copy of the pod's.
-2. ``prepare_filesystem``: fresh /proc (the pod's pid namespace), a minimal /dev (tmpfs with
+2. ``plan_filesystem``: fresh /proc (the pod's pid namespace), a minimal /dev (tmpfs with
    null, zero, full, random, urandom, tty bound from the host, a new devpts instance, /dev/shm,
    the fd symlinks; no other host device), /sys read-only, tmpfs /tmp, the generated fallback
-   /etc/hosts (if any), the pod's volumes (an implicit Docker volume filled from the image first:
-   ``copyup.py``), the resolv.conf/hosts the flags or CNI asked for (over the volumes: rkt's
-   precedence; ``host`` binds the host's file read-only), then the read-only remount of the root
-   if asked. Every target is resolved INSIDE the app's root
-   (openat2 RESOLVE_IN_ROOT), so an image's symlinks cannot redirect a mount onto the host.
-3. ``enter_root``: pivot_root into the app's root; the old root is detached (nothing of it stays).
-   Then ``mask_kernel_paths``: rkt's read-only and inaccessible /proc and /sys paths (masks.py),
-   on the app's own procfs and sysfs, so plain paths cannot be redirected by the image.
-4. ``apply_credentials``: capability bounding set (rkt's 14 by default), no_new_privs, groups,
+   /etc/hosts (if any), the pod's volumes (an implicit Docker volume is filled from the image
+   first, by the init's child before it execs the launcher: ``copyup.py``), the resolv.conf/hosts
+   the flags or CNI asked for (over the volumes: rkt's precedence; ``host`` binds the host's file
+   read-only), then the read-only remount of the root if asked. Every target is resolved INSIDE
+   the app's root (openat2 RESOLVE_IN_ROOT), so an image's symlinks cannot redirect a mount onto
+   the host.
+3. pivot_root into the app's root; the old root is detached (nothing of it stays). Then
+   ``mask_ops``: rkt's read-only and inaccessible /proc and /sys paths (masks.py), on the app's
+   own procfs and sysfs, so plain paths cannot be redirected by the image.
+4. ``credential_steps``: capability bounding set (rkt's 14 by default), no_new_privs, groups,
    gid, uid, then the remaining capability sets (and the ambient set of a non-root app whose
-   retain-set asks), and the seccomp filter, loaded last.
-5. chdir to the working directory and ``execve`` with the app's environment.
+   retain-set asks), and the seccomp filter.
+5. chdir to the working directory, PATH lookup, the seccomp filter loaded, ``execve`` with the
+   app's environment.
+
+``rkt enter`` runs steps 0 (oom score only), 4 and 5 the same way (``enter_plan``).
 
 Imports only the standard library, ``rkt.host`` and ``rkt.stage1.common``.
 """
@@ -25,13 +33,11 @@ Imports only the standard library, ``rkt.host`` and ``rkt.stage1.common``.
 from __future__ import annotations
 
 import os
-import signal
 from collections.abc import Callable
 from typing import NamedTuple, NoReturn
 
 from rkt.host.api import (
     CLONE_NEWNS,
-    MNT_DETACH,
     MS_BIND,
     MS_NODEV,
     MS_NOEXEC,
@@ -40,12 +46,10 @@ from rkt.host.api import (
     MS_REC,
     MS_REMOUNT,
     MS_STRICTATIME,
-    Host,
     TargetKind,
 )
 from rkt.host.cgroups import join_file
 from rkt.stage1.common.appspec import AppSpec
-from rkt.stage1.common.copyup import copy_up_once
 from rkt.stage1.common.masks import MaskKind, plan_masks
 
 DEV_NODES = ("null", "zero", "full", "random", "urandom", "tty")
@@ -132,37 +136,6 @@ def _name_file_ops(spec: AppSpec, *, over_volumes: bool) -> list[FsOp]:
     return ops
 
 
-def prepare_filesystem(host: Host, root_fd: int, ops: list[FsOp]) -> None:
-    # Docker copy-up first, while the root is still the bare merged overlay (no /proc, /tmp or
-    # other volume is mounted in it yet): the volume gets exactly the image's content.
-    for op in ops:
-        if op.copy_up is not None and op.source is not None:
-            copy_up_once(root_fd, op.target, op.source, op.copy_up)
-    for op in ops:
-        if op.fstype == "symlink":
-            host.symlink_in_root(root_fd, op.target, str(op.data))
-            continue
-        try:
-            host.mount_in_root(
-                root_fd, op.target, op.source, op.fstype, op.flags, op.data, create=op.create
-            )
-        except PermissionError:
-            if op.fstype != "sysfs":
-                raise
-            # In a user namespace, sysfs mounts only for a network namespace it owns (--net=none);
-            # otherwise bind the current /sys, read-only.
-            host.mount_in_root(root_fd, op.target, "/sys", None, MS_BIND | MS_REC)
-            host.mount_in_root(root_fd, op.target, None, None, MS_REMOUNT | MS_BIND | MS_RDONLY)
-
-
-def enter_root(host: Host, root: str) -> None:
-    """pivot_root into ``root`` (a mount point) and drop the old root entirely."""
-    os.chdir(root)
-    host.pivot_root(".", ".")  # the old root is stacked on "/": detach it at once
-    host.umount(".", MNT_DETACH)
-    os.chdir("/")
-
-
 def mask_ops(masks: list[tuple[str, MaskKind]], exists: Callable[[str], bool]) -> list[FsOp]:
     """Mounts that mask kernel paths (inside the app's root, after pivot_root); absent paths
     are skipped (a kernel without /proc/kcore has nothing to hide there)."""
@@ -191,109 +164,144 @@ def mask_ops(masks: list[tuple[str, MaskKind]], exists: Callable[[str], bool]) -
     return ops
 
 
-def mask_kernel_paths(host: Host, spec: AppSpec) -> None:
-    if not spec.mask_paths:
-        return
-    for op in mask_ops(plan_masks(frozenset()), os.path.lexists):
-        host.mount(op.source, op.target, op.fstype, op.flags, op.data)
+class LaunchPlan:
+    """The steps for ``app-exec``, encoded as NUL-terminated strings: a keyword then its
+    arguments ("" is "none" for an optional one). See app-exec.c for the steps' meaning."""
+
+    def __init__(self, label: str) -> None:
+        self.steps: list[tuple[str, ...]] = []
+        self.step("label", label)
+
+    def step(self, keyword: str, *args: str | int | None) -> None:
+        self.steps.append((keyword, *("" if a is None else str(a) for a in args)))
+
+    def keywords(self) -> list[str]:
+        return [step[0] for step in self.steps]
+
+    def encode(self) -> bytes:
+        tokens = [token for step in self.steps for token in step]
+        data = "\0".join(tokens).encode("utf-8", "surrogateescape") + b"\0"
+        if data.count(b"\0") != len(tokens):
+            raise ValueError("a launch plan value contains a NUL byte")
+        return data
 
 
-def apply_credentials(host: Host, spec: AppSpec) -> None:
+def _mask(caps: tuple[int, ...]) -> int:
+    mask = 0
+    for cap in caps:
+        mask |= 1 << cap
+    return mask
+
+
+def credential_steps(plan: LaunchPlan, spec: AppSpec) -> None:
     """Bounding set, no_new_privs, groups and ids, the remaining capability sets, seccomp."""
     if spec.capabilities is not None:
-        host.drop_bounding_set(spec.capabilities)
+        plan.step("bounding", _mask(spec.capabilities))
     if spec.ambient:
-        host.keep_capabilities()  # setuid to the app's user must not clear the permitted set
+        plan.step("keepcaps")  # setuid to the app's user must not clear the permitted set
     if spec.no_new_privs:
-        host.set_no_new_privs()
-    host.set_identity(spec.uid, spec.gid, spec.supplementary_gids)
+        plan.step("nnp")
+    groups = spec.supplementary_gids
+    plan.step("ids", spec.uid, spec.gid, len(groups), *groups)
     if spec.capabilities is not None:
-        host.limit_capabilities(spec.capabilities)
+        plan.step("caps", _mask(spec.capabilities))
     if spec.ambient:
-        host.raise_ambient(spec.ambient)
-    if spec.seccomp is not None:  # last: the filter also applies to us until execve
+        plan.step("ambient", _mask(spec.ambient))
+    if spec.seccomp is not None:  # loaded by the exec step, after chdir and the PATH lookup
         policy = spec.seccomp
-        host.load_seccomp(policy.mode == "retain", policy.syscalls, policy.errno)
+        names = sorted(set(policy.syscalls))
+        plan.step("seccomp", int(policy.mode == "retain"), policy.errno, len(names), *names)
 
 
-def enter_cgroup(host: Host, spec: AppSpec, cgroup_dirs: tuple[str, ...]) -> None:
-    """Move ourselves into the app's cgroup and set our OOM score (before anything else)."""
+def exec_step(plan: LaunchPlan, spec: AppSpec, argv: tuple[str, ...]) -> None:
+    env = [f"{k}={v}" for k, v in spec.env_dict().items()]
+    plan.step("exec", spec.working_dir, len(argv), *argv, len(env), *env)
+
+
+def app_plan(spec: AppSpec, root: str, cgroup_dirs: tuple[str, ...] = ()) -> LaunchPlan:
+    """Everything from the app's cgroup to its ``execve`` (the steps in the module doc)."""
+    plan = LaunchPlan(f'stage1: app "{spec.name}"')
     for d in cgroup_dirs:
-        host.write_file(join_file(d), "0")  # just forked: one thread
+        plan.step("write", join_file(d), "0")
     if spec.limits.oom_score_adj is not None:
-        host.write_file("/proc/self/oom_score_adj", str(spec.limits.oom_score_adj))
+        plan.step("write", "/proc/self/oom_score_adj", spec.limits.oom_score_adj)
+    plan.step("unshare", CLONE_NEWNS)
+    plan.step("root", root)
+    for op in plan_filesystem(spec):
+        if op.fstype == "symlink":
+            plan.step("symlink", op.target, op.data)
+        else:
+            plan.step("mount", op.target, op.source, op.fstype, op.flags, op.data, op.create)
+    plan.step("pivot")
+    if spec.mask_paths:  # app-exec skips the paths this kernel does not have
+        for op in mask_ops(plan_masks(frozenset()), lambda path: True):
+            plan.step("mask", op.target, op.source, op.fstype, op.flags, op.data)
+    credential_steps(plan, spec)
+    exec_step(plan, spec, spec.exec)
+    return plan
 
 
-def find_executable(name: str, env: dict[str, str]) -> str:
-    if "/" in name:
-        return name
-    for directory in env.get("PATH", "").split(":"):
-        candidate = f"{directory or '.'}/{name}"
-        if os.access(candidate, os.X_OK) and not os.path.isdir(candidate):
-            return candidate
-    raise FileNotFoundError(2, "executable not found in PATH", name)
+def enter_plan(spec: AppSpec, command: tuple[str, ...]) -> LaunchPlan:
+    """``rkt enter``: the app's OOM score, credentials, working directory and environment."""
+    plan = LaunchPlan(f"stage1 enter: {command[0]}")
+    if spec.limits.oom_score_adj is not None:
+        plan.step("write", "/proc/self/oom_score_adj", spec.limits.oom_score_adj)
+    credential_steps(plan, spec)
+    exec_step(plan, spec, command)
+    return plan
 
 
-def reset_signals() -> None:
-    """What a freshly exec'd program expects: default dispositions (Python ignores SIGPIPE and
-    SIGXFSZ, and exec keeps "ignored"), nothing blocked, no wakeup fd."""
-    signal.set_wakeup_fd(-1)
-    for signum in (
-        signal.SIGPIPE,
-        signal.SIGXFSZ,
-        signal.SIGINT,
-        signal.SIGTERM,
-        signal.SIGCHLD,
-        signal.SIGHUP,
-        signal.SIGQUIT,
-        signal.SIGTSTP,
-    ):
-        signal.signal(signum, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+def exec_launcher(program: str | int, plan: LaunchPlan) -> NoReturn:
+    """``execve`` app-exec (a path, or an fd of it) with the plan on an inherited memfd."""
+    data = plan.encode()
+    fd = os.memfd_create("rkt-launch-plan", 0)
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+    os.lseek(fd, 0, os.SEEK_SET)
+    os.set_inheritable(fd, True)
+    os.execve(program, ["app-exec", str(fd)], {})
 
 
-def exec_app(spec: AppSpec, argv: tuple[str, ...], cwd: str) -> NoReturn:
-    env = spec.env_dict()
-    os.chdir(cwd)
-    path = find_executable(argv[0], env)
-    os.closerange(3, 1 << 20)  # the lock fd and every other descriptor stay out of the app
-    os.execve(path, list(argv), env)
+def copy_up_volumes(spec: AppSpec, root: str) -> None:
+    """Fill implicit Docker volumes from the image (once per pod), while the root is still the
+    bare merged overlay: nothing is mounted in it yet."""
+    ops = [op for op in plan_filesystem(spec) if op.copy_up is not None and op.source]
+    if not ops:
+        return
+    from rkt.stage1.common.copyup import copy_up_once
+
+    root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for op in ops:
+            copy_up_once(root_fd, op.target, str(op.source), str(op.copy_up))
+    finally:
+        os.close(root_fd)
 
 
 def launch_app(
-    host: Host,
+    program: str,
     spec: AppSpec,
     root: str,
     stdio: tuple[int, int, int] | None,
     cgroup_dirs: tuple[str, ...] = (),
 ) -> NoReturn:
-    """The body of the forked app child; never returns."""
+    """The body of the forked app child: copy-up, stdio, then exec app-exec; never returns."""
     try:
-        reset_signals()
-        enter_cgroup(host, spec, cgroup_dirs)
         if stdio is not None:
             os.setsid()  # its own session: the caller's terminal signals go to rkt, not here
             for target, fd in enumerate(stdio):
                 os.dup2(fd, target)
-        host.unshare(CLONE_NEWNS)
-        root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-        prepare_filesystem(host, root_fd, plan_filesystem(spec))
-        os.close(root_fd)
-        enter_root(host, root)
-        mask_kernel_paths(host, spec)
-        apply_credentials(host, spec)
-        exec_app(spec, spec.exec, spec.working_dir)
+        copy_up_volumes(spec, root)
+        exec_launcher(program, app_plan(spec, root, cgroup_dirs))
     except BaseException as exc:  # report in the app's own stderr (the log), then die
-        code = EXIT_SETUP_FAILED
-        if isinstance(exc, OSError) and exc.filename == spec.exec[0]:
-            code = 127 if isinstance(exc, FileNotFoundError) else 126
         try:
-            os.write(2, f'stage1: app "{spec.name}": {_describe(exc)}\n'.encode())
+            os.write(2, f'stage1: app "{spec.name}": {describe(exc)}\n'.encode())
         finally:
-            os._exit(code)
+            os._exit(EXIT_SETUP_FAILED)
 
 
-def _describe(exc: BaseException) -> str:
+def describe(exc: BaseException) -> str:
     if isinstance(exc, OSError):
         what = f" ({exc.filename})" if exc.filename else ""
         return f"{exc.strerror or exc}{what}".lower()

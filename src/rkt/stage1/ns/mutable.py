@@ -211,8 +211,6 @@ def start_app(init: PodInit, name: str) -> None:
     if status.state == RUNNING:
         raise PodError(f'app "{name}": is already running')
     spec = init.specs_by_name[name]
-    if spec.seccomp is not None:
-        import rkt.host.seccomp  # noqa: F401  (once here, not in the app child)
     if status.state == EXITED:  # started again: a fresh run, the same filesystem
         status.finished = status.exit_code = status.signal = None
         status.oom_killed = False

@@ -1,14 +1,16 @@
 """Handing the pod over to the flavor's native resident programs (src/rkt/stage1/native/*.c).
 
-The ns flavor's stage1 image ships two small static programs beside its Python entrypoints; the
-Python processes set the pod up and then ``exec`` them, so what stays resident for the pod's
+The ns flavor's stage1 image ships three small static programs beside its Python entrypoints;
+the Python processes set the pod up and then ``exec`` them, so what stays resident for the pod's
 lifetime is a few hundred kB instead of two interpreters (docs/architecture.md "Native resident
-processes"):
+processes"), and an app starts without Python work in its own process:
 
 - ``run-waiter``: the run entrypoint (and the ``--private-users`` helper) after the pod init is
   forked: waits for it, forwards SIGTERM/SIGHUP/SIGINT as SIGTERM, exits with its status.
 - ``pod-supervisor``: the pod init (PID 1) once every app is started: copies output to the
   terminal and the CRI logs, reaps, writes exit statuses, stops the pod as rkt does.
+- ``app-exec``: each app's child of the init (and ``rkt enter``'s child): performs the launch
+  plan ``rkt.stage1.ns.launch`` made (mounts, pivot_root, credentials, seccomp), execs the app.
 
 Both read signals from a signalfd; the caller blocks ``HANDOFF_SIGNALS`` before forking the init,
 so a stop request sent before the exec stays pending instead of being lost.
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
 
 SUPERVISOR = "pod-supervisor"
 WAITER = "run-waiter"
+LAUNCHER = "app-exec"
 HANDOFF_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD}
 
 
@@ -41,7 +44,7 @@ def program(pod_path: Path, name: str) -> str:
 
 def check_programs(pod_path: Path) -> None:
     """Refuse early (before anything is created) when the stage1 image lacks them."""
-    for name in (SUPERVISOR, WAITER):
+    for name in (SUPERVISOR, WAITER, LAUNCHER):
         if not os.access(program(pod_path, name), os.X_OK):
             raise PodError(f'stage1: program "{name}" is missing from the pod\'s stage1 rootfs')
 

@@ -1,0 +1,284 @@
+"""The ns flavor's native app launcher (src/rkt/stage1/native/app-exec.c), driven directly.
+
+The pod tests run it through `rkt run` and `rkt enter`; these pin down its own contract: the
+plan encoding, the exec step (working directory, environment, PATH lookup, exit codes, nothing
+inherited but stdio, signals reset), mount targets resolved inside the root, credentials and the
+seccomp filter (the same BPF as an independent binding compiles).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from rkt.stage0.stage1_image import NATIVE_DIR
+from rkt.stage1.common.seccomp import DEFAULT_POLICY, SeccompPolicy, policy_from_set
+from rkt.stage1.ns.launch import LaunchPlan
+from tests.conftest import require, require_root, require_tool
+
+APP_EXEC = NATIVE_DIR / "app-exec"
+LABEL = 'stage1: app "t"'
+
+
+@pytest.fixture(autouse=True)
+def _built() -> None:
+    require(APP_EXEC.exists(), "native programs not built (make setup)")
+
+
+def _run(
+    data: LaunchPlan | bytes,
+    *,
+    wrap: tuple[str, ...] = (),
+    extra_fds: tuple[int, ...] = (),
+    **kw: object,
+) -> subprocess.CompletedProcess[str]:
+    raw = data.encode() if isinstance(data, LaunchPlan) else data
+    r, w = os.pipe()
+    os.write(w, raw)  # small plans: they fit the pipe
+    os.close(w)
+    try:
+        return subprocess.run(  # type: ignore[call-overload, no-any-return]
+            [*wrap, str(APP_EXEC), str(r)],
+            pass_fds=(r, *extra_fds),
+            capture_output=True,
+            text=True,
+            timeout=30,
+            **kw,
+        )
+    finally:
+        os.close(r)
+
+
+def _plan(*steps: tuple[str | int, ...]) -> LaunchPlan:
+    plan = LaunchPlan(LABEL)
+    for keyword, *args in steps:
+        plan.step(str(keyword), *args)
+    return plan
+
+
+def _exec(argv: list[str], env: list[str], cwd: str = "/") -> tuple[str | int, ...]:
+    return ("exec", cwd, len(argv), *argv, len(env), *env)
+
+
+# -- exec -----------------------------------------------------------------------------------
+
+
+def test_exec_with_working_dir_environment_and_path_lookup(tmp_path: Path) -> None:
+    env = ["PATH=/nonexistent::/usr/bin:/bin", "FOO=bar baz"]
+    proc = _run(_plan(_exec(["sh", "-c", 'pwd; echo "$FOO"; echo $#'], env, str(tmp_path))))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == f"{tmp_path}\nbar baz\n0\n"
+
+
+def test_exec_failures_exit_127_and_126_as_shells_do(tmp_path: Path) -> None:
+    proc = _run(_plan(_exec(["no-such-tool"], ["PATH=/bin"])))
+    assert proc.returncode == 127
+    assert proc.stderr == f"{LABEL}: no-such-tool: executable not found in PATH\n"
+    assert _run(_plan(_exec([str(tmp_path / "missing")], []))).returncode == 127
+    plain = tmp_path / "plain"
+    plain.write_text("not a program\n")
+    plain.chmod(0o644)
+    proc = _run(_plan(_exec([str(plain)], [])))
+    assert proc.returncode == 126 and "permission denied" in proc.stderr.lower()
+
+
+def test_only_stdio_is_inherited_and_signals_are_reset() -> None:
+    # As the pod init forks an app: its stop signals blocked; Python also ignores SIGPIPE.
+    def preexec() -> None:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGCHLD})
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+
+    extra = os.open("/dev/null", os.O_RDONLY)
+    try:
+        script = "ls /proc/$$/fd; grep -E '^Sig(Blk|Ign)' /proc/$$/status"
+        proc = _run(
+            _plan(_exec(["/bin/sh", "-c", script], [])),
+            preexec_fn=preexec,
+            extra_fds=(extra,),
+        )
+    finally:
+        os.close(extra)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.split()
+    assert lines[:3] == ["0", "1", "2"] and str(extra) not in lines[3:-4]
+    assert "SigBlk:\t0000000000000000" in proc.stdout
+    assert "SigIgn:\t0000000000000000" in proc.stdout
+
+
+# -- the plan -------------------------------------------------------------------------------
+
+
+def test_a_failed_step_names_the_label_and_exits_254() -> None:
+    proc = _run(_plan(("write", "/nonexistent/knob", "0"), _exec(["true"], ["PATH=/bin"])))
+    assert proc.returncode == 254
+    assert proc.stderr == f"{LABEL}: open /nonexistent/knob: no such file or directory\n"
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b"label\0x\0exec\0/\0", "ends in the middle of a step"),
+        (b"label\0x\0frobnicate\0", 'unknown launch step "frobnicate"'),
+        (b"label\0x\0", "has no exec step"),
+        (b"label\0x\0exec\0/\0one\0", 'has "one" where a number belongs'),
+        (b"label\0x", "does not end with a NUL"),
+    ],
+)
+def test_a_malformed_plan_is_refused(raw: bytes, message: str) -> None:
+    proc = _run(raw)
+    assert proc.returncode == 254 and message in proc.stderr, proc.stderr
+
+
+# -- mounts inside the root (root: a private mount namespace of its own) ---------------------
+
+
+def test_mount_targets_resolve_inside_the_root_and_are_created(tmp_path: Path) -> None:
+    require_root()
+    unshare = require_tool("unshare")
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    (root / "escape").symlink_to("/etc")
+    (root / "dotdot").symlink_to("../../../../../../../etc")
+    (tmp_path / "host-file").write_text("bound\n")
+    check = f"cat {root}/data/file; ls {root}/etc/new/dir; ls {root}/etc/deep"
+    plan = _plan(
+        ("root", str(root)),
+        ("mount", "/escape/new/dir", "tmpfs", "tmpfs", 0, "", "dir"),
+        ("mount", "/dotdot/deep", "tmpfs", "tmpfs", 0, "size=1k", "dir"),
+        ("mount", "/data/file", str(tmp_path / "host-file"), "", 4096, "", "file"),  # MS_BIND
+        ("symlink", "/etc/link", "/nowhere"),
+        _exec(["/bin/sh", "-c", check], []),
+    )
+    proc = _run(plan, wrap=(unshare, "--mount", "--propagation", "private"))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "bound\n"  # both tmpfs mounts are empty: ls prints nothing
+    assert (root / "etc/new/dir").is_dir() and (root / "etc/deep").is_dir()
+    assert (root / "data/file").is_file() and os.readlink(root / "etc/link") == "/nowhere"
+    assert not Path("/etc/new").exists() and not Path("/etc/deep").exists()
+
+
+def test_a_missing_target_without_create_fails(tmp_path: Path) -> None:
+    require_root()
+    unshare = require_tool("unshare")
+    (tmp_path / "root").mkdir()
+    plan = _plan(
+        ("root", str(tmp_path / "root")),
+        ("mount", "/missing", "tmpfs", "tmpfs", 0, "", ""),
+        _exec(["true"], ["PATH=/bin"]),
+    )
+    proc = _run(plan, wrap=(unshare, "--mount", "--propagation", "private"))
+    assert proc.returncode == 254
+    assert proc.stderr == f"{LABEL}: mount /missing: no such file or directory\n"
+
+
+# -- credentials and seccomp ----------------------------------------------------------------
+
+
+def _status(plan: LaunchPlan) -> dict[str, str]:
+    proc = _run(plan)
+    assert proc.returncode == 0, proc.stderr
+    return dict(line.split(":\t", 1) for line in proc.stdout.splitlines() if ":\t" in line)
+
+
+def test_credentials_bounding_set_ids_and_caps() -> None:
+    require_root()
+    kill = 1 << 5  # CAP_KILL
+    plan = _plan(
+        ("bounding", kill),
+        ("nnp",),
+        ("ids", 1000, 1001, 2, 5, 7),
+        ("caps", kill),
+        _exec(["/bin/cat", "/proc/self/status"], []),
+    )
+    status = _status(plan)
+    assert status["Uid"].split() == ["1000"] * 4 and status["Gid"].split() == ["1001"] * 4
+    assert status["Groups"].split() == ["5", "7"]
+    assert int(status["CapBnd"], 16) == kill
+    assert int(status["CapEff"], 16) == 0  # a non-root program gets no effective set
+    assert status["NoNewPrivs"] == "1"
+
+
+def test_ambient_capabilities_survive_exec_for_a_non_root_app() -> None:
+    require_root()
+    bind = 1 << 10  # CAP_NET_BIND_SERVICE
+    plan = _plan(
+        ("bounding", bind),
+        ("keepcaps",),
+        ("ids", 1000, 1000, 0),
+        ("caps", bind),
+        ("ambient", bind),
+        _exec(["/bin/cat", "/proc/self/status"], []),
+    )
+    status = _status(plan)
+    assert int(status["CapAmb"], 16) == bind and int(status["CapEff"], 16) == bind
+
+
+def _seccomp(policy: SeccompPolicy) -> tuple[str | int, ...]:
+    names = sorted(set(policy.syscalls))
+    return ("seccomp", int(policy.mode == "retain"), policy.errno, len(names), *names)
+
+
+def test_seccomp_filter_refuses_with_its_errno() -> None:
+    require_root()
+    unshare = require_tool("unshare")
+    plan = _plan(("nnp",), _seccomp(DEFAULT_POLICY), _exec([unshare, "--mount", "true"], []))
+    proc = _run(plan)
+    assert proc.returncode != 0 and "Operation not permitted" in proc.stderr
+    # and without the filter, the same command works (we are root)
+    assert _run(_plan(_exec([unshare, "--mount", "true"], []))).returncode == 0
+
+
+def _export_bpf(policy: SeccompPolicy) -> bytes:
+    r, w = os.pipe()
+    os.write(w, _plan(_seccomp(policy)).encode())
+    os.close(w)
+    try:
+        proc = subprocess.run(
+            [str(APP_EXEC), "--export-bpf", str(r)], pass_fds=(r,), capture_output=True, check=True
+        )
+    finally:
+        os.close(r)
+    return proc.stdout
+
+
+CLONE_NEW_FLAGS = (0x80, 0x20000, 0x2000000, 0x4000000, 0x8000000, 0x10000000, 0x20000000)
+CLONE_NEW_FLAGS += (0x40000000,)
+
+
+@pytest.mark.parametrize("kind", ["default", "remove"])
+def test_filter_matches_an_independent_binding(kind: str) -> None:
+    """app-exec compiles the same BPF as pyseccomp given the same rules (build_filter's)."""
+    import pyseccomp  # a dev dependency, for this comparison only
+
+    if kind == "default":
+        policy = DEFAULT_POLICY
+    else:
+        policy = policy_from_set("remove", ["@rkt/default-blacklist"], None)
+    retain = policy.mode == "retain"
+    blocked = pyseccomp.ERRNO(policy.errno)
+    theirs = pyseccomp.SyscallFilter(blocked if retain else pyseccomp.ALLOW)
+    theirs.set_attr(pyseccomp.Attr.ACT_BADARCH, pyseccomp.KILL_PROCESS)
+    theirs.set_attr(pyseccomp.Attr.CTL_NNP, 0)
+    for name in sorted(set(policy.syscalls)):
+        if name in ("clone", "clone3"):
+            continue
+        try:
+            theirs.add_rule(pyseccomp.ALLOW if retain else blocked, name)
+        except ValueError:  # a name this architecture's table does not have: skipped
+            continue
+    if retain:
+        arg = pyseccomp.Arg(0, pyseccomp.MASKED_EQ, sum(CLONE_NEW_FLAGS), 0)
+        theirs.add_rule(pyseccomp.ALLOW, "clone", arg)
+    else:
+        for flag in CLONE_NEW_FLAGS:
+            theirs.add_rule(blocked, "clone", pyseccomp.Arg(0, pyseccomp.MASKED_EQ, flag, flag))
+    theirs.add_rule(pyseccomp.ERRNO(errno.ENOSYS), "clone3")
+    with open(os.memfd_create("theirs"), "w+b") as out:
+        theirs.export_bpf(out)
+        expected = os.pread(out.fileno(), os.fstat(out.fileno()).st_size, 0)
+    assert _export_bpf(policy) == expected
