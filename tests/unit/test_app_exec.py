@@ -95,7 +95,7 @@ def test_only_stdio_is_inherited_and_signals_are_reset() -> None:
 
     extra = os.open("/dev/null", os.O_RDONLY)
     try:
-        script = "ls /proc/$$/fd; grep -E '^Sig(Blk|Ign)' /proc/$$/status"
+        script = "ls /proc/$$/fd; exec grep -E '^Sig(Blk|Ign)' /proc/self/status"
         proc = _run(
             _plan(_exec(["/bin/sh", "-c", script], [])),
             preexec_fn=preexec,

@@ -8,6 +8,7 @@ without root: the supervisor works as any parent (PID 1 of a pod only adds orpha
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -212,3 +213,33 @@ def test_supervisor_refuses_a_bad_command_line(tmp_path: Path) -> None:
     proc = subprocess.run([str(SUPERVISOR), "--", "only", "two"], capture_output=True, timeout=10)
     assert proc.returncode == 254
     assert b"not a multiple of 11" in proc.stderr
+
+
+# -- pod-init (a pod's start: every pod test runs it; here its refusals) ---------------------
+
+INIT = NATIVE_DIR / "pod-init"
+
+
+@pytest.mark.parametrize(
+    ("plan", "message"),
+    [
+        (b"label\0stage1: pod init\0frobnicate\0", 'unknown pod plan step "frobnicate"'),
+        (b"label\0stage1: pod init\0", "has no supervise step"),
+        (b"label\0stage1: pod init\0wait\0", "wait: no fork before it"),
+        (b"unshare\0lots\0", 'has "lots" where a number belongs'),
+        (b"hostname", "does not end with a NUL"),
+    ],
+)
+def test_pod_init_refuses_a_bad_plan(plan: bytes, message: str) -> None:
+    require(INIT.exists(), "native programs not built (make setup)")
+    r, w = os.pipe()
+    os.write(w, plan)
+    os.close(w)
+    try:
+        proc = subprocess.run(
+            [str(INIT), str(r)], pass_fds=(r,), capture_output=True, text=True, timeout=10
+        )
+    finally:
+        os.close(r)
+    assert proc.returncode == 254
+    assert proc.stderr.startswith("stage1: pod init: ") and message in proc.stderr

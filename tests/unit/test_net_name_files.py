@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from rkt.host import libc
+from rkt.host.flags import MS_BIND, MS_RDONLY, MS_REMOUNT
 from rkt.net import dns
 from rkt.stage1.common.appspec import AppSpec, NameFile, VolumeMount
 from rkt.stage1.ns.launch import FsOp, plan_filesystem
@@ -98,13 +98,13 @@ def test_plan_orders_fallback_before_volumes_and_flags_after_them() -> None:
     assert _index(ops, "/tmp", "tmpfs") < fallback < volume < resolv_volume
     assert resolv_volume < generated and volume + 1 < host_hosts  # after the volume's ro remount
     for i in (fallback, generated, host_hosts):
-        assert ops[i].flags == libc.MS_BIND and ops[i].create == "file"
+        assert ops[i].flags == MS_BIND and ops[i].create == "file"
     # only the host file is remounted read-only, right after its bind; the root's remount is last
     ro = ops[host_hosts + 1]
     assert (ro.target, ro.source, ro.create) == ("/etc/hosts", None, None)
-    assert ro.flags & libc.MS_REMOUNT and ro.flags & libc.MS_RDONLY
-    assert not (ops[generated + 1].flags & libc.MS_REMOUNT)  # a generated file stays writable
-    assert ops[-1].target == "/" and ops[-1].flags & libc.MS_RDONLY
+    assert ro.flags & MS_REMOUNT and ro.flags & MS_RDONLY
+    assert not (ops[generated + 1].flags & MS_REMOUNT)  # a generated file stays writable
+    assert ops[-1].target == "/" and ops[-1].flags & MS_RDONLY
 
 
 def test_name_files_survive_the_saved_spec() -> None:

@@ -8,16 +8,28 @@ from pathlib import Path
 import pytest
 
 from rkt import abi
-from rkt.host import libc
 from rkt.host.fake import RecordingHost
+from rkt.host.flags import (
+    CLONE_NEWIPC,
+    CLONE_NEWNET,
+    CLONE_NEWNS,
+    CLONE_NEWPID,
+    CLONE_NEWUTS,
+    MS_BIND,
+    MS_PRIVATE,
+    MS_RDONLY,
+    MS_REC,
+    MS_REMOUNT,
+)
 from rkt.stage1.common.appspec import AppSpec, VolumeMount
 from rkt.stage1.common.args import parse_run
 from rkt.stage1.common.poddir import CGROUP_STATE, PodDir
 from rkt.stage1.ns import ENTRYPOINTS
 from rkt.stage1.ns import run as run_entry
 from rkt.stage1.ns._pod import load_pod_cgroup
-from rkt.stage1.ns.init import PodInit, overlay_options
+from rkt.stage1.ns.init import PodInit
 from rkt.stage1.ns.launch import app_plan, enter_plan, plan_filesystem
+from rkt.stage1.ns.start import overlay_options
 
 UUID = "0a1b2c3d-0000-4000-8000-000000000001"
 
@@ -51,13 +63,13 @@ def test_entrypoints_table_names_importable_modules() -> None:
 
 def test_minimal_dev_has_no_other_host_devices() -> None:
     ops = plan_filesystem(_spec())
-    binds = [op.source for op in ops if op.flags & libc.MS_BIND and op.source]
+    binds = [op.source for op in ops if op.flags & MS_BIND and op.source]
     assert binds == [f"/dev/{n}" for n in ("null", "zero", "full", "random", "urandom", "tty")]
     by_target = {op.target: op for op in ops if op.fstype not in (None, "symlink")}
     assert by_target["/proc"].fstype == "proc"
     assert by_target["/dev"].fstype == "tmpfs"
     assert "newinstance" in str(by_target["/dev/pts"].data)
-    assert by_target["/sys"].flags & libc.MS_RDONLY
+    assert by_target["/sys"].flags & MS_RDONLY
     assert by_target["/tmp"].fstype == "tmpfs"
     assert by_target["/dev/shm"].fstype == "tmpfs"
     # /dev comes before anything mounted inside it
@@ -76,11 +88,11 @@ def test_volumes_and_readonly_rootfs_plan() -> None:
     ops = plan_filesystem(spec, is_file=lambda p: p == "/f")
     vol = [op for op in ops if op.target in ("/data", "/etc/f")]
     assert [(op.target, op.flags, op.create) for op in vol] == [
-        ("/data", libc.MS_BIND | libc.MS_REC, "dir"),
-        ("/data", libc.MS_REMOUNT | libc.MS_BIND | libc.MS_RDONLY, None),
-        ("/etc/f", libc.MS_BIND, "file"),
+        ("/data", MS_BIND | MS_REC, "dir"),
+        ("/data", MS_REMOUNT | MS_BIND | MS_RDONLY, None),
+        ("/etc/f", MS_BIND, "file"),
     ]
-    assert ops[-1].target == "/" and ops[-1].flags & libc.MS_RDONLY  # last, after every mount
+    assert ops[-1].target == "/" and ops[-1].flags & MS_RDONLY  # last, after every mount
 
 
 def test_app_plan_mounts_inside_the_root_then_pivots_then_masks() -> None:
@@ -88,7 +100,7 @@ def test_app_plan_mounts_inside_the_root_then_pivots_then_masks() -> None:
     kw = plan.keywords()
     assert kw[:5] == ["label", "write", "unshare", "root", "mount"]
     assert plan.steps[1] == ("write", "/cg/pids/app-web/cgroup.procs", "0")  # cgroup first
-    assert plan.steps[2] == ("unshare", str(libc.CLONE_NEWNS))
+    assert plan.steps[2] == ("unshare", str(CLONE_NEWNS))
     assert plan.steps[3] == ("root", "/pod/rootfs")
     pivot = kw.index("pivot")
     # every mount and symlink resolves inside the root, before pivot_root; masks after it
@@ -126,9 +138,9 @@ def test_plan_refuses_a_nul_byte() -> None:
 
 
 def test_namespace_flags_per_net_mode() -> None:
-    base = libc.CLONE_NEWNS | libc.CLONE_NEWUTS | libc.CLONE_NEWIPC | libc.CLONE_NEWPID
+    base = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWPID
     assert run_entry.namespace_flags(parse_run(["--net=host", UUID])) == base
-    assert run_entry.namespace_flags(parse_run(["--net=none", UUID])) == base | libc.CLONE_NEWNET
+    assert run_entry.namespace_flags(parse_run(["--net=none", UUID])) == base | CLONE_NEWNET
 
 
 def test_run_refuses_unknown_flags(capsys: pytest.CaptureFixture[str]) -> None:
@@ -146,7 +158,7 @@ def test_pod_init_setup_mounts_privately_inside_pod_namespace(tmp_path: Path) ->
     host = RecordingHost()
     init = PodInit(host, tmp_path, [_spec()], interactive=False)
     roots = init.setup("rkt-pod")
-    assert host.calls[0] == ("mount", None, "/", None, libc.MS_REC | libc.MS_PRIVATE, None)
+    assert host.calls[0] == ("mount", None, "/", None, MS_REC | MS_PRIVATE, None)
     assert host.calls[1] == ("sethostname", "rkt-pod")
     _, source, target, fstype, _, data = host.calls[2]
     assert (source, fstype, target) == ("overlay", "overlay", roots[0])
@@ -176,3 +188,49 @@ def test_gc_only_trusts_cgroup_dirs_named_for_the_pod(tmp_path: Path) -> None:
     mountinfo = f"40 31 0:29 / {cg_root / 'cpu'} rw - cgroup cgroup rw,cpu\n"
     cg = load_pod_cgroup(pod, mountinfo)
     assert cg is not None and cg.dirs == (cg_root / "cpu" / f"rkt-{UUID}",)
+
+
+def test_pod_plan_for_pod_init(tmp_path: Path) -> None:
+    from rkt.stage1.common.appspec import app_spec_path
+    from rkt.stage1.ns.start import needs_python_init, pod_plan
+
+    pod = PodDir(tmp_path, UUID)
+    app_spec_path(pod, "web").parent.mkdir(parents=True)
+    args = parse_run(["--net=none", "--hostname=box", UUID])
+    specs = [_spec(), _spec(name="db")]
+    assert not needs_python_init(args, specs)
+    plan = pod_plan(pod, args, specs, run_entry.namespace_flags(args), None, None)
+    kw = plan.keywords()
+    fork = kw.index("fork")
+    # namespaces and lo before the fork; the init's steps after it, in this order
+    assert kw[1:fork] == ["unshare", "private", "unpin", "loopback"]
+    assert kw[fork + 1 :] == [
+        "pdeathsig", "hostname", "overlay", "overlay", "wait", "app", "app", "start", "ready",
+        "supervise",
+    ]  # fmt: skip
+    steps = plan.steps
+    assert steps[fork][1] == str(tmp_path / "pid") and steps[fork][3:] == ("1", "run-waiter")
+    assert ("hostname", "box") in steps
+    root, data = steps[kw.index("overlay")][1:]
+    assert root == str(tmp_path / abi.stage2_rootfs("web"))
+    assert data.startswith("lowerdir=/tree,upperdir=")
+    app = steps[kw.index("app")]
+    assert app[1] == "web" and app[2].endswith("/stage1/rootfs/app-exec")
+    assert Path(app[3]).read_bytes() == app_plan(_spec(), root).encode()  # the app's plan file
+    assert app[6].endswith("/web.log") and app[7] == ""  # log; no cgroup: no OOM counter
+    # --interactive: no log (the app has the terminal), and the waiter leaves ^C to the app
+    plan = pod_plan(pod, parse_run(["--interactive", UUID]), specs[:1], 0, None, None)
+    steps = plan.steps
+    assert steps[plan.keywords().index("fork")][3:] == ("2", "run-waiter", "--interactive")
+    assert steps[plan.keywords().index("app")][6] == ""
+    assert steps[plan.keywords().index("start")] == ("start", "1")
+
+
+def test_mutable_userns_and_copy_up_pods_keep_the_python_init() -> None:
+    from rkt.stage1.ns.start import needs_python_init
+
+    specs = [_spec()]
+    assert needs_python_init(parse_run(["--mutable", UUID]), specs)
+    assert needs_python_init(parse_run(["--private-users=65536:65536", UUID]), specs)
+    vol = VolumeMount("/v", "/data", False, False, copy_up="/marker")
+    assert needs_python_init(parse_run([UUID]), [_spec(mounts=(vol,))])

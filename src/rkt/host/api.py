@@ -2,16 +2,14 @@
 
 Code that isolates a pod takes a ``Host`` argument, so unit tests pass ``rkt.host.fake.
 RecordingHost`` and assert on the calls without root; ``rkt.host.linux.LinuxHost`` is the real
-thing. Flag constants are re-exported from ``rkt.host.libc`` so callers need not import ctypes
-glue by name.
+thing. Flag constants are re-exported from ``rkt.host.flags`` (no ctypes).
 
-Imports only the standard library and ``rkt.host.libc`` (constants); ``typing`` only for the
-type checker.
+Imports only ``rkt.host.flags``; ``typing`` only for the type checker.
 """
 
 from __future__ import annotations
 
-from rkt.host.libc import (
+from rkt.host.flags import (
     CLONE_NEWIPC,
     CLONE_NEWNET,
     CLONE_NEWNS,

@@ -1,8 +1,7 @@
 """Raw ctypes bindings to libc.so.6: the kernel calls Python 3.11's ``os`` module lacks.
 
-Owns: the libc handle (loaded by soname: ``ctypes.util.find_library`` forks ldconfig, 10-20 ms),
-the flag constants of mount(2), unshare(2), prctl(2) and openat2(2) for x86_64 and
-aarch64, and thin wrappers that raise ``OSError`` with the errno and the call's name.
+Owns: the libc handle (loaded by soname: ``ctypes.util.find_library`` forks ldconfig, 10-20 ms)
+and thin wrappers that raise ``OSError`` with the errno and the call's name.
 
 Imports only the standard library (ctypes, os, platform-free). Used only by ``rkt.host``.
 """
@@ -20,37 +19,6 @@ _SYSCALLS = {
     "x86_64": {"openat2": 437},
     "aarch64": {"openat2": 437},
 }[_MACHINE if _MACHINE in ("x86_64", "aarch64") else "x86_64"]
-
-# unshare(2) / setns(2)
-CLONE_NEWNS = 0x00020000
-CLONE_NEWUTS = 0x04000000
-CLONE_NEWIPC = 0x08000000
-CLONE_NEWUSER = 0x10000000
-CLONE_NEWPID = 0x20000000
-CLONE_NEWNET = 0x40000000
-CLONE_NEWCGROUP = 0x02000000
-
-# mount(2)
-MS_RDONLY = 1
-MS_NOSUID = 2
-MS_NODEV = 4
-MS_NOEXEC = 8
-MS_REMOUNT = 32
-MS_BIND = 4096
-MS_REC = 16384
-MS_PRIVATE = 1 << 18
-MS_SLAVE = 1 << 19
-MS_STRICTATIME = 1 << 24
-MNT_DETACH = 2
-
-# prctl(2)
-PR_SET_PDEATHSIG = 1
-PR_SET_DUMPABLE = 4
-
-# openat2(2)
-RESOLVE_NO_MAGICLINKS = 0x02
-RESOLVE_IN_ROOT = 0x10
-O_PATH = 0o10000000
 
 
 class _OpenHow(ctypes.Structure):

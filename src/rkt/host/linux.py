@@ -1,5 +1,8 @@
 """``LinuxHost``: the real ``rkt.host.api.Host`` over ctypes (``rkt.host.libc``).
 
+``rkt.host.libc`` (ctypes, ~3 ms) is imported by the first call that needs it, not with this
+module: an ordinary ``--net=none`` pod start never needs it.
+
 Imports only the standard library and ``rkt.host``.
 """
 
@@ -7,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from rkt.host import libc
+from rkt.host.flags import O_PATH, PR_SET_DUMPABLE, PR_SET_PDEATHSIG, RESOLVE_IN_ROOT
 
 _SIOCGIFFLAGS = 0x8913
 _SIOCSIFFLAGS = 0x8914
@@ -20,25 +23,39 @@ class LinuxHost:
     def mount(
         self, source: str | None, target: str, fstype: str | None, flags: int, data: str | None
     ) -> None:
+        from rkt.host import libc
+
         libc.mount(source, target, fstype, flags, data)
 
     def umount(self, target: str, flags: int = 0) -> None:
+        from rkt.host import libc
+
         libc.umount2(target, flags)
 
     def unshare(self, flags: int) -> None:
+        from rkt.host import libc
+
         libc.unshare(flags)
 
     def setns(self, fd: int, nstype: int) -> None:
+        from rkt.host import libc
+
         libc.setns(fd, nstype)
 
     def sethostname(self, name: str) -> None:
+        from rkt.host import libc
+
         libc.sethostname(name)
 
     def set_pdeathsig(self, signum: int) -> None:
-        libc.prctl(libc.PR_SET_PDEATHSIG, signum)
+        from rkt.host import libc
+
+        libc.prctl(PR_SET_PDEATHSIG, signum)
 
     def set_dumpable(self, dumpable: bool) -> None:
-        libc.prctl(libc.PR_SET_DUMPABLE, int(dumpable))
+        from rkt.host import libc
+
+        libc.prctl(PR_SET_DUMPABLE, int(dumpable))
 
     def write_file(self, path: str, data: str) -> None:
         fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
@@ -53,6 +70,8 @@ class LinuxHost:
         import fcntl
         import struct
 
+        from rkt.host import libc
+
         sock = libc.socket(2, 2)  # AF_INET, SOCK_DGRAM
         try:
             ifreq = struct.pack("16sH14x", b"lo", 0)
@@ -64,9 +83,11 @@ class LinuxHost:
 
 def read_file_in_root(root: str, path: str) -> bytes:
     """The contents of ``path`` inside the tree ``root``, symlinks confined to it."""
+    from rkt.host import libc
+
     root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        fd = libc.openat2(root_fd, path, os.O_RDONLY, libc.RESOLVE_IN_ROOT)
+        fd = libc.openat2(root_fd, path, os.O_RDONLY, RESOLVE_IN_ROOT)
     finally:
         os.close(root_fd)
     try:
@@ -80,9 +101,11 @@ def read_file_in_root(root: str, path: str) -> bytes:
 
 def stat_in_root(root: str, path: str) -> os.stat_result:
     """``stat`` of ``path`` inside the tree ``root`` (following symlinks, confined to it)."""
+    from rkt.host import libc
+
     root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        fd = libc.openat2(root_fd, path, libc.O_PATH, libc.RESOLVE_IN_ROOT)
+        fd = libc.openat2(root_fd, path, O_PATH, RESOLVE_IN_ROOT)
     finally:
         os.close(root_fd)
     try:

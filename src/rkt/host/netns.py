@@ -17,23 +17,25 @@ import errno
 import os
 from pathlib import Path
 
-from rkt.host import libc
+from rkt.host.flags import CLONE_NEWNET, MNT_DETACH, MS_BIND
 
 NETNS_DIR = Path("/run/netns")
 
 
 def create_netns(path: Path) -> None:
     """Create a new network namespace pinned at ``path``; the caller stays where it was."""
+    from rkt.host import libc
+
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
     os.close(fd)
     home = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     try:
-        libc.unshare(libc.CLONE_NEWNET)
+        libc.unshare(CLONE_NEWNET)
         try:
-            libc.mount("/proc/self/ns/net", str(path), None, libc.MS_BIND, None)
+            libc.mount("/proc/self/ns/net", str(path), None, MS_BIND, None)
         finally:
-            libc.setns(home, libc.CLONE_NEWNET)
+            libc.setns(home, CLONE_NEWNET)
     except BaseException:
         _unlink(path)
         raise
@@ -43,17 +45,21 @@ def create_netns(path: Path) -> None:
 
 def enter_netns(path: Path) -> None:
     """Move the calling thread into the namespace pinned at ``path``."""
+    from rkt.host import libc
+
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        libc.setns(fd, libc.CLONE_NEWNET)
+        libc.setns(fd, CLONE_NEWNET)
     finally:
         os.close(fd)
 
 
 def remove_netns(path: Path) -> None:
     """Unpin and remove ``path``; what is already gone is not an error."""
+    from rkt.host import libc
+
     try:
-        libc.umount2(str(path), libc.MNT_DETACH)
+        libc.umount2(str(path), MNT_DETACH)
     except OSError as exc:
         if exc.errno not in (errno.EINVAL, errno.ENOENT):
             raise

@@ -11,6 +11,8 @@ import errno
 import os
 from pathlib import Path
 
+from rkt.host.flags import MNT_DETACH
+
 
 def _unescape(field: str) -> str:
     """mountinfo escapes space, tab, newline and backslash as octal."""
@@ -58,4 +60,4 @@ def unmount_under(path: Path) -> None:
                 continue  # already gone
             # busy: detach lazily, it goes away when its last user does
             with contextlib.suppress(OSError):
-                libc.umount2(point, libc.MNT_DETACH)
+                libc.umount2(point, MNT_DETACH)

@@ -58,7 +58,7 @@ _ENTRY_FILES = {
 # flavor -> native programs its rootfs ships beside the entrypoints (src/rkt/stage1/native/*.c,
 # built by `make setup` into NATIVE_DIR): the pod's resident processes (docs/architecture.md)
 NATIVE_PROGRAMS: dict[str, tuple[str, ...]] = {
-    "default": ("app-exec", "pod-supervisor", "run-waiter"),
+    "default": ("app-exec", "pod-init", "pod-supervisor", "run-waiter"),
 }
 NATIVE_DIR = Path(__file__).resolve().parent.parent / "stage1" / "native" / "bin"
 # entrypoint file -> (module in the flavor's package, function); default (file, "main")

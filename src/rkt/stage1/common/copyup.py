@@ -28,6 +28,7 @@ import os
 import stat
 
 from rkt.host import libc
+from rkt.host.flags import RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS
 
 DONE = b"done\n"
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -54,7 +55,7 @@ def copy_up_once(root_fd: int, path: str, volume: str, marker: str) -> bool:
 def copy_up(root_fd: int, path: str, volume: str) -> bool:
     """Copy the directory ``path`` of the root ``root_fd`` into ``volume``; False (nothing
     copied) when the image has no directory there."""
-    resolve = libc.RESOLVE_IN_ROOT | libc.RESOLVE_NO_MAGICLINKS
+    resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS
     try:
         src = libc.openat2(root_fd, "/" + path.strip("/"), os.O_RDONLY | os.O_DIRECTORY, resolve)
     except (FileNotFoundError, NotADirectoryError):

@@ -23,7 +23,7 @@ import sys
 from rkt.errors import PodError
 from rkt.host.api import CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUTS, Host
 from rkt.host.cgroups import PodCgroup, app_cgroup_name, detect_backend
-from rkt.host.libc import CLONE_NEWUSER
+from rkt.host.flags import CLONE_NEWUSER
 from rkt.stage1.common.appspec import AppSpec, app_spec_path
 from rkt.stage1.common.args import EnterArgs, parse_enter
 from rkt.stage1.common.entry import run_entrypoint

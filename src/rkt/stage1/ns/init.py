@@ -34,14 +34,14 @@ from typing import TYPE_CHECKING, NoReturn
 
 from rkt import abi
 from rkt.host.api import MS_BIND, MS_PRIVATE, MS_REC, Host
-from rkt.host.cgroups import CgroupBackend, Limits, PodCgroup
+from rkt.host.cgroups import CgroupBackend, PodCgroup
 from rkt.stage1.common.appspec import AppSpec
-from rkt.stage1.common.layers import app_lower_dirs
 from rkt.stage1.common.logs import CriLogWriter
 from rkt.stage1.common.poddir import symlink_atomic
 from rkt.stage1.common.status import AppStatus, StatusWriter, wait_status_to_exit_code
 from rkt.stage1.ns.launch import launch_app
 from rkt.stage1.ns.native import LAUNCHER, exec_supervisor, program, supervisor_app_args
+from rkt.stage1.ns.start import app_root_overlay, create_app_cgroup
 
 if TYPE_CHECKING:
     from rkt.stage1.ns.mutable import ControlServer
@@ -50,27 +50,11 @@ STOP_TIMEOUT_NS = 10 * 1_000_000_000
 _STREAMS = (b"stdout", b"stderr")
 
 
-def overlay_options(lower: str | list[str], upper: str, work: str) -> str:
-    """overlayfs mount data; ``\\``, ``,`` and ``:`` in paths are escaped as the kernel wants.
-
-    ``lower`` may be a list of dirs, top-most first (stacked layers, stage1-abi §2 lowerdirs).
-    """
-
-    def esc(path: str) -> str:
-        return path.replace("\\", "\\\\").replace(",", "\\,").replace(":", "\\:")
-
-    lowers = ":".join(esc(p) for p in ([lower] if isinstance(lower, str) else lower))
-    return f"lowerdir={lowers},upperdir={esc(upper)},workdir={esc(work)}"
-
-
 def mount_app_rootfs(host: Host, pod_path: Path, spec: AppSpec) -> str:
-    target = pod_path / abi.stage2_rootfs(spec.name)
-    target.mkdir(parents=True, exist_ok=True)
-    overlay = pod_path / abi.app_overlay(spec.name)
-    lowers = app_lower_dirs(pod_path, spec.name, spec.lower_rootfs)
-    data = overlay_options(lowers, str(overlay / "upper"), str(overlay / "work"))
-    host.mount("overlay", str(target), "overlay", 0, data)
-    return str(target)
+    target, data = app_root_overlay(pod_path, spec)
+    Path(target).mkdir(parents=True, exist_ok=True)
+    host.mount("overlay", target, "overlay", 0, data)
+    return target
 
 
 def host_pid_of(pidfd: int) -> int | None:
@@ -137,16 +121,9 @@ class PodInit:
         """The app's cgroup under the pod's, limits written; () when the pod has none."""
         if spec.name in self.app_cgroups:  # made beforehand (--private-users)
             return tuple(str(d) for d in self.app_cgroups[spec.name].dirs)
-        if self.cgroups is None or self.pod_cgroup is None:
-            if spec.limits.memory_bytes is not None or spec.limits.cpu_millicores is not None:
-                raise OSError(f'app "{spec.name}": resource limits need a writable cgroup')
+        cg = create_app_cgroup(self.cgroups, self.pod_cgroup, spec)
+        if cg is None:
             return ()
-        lim = spec.limits
-        cg = self.cgroups.create_app(
-            self.pod_cgroup,
-            spec.name,
-            Limits(lim.memory_bytes, lim.cpu_millicores, lim.cpu_shares, lim.pids),
-        )
         self.app_cgroups[spec.name] = cg
         return tuple(str(d) for d in cg.dirs)
 

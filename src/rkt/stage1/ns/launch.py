@@ -172,7 +172,7 @@ class LaunchPlan:
         self.steps: list[tuple[str, ...]] = []
         self.step("label", label)
 
-    def step(self, keyword: str, *args: str | int | None) -> None:
+    def step(self, keyword: str, *args: object) -> None:
         self.steps.append((keyword, *("" if a is None else str(a) for a in args)))
 
     def keywords(self) -> list[str]:
@@ -251,8 +251,9 @@ def enter_plan(spec: AppSpec, command: tuple[str, ...]) -> LaunchPlan:
     return plan
 
 
-def exec_launcher(program: str | int, plan: LaunchPlan) -> NoReturn:
-    """``execve`` app-exec (a path, or an fd of it) with the plan on an inherited memfd."""
+def exec_launcher(program: str | int, plan: LaunchPlan, argv0: str = "app-exec") -> NoReturn:
+    """``execve`` app-exec or pod-init (a path, or an fd of it) with the plan on an inherited
+    memfd."""
     data = plan.encode()
     fd = os.memfd_create("rkt-launch-plan", 0)
     view = memoryview(data)
@@ -260,7 +261,7 @@ def exec_launcher(program: str | int, plan: LaunchPlan) -> NoReturn:
         view = view[os.write(fd, view) :]
     os.lseek(fd, 0, os.SEEK_SET)
     os.set_inheritable(fd, True)
-    os.execve(program, ["app-exec", str(fd)], {})
+    os.execve(program, [argv0, str(fd)], {})
 
 
 def copy_up_volumes(spec: AppSpec, root: str) -> None:

@@ -1,6 +1,6 @@
 """Handing the pod over to the flavor's native resident programs (src/rkt/stage1/native/*.c).
 
-The ns flavor's stage1 image ships three small static programs beside its Python entrypoints;
+The ns flavor's stage1 image ships four small static programs beside its Python entrypoints;
 the Python processes set the pod up and then ``exec`` them, so what stays resident for the pod's
 lifetime is a few hundred kB instead of two interpreters (docs/architecture.md "Native resident
 processes"), and an app starts without Python work in its own process:
@@ -9,6 +9,9 @@ processes"), and an app starts without Python work in its own process:
   forked: waits for it, forwards SIGTERM/SIGHUP/SIGINT as SIGTERM, exits with its status.
 - ``pod-supervisor``: the pod init (PID 1) once every app is started: copies output to the
   terminal and the CRI logs, reaps, writes exit statuses, stops the pod as rkt does.
+- ``pod-init``: an ordinary pod's start after the run entrypoint's Python set-up: unshares,
+  forks the init, becomes ``run-waiter``; the init mounts the app roots, starts the apps and
+  becomes ``pod-supervisor`` (``rkt.stage1.ns.start``).
 - ``app-exec``: each app's child of the init (and ``rkt enter``'s child): performs the launch
   plan ``rkt.stage1.ns.launch`` made (mounts, pivot_root, credentials, seccomp), execs the app.
 
@@ -34,6 +37,7 @@ if TYPE_CHECKING:
 SUPERVISOR = "pod-supervisor"
 WAITER = "run-waiter"
 LAUNCHER = "app-exec"
+INIT = "pod-init"
 HANDOFF_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD}
 
 
@@ -44,7 +48,7 @@ def program(pod_path: Path, name: str) -> str:
 
 def check_programs(pod_path: Path) -> None:
     """Refuse early (before anything is created) when the stage1 image lacks them."""
-    for name in (SUPERVISOR, WAITER, LAUNCHER):
+    for name in (SUPERVISOR, WAITER, LAUNCHER, INIT):
         if not os.access(program(pod_path, name), os.X_OK):
             raise PodError(f'stage1: program "{name}" is missing from the pod\'s stage1 rootfs')
 

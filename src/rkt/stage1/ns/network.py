@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 from rkt import abi
 from rkt.errors import NetworkError
-from rkt.host import libc
 from rkt.host.api import MNT_DETACH, MS_PRIVATE, MS_REC, Host
+from rkt.host.flags import CLONE_NEWNET
 from rkt.host.netns import NETNS_DIR, create_netns, enter_netns, netns_pins, remove_netns
 from rkt.net import dns
 from rkt.stage1.common.appspec import AppSpec, NameFile
@@ -151,7 +151,9 @@ class PendingNetwork:
         if pending is not None:
             pending.settle()
         if self.journal is not None and self._home >= 0:
-            libc.setns(self._home, libc.CLONE_NEWNET)  # the plugins' "host" namespace
+            from rkt.host import libc
+
+            libc.setns(self._home, CLONE_NEWNET)  # the plugins' "host" namespace
             teardown_journal(self.journal, self.pod.file(JOURNAL), raise_errors=False)
         self._close_home()
 

@@ -4,10 +4,13 @@ This process is the one stage0 exec'd and stays the caller's child, so limits th
 under (``systemd-run -p ...``) hold for the pod: the pod's cgroup is created under the caller's.
 It resolves every app's launch first (so a bad manifest fails before anything is created),
 creates the pod cgroup (``subcgroup``), sets up the pod's networks (``rkt.stage1.ns.network``: for
-CNI networks the pod's netns, entered here), unshares mount, UTS, IPC and PID namespaces (and the
-network one for ``--net=none``, with ``lo`` up), forks the pod init (PID 1 of the pod), writes
-``pid`` and ``exec``s the flavor's native ``run-waiter`` (``rkt.stage1.ns.native``), which
-forwards SIGTERM/SIGHUP/SIGINT to the init and exits with its status.
+CNI networks the pod's netns, entered here). An ordinary pod then goes to the flavor's native
+``pod-init`` (``rkt.stage1.ns.start``). Otherwise (mutable, ``--private-users``, copy-up) this
+process unshares mount, UTS, IPC and PID namespaces (and the network one for ``--net=none``, with
+``lo`` up), forks the Python pod init (PID 1 of the pod), writes ``pid`` and ``exec``s the
+flavor's native ``run-waiter`` (``rkt.stage1.ns.native``). Either way the process stage0 exec'd
+ends up as ``run-waiter``: it forwards SIGTERM/SIGHUP/SIGINT to the init and exits with its
+status.
 
 Imports only the standard library, ``rkt.abi``, ``rkt.errors``, ``rkt.host``, ``rkt.stage1``.
 """
@@ -29,6 +32,7 @@ from rkt.stage1.common.entry import run_entrypoint
 from rkt.stage1.common.poddir import CGROUP_STATE, PodDir, write_atomic
 from rkt.stage1.ns.native import HANDOFF_SIGNALS, check_programs, exec_waiter
 from rkt.stage1.ns.network import isolate_mounts, prepare_pod_network, with_name_files
+from rkt.stage1.ns.start import exec_pod_init, needs_python_init, pod_plan
 
 
 def namespace_flags(args: RunArgs) -> int:
@@ -96,6 +100,11 @@ def start_pod(host: Host, pod: PodDir, args: RunArgs, specs: list[AppSpec]) -> t
         from rkt.stage1.ns.userns import start_pod_in_userns
 
         return start_pod_in_userns(host, pod, args, specs, backend, cgroup)
+    if not needs_python_init(args, specs):  # the native pod-init does the rest
+        plan = pod_plan(pod, args, specs, namespace_flags(args), backend, cgroup)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        exec_pod_init(pod, plan)
     host.unshare(namespace_flags(args))
     isolate_mounts(host)
     if args.net_mode == "none":

@@ -36,7 +36,7 @@ from rkt.host.api import (
     Host,
 )
 from rkt.host.cgroups import CgroupBackend, Limits, PodCgroup
-from rkt.host.libc import CLONE_NEWUSER
+from rkt.host.flags import CLONE_NEWUSER
 from rkt.stage1.common.appspec import COPY_UP_DIR, AppSpec
 from rkt.stage1.common.args import RunArgs
 from rkt.stage1.common.layers import app_lower_dirs
@@ -118,7 +118,7 @@ def _mount_roots(
     host: Host, pod: PodDir, planned: list[tuple[AppSpec, list[str], Binds]], userns_fd: int
 ) -> None:
     from rkt.host.idmap import idmapped_bind
-    from rkt.stage1.ns.init import overlay_options
+    from rkt.stage1.ns.start import overlay_options
 
     for spec, lowers, binds in planned:
         for source, target in binds:

@@ -1,0 +1,499 @@
+/* pod-init: starts an ordinary pod from a plan, for the ns flavor's run entrypoint.
+ *
+ * The Python run entrypoint (src/rkt/stage1/ns/run.py) resolves everything: the apps' launch
+ * plans (written beside their specs), the pod and app cgroups (created, limits written), the
+ * network (CNI left it in the pod's netns). Then it exec's this program with the pod plan on a
+ * file descriptor, and this program does what needs the new namespaces:
+ *
+ *   - unshare the pod's namespaces, make every mount private, bring lo up (--net=none);
+ *   - fork the pod init (PID 1 of the new pid namespace); this process then writes the `pid`
+ *     file, lets the init go on, and exec's run-waiter (the caller's child for the pod's life);
+ *   - the init: dies with its parent, joins the pod's cgroup, sets the hostname, mounts each
+ *     app's overlay root, waits until `pid` is written, writes each app's "created" status,
+ *     starts each app (output pipes, its own session, then app-exec with the app's launch plan),
+ *     writes its "running" status with the host pid, marks the pod ready and exec's
+ *     pod-supervisor with every app's pid, pipes and status paths.
+ *
+ * Mutable pods and --private-users keep the Python init (src/rkt/stage1/ns/init.py), which does
+ * the same from its own Python loop. Like app-exec, this program makes no decision: it performs
+ * the plan's steps in order and stops at the first that fails (one line on stderr, exit 254).
+ *
+ * usage: pod-init PLAN_FD
+ *
+ * The plan is NUL-terminated strings, a keyword and its arguments (as app-exec's):
+ *
+ *   label TEXT                     prefix of error messages
+ *   unshare FLAGS                  unshare(2) (the pid namespace applies to the fork below)
+ *   private                        mount --make-rprivate /
+ *   unpin DIR                      detach our copies of the namespaces pinned under DIR (so no
+ *                                  pod keeps another pod's network namespace alive)
+ *   loopback                       set lo up (a new network namespace)
+ *   fork PID_FILE WAITER N ARG...  fork the init; here: write PID_FILE, release the init, exec
+ *                                  WAITER with ARG... and the init's pid. The init goes on with:
+ *   pdeathsig                      die (SIGKILL) with the run process
+ *   write FILE DATA                (joining the pod cgroup)
+ *   hostname NAME
+ *   overlay TARGET DATA            mkdir -p TARGET, mount an overlayfs there
+ *   wait                           until the pid file is written (EOF: the parent died: exit)
+ *   app NAME LAUNCHER PLAN STATUS JSON LOG OOM_FILE
+ *                                  an app to start (LOG and OOM_FILE may be ""): recorded
+ *   start INTERACTIVE              every app's "created" status, then each app started in order
+ *   ready PATH                     the symlink PATH -> "ready" (atomically)
+ *   supervise PROGRAM              exec the supervisor with the apps
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define EXIT_SETUP_FAILED 254
+#define MAX_APPS 256
+
+static const char *label = "stage1: pod init";
+static char *plan, *plan_end, *cursor;
+
+struct app {
+	const char *name, *launcher, *plan, *status, *json, *log, *oom;
+	pid_t pid;
+	int out, err; /* read ends of the output pipes, -1 when interactive */
+	char host_pid[24], created[24], started[24];
+};
+static struct app apps[MAX_APPS];
+static int n_apps;
+
+static void fail(int err, const char *fmt, ...)
+{
+	char what[4096];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof what, fmt, ap);
+	va_end(ap);
+	dprintf(2, "%s: %s: %s\n", label, what, strerror(err));
+	exit(EXIT_SETUP_FAILED);
+}
+
+/* -- the plan (the same encoding as app-exec's) ---------------------------------------------- */
+
+static void read_plan(int fd)
+{
+	size_t size = 0, cap = 16384;
+	plan = malloc(cap);
+	for (;;) {
+		if (plan == NULL)
+			fail(ENOMEM, "reading the pod plan");
+		ssize_t n = read(fd, plan + size, cap - size);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			fail(errno, "reading the pod plan");
+		if (n == 0)
+			break;
+		size += (size_t)n;
+		if (size == cap)
+			plan = realloc(plan, cap *= 2);
+	}
+	close(fd);
+	plan_end = plan + size;
+	cursor = plan;
+	if (size > 0 && plan[size - 1] != '\0')
+		fail(EINVAL, "the pod plan does not end with a NUL");
+}
+
+static int more(void)
+{
+	return cursor < plan_end;
+}
+
+static const char *next(void)
+{
+	if (!more())
+		fail(EINVAL, "the pod plan ends in the middle of a step");
+	const char *s = cursor;
+	cursor += strlen(s) + 1;
+	return s;
+}
+
+static long long next_num(void)
+{
+	const char *s = next();
+	char *end;
+	errno = 0;
+	long long v = strtoll(s, &end, 10);
+	if (*s == '\0' || *end != '\0' || errno)
+		fail(EINVAL, "the pod plan has \"%s\" where a number belongs", s);
+	return v;
+}
+
+/* -- files ------------------------------------------------------------------------------------ */
+
+static long long now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void write_file(const char *path, const char *data, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		fail(errno, "open %s", path);
+	if (write(fd, data, len) != (ssize_t)len)
+		fail(errno, "write %s", path);
+	close(fd);
+}
+
+/* A temp file beside PATH, renamed over it: readers see the old content or the new. */
+static void write_atomic(const char *path, const char *data, size_t len)
+{
+	char tmp[4096];
+	const char *slash = strrchr(path, '/');
+	int dir_len = slash ? (int)(slash - path + 1) : 0;
+	snprintf(tmp, sizeof tmp, "%.*s.%s.%d.tmp", dir_len, path, path + dir_len, (int)getpid());
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		fail(errno, "open %s", tmp);
+	if (write(fd, data, len) != (ssize_t)len)
+		fail(errno, "write %s", tmp);
+	close(fd);
+	if (rename(tmp, path) < 0)
+		fail(errno, "rename %s", path);
+}
+
+static void mkdir_p(char *path)
+{
+	for (char *p = path + 1;; p++) {
+		if (*p != '/' && *p != '\0')
+			continue;
+		char saved = *p;
+		*p = '\0';
+		if (mkdir(path, 0755) < 0 && errno != EEXIST)
+			fail(errno, "mkdir %s", path);
+		*p = saved;
+		if (saved == '\0')
+			return;
+	}
+}
+
+/* -- the steps -------------------------------------------------------------------------------- */
+
+static void loopback_up(void)
+{
+	int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	struct ifreq ifr = {0};
+	strcpy(ifr.ifr_name, "lo");
+	if (sock < 0 || ioctl(sock, SIOCGIFFLAGS, &ifr) < 0)
+		fail(errno, "lo");
+	ifr.ifr_flags |= IFF_UP;
+	if (ioctl(sock, SIOCSIFFLAGS, &ifr) < 0)
+		fail(errno, "lo up");
+	close(sock);
+}
+
+static void unpin(const char *dir)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char line[8192], point[4096];
+	size_t len = strlen(dir);
+	if (f == NULL)
+		fail(errno, "/proc/self/mountinfo");
+	while (fgets(line, sizeof line, f)) {
+		/* ID PARENT MAJ:MIN ROOT MOUNT-POINT ... */
+		if (sscanf(line, "%*s %*s %*s %*s %4095s", point) == 1 &&
+		    strncmp(point, dir, len) == 0 && point[len] == '/')
+			umount2(point, MNT_DETACH); /* unpinned meanwhile by its own pod's gc: fine */
+	}
+	fclose(f);
+}
+
+/* Fork the init. Returns in the init with the read end of the "go" pipe; the parent exec's the
+ * waiter (never returns). */
+static int fork_init(void)
+{
+	const char *pid_file = next(), *waiter = next();
+	long long argc = next_num();
+	if (argc < 0 || argc > 16)
+		fail(EINVAL, "fork: %lld waiter arguments", argc);
+	char *argv[20] = {0};
+	for (long long i = 0; i < argc; i++)
+		argv[i] = (char *)next();
+	int go[2];
+	if (pipe2(go, O_CLOEXEC) < 0)
+		fail(errno, "pipe");
+	pid_t pid = fork();
+	if (pid < 0)
+		fail(errno, "fork the pod init");
+	if (pid == 0) {
+		close(go[1]);
+		return go[0];
+	}
+	close(go[0]);
+	char text[24];
+	int n = snprintf(text, sizeof text, "%d", (int)pid);
+	/* Without the pid file stage0 cannot find the pod: then the init reads EOF and exits. */
+	write_atomic(pid_file, text, (size_t)n);
+	if (write(go[1], "1", 1) != 1)
+		fail(errno, "release the pod init");
+	close(go[1]);
+	argv[argc] = text;
+	execv(waiter, argv);
+	fail(errno, "exec %s", waiter);
+	return -1;
+}
+
+static void wait_go(int go)
+{
+	char c = 0;
+	ssize_t n;
+	do
+		n = read(go, &c, 1);
+	while (n < 0 && errno == EINTR);
+	if (n != 1 || c != '1')
+		_exit(EXIT_SETUP_FAILED); /* the run process died before publishing the pod */
+	close(go);
+}
+
+static void write_status(struct app *a, const char *state)
+{
+	char json[1024];
+	/* App names are appc ACNames ([a-z0-9-]): nothing to escape. The layout is Python's
+	 * json.dumps of rkt.stage1.common.status.AppStatus. */
+	int n = snprintf(json, sizeof json,
+			 "{\"name\": \"%s\", \"state\": \"%s\", \"pid\": %s, \"created\": %s, "
+			 "\"started\": %s, \"finished\": null, \"exit_code\": null, \"signal\": null, "
+			 "\"oom_killed\": false}",
+			 a->name, state, *a->host_pid ? a->host_pid : "null", a->created,
+			 *a->started ? a->started : "null");
+	if (n < 0 || n >= (int)sizeof json)
+		fail(ENAMETOOLONG, "status of %s", a->name);
+	write_atomic(a->json, json, (size_t)n);
+}
+
+/* The pid of a child as the host sees it (/proc here is still the host's procfs). */
+static void host_pid(struct app *a)
+{
+	int pidfd = (int)syscall(SYS_pidfd_open, a->pid, 0);
+	char path[64], buf[2048];
+	if (pidfd < 0)
+		goto fallback;
+	snprintf(path, sizeof path, "/proc/self/fdinfo/%d", pidfd);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
+	if (fd >= 0)
+		close(fd);
+	close(pidfd);
+	if (n > 0) {
+		buf[n] = '\0';
+		char *line = strstr(buf, "\nPid:");
+		if (line != NULL) {
+			snprintf(a->host_pid, sizeof a->host_pid, "%ld", strtol(line + 5, NULL, 10));
+			return;
+		}
+	}
+fallback:
+	snprintf(a->host_pid, sizeof a->host_pid, "%d", (int)a->pid);
+}
+
+static void start_app(struct app *a, int interactive, int devnull)
+{
+	int out[2] = {-1, -1}, err[2] = {-1, -1};
+	if (!interactive && (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0))
+		fail(errno, "pipe");
+	int plan_fd = open(a->plan, O_RDONLY); /* inherited by app-exec */
+	if (plan_fd < 0)
+		fail(errno, "open %s", a->plan);
+	pid_t pid = fork();
+	if (pid < 0)
+		fail(errno, "fork app %s", a->name);
+	if (pid == 0) {
+		if (!interactive) {
+			setsid(); /* its own session: the caller's terminal signals go to rkt, not here */
+			if (dup2(devnull, 0) < 0 || dup2(out[1], 1) < 0 || dup2(err[1], 2) < 0)
+				_exit(EXIT_SETUP_FAILED);
+		}
+		char fd_text[16];
+		snprintf(fd_text, sizeof fd_text, "%d", plan_fd);
+		execl(a->launcher, "app-exec", fd_text, (char *)NULL);
+		dprintf(2, "stage1: app \"%s\": exec %s: %s\n", a->name, a->launcher, strerror(errno));
+		_exit(EXIT_SETUP_FAILED);
+	}
+	close(plan_fd);
+	a->pid = pid;
+	a->out = out[0];
+	a->err = err[0];
+	if (!interactive) {
+		close(out[1]);
+		close(err[1]);
+	}
+	host_pid(a);
+	snprintf(a->started, sizeof a->started, "%lld", now_ns());
+	write_status(a, "running");
+}
+
+static void start_apps(int interactive)
+{
+	for (int i = 0; i < n_apps; i++) {
+		snprintf(apps[i].created, sizeof apps[i].created, "%lld", now_ns());
+		write_status(&apps[i], "created");
+	}
+	int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (devnull < 0)
+		fail(errno, "/dev/null");
+	for (int i = 0; i < n_apps; i++)
+		start_app(&apps[i], interactive, devnull);
+	close(devnull);
+}
+
+static void ready(const char *path)
+{
+	char tmp[4096];
+	snprintf(tmp, sizeof tmp, "%s.%d.tmp", path, (int)getpid());
+	unlink(tmp);
+	if (symlink("ready", tmp) < 0 || rename(tmp, path) < 0)
+		fail(errno, "%s", path);
+}
+
+/* exec the supervisor: 11 arguments per app (see pod-supervisor.c) */
+static void supervise(const char *program, int interactive)
+{
+	char **argv = calloc((size_t)n_apps * 11 + 4, sizeof *argv);
+	char (*fds)[2][16] = calloc((size_t)n_apps, sizeof *fds);
+	if (argv == NULL || fds == NULL)
+		fail(ENOMEM, "supervise");
+	int k = 0;
+	argv[k++] = "pod-supervisor";
+	if (interactive)
+		argv[k++] = "--interactive";
+	argv[k++] = "--";
+	for (int i = 0; i < n_apps; i++) {
+		struct app *a = &apps[i];
+		static char pids[MAX_APPS][16];
+		snprintf(pids[i], sizeof pids[i], "%d", (int)a->pid);
+		argv[k++] = (char *)a->name;
+		argv[k++] = pids[i];
+		int pipes[2] = {a->out, a->err};
+		for (int s = 0; s < 2; s++) {
+			char *text = fds[i][s];
+			if (pipes[s] < 0) {
+				strcpy(text, "-");
+			} else {
+				fcntl(pipes[s], F_SETFD, 0); /* inherited by the supervisor */
+				snprintf(text, 16, "%d", pipes[s]);
+			}
+			argv[k++] = text;
+		}
+		argv[k++] = (char *)(*a->log ? a->log : "-");
+		argv[k++] = (char *)a->status;
+		argv[k++] = (char *)a->json;
+		argv[k++] = (char *)(*a->oom ? a->oom : "-");
+		argv[k++] = a->host_pid;
+		argv[k++] = a->created;
+		argv[k++] = a->started;
+	}
+	argv[k] = NULL;
+	execv(program, argv);
+	fail(errno, "exec %s", program);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 2) {
+		dprintf(2, "usage: pod-init PLAN_FD\n");
+		return 2;
+	}
+	/* The stop signals and SIGCHLD stay blocked through both exec's below: a stop request sent
+	 * meanwhile stays pending for the waiter or the supervisor (their signalfd). */
+	sigset_t handoff;
+	sigemptyset(&handoff);
+	sigaddset(&handoff, SIGTERM);
+	sigaddset(&handoff, SIGHUP);
+	sigaddset(&handoff, SIGINT);
+	sigaddset(&handoff, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &handoff, NULL);
+	char *end;
+	long fd = strtol(argv[1], &end, 10);
+	if (*argv[1] == '\0' || *end != '\0' || fd < 0)
+		fail(EINVAL, "bad plan descriptor \"%s\"", argv[1]);
+	read_plan((int)fd);
+	int go = -1, interactive = 0;
+	while (more()) {
+		const char *step = next();
+		if (strcmp(step, "label") == 0) {
+			label = next();
+		} else if (strcmp(step, "unshare") == 0) {
+			if (unshare((int)next_num()) < 0)
+				fail(errno, "unshare");
+		} else if (strcmp(step, "private") == 0) {
+			if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+				fail(errno, "make / private");
+		} else if (strcmp(step, "unpin") == 0) {
+			unpin(next());
+		} else if (strcmp(step, "loopback") == 0) {
+			loopback_up();
+		} else if (strcmp(step, "fork") == 0) {
+			go = fork_init();
+		} else if (strcmp(step, "pdeathsig") == 0) {
+			/* (had the parent died already, the "wait" step reads EOF) */
+			if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+				fail(errno, "PR_SET_PDEATHSIG");
+		} else if (strcmp(step, "write") == 0) {
+			const char *path = next(), *data = next();
+			write_file(path, data, strlen(data));
+		} else if (strcmp(step, "hostname") == 0) {
+			const char *name = next();
+			if (sethostname(name, strlen(name)) < 0)
+				fail(errno, "sethostname %s", name);
+		} else if (strcmp(step, "overlay") == 0) {
+			char *target = strdup(next());
+			const char *data = next();
+			if (target == NULL)
+				fail(ENOMEM, "overlay");
+			mkdir_p(target);
+			if (mount("overlay", target, "overlay", 0, data) < 0)
+				fail(errno, "mount the overlay on %s", target);
+			free(target);
+		} else if (strcmp(step, "wait") == 0) {
+			if (go < 0)
+				fail(EINVAL, "wait: no fork before it");
+			wait_go(go);
+			go = -1;
+		} else if (strcmp(step, "app") == 0) {
+			if (n_apps == MAX_APPS)
+				fail(E2BIG, "more than %d apps", MAX_APPS);
+			struct app *a = &apps[n_apps++];
+			a->name = next();
+			a->launcher = next();
+			a->plan = next();
+			a->status = next();
+			a->json = next();
+			a->log = next();
+			a->oom = next();
+			a->out = a->err = -1;
+		} else if (strcmp(step, "start") == 0) {
+			interactive = next_num() != 0;
+			start_apps(interactive);
+		} else if (strcmp(step, "ready") == 0) {
+			ready(next());
+		} else if (strcmp(step, "supervise") == 0) {
+			supervise(next(), interactive);
+		} else {
+			fail(EINVAL, "unknown pod plan step \"%s\"", step);
+		}
+	}
+	fail(EINVAL, "the pod plan has no supervise step");
+	return EXIT_SETUP_FAILED;
+}
