@@ -71,14 +71,12 @@ def _other_threads() -> bool:
 def _holds_cloexec_fds() -> bool:
     """Whether an exec would close a descriptor we hold (then exec: the stage1 must not
     inherit, say, an index connection or a lock stage0 still has open)."""
-    import fcntl
-
     for name in os.listdir("/proc/self/fd"):
         fd = int(name)
         if fd <= 2:
             continue
         try:
-            if fcntl.fcntl(fd, fcntl.F_GETFD) & fcntl.FD_CLOEXEC:
+            if not os.get_inheritable(fd):
                 return True
         except OSError:
             continue  # the directory listdir itself had open

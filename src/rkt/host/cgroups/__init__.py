@@ -14,7 +14,12 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import NamedTuple, Protocol
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from typing import Protocol
+else:
+    Protocol = object  # a Protocol class costs ~0.4 ms at import; only the checker needs one
 
 
 class PodCgroup(NamedTuple):
