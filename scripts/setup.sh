@@ -45,5 +45,20 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+# The rkt command itself: pip's console script starts the interpreter with `site`, which reads
+# every .pth file and runs Debian's sitecustomize (~3 ms on each rkt command). Ours starts it
+# with -S and puts the venv's site-packages and our src/ on sys.path itself (PYTHONPATH still
+# comes first: bench/ --against relies on it). docs/architecture.md "Start-up".
+SITE_PACKAGES=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+cat > .venv/bin/rkt.tmp <<LAUNCHER
+#!$PWD/.venv/bin/python -S
+# rkt launcher (written by scripts/setup.sh)
+import sys
+sys.path += ["$SITE_PACKAGES", "$PWD/src"]
+from rkt.cli.main import main
+sys.exit(main())
+LAUNCHER
+chmod 755 .venv/bin/rkt.tmp
+mv .venv/bin/rkt.tmp .venv/bin/rkt
 .venv/bin/python -m compileall -q src   # bytecode: every rkt command and stage1 starts faster
 echo "setup: ready ($(.venv/bin/rkt version | head -1))" >&2
