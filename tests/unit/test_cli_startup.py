@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import subprocess
 import sys
+from typing import ForwardRef
 
 import pytest
 
@@ -104,6 +106,37 @@ def test_stage1_run_path_imports_stay_lean() -> None:
     loaded = set(out.split())
     assert "rkt.stage1.ns.launch" in loaded
     assert not _under(loaded, *NOT_ON_STAGE1_PATH, *HEAVY)
+
+
+# Modules whose NamedTuple records stage0 creates on every `rkt run`: their field annotations are
+# real types, not strings that typing.NamedTuple compile()s (docs/architecture.md).
+START_PATH_RECORD_MODULES = (
+    "rkt.settings",
+    "rkt.config",
+    "rkt.fetch.reference",
+    "rkt.net.dns",
+    "rkt.store.db",
+    "rkt.stage0.fetch",
+    "rkt.stage0.run",
+    "rkt.stage0.stage1_image",
+    "rkt.stage0.prepare",
+    "rkt.schema.image",
+    "rkt.schema.pod",
+)
+
+
+@pytest.mark.parametrize("module_name", START_PATH_RECORD_MODULES)
+def test_start_path_records_have_no_string_annotations(module_name: str) -> None:
+    module = importlib.import_module(module_name)
+    records = [
+        obj
+        for obj in vars(module).values()
+        if isinstance(obj, type) and issubclass(obj, tuple) and obj.__module__ == module_name
+    ]
+    assert records
+    for record in records:
+        forward = [n for n, t in record.__annotations__.items() if isinstance(t, ForwardRef)]
+        assert not forward, f"{record.__name__}: string annotations {forward}"
 
 
 def test_pod_manifest_without_isolators_does_not_import_them() -> None:

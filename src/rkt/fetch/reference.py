@@ -14,8 +14,8 @@ are ``NamedTuple``s (``rkt run`` creates these classes at every start; dataclass
 more), told apart with ``isinstance``, never by comparing a reference of one kind with another.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: typing.NamedTuple compiles each string annotation of
+# its fields at class creation (docs/architecture.md, "Records are NamedTuples").
 import os
 import re
 from pathlib import Path
@@ -110,7 +110,7 @@ class NameRef(NamedTuple):
     def label_map(self) -> dict[str, str]:
         return dict(self.labels)
 
-    def with_defaults(self) -> NameRef:
+    def with_defaults(self) -> "NameRef":
         """The labels discovery templates need: user labels, then os/arch/version defaults.
 
         A missing version becomes ``latest`` (rkt marks such a fetch as latest); os and arch

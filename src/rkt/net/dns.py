@@ -12,8 +12,8 @@ Every pod's run process loads this, so ``DnsOptions`` is a ``NamedTuple`` (see `
 Pure: imports only the standard library and ``rkt.errors``.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: typing.NamedTuple compiles each string annotation of
+# its fields at class creation (docs/architecture.md, "Records are NamedTuples").
 import ipaddress
 import re
 from collections.abc import Iterable

@@ -12,8 +12,8 @@ present in the store, every mount point satisfied) is for stage0 to check.
 Pure: no I/O. Imports only ``rkt.errors`` and its sibling ``rkt.schema`` modules.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: typing.NamedTuple compiles each string annotation of
+# its fields at class creation (docs/architecture.md, "Records are NamedTuples").
 import ipaddress
 import re
 from collections.abc import Mapping
@@ -170,7 +170,7 @@ class PodManifest(NamedTuple):
     ac_version: str = SPEC_VERSION
     apps: tuple[PodApp, ...] = ()
     volumes: tuple[Volume, ...] = ()
-    isolators: tuple[Isolator, ...] = ()
+    isolators: tuple["Isolator", ...] = ()
     annotations: tuple[Annotation, ...] = ()
     ports: tuple[ExposedPort, ...] = ()
     user_annotations: StringMap = ()
@@ -186,7 +186,7 @@ class PodManifest(NamedTuple):
         return next((a.value for a in self.annotations if a.name == name), None)
 
     @classmethod
-    def from_json(cls, data: bytes | str | Mapping[str, Any]) -> PodManifest:
+    def from_json(cls, data: bytes | str | Mapping[str, Any]) -> "PodManifest":
         """Parse and validate pod manifest JSON; raises ``ManifestError`` naming the bad field."""
         loc = Loc("pod manifest")
         obj = load_object(data, loc)

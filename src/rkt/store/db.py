@@ -8,8 +8,8 @@ Imports only the standard library and ``rkt.errors``. The records are ``NamedTup
 and typed, and much cheaper to create at import than dataclasses (every command imports this).
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: typing.NamedTuple compiles each string annotation of
+# its fields at class creation (docs/architecture.md, "Records are NamedTuples").
 import _thread
 import contextlib
 import json
