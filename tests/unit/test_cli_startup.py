@@ -71,6 +71,8 @@ NOT_ON_RUN_PATH = (
     "rkt.stage0.importer",
     "shutil",  # imports bz2 and lzma (~3 ms): the stage1 tree is linked by rkt.stage0.prepare
     "dataclasses",  # with inspect, ast, tokenize: ~7 ms, plus 0.3-1 ms per class
+    "sqlite3",  # the index uses the C module _sqlite3; the package imports datetime (~1 ms)
+    "datetime",
 )
 
 # What the stage1 run path (run entrypoint, pod init, app launch) leaves out: stage0 runs it
