@@ -84,8 +84,9 @@ VALID_OS_ARCH: Mapping[str, frozenset[str]] = MappingProxyType(
 EVENT_HANDLER_NAMES = ("pre-start", "post-stop")
 PORT_PROTOCOLS = ("tcp", "udp")
 _MAX_ID = (1 << 32) - 1
-# aci.md "environment": POSIX names, plus "." and "-" for practical reasons.
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
+# aci.md "environment": POSIX names, plus "." and "-" for practical reasons. A pattern, compiled
+# (and cached by re) by the first manifest with an environment.
+_ENV_NAME = r"[A-Za-z_][A-Za-z0-9_.-]*"
 
 StringMap = tuple[tuple[str, str], ...]
 """An ordered string-to-string map (``userAnnotations``, ``userLabels``), kept hashable."""
@@ -397,7 +398,7 @@ def _check_unique_names(loc: Loc, key: str, names: list[str], what: str) -> None
 
 
 def _validate_env_name(value: str, what: str) -> str:
-    if not _ENV_NAME.fullmatch(value):
+    if not re.fullmatch(_ENV_NAME, value):
         raise ManifestError(
             f"{what}: {show(value)} is not a valid environment variable name"
             " (letters, digits, _ . -)"

@@ -58,7 +58,7 @@ if TYPE_CHECKING:
 POD_MANIFEST_KIND = "PodManifest"
 VOLUME_KINDS = ("host", "empty")
 DEFAULT_VOLUME_MODE = "0755"
-_MODE = re.compile(r"[0-7]{3,4}")
+_MODE = r"[0-7]{3,4}"  # compiled (and cached by re) by the first volume with a mode
 _MAX_ID = (1 << 32) - 1
 
 
@@ -299,7 +299,7 @@ def _parse_volume(obj: Mapping[str, Any], loc: Loc) -> Volume:
         gid = 0 if gid is None else gid
     else:
         raise loc.key("kind").error(f'{show(raw_kind)} is not "host" or "empty"')
-    if mode is not None and not _MODE.fullmatch(mode):
+    if mode is not None and not re.fullmatch(_MODE, mode):
         raise loc.key("mode").error(f'{show(mode)} is not an octal mode (like "0755")')
     return Volume(
         name=name,
