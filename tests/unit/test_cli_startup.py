@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import importlib
 import subprocess
 import sys
@@ -175,6 +176,28 @@ def test_pod_commands_import_no_dataclasses_store_or_schema(
     assert "rkt.pod.pod" in loaded
     unneeded = ("dataclasses", "sqlite3", "hashlib", "uuid", "threading", "rkt.store", "rkt.schema")
     assert not _under(loaded, *unneeded, *HEAVY)
+
+
+def test_cli_main_turns_the_collector_off_before_the_heavy_imports() -> None:
+    code = "import sys, rkt.cli.main; print('typing' in sys.modules)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.split() == ["False"]
+
+
+@pytest.mark.parametrize("collecting", [True, False])
+def test_cli_main_leaves_the_collector_as_it_found_it(collecting: bool) -> None:
+    from rkt.cli.main import main
+
+    if not collecting:
+        gc.disable()
+    try:
+        with pytest.raises(SystemExit):
+            main(["version"])
+        assert gc.isenabled() is collecting
+    finally:
+        gc.enable()
 
 
 def test_unknown_command_is_a_usage_error() -> None:
