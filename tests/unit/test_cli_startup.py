@@ -74,6 +74,8 @@ NOT_ON_RUN_PATH = (
     "dataclasses",  # with inspect, ast, tokenize: ~7 ms, plus 0.3-1 ms per class
     "sqlite3",  # the index uses the C module _sqlite3; the package imports datetime (~1 ms)
     "datetime",
+    "rkt.cli.progress",  # the download bar: imported when a download draws one
+    "rkt.cli.output",
 )
 
 # What the stage1 run path (run entrypoint, pod init, app launch) leaves out: stage0 runs it
