@@ -5,8 +5,8 @@ classes at start-up, several times faster than ``@dataclass`` would); inner laye
 ``GlobalOptions``. Imports only ``rkt.errors``.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: typing.NamedTuple compiles each string annotation of
+# its fields at class creation (docs/architecture.md, "Records are NamedTuples").
 from pathlib import Path
 from typing import NamedTuple
 
@@ -40,7 +40,7 @@ class InsecureOptions(NamedTuple):
     seccomp: bool = False
 
     @classmethod
-    def parse(cls, value: str) -> InsecureOptions:
+    def parse(cls, value: str) -> "InsecureOptions":
         """Parse rkt's comma-separated list; unknown values are a usage error."""
         chosen: set[str] = set()
         for raw in value.split(","):

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import time
 
 
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["--gc"]:
+        sys.stderr.write(f"collecting={gc.isenabled()} frozen={gc.get_freeze_count() > 0}\n")
+        return 0
     if argv[:1] == ["--sleep"]:
         time.sleep(30)  # outlives the caller's timeout: it must kill us
     sys.stdout.write("stdout is discarded\n")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import gc
+import importlib
 import subprocess
 import sys
+from typing import ForwardRef
 
 import pytest
 
@@ -69,6 +72,10 @@ NOT_ON_RUN_PATH = (
     "rkt.stage0.importer",
     "shutil",  # imports bz2 and lzma (~3 ms): the stage1 tree is linked by rkt.stage0.prepare
     "dataclasses",  # with inspect, ast, tokenize: ~7 ms, plus 0.3-1 ms per class
+    "sqlite3",  # the index uses the C module _sqlite3; the package imports datetime (~1 ms)
+    "datetime",
+    "rkt.cli.progress",  # the download bar: imported when a download draws one
+    "rkt.cli.output",
 )
 
 # What the stage1 run path (the run entrypoint up to pod-init) leaves out: stage0 runs it
@@ -112,6 +119,37 @@ def test_stage1_run_path_imports_stay_lean() -> None:
     assert not _under(loaded, *NOT_ON_STAGE1_PATH, *HEAVY)
 
 
+# Modules whose NamedTuple records stage0 creates on every `rkt run`: their field annotations are
+# real types, not strings that typing.NamedTuple compile()s (docs/architecture.md).
+START_PATH_RECORD_MODULES = (
+    "rkt.settings",
+    "rkt.config",
+    "rkt.fetch.reference",
+    "rkt.net.dns",
+    "rkt.store.db",
+    "rkt.stage0.fetch",
+    "rkt.stage0.run",
+    "rkt.stage0.stage1_image",
+    "rkt.stage0.prepare",
+    "rkt.schema.image",
+    "rkt.schema.pod",
+)
+
+
+@pytest.mark.parametrize("module_name", START_PATH_RECORD_MODULES)
+def test_start_path_records_have_no_string_annotations(module_name: str) -> None:
+    module = importlib.import_module(module_name)
+    records = [
+        obj
+        for obj in vars(module).values()
+        if isinstance(obj, type) and issubclass(obj, tuple) and obj.__module__ == module_name
+    ]
+    assert records
+    for record in records:
+        forward = [n for n, t in record.__annotations__.items() if isinstance(t, ForwardRef)]
+        assert not forward, f"{record.__name__}: string annotations {forward}"
+
+
 def test_pod_manifest_without_isolators_does_not_import_them() -> None:
     code = (
         "import sys\n"
@@ -146,6 +184,28 @@ def test_pod_commands_import_no_dataclasses_store_or_schema(
     assert "rkt.pod.pod" in loaded
     unneeded = ("dataclasses", "sqlite3", "hashlib", "uuid", "threading", "rkt.store", "rkt.schema")
     assert not _under(loaded, *unneeded, *HEAVY)
+
+
+def test_cli_main_turns_the_collector_off_before_the_heavy_imports() -> None:
+    code = "import sys, rkt.cli.main; print('typing' in sys.modules)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.split() == ["False"]
+
+
+@pytest.mark.parametrize("collecting", [True, False])
+def test_cli_main_leaves_the_collector_as_it_found_it(collecting: bool) -> None:
+    from rkt.cli.main import main
+
+    if not collecting:
+        gc.disable()
+    try:
+        with pytest.raises(SystemExit):
+            main(["version"])
+        assert gc.isenabled() is collecting
+    finally:
+        gc.enable()
 
 
 def test_unknown_command_is_a_usage_error() -> None:

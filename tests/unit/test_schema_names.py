@@ -84,12 +84,28 @@ def test_non_string_is_not_an_identifier() -> None:
         validate_ac_name(42, "name")  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("value", ["0.8.11", "1.0.0-rc.1", "1.0.0+build.5", "10.20.30-alpha-1"])
+@pytest.mark.parametrize(
+    "value", ["0.8.11", "0.0.0", "1.0.0-rc.1", "1.0.0+build.5", "10.20.30-alpha-1"]
+)
 def test_semantic_versions_are_accepted(value: str) -> None:
     assert validate_ac_version(value, "acVersion") == value
 
 
-@pytest.mark.parametrize("value", ["", "0.8", "v0.8.11", "01.0.0", "1.0.0-", "1.0.0-01", "1.0.0\n"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "0.8",
+        "v0.8.11",
+        "01.0.0",
+        "1.02.0",
+        "1.0.0.0",
+        "\u0663.0.0",
+        "1.0.0-",
+        "1.0.0-01",
+        "1.0.0\n",
+    ],
+)
 def test_non_semantic_versions_are_refused(value: str) -> None:
     with pytest.raises(ManifestError, match="is not a semantic version"):
         validate_ac_version(value, "acVersion")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
@@ -106,6 +107,24 @@ def test_forked_entrypoint_gets_cwd_env_argv_and_returns_status_and_stderr(
     assert stderr == f"cwd={tmp_path} argv=['--flag', 'uuid'] env=[('ONLY', 'this')]\n"
     assert os.getcwd() != str(tmp_path)  # the parent is untouched
     assert os.environ.get("ONLY") is None
+
+
+def test_forked_entrypoint_collects_garbage_as_a_fresh_interpreter(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """rkt.cli.main turns the collector off while a command starts; the entrypoint gets it on,
+    with stage0's objects frozen out of its collections."""
+    monkeypatch.delenv(inprocess.FORCE_EXEC_ENV, raising=False)
+    target = ("tests.unit.forked_entry", "main")
+    monkeypatch.setattr(inprocess, "_builtin_target", lambda *a: target)
+    monkeypatch.setattr(inprocess, "_other_threads", lambda: False)  # other tests' servers
+    gc.disable()
+    try:
+        result = inprocess.call_builtin_forked(["/stage1/gc", "--gc"], "/", {}, timeout=30)
+    finally:
+        gc.enable()
+    assert result == (0, "collecting=True frozen=True\n")
+    assert gc.get_freeze_count() == 0  # the parent is untouched
 
 
 def test_forked_entrypoint_is_killed_at_its_timeout(monkeypatch: pytest.MonkeyPatch) -> None:

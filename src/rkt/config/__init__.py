@@ -10,8 +10,8 @@ No dataclasses here: ``rkt run`` loads the config on every start, and creating a
 more at import than reading the config dirs.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: typing.NamedTuple compiles each string annotation of
+# its fields at class creation (docs/architecture.md, "Records are NamedTuples").
 import json
 from pathlib import Path
 from typing import Any, NamedTuple

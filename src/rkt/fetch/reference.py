@@ -14,8 +14,8 @@ are ``NamedTuple``s (``rkt run`` creates these classes at every start; dataclass
 more), told apart with ``isinstance``, never by comparing a reference of one kind with another.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: typing.NamedTuple compiles each string annotation of
+# its fields at class creation (docs/architecture.md, "Records are NamedTuples").
 import os
 import re
 from pathlib import Path
@@ -28,8 +28,9 @@ ACI_EXTENSION = ".aci"
 
 # appc types.md "AC Identifier Type" (image names and label keys).
 _AC_IDENTIFIER = re.compile(r"[a-z0-9]+([-._~/][a-z0-9]+)*")
-_IMAGE_ID = re.compile(r"sha512-([0-9a-fA-F]+)")
-_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
+# Patterns, compiled (and cached by re) only for an argument that can match: most are names.
+_IMAGE_ID = r"sha512-([0-9a-fA-F]+)"
+_SCHEME = r"([A-Za-z][A-Za-z0-9+.-]*)://"
 _SHA512_HEX_LEN = 128
 
 # platform.machine() -> appc arch label (appc OS-SPEC.md, linux column).
@@ -110,7 +111,7 @@ class NameRef(NamedTuple):
     def label_map(self) -> dict[str, str]:
         return dict(self.labels)
 
-    def with_defaults(self) -> NameRef:
+    def with_defaults(self) -> "NameRef":
         """The labels discovery templates need: user labels, then os/arch/version defaults.
 
         A missing version becomes ``latest`` (rkt marks such a fetch as latest); os and arch
@@ -137,10 +138,10 @@ def parse_image_reference(text: str, *, cwd: Path | None = None) -> ImageRef:
     arg = text.strip()
     if not arg:
         raise UsageError("image: empty image reference")
-    scheme = _SCHEME.match(arg)
+    scheme = re.match(_SCHEME, arg) if "://" in arg else None
     if scheme:
         return _parse_url(arg, scheme.group(1).lower())
-    image_id = _IMAGE_ID.fullmatch(arg)
+    image_id = re.fullmatch(_IMAGE_ID, arg) if arg.startswith("sha512-") else None
     if image_id:
         return _parse_image_id(arg, image_id.group(1))
     if os.path.isabs(arg):

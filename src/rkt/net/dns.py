@@ -12,8 +12,8 @@ Every pod's run process loads this, so ``DnsOptions`` is a ``NamedTuple`` (see `
 Pure: imports only the standard library and ``rkt.errors``.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: typing.NamedTuple compiles each string annotation of
+# its fields at class creation (docs/architecture.md, "Records are NamedTuples").
 import ipaddress
 import re
 from collections.abc import Iterable
@@ -25,8 +25,9 @@ HOSTS_STUB = (
     "127.0.0.1\tlocalhost localhost.localdomain localhost4 localhost4.localdomain4\n"
     "::1\tlocalhost localhost.localdomain localhost6 localhost6.localdomain6\n"
 )
-_HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.\-]{0,252})")
-_TOKEN = re.compile(r"[^\s#;]+")
+# Patterns, not compiled ones: only a pod with --dns-* or --hosts-entry flags compiles them.
+_HOSTNAME = r"[A-Za-z0-9]([A-Za-z0-9.\-]{0,252})"
+_TOKEN = r"[^\s#;]+"
 
 
 class DnsOptions(NamedTuple):
@@ -63,9 +64,9 @@ def parse_dns_options(
             _check_ip("--dns", ip)
     for name, values in (("--dns-search", _items(search)), ("--dns-opt", _items(options))):
         for value in values:
-            if not _TOKEN.fullmatch(value):
+            if not re.fullmatch(_TOKEN, value):
                 raise UsageError(f'{name}: "{value}" is not a single word')
-    if domain and not _HOSTNAME.fullmatch(domain):
+    if domain and not re.fullmatch(_HOSTNAME, domain):
         raise UsageError(f'--dns-domain: "{domain}" is not a domain name')
     merged: dict[str, list[str]] = {}
     from_host = False
@@ -76,7 +77,7 @@ def parse_dns_options(
         ip, eq, names = entry.partition("=")
         _check_ip("--hosts-entry", ip)
         hosts = [n for n in names.split(",") if n]
-        if not eq or not hosts or not all(_HOSTNAME.fullmatch(n) for n in hosts):
+        if not eq or not hosts or not all(re.fullmatch(_HOSTNAME, n) for n in hosts):
             raise UsageError(f'--hosts-entry: "{entry}" is not IP=NAME[,NAME...] or "host"')
         merged.setdefault(ip, [])
         merged[ip] += [h for h in hosts if h not in merged[ip]]

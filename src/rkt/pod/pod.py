@@ -53,7 +53,8 @@ STATE_EXITED_DELETING = "exited deleting"
 STATE_EXITED_GARBAGE = "exited garbage"
 STATE_GARBAGE = "garbage"
 
-_UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+# A pattern, compiled (and cached by re) on first use: `rkt run` never checks a UUID.
+_UUID_RE = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 
 
 class PodLock:
@@ -103,7 +104,7 @@ class PodLock:
 
 
 def is_uuid(text: str) -> bool:
-    return bool(_UUID_RE.match(text))
+    return bool(re.match(_UUID_RE, text))
 
 
 def new_uuid() -> str:

@@ -16,8 +16,8 @@ job of whoever renders or mounts.
 Pure: no I/O. Imports only ``rkt.errors`` and its sibling ``rkt.schema`` modules.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: typing.NamedTuple compiles each string annotation of
+# its fields at class creation (docs/architecture.md, "Records are NamedTuples").
 import re
 from collections.abc import Mapping
 from types import MappingProxyType
@@ -84,8 +84,9 @@ VALID_OS_ARCH: Mapping[str, frozenset[str]] = MappingProxyType(
 EVENT_HANDLER_NAMES = ("pre-start", "post-stop")
 PORT_PROTOCOLS = ("tcp", "udp")
 _MAX_ID = (1 << 32) - 1
-# aci.md "environment": POSIX names, plus "." and "-" for practical reasons.
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
+# aci.md "environment": POSIX names, plus "." and "-" for practical reasons. A pattern, compiled
+# (and cached by re) by the first manifest with an environment.
+_ENV_NAME = r"[A-Za-z_][A-Za-z0-9_.-]*"
 
 StringMap = tuple[tuple[str, str], ...]
 """An ordered string-to-string map (``userAnnotations``, ``userLabels``), kept hashable."""
@@ -143,7 +144,7 @@ class App(NamedTuple):
     event_handlers: tuple[EventHandler, ...] = ()
     working_directory: str | None = None
     environment: tuple[EnvVar, ...] = ()
-    isolators: tuple[Isolator, ...] = ()
+    isolators: tuple["Isolator", ...] = ()
     mount_points: tuple[MountPoint, ...] = ()
     ports: tuple[Port, ...] = ()
     user_annotations: StringMap = ()
@@ -214,7 +215,7 @@ class ImageManifest(NamedTuple):
         return next((a.value for a in self.annotations if a.name == name), None)
 
     @classmethod
-    def from_json(cls, data: bytes | str | Mapping[str, Any]) -> ImageManifest:
+    def from_json(cls, data: bytes | str | Mapping[str, Any]) -> "ImageManifest":
         """Parse and validate manifest JSON; raises ``ManifestError`` naming the bad field."""
         loc = Loc("image manifest")
         obj = load_object(data, loc)
@@ -322,7 +323,7 @@ def parse_app(value: Any, loc: Loc) -> App:
     )
 
 
-def parse_isolators_field(obj: Mapping[str, Any], loc: Loc) -> tuple[Isolator, ...]:
+def parse_isolators_field(obj: Mapping[str, Any], loc: Loc) -> tuple["Isolator", ...]:
     """The ``isolators`` list of an app or a pod; most manifests have none, and they do not import
     ``rkt.schema.isolators`` (quantities, capability names: ~6 ms on the ``rkt run`` path)."""
     value = obj.get("isolators")
@@ -397,7 +398,7 @@ def _check_unique_names(loc: Loc, key: str, names: list[str], what: str) -> None
 
 
 def _validate_env_name(value: str, what: str) -> str:
-    if not _ENV_NAME.fullmatch(value):
+    if not re.fullmatch(_ENV_NAME, value):
         raise ManifestError(
             f"{what}: {show(value)} is not a valid environment variable name"
             " (letters, digits, _ . -)"

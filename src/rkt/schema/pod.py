@@ -12,8 +12,8 @@ present in the store, every mount point satisfied) is for stage0 to check.
 Pure: no I/O. Imports only ``rkt.errors`` and its sibling ``rkt.schema`` modules.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: typing.NamedTuple compiles each string annotation of
+# its fields at class creation (docs/architecture.md, "Records are NamedTuples").
 import ipaddress
 import re
 from collections.abc import Mapping
@@ -58,7 +58,7 @@ if TYPE_CHECKING:
 POD_MANIFEST_KIND = "PodManifest"
 VOLUME_KINDS = ("host", "empty")
 DEFAULT_VOLUME_MODE = "0755"
-_MODE = re.compile(r"[0-7]{3,4}")
+_MODE = r"[0-7]{3,4}"  # compiled (and cached by re) by the first volume with a mode
 _MAX_ID = (1 << 32) - 1
 
 
@@ -170,7 +170,7 @@ class PodManifest(NamedTuple):
     ac_version: str = SPEC_VERSION
     apps: tuple[PodApp, ...] = ()
     volumes: tuple[Volume, ...] = ()
-    isolators: tuple[Isolator, ...] = ()
+    isolators: tuple["Isolator", ...] = ()
     annotations: tuple[Annotation, ...] = ()
     ports: tuple[ExposedPort, ...] = ()
     user_annotations: StringMap = ()
@@ -186,7 +186,7 @@ class PodManifest(NamedTuple):
         return next((a.value for a in self.annotations if a.name == name), None)
 
     @classmethod
-    def from_json(cls, data: bytes | str | Mapping[str, Any]) -> PodManifest:
+    def from_json(cls, data: bytes | str | Mapping[str, Any]) -> "PodManifest":
         """Parse and validate pod manifest JSON; raises ``ManifestError`` naming the bad field."""
         loc = Loc("pod manifest")
         obj = load_object(data, loc)
@@ -299,7 +299,7 @@ def _parse_volume(obj: Mapping[str, Any], loc: Loc) -> Volume:
         gid = 0 if gid is None else gid
     else:
         raise loc.key("kind").error(f'{show(raw_kind)} is not "host" or "empty"')
-    if mode is not None and not _MODE.fullmatch(mode):
+    if mode is not None and not re.fullmatch(_MODE, mode):
         raise loc.key("mode").error(f'{show(mode)} is not an octal mode (like "0755")')
     return Volume(
         name=name,

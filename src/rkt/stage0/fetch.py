@@ -13,8 +13,8 @@ The flow for every source (rkt's Documentation/image-fetching-behavior.md):
 Never prints: warnings go to the ``warn`` callback, progress to a ``Progress``.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: typing.NamedTuple compiles each string annotation of
+# its fields at class creation (docs/architecture.md, "Records are NamedTuples").
 import contextlib
 import os
 import time
@@ -302,14 +302,14 @@ class Fetcher:
             self.warn("signature verification has been disabled (--insecure-options=image)")
             self._warned_insecure = True
 
-    def config(self) -> Config:
+    def config(self) -> "Config":
         """rkt's merged configuration (``dockerAuth`` credentials for registries)."""
         from rkt.config import load_config
 
         return load_config(self.opts.system_config, self.opts.local_config, self.opts.user_config)
 
     @property
-    def client(self) -> HttpClient:
+    def client(self) -> "HttpClient":
         if self._client is None:
             from rkt.fetch.http import HttpClient
 
@@ -327,7 +327,7 @@ def _read_signature(path: Path) -> bytes | None:
         raise SignatureError(f'signature "{path}": {exc.strerror or exc}') from exc
 
 
-def _peek_manifest(path: Path, source: str) -> ImageManifest:
+def _peek_manifest(path: Path, source: str) -> "ImageManifest":
     """Read and validate the manifest before trusting anything else in the file."""
     from rkt.formats.aci import read_aci_manifest
     from rkt.schema.image import ImageManifest
@@ -341,7 +341,7 @@ def _peek_manifest(path: Path, source: str) -> ImageManifest:
         raise type(exc)(f'image "{source}": {exc.message}', hint=exc.hint) from exc
 
 
-def _check_discovered(manifest: ImageManifest, expect: NameRef) -> None:
+def _check_discovered(manifest: "ImageManifest", expect: NameRef) -> None:
     """appc discovery.md: the fetched image must be what was asked for."""
     if manifest.name != expect.name:
         raise ImageError(f'image "{expect.name}": the fetched image is called "{manifest.name}"')

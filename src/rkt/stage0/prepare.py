@@ -10,8 +10,8 @@ same, and created several times faster at import (``@dataclass`` compiles each g
 separately), which every ``rkt run`` pays.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: typing.NamedTuple compiles each string annotation of
+# its fields at class creation (docs/architecture.md, "Records are NamedTuples").
 import json
 import os
 from collections.abc import Callable

@@ -5,8 +5,8 @@ After the ``execve`` the rkt process *is* the stage1: the caller's process tree,
 stage1's business (docs/stage1-abi.md §3). Also: invoking the other entrypoints (enter, stop, gc).
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: typing.NamedTuple compiles each string annotation of
+# its fields at class creation (docs/architecture.md, "Records are NamedTuples").
 import json
 import os
 from pathlib import Path

@@ -20,8 +20,8 @@ Selection order (rkt's Documentation/build-configure.md):
 default flavor.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: typing.NamedTuple compiles each string annotation of
+# its fields at class creation (docs/architecture.md, "Records are NamedTuples").
 import json
 import os
 import sys

@@ -11,11 +11,10 @@ import sys
 from pathlib import Path
 
 from rkt.cli.commands.status import lookup, pods_root
-from rkt.cli.common import warn
+from rkt.cli.common import progress_bar, warn
 from rkt.cli.flags import parse_bool
 from rkt.cli.globals import parse_globals
 from rkt.cli.pod_request import _app_request
-from rkt.cli.progress import make_progress
 from rkt.cli.run_args import APP_FLAGS, parse_run_args
 from rkt.errors import UsageError
 from rkt.stage0.app import AppVolume, add_app
@@ -87,7 +86,7 @@ def run_raw(argv: list[str]) -> int:
     policy = parsed.last("--pull-policy", "new") or "new"
     request = PodRequest(apps=(_app_request(app, parsed.shared_app),), pull_policy=policy)
     with Store(opts.dir) as store:
-        fetcher = Fetcher(opts, store, progress=make_progress, warn=warn)
+        fetcher = Fetcher(opts, store, progress=progress_bar, warn=warn)
 
         def fetch(ref: str, signature: Path | None) -> str:
             return fetcher.fetch(FetchRequest(ref, signature, policy))

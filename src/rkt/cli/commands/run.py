@@ -8,11 +8,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from rkt.cli.common import warn
+from rkt.cli.common import progress_bar, warn
 from rkt.cli.globals import parse_globals
 from rkt.cli.net_flags import DEFAULT_NET, NETWORKS, network_options  # noqa: F401  (re-exported)
 from rkt.cli.pod_request import pod_request
-from rkt.cli.progress import make_progress
 from rkt.cli.run_args import (
     APP_FLAGS,
     POD_FLAGS,
@@ -49,7 +48,7 @@ def prepare_from_args(
     config = load_config(opts.system_config, opts.local_config, opts.user_config)
     request = request if request is not None else pod_request(parsed)
     with Store(opts.dir) as store:
-        fetcher = Fetcher(opts, store, progress=make_progress, warn=warn)
+        fetcher = Fetcher(opts, store, progress=progress_bar, warn=warn)
 
         def fetch(ref: str, signature: Path | None) -> str:
             return fetcher.fetch(FetchRequest(ref, signature, request.pull_policy))
