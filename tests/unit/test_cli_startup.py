@@ -133,6 +133,15 @@ START_PATH_RECORD_MODULES = (
     "rkt.stage0.prepare",
     "rkt.schema.image",
     "rkt.schema.pod",
+    # the stage1 run path, run in-process by stage0
+    "rkt.host.cgroups",
+    "rkt.host.cgroups.v1",
+    "rkt.stage1.common.appspec",
+    "rkt.stage1.common.args",
+    "rkt.stage1.common.caps",
+    "rkt.stage1.common.resources",
+    "rkt.stage1.common.seccomp",
+    "rkt.stage1.ns.launch",
 )
 
 

@@ -92,6 +92,7 @@ class Fetcher:
             )
         # Only a reference that can be one imports the OCI machinery (~15 ms): not a store image.
         if request.image.startswith(_OCI_PREFIXES):
+            _work_ahead()
             from rkt.stage0.oci_import import fetch_oci_image, is_oci_reference
 
             if is_oci_reference(request.image):  # docker://, oci:, oci-archive:, docker-archive:
@@ -118,6 +119,7 @@ class Fetcher:
     ) -> str:
         if not path.is_file():
             raise NotFoundError(f'image "{path}": no such file')
+        _work_ahead()
         sig_bytes = None
         if not self.opts.insecure.image:
             sig_bytes = _read_signature(signature or Path(f"{path}.asc"))
@@ -203,6 +205,7 @@ class Fetcher:
         expect: NameRef | None = None,
         cached: RemoteRecord | None,
     ) -> str:
+        _work_ahead()
         with self.store.tempdir("fetch") as tmp:
             blob = tmp.path / "image.aci"
             with open(blob, "wb") as out:
@@ -315,6 +318,14 @@ class Fetcher:
 
             self._client = HttpClient(self.opts.insecure)
         return self._client
+
+
+def _work_ahead() -> None:
+    """A download or an import follows, which may run long: the cyclic garbage collector, off
+    while a command starts (rkt.cli.main), is turned back on."""
+    import gc
+
+    gc.enable()
 
 
 def _read_signature(path: Path) -> bytes | None:

@@ -7,8 +7,6 @@ children start with empty ``cpuset.cpus``/``mems`` and refuse tasks, so the pare
 Imports only the standard library and ``rkt.host.cgroups``.
 """
 
-from __future__ import annotations
-
 import errno
 import os
 from pathlib import Path

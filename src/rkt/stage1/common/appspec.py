@@ -16,8 +16,6 @@ lean views of ``manifest.py``, and ``rkt.schema.isolators`` is imported only for
 isolators.
 """
 
-from __future__ import annotations
-
 import json
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -87,7 +85,7 @@ class AppSpec(NamedTuple):
         return json.dumps(obj).encode()
 
     @classmethod
-    def from_json(cls, data: bytes) -> AppSpec:
+    def from_json(cls, data: bytes) -> "AppSpec":
         obj: dict[str, Any] = json.loads(data)
         caps = obj["capabilities"]
         return cls(

@@ -6,8 +6,6 @@ Flags take the ``--name=value`` form; booleans are bare (``--debug``) or ``--deb
 Imports only the standard library and ``rkt.errors``.
 """
 
-from __future__ import annotations
-
 import re
 from typing import NamedTuple
 

@@ -11,8 +11,6 @@ app, exactly those (within the bounding set) are raised into the ambient set, as
 Pure. Imports only the standard library and ``rkt.schema``.
 """
 
-from __future__ import annotations
-
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -32,7 +30,7 @@ def numbers(names: Iterable[str]) -> tuple[int, ...]:
 
 
 def resolve_capabilities(
-    sets: Iterable[CapabilitySet], uid: int, insecure: frozenset[str]
+    sets: Iterable["CapabilitySet"], uid: int, insecure: frozenset[str]
 ) -> CapabilityPlan:
     if "capabilities" in insecure:
         return CapabilityPlan(None)

@@ -12,8 +12,6 @@ rkt killed the app with SIGSYS unless an errno was named.
 Pure: no I/O. Imports only the standard library, ``rkt.errors`` and ``rkt.schema``.
 """
 
-from __future__ import annotations
-
 import errno as errno_names
 import json
 from collections.abc import Iterable
@@ -149,7 +147,7 @@ class SeccompPolicy(NamedTuple):
         return {"mode": self.mode, "syscalls": list(self.syscalls), "errno": self.errno}
 
     @classmethod
-    def from_json_obj(cls, obj: dict[str, Any]) -> SeccompPolicy:
+    def from_json_obj(cls, obj: dict[str, Any]) -> "SeccompPolicy":
         mode = obj["mode"]
         if mode not in ("retain", "remove"):
             raise ValueError(f"bad seccomp mode {mode!r}")
@@ -194,7 +192,7 @@ def policy_from_set(mode: Mode, names: Iterable[str], errno: str | None) -> Secc
 DEFAULT_POLICY = policy_from_set("retain", ["@rkt/default-whitelist"], None)
 
 
-def resolve_seccomp(sets: Iterable[SeccompSet], insecure: frozenset[str]) -> SeccompPolicy | None:
+def resolve_seccomp(sets: Iterable["SeccompSet"], insecure: frozenset[str]) -> SeccompPolicy | None:
     """The app's filter: its seccomp isolator, else rkt's default; None with ``seccomp`` off."""
     if "seccomp" in insecure:
         return None

@@ -25,6 +25,7 @@ Imports only the standard library, ``rkt.abi``, ``rkt.host`` and ``rkt.stage1.co
 from __future__ import annotations
 
 import errno
+import gc
 import os
 import select
 import signal
@@ -306,6 +307,7 @@ def run_pod_init(
 ) -> NoReturn:
     """The body of the forked pod init; never returns."""
     code = 254
+    gc.enable()  # a long-lived process (the run process had them off)
     try:
         host.set_pdeathsig(signal.SIGKILL)  # the run process dies (even SIGKILL): the pod dies
         if cgroups is not None and cgroup is not None and not in_userns:

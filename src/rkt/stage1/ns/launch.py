@@ -30,8 +30,6 @@ them:
 Imports only the standard library, ``rkt.host`` and ``rkt.stage1.common``.
 """
 
-from __future__ import annotations
-
 import os
 from collections.abc import Callable
 from typing import NamedTuple, NoReturn

@@ -137,6 +137,9 @@ def start_pod(host: Host, pod: PodDir, args: RunArgs, specs: list[AppSpec]) -> t
 
 
 def _run(argv: list[str]) -> int:
+    # No cyclic collections here: this process only prepares and ends in an exec (pod-init or
+    # run-waiter); the Python init it may fork turns them back on (run_pod_init).
+    gc.disable()
     args = parse_run(argv)
     check_lock_fd()
     pod = PodDir.from_cwd(args.uuid)
