@@ -350,3 +350,20 @@ def test_run_refuses_unknown_cni_networks_clearly(make_pod: MakePod) -> None:
     assert proc.returncode == 254
     assert b'network "nosuchnet" not found' in err
     assert sys.platform == "linux"
+
+
+def test_an_app_that_cannot_start_fails_the_pod_with_a_shell_status(make_pod: MakePod) -> None:
+    """app-exec's exit codes reach the pod: 127 when the program does not exist (its message in
+    the app's stderr and log), and the other app is stopped as for any failing app."""
+    pod: Pod = make_pod({"missing": ["/no/such/program"], "b": ["/bin/sleep", "30"]})
+    proc, lock = start(pod, "--net=none")
+    _, err = proc.communicate(timeout=60)
+    os.close(lock)
+    assert proc.returncode == 127, err
+    assert b'stage1: app "missing": /no/such/program: no such file or directory' in err
+    assert (pod.path / abi.app_status("missing")).read_text() == "127"
+    assert (pod.path / abi.app_status("b")).read_text() == "143"
+    log = (pod.path / abi.app_log("missing")).read_text()
+    assert "stderr F stage1: app" in log
+    assert pod.entry("gc", pod.uuid).returncode == 0
+    assert_nothing_left(pod)

@@ -70,6 +70,15 @@
 static const char *label = "stage1: app";
 static char *plan, *plan_end, *cursor;
 
+/* strerror, lower case as the rest of rkt's messages ("no such file or directory") */
+static const char *cause(int err)
+{
+	static char text[256];
+	snprintf(text, sizeof text, "%s", strerror(err));
+	text[0] = (char)(text[0] >= 'A' && text[0] <= 'Z' ? text[0] + 32 : text[0]);
+	return text;
+}
+
 static void fail(int err, const char *fmt, ...)
 {
 	char what[4096];
@@ -77,10 +86,7 @@ static void fail(int err, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof what, fmt, ap);
 	va_end(ap);
-	char cause[256];
-	snprintf(cause, sizeof cause, "%s", strerror(err));
-	cause[0] = (char)(cause[0] >= 'A' && cause[0] <= 'Z' ? cause[0] + 32 : cause[0]);
-	dprintf(2, "%s: %s: %s\n", label, what, cause);
+	dprintf(2, "%s: %s: %s\n", label, what, cause(err));
 	exit(EXIT_SETUP_FAILED);
 }
 
@@ -545,7 +551,7 @@ static void step_exec(scmp_filter_ctx filter)
 			close(fd);
 	execve(path, argv, env);
 	int err = errno;
-	dprintf(2, "%s: %s: %s\n", label, path, strerror(err));
+	dprintf(2, "%s: %s: %s\n", label, path, cause(err));
 	exit(err == ENOENT ? 127 : 126);
 }
 

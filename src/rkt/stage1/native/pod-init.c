@@ -82,7 +82,10 @@ static void fail(int err, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof what, fmt, ap);
 	va_end(ap);
-	dprintf(2, "%s: %s: %s\n", label, what, strerror(err));
+	char text[256];
+	snprintf(text, sizeof text, "%s", strerror(err)); /* lower case, as rkt's messages */
+	text[0] = (char)(text[0] >= 'A' && text[0] <= 'Z' ? text[0] + 32 : text[0]);
+	dprintf(2, "%s: %s: %s\n", label, what, text);
 	exit(EXIT_SETUP_FAILED);
 }
 
@@ -328,7 +331,7 @@ static void start_app(struct app *a, int interactive, int devnull)
 		char fd_text[16];
 		snprintf(fd_text, sizeof fd_text, "%d", plan_fd);
 		execl(a->launcher, "app-exec", fd_text, (char *)NULL);
-		dprintf(2, "stage1: app \"%s\": exec %s: %s\n", a->name, a->launcher, strerror(errno));
+		dprintf(2, "stage1: app \"%s\": exec %s: %m\n", a->name, a->launcher);
 		_exit(EXIT_SETUP_FAILED);
 	}
 	close(plan_fd);
