@@ -141,6 +141,7 @@ def bench_run_pod(args: argparse.Namespace) -> list[Comparison]:
         rounds=args.rounds * 4,  # runs of ~0.1-0.3 s: more rounds for the same wall time
         warmup=args.warmup,
         log=_log,
+        others=other_sources(args),
     )
 
 
@@ -251,7 +252,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         action="append",
         default=[],
         metavar="REV",
-        help="fetch-render, net-run: also time rkt as of git revision REV, or of a src/"
+        help="fetch-render, net-run, run-pod: also time rkt as of git revision REV, or of a src/"
         " directory (on PYTHONPATH): an A/B of a change",
     )
     parser.add_argument(

@@ -219,9 +219,15 @@ def run(
     warmup: int,
     log: Callable[[str], None],
     private_users: bool = True,
+    others: Sequence[tuple[str, Path]] = (),
 ) -> list[Comparison]:
+    """``others``: (label, src dir) of other rkt sources, each timed as one more
+    ``rkt@LABEL run --net=none`` case (PYTHONPATH; an A/B of a change, in the same rounds)."""
     need("crun", "runc", "systemd-nspawn", "busybox")
     compile_bytecode(rkt)
+    python = str(rkt.parent / "python")
+    for _, src in others:
+        subprocess.run([python, "-m", "compileall", "-q", str(src)], check=True, env=rkt_env())
     env = rkt_env()
     work = workdir / "run-pod"
     work.mkdir(parents=True, exist_ok=True)
@@ -294,6 +300,17 @@ def run(
                 env=env,
                 description=f"rkt --dir=DATA run --net=none --pull-policy=never {image}; "
                 "rkt gc untimed",
+            ),
+            *(
+                Case(
+                    f"rkt@{label} run --net=none",
+                    lambda: [*enter, *rkt_run, image],
+                    cleanup=gc,
+                    check=ok,
+                    env={**env, "PYTHONPATH": str(src)},
+                    description=f"the same, rkt from {src} (PYTHONPATH)",
+                )
+                for label, src in others
             ),
             Case(
                 "rkt run-prepared --net=none",
