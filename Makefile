@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh
 	touch $(STAMP)
 
-$(NATIVE)/bin/%: $(NATIVE)/%.c | $(STAMP)
+$(NATIVE)/bin/%: $(NATIVE)/%.c $(wildcard $(NATIVE)/*.h) | $(STAMP)
 	mkdir -p $(@D)
 	$(CC) -O2 -Wall -Wextra -Werror -static -o $@.tmp $< $(NATIVE_LIBS) && mv $@.tmp $@
 

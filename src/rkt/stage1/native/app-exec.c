@@ -65,88 +65,7 @@
 #include <unistd.h>
 #include <grp.h>
 
-#define EXIT_SETUP_FAILED 254
-
-static const char *label = "stage1: app";
-static char *plan, *plan_end, *cursor;
-
-/* strerror, lower case as the rest of rkt's messages ("no such file or directory") */
-static const char *cause(int err)
-{
-	static char text[256];
-	snprintf(text, sizeof text, "%s", strerror(err));
-	text[0] = (char)(text[0] >= 'A' && text[0] <= 'Z' ? text[0] + 32 : text[0]);
-	return text;
-}
-
-static void fail(int err, const char *fmt, ...)
-{
-	char what[4096];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(what, sizeof what, fmt, ap);
-	va_end(ap);
-	dprintf(2, "%s: %s: %s\n", label, what, cause(err));
-	exit(EXIT_SETUP_FAILED);
-}
-
-/* -- the plan ------------------------------------------------------------------------------ */
-
-static void read_plan(int fd)
-{
-	size_t size = 0, cap = 16384;
-	plan = malloc(cap);
-	for (;;) {
-		if (plan == NULL)
-			fail(ENOMEM, "reading the launch plan");
-		ssize_t n = read(fd, plan + size, cap - size);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			fail(errno, "reading the launch plan");
-		if (n == 0)
-			break;
-		size += (size_t)n;
-		if (size == cap)
-			plan = realloc(plan, cap *= 2);
-	}
-	close(fd);
-	plan_end = plan + size;
-	cursor = plan;
-	if (size > 0 && plan[size - 1] != '\0')
-		fail(EINVAL, "the launch plan does not end with a NUL");
-}
-
-static int more(void)
-{
-	return cursor < plan_end;
-}
-
-static const char *next(void)
-{
-	if (!more())
-		fail(EINVAL, "the launch plan ends in the middle of a step");
-	const char *s = cursor;
-	cursor += strlen(s) + 1;
-	return s;
-}
-
-static const char *next_opt(void) /* "" means none */
-{
-	const char *s = next();
-	return *s ? s : NULL;
-}
-
-static unsigned long long next_num(void)
-{
-	const char *s = next();
-	char *end;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (*s == '\0' || *end != '\0' || errno)
-		fail(EINVAL, "the launch plan has \"%s\" where a number belongs", s);
-	return v;
-}
+#include "plan.h"
 
 /* -- files and mounts ---------------------------------------------------------------------- */
 
@@ -567,15 +486,6 @@ static void reset_signals(void)
 	sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
-static int plan_fd(const char *arg)
-{
-	char *end;
-	long fd = strtol(arg, &end, 10);
-	if (*arg == '\0' || *end != '\0' || fd < 0)
-		fail(EINVAL, "bad plan descriptor \"%s\"", arg);
-	return (int)fd;
-}
-
 /* Tests: the BPF the plan's seccomp step would load (compared with pyseccomp's). */
 static int export_bpf(void)
 {
@@ -592,6 +502,8 @@ static int export_bpf(void)
 
 int main(int argc, char **argv)
 {
+	label = "stage1: app";
+	plan_kind = "launch plan";
 	if (argc == 3 && strcmp(argv[1], "--export-bpf") == 0) {
 		read_plan(plan_fd(argv[2]));
 		return export_bpf();

@@ -60,11 +60,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define EXIT_SETUP_FAILED 254
-#define MAX_APPS 256
+#include "plan.h"
 
-static const char *label = "stage1: pod init";
-static char *plan, *plan_end, *cursor;
+#define MAX_APPS 256
 
 struct app {
 	const char *name, *launcher, *plan, *status, *json, *log, *oom;
@@ -74,72 +72,6 @@ struct app {
 };
 static struct app apps[MAX_APPS];
 static int n_apps;
-
-static void fail(int err, const char *fmt, ...)
-{
-	char what[4096];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(what, sizeof what, fmt, ap);
-	va_end(ap);
-	char text[256];
-	snprintf(text, sizeof text, "%s", strerror(err)); /* lower case, as rkt's messages */
-	text[0] = (char)(text[0] >= 'A' && text[0] <= 'Z' ? text[0] + 32 : text[0]);
-	dprintf(2, "%s: %s: %s\n", label, what, text);
-	exit(EXIT_SETUP_FAILED);
-}
-
-/* -- the plan (the same encoding as app-exec's) ---------------------------------------------- */
-
-static void read_plan(int fd)
-{
-	size_t size = 0, cap = 16384;
-	plan = malloc(cap);
-	for (;;) {
-		if (plan == NULL)
-			fail(ENOMEM, "reading the pod plan");
-		ssize_t n = read(fd, plan + size, cap - size);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			fail(errno, "reading the pod plan");
-		if (n == 0)
-			break;
-		size += (size_t)n;
-		if (size == cap)
-			plan = realloc(plan, cap *= 2);
-	}
-	close(fd);
-	plan_end = plan + size;
-	cursor = plan;
-	if (size > 0 && plan[size - 1] != '\0')
-		fail(EINVAL, "the pod plan does not end with a NUL");
-}
-
-static int more(void)
-{
-	return cursor < plan_end;
-}
-
-static const char *next(void)
-{
-	if (!more())
-		fail(EINVAL, "the pod plan ends in the middle of a step");
-	const char *s = cursor;
-	cursor += strlen(s) + 1;
-	return s;
-}
-
-static long long next_num(void)
-{
-	const char *s = next();
-	char *end;
-	errno = 0;
-	long long v = strtoll(s, &end, 10);
-	if (*s == '\0' || *end != '\0' || errno)
-		fail(EINVAL, "the pod plan has \"%s\" where a number belongs", s);
-	return v;
-}
 
 /* -- files ------------------------------------------------------------------------------------ */
 
@@ -228,11 +160,11 @@ static void unpin(const char *dir)
 static int fork_init(void)
 {
 	const char *pid_file = next(), *waiter = next();
-	long long argc = next_num();
-	if (argc < 0 || argc > 16)
-		fail(EINVAL, "fork: %lld waiter arguments", argc);
+	unsigned long long argc = next_num();
+	if (argc > 16)
+		fail(EINVAL, "fork: %llu waiter arguments", argc);
 	char *argv[20] = {0};
-	for (long long i = 0; i < argc; i++)
+	for (unsigned long long i = 0; i < argc; i++)
 		argv[i] = (char *)next();
 	int go[2];
 	if (pipe2(go, O_CLOEXEC) < 0)
@@ -414,6 +346,8 @@ static void supervise(const char *program, int interactive)
 
 int main(int argc, char **argv)
 {
+	label = "stage1: pod init";
+	plan_kind = "pod plan";
 	if (argc != 2) {
 		dprintf(2, "usage: pod-init PLAN_FD\n");
 		return 2;
@@ -427,11 +361,7 @@ int main(int argc, char **argv)
 	sigaddset(&handoff, SIGINT);
 	sigaddset(&handoff, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &handoff, NULL);
-	char *end;
-	long fd = strtol(argv[1], &end, 10);
-	if (*argv[1] == '\0' || *end != '\0' || fd < 0)
-		fail(EINVAL, "bad plan descriptor \"%s\"", argv[1]);
-	read_plan((int)fd);
+	read_plan(plan_fd(argv[1]));
 	int go = -1, interactive = 0;
 	while (more()) {
 		const char *step = next();

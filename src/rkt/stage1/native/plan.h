@@ -1,0 +1,108 @@
+/* plan.h: the plan encoding app-exec and pod-init read (src/rkt/stage1/ns/launch.py LaunchPlan
+ * writes it): NUL-terminated strings, a keyword then its arguments; an empty string is "none"
+ * where an argument is optional; numbers are decimal. Read from a file descriptor to the end.
+ * A program sets `label` (prefix of its error messages) and `plan_kind` before reading.
+ * Static functions, included by each program (each is one static binary). */
+#ifndef RKT_PLAN_H
+#define RKT_PLAN_H
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define EXIT_SETUP_FAILED 254
+
+static const char *label = "stage1";
+static const char *plan_kind = "plan";
+static char *plan, *plan_end, *cursor;
+
+/* strerror, lower case as the rest of rkt's messages ("no such file or directory") */
+static const char *cause(int err)
+{
+	static char text[256];
+	snprintf(text, sizeof text, "%s", strerror(err));
+	text[0] = (char)(text[0] >= 'A' && text[0] <= 'Z' ? text[0] + 32 : text[0]);
+	return text;
+}
+
+/* "LABEL: what: cause" on stderr, exit 254 */
+static void fail(int err, const char *fmt, ...)
+{
+	char what[4096];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof what, fmt, ap);
+	va_end(ap);
+	dprintf(2, "%s: %s: %s\n", label, what, cause(err));
+	exit(EXIT_SETUP_FAILED);
+}
+
+static int plan_fd(const char *arg)
+{
+	char *end;
+	long fd = strtol(arg, &end, 10);
+	if (*arg == '\0' || *end != '\0' || fd < 0)
+		fail(EINVAL, "bad plan descriptor \"%s\"", arg);
+	return (int)fd;
+}
+
+static void read_plan(int fd)
+{
+	size_t size = 0, cap = 16384;
+	plan = malloc(cap);
+	for (;;) {
+		if (plan == NULL)
+			fail(ENOMEM, "reading the %s", plan_kind);
+		ssize_t n = read(fd, plan + size, cap - size);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			fail(errno, "reading the %s", plan_kind);
+		if (n == 0)
+			break;
+		size += (size_t)n;
+		if (size == cap)
+			plan = realloc(plan, cap *= 2);
+	}
+	close(fd);
+	plan_end = plan + size;
+	cursor = plan;
+	if (size > 0 && plan[size - 1] != '\0')
+		fail(EINVAL, "the %s does not end with a NUL", plan_kind);
+}
+
+static int more(void)
+{
+	return cursor < plan_end;
+}
+
+static const char *next(void)
+{
+	if (!more())
+		fail(EINVAL, "the %s ends in the middle of a step", plan_kind);
+	const char *s = cursor;
+	cursor += strlen(s) + 1;
+	return s;
+}
+
+__attribute__((unused)) static const char *next_opt(void) /* "" means none */
+{
+	const char *s = next();
+	return *s ? s : NULL;
+}
+
+static unsigned long long next_num(void)
+{
+	const char *s = next();
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (*s == '\0' || *s == '-' || *end != '\0' || errno)
+		fail(EINVAL, "the %s has \"%s\" where a number belongs", plan_kind, s);
+	return v;
+}
+
+#endif
