@@ -476,14 +476,22 @@ static void step_exec(scmp_filter_ctx filter)
 
 /* -- main ---------------------------------------------------------------------------------- */
 
+/* Every disposition to the default, nothing blocked: what a program expects from execve. Through
+ * the raw system calls, since libc's wrappers refuse the signals it reserves (32 and 33), and an
+ * "ignored" inherited there would reach the app (execve keeps ignored dispositions). */
 static void reset_signals(void)
 {
-	sigset_t none;
-	for (int sig = 1; sig < NSIG; sig++)
+	struct {
+		void *handler;
+		unsigned long flags;
+		void *restorer;
+		unsigned long mask;
+	} dfl = {0}; /* SIG_DFL is 0 */
+	for (int sig = 1; sig <= 64; sig++)
 		if (sig != SIGKILL && sig != SIGSTOP)
-			signal(sig, SIG_DFL); /* glibc's reserved ones refuse: fine */
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
+			syscall(SYS_rt_sigaction, sig, &dfl, NULL, sizeof dfl.mask);
+	unsigned long none = 0;
+	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, sizeof none);
 }
 
 /* Tests: the BPF the plan's seccomp step would load (compared with pyseccomp's). */
