@@ -226,11 +226,36 @@ def test_pod_plan_for_pod_init(tmp_path: Path) -> None:
     assert steps[plan.keywords().index("start")] == ("start", "1")
 
 
-def test_mutable_userns_and_copy_up_pods_keep_the_python_init() -> None:
+def test_mutable_and_copy_up_pods_keep_the_python_init() -> None:
     from rkt.stage1.ns.start import needs_python_init
 
     specs = [_spec()]
     assert needs_python_init(parse_run(["--mutable", UUID]), specs)
-    assert needs_python_init(parse_run(["--private-users=65536:65536", UUID]), specs)
     vol = VolumeMount("/v", "/data", False, False, copy_up="/marker")
     assert needs_python_init(parse_run([UUID]), [_spec(mounts=(vol,))])
+    assert not needs_python_init(parse_run(["--private-users=65536:65536", UUID]), specs)
+
+
+def test_userns_pod_plan_uses_relative_paths_and_the_run_process_fds(tmp_path: Path) -> None:
+    from rkt.stage1.common.appspec import app_spec_path
+    from rkt.stage1.ns.start import userns_pod_plan
+
+    pod = PodDir(tmp_path, UUID)
+    app_spec_path(pod, "web").parent.mkdir(parents=True)
+    args = parse_run(["--net=none", "--private-users=65536:65536", UUID])
+    flags = run_entry.namespace_flags(args)
+    plan = userns_pod_plan(pod, args, [_spec()], flags, None, {}, 7, 9)
+    kw = plan.keywords()
+    # no cgroup join (the helper joined as host root) and no overlay (mounted idmapped already):
+    # the premounted root is bound onto itself, unlocked for pivot_root
+    assert kw[1:] == [
+        "unshare", "private", "loopback", "fork-fds", "pdeathsig", "hostname", "bind", "wait",
+        "app", "start", "ready", "supervise",
+    ]  # fmt: skip
+    steps = plan.steps
+    fork = steps[kw.index("fork-fds")]
+    assert fork[1:3] == ("7", "9") and fork[4:] == ("2", "run-waiter", "--ignore-signals")
+    assert fork[3] == "stage1/rootfs/run-waiter"  # relative: the pod dir's parents may be closed
+    assert steps[kw.index("bind")] == ("bind", abi.stage2_rootfs("web"))
+    app = steps[kw.index("app")]
+    assert not any(str(field).startswith("/") for field in app[1:7])

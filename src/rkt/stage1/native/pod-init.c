@@ -30,10 +30,17 @@
  *   loopback                       set lo up (a new network namespace)
  *   fork PID_FILE WAITER N ARG...  fork the init; here: write PID_FILE, release the init, exec
  *                                  WAITER with ARG... and the init's pid. The init goes on with:
+ *   fork-fds PID_FD GO_FD WAITER N ARG...
+ *                                  the same, but the pid goes to PID_FD (the run process of a
+ *                                  --private-users pod publishes it) and the init is released
+ *                                  by whoever writes "1" to GO_FD
  *   pdeathsig                      die (SIGKILL) with the run process
  *   write FILE DATA                (joining the pod cgroup)
  *   hostname NAME
  *   overlay TARGET DATA            mkdir -p TARGET, mount an overlayfs there
+ *   bind TARGET                    bind TARGET onto itself (a root mounted before a user
+ *                                  namespace's mount namespace is locked there: pivot_root
+ *                                  needs a mount of the namespace's own)
  *   wait                           until the pid file is written (EOF: the parent died: exit)
  *   app NAME LAUNCHER PLAN STATUS JSON LOG OOM_FILE
  *                                  an app to start (LOG and OOM_FILE may be ""): recorded
@@ -155,35 +162,62 @@ static void unpin(const char *dir)
 	fclose(f);
 }
 
-/* Fork the init. Returns in the init with the read end of the "go" pipe; the parent exec's the
- * waiter (never returns). */
-static int fork_init(void)
+static char **waiter_argv(const char **waiter, unsigned long long *argc)
 {
-	const char *pid_file = next(), *waiter = next();
-	unsigned long long argc = next_num();
-	if (argc > 16)
-		fail(EINVAL, "fork: %llu waiter arguments", argc);
-	char *argv[20] = {0};
-	for (unsigned long long i = 0; i < argc; i++)
+	static char *argv[20];
+	*waiter = next();
+	*argc = next_num();
+	if (*argc > 16)
+		fail(EINVAL, "fork: %llu waiter arguments", *argc);
+	for (unsigned long long i = 0; i < *argc; i++)
 		argv[i] = (char *)next();
-	int go[2];
-	if (pipe2(go, O_CLOEXEC) < 0)
+	return argv;
+}
+
+/* Fork the init. Returns in the init with the fd to read "1" from before the apps start; the
+ * parent tells the run process the init's pid (it writes PID_FILE and releases the init itself,
+ * or with fork-fds writes the pid to PID_FD and leaves the release to the run process, which
+ * sends it on GO_FD) and exec's the waiter (never returns). */
+static int fork_init(int with_fds)
+{
+	const char *pid_file = NULL, *waiter;
+	int pid_fd = -1, go_fd = -1, go[2] = {-1, -1};
+	unsigned long long argc;
+	if (with_fds) {
+		pid_fd = (int)next_num();
+		go_fd = (int)next_num();
+	} else {
+		pid_file = next();
+	}
+	char **argv = waiter_argv(&waiter, &argc);
+	if (!with_fds && pipe2(go, O_CLOEXEC) < 0)
 		fail(errno, "pipe");
 	pid_t pid = fork();
 	if (pid < 0)
 		fail(errno, "fork the pod init");
 	if (pid == 0) {
+		if (with_fds) {
+			close(pid_fd);
+			return go_fd;
+		}
 		close(go[1]);
 		return go[0];
 	}
-	close(go[0]);
 	char text[24];
 	int n = snprintf(text, sizeof text, "%d", (int)pid);
-	/* Without the pid file stage0 cannot find the pod: then the init reads EOF and exits. */
-	write_atomic(pid_file, text, (size_t)n);
-	if (write(go[1], "1", 1) != 1)
-		fail(errno, "release the pod init");
-	close(go[1]);
+	if (with_fds) {
+		close(go_fd);
+		if (write(pid_fd, text, (size_t)n) != n)
+			fail(errno, "tell the run process the init's pid");
+		close(pid_fd);
+	} else {
+		close(go[0]);
+		/* Without the pid file stage0 cannot find the pod: the init reads EOF and exits. */
+		write_atomic(pid_file, text, (size_t)n);
+		if (write(go[1], "1", 1) != 1)
+			fail(errno, "release the pod init");
+		close(go[1]);
+	}
 	argv[argc] = text;
 	execv(waiter, argv);
 	fail(errno, "exec %s", waiter);
@@ -378,7 +412,13 @@ int main(int argc, char **argv)
 		} else if (strcmp(step, "loopback") == 0) {
 			loopback_up();
 		} else if (strcmp(step, "fork") == 0) {
-			go = fork_init();
+			go = fork_init(0);
+		} else if (strcmp(step, "fork-fds") == 0) {
+			go = fork_init(1);
+		} else if (strcmp(step, "bind") == 0) {
+			const char *target = next();
+			if (mount(target, target, NULL, MS_BIND | MS_REC, NULL) < 0)
+				fail(errno, "bind %s onto itself", target);
 		} else if (strcmp(step, "pdeathsig") == 0) {
 			/* (had the parent died already, the "wait" step reads EOF) */
 			if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)

@@ -4,13 +4,13 @@ This process is the one stage0 exec'd and stays the caller's child, so limits th
 under (``systemd-run -p ...``) hold for the pod: the pod's cgroup is created under the caller's.
 It resolves every app's launch first (so a bad manifest fails before anything is created),
 creates the pod cgroup (``subcgroup``), sets up the pod's networks (``rkt.stage1.ns.network``: for
-CNI networks the pod's netns, entered here). An ordinary pod then goes to the flavor's native
-``pod-init`` (``rkt.stage1.ns.start``). Otherwise (mutable, ``--private-users``, copy-up) this
-process unshares mount, UTS, IPC and PID namespaces (and the network one for ``--net=none``, with
-``lo`` up), forks the Python pod init (PID 1 of the pod), writes ``pid`` and ``exec``s the
-flavor's native ``run-waiter`` (``rkt.stage1.ns.native``). Either way the process stage0 exec'd
-ends up as ``run-waiter``: it forwards SIGTERM/SIGHUP/SIGINT to the init and exits with its
-status.
+CNI networks the pod's netns, entered here). A pod then goes to the flavor's native ``pod-init``
+(``rkt.stage1.ns.start``; a ``--private-users`` pod through its user-namespace helper,
+``rkt.stage1.ns.userns``). Mutable and copy-up pods instead: this process unshares mount, UTS,
+IPC and PID namespaces (and the network one for ``--net=none``, with ``lo`` up), forks the
+Python pod init (PID 1 of the pod), writes ``pid`` and ``exec``s the flavor's native
+``run-waiter`` (``rkt.stage1.ns.native``). Either way the process stage0 exec'd ends up as
+``run-waiter``: it forwards SIGTERM/SIGHUP/SIGINT to the init and exits with its status.
 
 Imports only the standard library, ``rkt.abi``, ``rkt.errors``, ``rkt.host``, ``rkt.stage1``.
 """

@@ -8,8 +8,10 @@ with the pod plan: unshare the namespaces, fork the init, publish ``pid`` and be
 root, start the apps through ``app-exec`` and become ``pod-supervisor``. No Python runs in the
 pod's namespaces, and the run process never forks an interpreter.
 
-Mutable pods, ``--private-users`` and Docker images whose implicit volumes are copied up first
-keep the Python init (``rkt.stage1.ns.init``), which shares the helpers below.
+A ``--private-users`` pod comes here too, through ``userns_pod_plan``: its roots are mounted
+beforehand (idmapped) and its init is released by the run process. Mutable pods and Docker
+images whose implicit volumes are copied up first keep the Python init (``rkt.stage1.ns.init``),
+which shares the helpers below.
 
 Imports only the standard library, ``rkt.abi``, ``rkt.host`` and ``rkt.stage1``.
 """
@@ -66,10 +68,13 @@ def create_app_cgroup(
 
 
 def needs_python_init(args: RunArgs, specs: list[AppSpec]) -> bool:
-    """Mutable pods serve a control socket; --private-users maps ids around the init; an
-    implicit Docker volume is copied up from the app's root before the app starts."""
-    copy_up = any(m.copy_up is not None for spec in specs for m in spec.mounts)
-    return args.mutable or args.private_users is not None or copy_up
+    """Mutable pods serve a control socket; an implicit Docker volume is copied up from the
+    app's root before the app starts. (``--private-users`` pods go through ``userns_pod_plan``.)"""
+    return args.mutable or has_copy_up(specs)
+
+
+def has_copy_up(specs: list[AppSpec]) -> bool:
+    return any(m.copy_up is not None for spec in specs for m in spec.mounts)
 
 
 def pod_plan(
@@ -100,8 +105,58 @@ def pod_plan(
         plan.step("overlay", root, data)
         roots.append(root)
     plan.step("wait")
-    for spec, root in zip(specs, roots, strict=True):
-        app_cgroup = create_app_cgroup(backend, cgroup, spec)
+    app_cgroups = [create_app_cgroup(backend, cgroup, spec) for spec in specs]
+    _start_steps(plan, pod, path, args, specs, roots, app_cgroups, backend)
+    return plan
+
+
+def userns_pod_plan(
+    pod: PodDir,
+    args: RunArgs,
+    specs: list[AppSpec],
+    flags: int,
+    backend: CgroupBackend | None,
+    app_cgroups: dict[str, PodCgroup],
+    pid_fd: int,
+    go_fd: int,
+) -> LaunchPlan:
+    """The pod-init steps of a ``--private-users`` pod (stage1/ns/userns.py): exec'd by the
+    helper that is root of the pod's user namespace, after the run process mounted the app
+    roots (idmapped) and made the app cgroups. Paths are relative to the pod directory (its
+    parents may be closed to the namespace's uids); the init's pid goes to ``pid_fd`` and the
+    run process, which publishes it, releases the init through ``go_fd``. Writes the app plans
+    (call it as host root)."""
+    base = Path(".")
+    plan = LaunchPlan("stage1: pod init")
+    plan.step("unshare", flags)
+    plan.step("private")
+    if flags & CLONE_NEWNET:
+        plan.step("loopback")
+    waiter = ["run-waiter", "--ignore-signals"]  # stop requests reach the init via the run process
+    plan.step("fork-fds", pid_fd, go_fd, program(base, WAITER), len(waiter), *waiter)
+    plan.step("pdeathsig")
+    plan.step("hostname", args.hostname or f"rkt-{pod.uuid}")
+    roots = [str(base / abi.stage2_rootfs(spec.name)) for spec in specs]
+    for root in roots:
+        plan.step("bind", root)
+    plan.step("wait")
+    cgroups = [app_cgroups.get(spec.name) for spec in specs]
+    _start_steps(plan, pod, base, args, specs, roots, cgroups, backend)
+    return plan
+
+
+def _start_steps(
+    plan: LaunchPlan,
+    pod: PodDir,
+    base: Path,
+    args: RunArgs,
+    specs: list[AppSpec],
+    roots: list[str],
+    app_cgroups: list[PodCgroup | None],
+    backend: CgroupBackend | None,
+) -> None:
+    """Each app's plan written beside its spec, then the steps that start them and supervise."""
+    for spec, root, app_cgroup in zip(specs, roots, app_cgroups, strict=True):
         dirs = tuple(str(d) for d in app_cgroup.dirs) if app_cgroup is not None else ()
         oom = backend.oom_events_file(app_cgroup) if backend and app_cgroup else None
         plan_file = app_spec_path(pod, spec.name).with_suffix(".plan")
@@ -109,17 +164,16 @@ def pod_plan(
         plan.step(
             "app",
             spec.name,
-            program(path, LAUNCHER),
-            plan_file,
-            path / abi.app_status(spec.name),
-            path / abi.app_status_json(spec.name),
-            "" if args.interactive else path / abi.app_log(spec.name),
+            program(base, LAUNCHER),
+            base / plan_file.relative_to(pod.path),
+            base / abi.app_status(spec.name),
+            base / abi.app_status_json(spec.name),
+            "" if args.interactive else base / abi.app_log(spec.name),
             oom,
         )
     plan.step("start", int(args.interactive))
-    plan.step("ready", path / abi.SUPERVISOR_STATUS)
-    plan.step("supervise", program(path, SUPERVISOR))
-    return plan
+    plan.step("ready", base / abi.SUPERVISOR_STATUS)
+    plan.step("supervise", program(base, SUPERVISOR))
 
 
 def exec_pod_init(pod: PodDir, plan: LaunchPlan) -> NoReturn:

@@ -6,11 +6,13 @@ mount namespace) forks a helper that unshares a user namespace and waits; the ru
 writes its uid/gid map (``0 <shift> <count>``), then mounts every app's root: each read-only
 lower layer through an idmapped bind (``rkt.host.idmap``), the overlay on top, and each volume
 source through an idmapped bind too, so host files owned by root show as the pod's root. Only
-then does the helper become root of its namespace and unshare UTS, IPC, PID and mount (and
-network for ``--net=none``) namespaces, all owned by the user namespace, and fork the pod init,
-which finds the roots already mounted. App cgroups are created here beforehand (the host's
-cgroupfs is not writable from inside), with ``cgroup.procs`` handed to the pod's root so each
-app can join its own.
+then does the helper become root of its namespace and exec the flavor's ``pod-init``
+(``rkt.stage1.ns.start.userns_pod_plan``), which unshares UTS, IPC, PID and mount (and network
+for ``--net=none``) namespaces, all owned by the user namespace, and forks the pod init, which
+finds the roots already mounted. (A pod with a Docker copy-up volume forks the Python init
+instead, which copies up before starting the app.) App cgroups are created here beforehand
+(the host's cgroupfs is not writable from inside), with ``cgroup.procs`` handed to the pod's
+root so each app can join its own.
 
 The helper relays the init's exit status; the run process publishes the init's pid.
 
@@ -41,7 +43,9 @@ from rkt.stage1.common.appspec import COPY_UP_DIR, AppSpec
 from rkt.stage1.common.args import RunArgs
 from rkt.stage1.common.layers import app_lower_dirs
 from rkt.stage1.common.poddir import PRIVATE_DIR, PodDir, write_atomic
-from rkt.stage1.ns.native import HANDOFF_SIGNALS, exec_waiter
+from rkt.stage1.ns.launch import LaunchPlan, exec_launcher
+from rkt.stage1.ns.native import HANDOFF_SIGNALS, INIT, exec_waiter, program
+from rkt.stage1.ns.start import has_copy_up, userns_pod_plan
 
 IDMAP_DIR = f"{PRIVATE_DIR}/idmap"
 Binds = list[tuple[str, str]]
@@ -157,6 +161,11 @@ def start_pod_in_userns(
     go_r, go_w = os.pipe()
     pid_r, pid_w = os.pipe()
     start_r, start_w = os.pipe()
+    pod_init = None  # the native pod-init's plan, unless a copy-up needs the Python init
+    if not has_copy_up(specs):
+        flags = _namespace_flags(args)
+        idmapped = [s for s, _, _ in planned]
+        pod_init = userns_pod_plan(pod, args, idmapped, flags, backend, app_cgroups, pid_w, start_r)
     signal.pthread_sigmask(signal.SIG_BLOCK, HANDOFF_SIGNALS)
     helper = os.fork()
     init_pid = helper
@@ -164,7 +173,7 @@ def start_pod_in_userns(
         for fd in (ready_r, go_w, pid_r, start_w):
             os.close(fd)
         _helper(host, args, [s for s, _, _ in planned], backend, cgroup, app_cgroups,
-                (ready_w, go_r, pid_w, start_r), shift, count)  # fmt: skip
+                (ready_w, go_r, pid_w, start_r), shift, count, pod_init)  # fmt: skip
     for fd in (ready_w, go_r, pid_w, start_r):
         os.close(fd)
     try:
@@ -191,6 +200,11 @@ def start_pod_in_userns(
     return helper, init_pid
 
 
+def _namespace_flags(args: RunArgs) -> int:
+    flags = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWPID
+    return flags | CLONE_NEWNET if args.net_mode == "none" else flags
+
+
 def _helper(
     host: Host,
     args: RunArgs,
@@ -201,6 +215,7 @@ def _helper(
     fds: tuple[int, int, int, int],
     shift: int,
     count: int,
+    pod_init: LaunchPlan | None = None,
 ) -> NoReturn:
     ready_w, go_r, pid_w, start_r = fds
     code = 254
@@ -218,9 +233,11 @@ def _helper(
         host.set_pdeathsig(signal.SIGKILL)  # a credential change clears it (prctl(2))
         if os.getppid() == 1:
             os._exit(254)  # the run process died in between
-        flags = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWPID
-        if args.net_mode == "none":
-            flags |= CLONE_NEWNET
+        if pod_init is not None:  # the rest is pod-init's, through its pid and go fds
+            os.set_inheritable(pid_w, True)
+            os.set_inheritable(start_r, True)
+            exec_launcher(program(Path("."), INIT), pod_init, argv0="pod-init")
+        flags = _namespace_flags(args)
         host.unshare(flags)
         if args.net_mode == "none":
             host.bring_up_loopback()
