@@ -198,7 +198,7 @@ def test_pod_plan_for_pod_init(tmp_path: Path) -> None:
     app_spec_path(pod, "web").parent.mkdir(parents=True)
     args = parse_run(["--net=none", "--hostname=box", UUID])
     specs = [_spec(), _spec(name="db")]
-    assert not needs_python_init(args, specs)
+    assert not needs_python_init(args)
     plan = pod_plan(pod, args, specs, run_entry.namespace_flags(args), None, None)
     kw = plan.keywords()
     fork = kw.index("fork")
@@ -226,14 +226,14 @@ def test_pod_plan_for_pod_init(tmp_path: Path) -> None:
     assert steps[plan.keywords().index("start")] == ("start", "1")
 
 
-def test_mutable_and_copy_up_pods_keep_the_python_init() -> None:
-    from rkt.stage1.ns.start import needs_python_init
+def test_only_mutable_pods_keep_the_python_init() -> None:
+    from rkt.stage1.ns.start import has_copy_up, needs_python_init
 
-    specs = [_spec()]
-    assert needs_python_init(parse_run(["--mutable", UUID]), specs)
+    assert needs_python_init(parse_run(["--mutable", UUID]))
+    assert not needs_python_init(parse_run(["--private-users=65536:65536", UUID]))
+    assert not needs_python_init(parse_run([UUID]))
     vol = VolumeMount("/v", "/data", False, False, copy_up="/marker")
-    assert needs_python_init(parse_run([UUID]), [_spec(mounts=(vol,))])
-    assert not needs_python_init(parse_run(["--private-users=65536:65536", UUID]), specs)
+    assert has_copy_up([_spec(), _spec(mounts=(vol,))]) and not has_copy_up([_spec()])
 
 
 def test_userns_pod_plan_uses_relative_paths_and_the_run_process_fds(tmp_path: Path) -> None:

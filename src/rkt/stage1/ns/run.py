@@ -6,7 +6,7 @@ It resolves every app's launch first (so a bad manifest fails before anything is
 creates the pod cgroup (``subcgroup``), sets up the pod's networks (``rkt.stage1.ns.network``: for
 CNI networks the pod's netns, entered here). A pod then goes to the flavor's native ``pod-init``
 (``rkt.stage1.ns.start``; a ``--private-users`` pod through its user-namespace helper,
-``rkt.stage1.ns.userns``). Mutable and copy-up pods instead: this process unshares mount, UTS,
+``rkt.stage1.ns.userns``). Mutable pods instead: this process unshares mount, UTS,
 IPC and PID namespaces (and the network one for ``--net=none``, with ``lo`` up), forks the
 Python pod init (PID 1 of the pod), writes ``pid`` and ``exec``s the flavor's native
 ``run-waiter`` (``rkt.stage1.ns.native``). Either way the process stage0 exec'd ends up as
@@ -32,7 +32,13 @@ from rkt.stage1.common.entry import run_entrypoint
 from rkt.stage1.common.poddir import CGROUP_STATE, PodDir, write_atomic
 from rkt.stage1.ns.native import HANDOFF_SIGNALS, check_programs, exec_waiter
 from rkt.stage1.ns.network import isolate_mounts, prepare_pod_network, with_name_files
-from rkt.stage1.ns.start import exec_pod_init, needs_python_init, pod_plan
+from rkt.stage1.ns.start import (
+    copy_up_before_start,
+    exec_pod_init,
+    has_copy_up,
+    needs_python_init,
+    pod_plan,
+)
 
 
 def namespace_flags(args: RunArgs) -> int:
@@ -100,7 +106,9 @@ def start_pod(host: Host, pod: PodDir, args: RunArgs, specs: list[AppSpec]) -> t
         from rkt.stage1.ns.userns import start_pod_in_userns
 
         return start_pod_in_userns(host, pod, args, specs, backend, cgroup)
-    if not needs_python_init(args, specs):  # the native pod-init does the rest
+    if not needs_python_init(args):  # the native pod-init does the rest
+        if has_copy_up(specs):
+            copy_up_before_start(host, pod, specs)
         plan = pod_plan(pod, args, specs, namespace_flags(args), backend, cgroup)
         sys.stdout.flush()
         sys.stderr.flush()

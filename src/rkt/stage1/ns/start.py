@@ -9,9 +9,10 @@ root, start the apps through ``app-exec`` and become ``pod-supervisor``. No Pyth
 pod's namespaces, and the run process never forks an interpreter.
 
 A ``--private-users`` pod comes here too, through ``userns_pod_plan``: its roots are mounted
-beforehand (idmapped) and its init is released by the run process. Mutable pods and Docker
-images whose implicit volumes are copied up first keep the Python init (``rkt.stage1.ns.init``),
-which shares the helpers below.
+beforehand (idmapped) and its init is released by the run process. A Docker image's implicit
+volumes are filled first (``copy_up_before_start``). Mutable pods keep the Python init
+(``rkt.stage1.ns.init``), which serves their control socket and shares the helpers below; so do
+``--private-users`` pods with a copy-up volume (the copy is made as the pod's root there).
 
 Imports only the standard library, ``rkt.abi``, ``rkt.host`` and ``rkt.stage1``.
 """
@@ -22,14 +23,14 @@ from pathlib import Path
 from typing import NoReturn
 
 from rkt import abi
-from rkt.host.api import CLONE_NEWNET
+from rkt.host.api import CLONE_NEWNET, CLONE_NEWNS, MS_PRIVATE, MS_REC, Host
 from rkt.host.cgroups import CgroupBackend, Limits, PodCgroup, join_file
 from rkt.host.netns import NETNS_DIR
 from rkt.stage1.common.appspec import AppSpec, app_spec_path
 from rkt.stage1.common.args import RunArgs
 from rkt.stage1.common.layers import app_lower_dirs
 from rkt.stage1.common.poddir import PodDir, write_atomic
-from rkt.stage1.ns.launch import LaunchPlan, app_plan, exec_launcher
+from rkt.stage1.ns.launch import LaunchPlan, app_plan, copy_up_volumes, exec_launcher
 from rkt.stage1.ns.native import INIT, LAUNCHER, SUPERVISOR, WAITER, program
 
 
@@ -67,14 +68,34 @@ def create_app_cgroup(
     return backend.create_app(pod, spec.name, limits)
 
 
-def needs_python_init(args: RunArgs, specs: list[AppSpec]) -> bool:
-    """Mutable pods serve a control socket; an implicit Docker volume is copied up from the
-    app's root before the app starts. (``--private-users`` pods go through ``userns_pod_plan``.)"""
-    return args.mutable or has_copy_up(specs)
+def needs_python_init(args: RunArgs) -> bool:
+    """Mutable pods serve a control socket from the Python init. (``--private-users`` pods go
+    through ``userns_pod_plan``.)"""
+    return args.mutable
 
 
 def has_copy_up(specs: list[AppSpec]) -> bool:
     return any(m.copy_up is not None for spec in specs for m in spec.mounts)
+
+
+def copy_up_before_start(host: Host, pod: PodDir, specs: list[AppSpec]) -> None:
+    """Docker copy-up for a pod that pod-init starts: each app with an implicit volume gets its
+    overlay root mounted here, in a private mount namespace of this process's own, its volumes
+    filled from the image (``copyup.py``, once per pod), and the root unmounted again; pod-init
+    mounts it for good in the pod's namespace. (This process is about to exec pod-init, whose
+    namespaces are copies of this one.)"""
+    host.unshare(CLONE_NEWNS)
+    host.mount(None, "/", None, MS_REC | MS_PRIVATE, None)
+    for spec in specs:
+        if not has_copy_up([spec]):
+            continue
+        root, data = app_root_overlay(pod.path, spec)
+        Path(root).mkdir(parents=True, exist_ok=True)
+        host.mount("overlay", root, "overlay", 0, data)
+        try:
+            copy_up_volumes(spec, root)
+        finally:
+            host.umount(root)  # not lazily: the overlay's work dir must be free for pod-init
 
 
 def pod_plan(
