@@ -237,3 +237,13 @@ def test_bad_insecure_option_is_a_usage_error_without_traceback() -> None:
     )
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+
+
+def test_gc_entrypoint_imports_no_network_code_for_a_pod_without_cni() -> None:
+    """rkt gc of a --net=none or --net=host pod: the stage1 gc removes cgroups only."""
+    code = "import sys\nimport rkt.stage1.ns.gc\nprint('\\n'.join(sys.modules))\n"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    loaded = set(out.split())
+    assert not _under(loaded, "rkt.stage1.ns.network", "rkt.net", "rkt.stage1.common.appspec")

@@ -26,6 +26,7 @@ from rkt.stage1.common.manifest import (
 
 PRIVATE_DIR = "stage1/rootfs/rkt/private"
 CGROUP_STATE = f"{PRIVATE_DIR}/cgroups.json"
+NET_JOURNAL = f"{PRIVATE_DIR}/net.json"  # the CNI journal (rkt.stage1.ns.network); none without CNI
 
 
 def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:

@@ -14,9 +14,8 @@ import sys
 from rkt.host.cgroups import detect_backend
 from rkt.stage1.common.args import parse_gc
 from rkt.stage1.common.entry import run_entrypoint
-from rkt.stage1.common.poddir import PodDir
+from rkt.stage1.common.poddir import NET_JOURNAL, PodDir
 from rkt.stage1.ns._pod import load_pod_cgroup
-from rkt.stage1.ns.network import teardown_network
 
 
 def _gc(argv: list[str]) -> int:
@@ -25,7 +24,12 @@ def _gc(argv: list[str]) -> int:
     cgroup = load_pod_cgroup(pod)
     if cgroup is not None:
         detect_backend().remove(cgroup)
-    teardown_network(pod)  # after the cgroup: no process of the pod is left in the netns
+    # After the cgroup: no process of the pod is left in the netns. Without a CNI journal there
+    # is nothing to tear down, nor the network modules to import.
+    if pod.file(NET_JOURNAL).exists():
+        from rkt.stage1.ns.network import teardown_network
+
+        teardown_network(pod)
     return 0
 
 

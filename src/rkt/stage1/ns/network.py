@@ -34,7 +34,7 @@ from rkt.host.netns import NETNS_DIR, create_netns, enter_netns, netns_pins, rem
 from rkt.net import dns
 from rkt.stage1.common.appspec import AppSpec, NameFile
 from rkt.stage1.common.args import RunArgs
-from rkt.stage1.common.poddir import PRIVATE_DIR, PodDir
+from rkt.stage1.common.poddir import NET_JOURNAL, PRIVATE_DIR, PodDir
 
 if TYPE_CHECKING:
     from rkt.net import cni, config
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 # rkt.net.cni, rkt.net.config and rkt.net.state are imported only where a pod joins CNI
 # networks: --net=none and --net=host pods start without them.
 
-JOURNAL = f"{PRIVATE_DIR}/net.json"
+JOURNAL = NET_JOURNAL
 NET_INFO = "net-info.json"
 NAME_FILES_DIR = f"{PRIVATE_DIR}/name-files"  # the generated resolv.conf / hosts
 NAME_FILES_PLAN = f"{NAME_FILES_DIR}/plan.json"
