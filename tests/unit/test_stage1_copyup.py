@@ -165,3 +165,29 @@ def test_only_docker_image_volumes_are_marked_for_copy_up() -> None:
     given = PodRequest(apps=(), volumes=(VolumeSpec("volume-data", "empty"),))
     _, copy_up = _volumes_and_mounts(given, apps[:1], images[:1], reqs[:1], [True])
     assert copy_up == {}
+
+
+def test_pod_init_start_copies_up_in_a_private_mount_namespace_first(tmp_path: Path) -> None:
+    """copy_up_before_start: a mount namespace of its own (private), the app's overlay root
+    mounted, the volume filled, the root unmounted (not lazily) before pod-init mounts it."""
+    from rkt import abi
+    from rkt.host.api import CLONE_NEWNS, MS_PRIVATE, MS_REC
+    from rkt.host.fake import RecordingHost
+    from rkt.stage1.common.poddir import PodDir
+    from rkt.stage1.ns.start import copy_up_before_start
+
+    pod = PodDir(tmp_path / "pod", "0a1b2c3d-0000-4000-8000-000000000001")
+    root = pod.path / abi.stage2_rootfs("web")
+    (root / "data").mkdir(parents=True)  # what the overlay would show: the image's /data
+    (root / "data" / "seed").write_text("from the image\n")
+    vol = _volume(tmp_path)
+    marker = str(tmp_path / "marker")
+    spec = _spec(mounts=(VolumeMount(str(vol), "/data", False, False, copy_up=marker),))
+    host = RecordingHost()
+    copy_up_before_start(host, pod, [spec, _spec(name="plain")])
+    assert (vol / "seed").read_text() == "from the image\n"
+    assert [c[0] for c in host.calls] == ["unshare", "mount", "mount", "umount"]
+    assert host.calls[0] == ("unshare", CLONE_NEWNS)
+    assert host.calls[1] == ("mount", None, "/", None, MS_REC | MS_PRIVATE, None)
+    assert host.calls[2][1:4] == ("overlay", str(root), "overlay")  # only the copy-up app
+    assert host.calls[3] == ("umount", str(root), 0)
