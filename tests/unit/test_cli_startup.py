@@ -42,6 +42,15 @@ def _imported_full(*args: str) -> set[str]:
     return names
 
 
+def _loaded_by_import(*modules: str) -> set[str]:
+    """Every module in ``sys.modules`` after a fresh interpreter imports ``modules``."""
+    code = f"import sys\nimport {', '.join(modules)}\nprint('\\n'.join(sys.modules))\n"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    return set(out.split())
+
+
 def _under(loaded: set[str], *prefixes: str) -> set[str]:
     return {n for n in loaded if any(n == p or n.startswith(p + ".") for p in prefixes)}
 
@@ -106,15 +115,7 @@ def test_run_command_imports_only_what_a_stored_image_needs() -> None:
 
 
 def test_stage1_run_path_imports_stay_lean() -> None:
-    code = (
-        "import sys\n"
-        "import rkt.stage1.ns.run, rkt.host.linux, rkt.host.netns\n"
-        "print('\\n'.join(sys.modules))\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout
-    loaded = set(out.split())
+    loaded = _loaded_by_import("rkt.stage1.ns.run", "rkt.host.linux", "rkt.host.netns")
     assert "rkt.stage1.ns.launch" in loaded and "rkt.stage1.ns.start" in loaded
     assert not _under(loaded, *NOT_ON_STAGE1_PATH, *HEAVY)
 
@@ -241,9 +242,5 @@ def test_bad_insecure_option_is_a_usage_error_without_traceback() -> None:
 
 def test_gc_entrypoint_imports_no_network_code_for_a_pod_without_cni() -> None:
     """rkt gc of a --net=none or --net=host pod: the stage1 gc removes cgroups only."""
-    code = "import sys\nimport rkt.stage1.ns.gc\nprint('\\n'.join(sys.modules))\n"
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout
-    loaded = set(out.split())
+    loaded = _loaded_by_import("rkt.stage1.ns.gc")
     assert not _under(loaded, "rkt.stage1.ns.network", "rkt.net", "rkt.stage1.common.appspec")

@@ -259,3 +259,15 @@ def test_userns_pod_plan_uses_relative_paths_and_the_run_process_fds(tmp_path: P
     assert steps[kw.index("bind")] == ("bind", abi.stage2_rootfs("web"))
     app = steps[kw.index("app")]
     assert not any(str(field).startswith("/") for field in app[1:7])
+
+
+def test_limits_without_a_writable_cgroup_are_refused_for_userns_pods_too() -> None:
+    """A --private-users pod's app cgroups are made before the namespace: a limit that has no
+    cgroup to go to fails the start, as for any pod, rather than being dropped."""
+    from rkt.stage1.common.resources import AppLimits
+    from rkt.stage1.ns.userns import _prepare_app_cgroups
+
+    assert _prepare_app_cgroups(None, None, [_spec()], 65536) == {}
+    limited = _spec(limits=AppLimits(memory_bytes=1 << 26))
+    with pytest.raises(OSError, match="resource limits need a writable cgroup"):
+        _prepare_app_cgroups(None, None, [limited], 65536)

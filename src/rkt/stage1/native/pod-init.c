@@ -67,6 +67,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "handoff.h"
 #include "plan.h"
 
 #define MAX_APPS 256
@@ -75,7 +76,7 @@ struct app {
 	const char *name, *launcher, *plan, *status, *json, *log, *oom;
 	pid_t pid;
 	int out, err; /* read ends of the output pipes, -1 when interactive */
-	char host_pid[24], created[24], started[24];
+	char pid_text[24], out_text[16], err_text[16], host_pid[24], created[24], started[24];
 };
 static struct app apps[MAX_APPS];
 static int n_apps;
@@ -336,12 +337,21 @@ static void ready(const char *path)
 		fail(errno, "%s", path);
 }
 
+/* An output pipe's read end as the supervisor's argument ("-" for none), inherited by it. */
+static char *pipe_arg(int fd, char *text, size_t size)
+{
+	if (fd < 0)
+		return "-";
+	fcntl(fd, F_SETFD, 0);
+	snprintf(text, size, "%d", fd);
+	return text;
+}
+
 /* exec the supervisor: 11 arguments per app (see pod-supervisor.c) */
 static void supervise(const char *program, int interactive)
 {
 	char **argv = calloc((size_t)n_apps * 11 + 4, sizeof *argv);
-	char (*fds)[2][16] = calloc((size_t)n_apps, sizeof *fds);
-	if (argv == NULL || fds == NULL)
+	if (argv == NULL)
 		fail(ENOMEM, "supervise");
 	int k = 0;
 	argv[k++] = "pod-supervisor";
@@ -350,21 +360,11 @@ static void supervise(const char *program, int interactive)
 	argv[k++] = "--";
 	for (int i = 0; i < n_apps; i++) {
 		struct app *a = &apps[i];
-		static char pids[MAX_APPS][16];
-		snprintf(pids[i], sizeof pids[i], "%d", (int)a->pid);
+		snprintf(a->pid_text, sizeof a->pid_text, "%d", (int)a->pid);
 		argv[k++] = (char *)a->name;
-		argv[k++] = pids[i];
-		int pipes[2] = {a->out, a->err};
-		for (int s = 0; s < 2; s++) {
-			char *text = fds[i][s];
-			if (pipes[s] < 0) {
-				strcpy(text, "-");
-			} else {
-				fcntl(pipes[s], F_SETFD, 0); /* inherited by the supervisor */
-				snprintf(text, 16, "%d", pipes[s]);
-			}
-			argv[k++] = text;
-		}
+		argv[k++] = a->pid_text;
+		argv[k++] = pipe_arg(a->out, a->out_text, sizeof a->out_text);
+		argv[k++] = pipe_arg(a->err, a->err_text, sizeof a->err_text);
 		argv[k++] = (char *)(*a->log ? a->log : "-");
 		argv[k++] = (char *)a->status;
 		argv[k++] = (char *)a->json;
@@ -389,12 +389,8 @@ int main(int argc, char **argv)
 	/* The stop signals and SIGCHLD stay blocked through both exec's below: a stop request sent
 	 * meanwhile stays pending for the waiter or the supervisor (their signalfd). */
 	sigset_t handoff;
-	sigemptyset(&handoff);
-	sigaddset(&handoff, SIGTERM);
-	sigaddset(&handoff, SIGHUP);
-	sigaddset(&handoff, SIGINT);
-	sigaddset(&handoff, SIGCHLD);
-	sigprocmask(SIG_BLOCK, &handoff, NULL);
+	if (block_handoff_signals(&handoff) < 0)
+		fail(errno, "block the stop signals");
 	read_plan(plan_fd(argv[1]));
 	int go = -1, interactive = 0;
 	while (more()) {

@@ -34,6 +34,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "handoff.h"
+
 #define APP_ARGS 11
 #define STOP_TIMEOUT_NS (10LL * 1000000000LL)
 #define CHUNK 65536
@@ -328,12 +330,7 @@ int main(int argc, char **argv)
 		return 254;
 	}
 	sigset_t mask;
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGHUP);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGCHLD);
-	if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+	if (block_handoff_signals(&mask) < 0)
 		die("sigprocmask");
 	int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (sfd < 0)

@@ -24,6 +24,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "handoff.h"
+
 int main(int argc, char **argv)
 {
 	int interactive = 0, ignore = 0, i = 1;
@@ -42,13 +44,8 @@ int main(int argc, char **argv)
 	pid_t wait_pid = (pid_t)atoi(argv[i]);
 	pid_t signal_pid = argc - i == 2 ? (pid_t)atoi(argv[i + 1]) : wait_pid;
 	sigset_t mask;
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGHUP);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGCHLD);
 	int sfd = -1;
-	if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0 || (sfd = signalfd(-1, &mask, SFD_CLOEXEC)) < 0) {
+	if (block_handoff_signals(&mask) < 0 || (sfd = signalfd(-1, &mask, SFD_CLOEXEC)) < 0) {
 		dprintf(2, "stage1: run waiter: %s\n", strerror(errno));
 		return 254;
 	}

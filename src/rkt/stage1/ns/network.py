@@ -43,7 +43,6 @@ if TYPE_CHECKING:
 # rkt.net.cni, rkt.net.config and rkt.net.state are imported only where a pod joins CNI
 # networks: --net=none and --net=host pods start without them.
 
-JOURNAL = NET_JOURNAL
 NET_INFO = "net-info.json"
 NAME_FILES_DIR = f"{PRIVATE_DIR}/name-files"  # the generated resolv.conf / hosts
 NAME_FILES_PLAN = f"{NAME_FILES_DIR}/plan.json"
@@ -100,7 +99,7 @@ class PendingNetwork:
         runtime = _port_config(pod, args, attachments)
         path = netns_path(pod.uuid)
         net.journal = journal = NetJournal(pod.uuid, str(path))
-        journal_file = pod.file(JOURNAL)
+        journal_file = pod.file(NET_JOURNAL)
         journal_file.parent.mkdir(parents=True, exist_ok=True)
         journal.save(journal_file)
         net._home = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
@@ -134,7 +133,7 @@ class PendingNetwork:
             try:
                 if pending is not None:
                     self.journal.entries[-1].result = pending.wait()
-                    self.journal.save(self.pod.file(JOURNAL))
+                    self.journal.save(self.pod.file(NET_JOURNAL))
             except BaseException:
                 self.abort()
                 raise
@@ -154,7 +153,7 @@ class PendingNetwork:
             from rkt.host import libc
 
             libc.setns(self._home, CLONE_NEWNET)  # the plugins' "host" namespace
-            teardown_journal(self.journal, self.pod.file(JOURNAL), raise_errors=False)
+            teardown_journal(self.journal, self.pod.file(NET_JOURNAL), raise_errors=False)
         self._close_home()
 
     def _close_home(self) -> None:
@@ -230,7 +229,7 @@ def teardown_network(pod: PodDir) -> None:
     """gc: undo whatever the journal says was set up; nothing recorded, nothing to do."""
     from rkt.net.state import NetJournal
 
-    journal_file = pod.file(JOURNAL)
+    journal_file = pod.file(NET_JOURNAL)
     journal = NetJournal.load(journal_file)
     if journal is None:
         return

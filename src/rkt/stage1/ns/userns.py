@@ -37,7 +37,7 @@ from rkt.host.api import (
     MS_REC,
     Host,
 )
-from rkt.host.cgroups import CgroupBackend, Limits, PodCgroup
+from rkt.host.cgroups import CgroupBackend, PodCgroup
 from rkt.host.flags import CLONE_NEWUSER
 from rkt.stage1.common.appspec import COPY_UP_DIR, AppSpec
 from rkt.stage1.common.args import RunArgs
@@ -45,7 +45,7 @@ from rkt.stage1.common.layers import app_lower_dirs
 from rkt.stage1.common.poddir import PRIVATE_DIR, PodDir, write_atomic
 from rkt.stage1.ns.launch import LaunchPlan, exec_launcher
 from rkt.stage1.ns.native import HANDOFF_SIGNALS, INIT, exec_waiter, program
-from rkt.stage1.ns.start import has_copy_up, userns_pod_plan
+from rkt.stage1.ns.start import create_app_cgroup, has_copy_up, userns_pod_plan
 
 IDMAP_DIR = f"{PRIVATE_DIR}/idmap"
 Binds = list[tuple[str, str]]
@@ -104,12 +104,10 @@ def _prepare_app_cgroups(
     backend: CgroupBackend | None, cgroup: PodCgroup | None, specs: list[AppSpec], shift: int
 ) -> dict[str, PodCgroup]:
     made: dict[str, PodCgroup] = {}
-    if backend is None or cgroup is None:
-        return made
     for spec in specs:
-        lim = spec.limits
-        limits = Limits(lim.memory_bytes, lim.cpu_millicores, lim.cpu_shares, lim.pids)
-        app_cg = backend.create_app(cgroup, spec.name, limits)
+        app_cg = create_app_cgroup(backend, cgroup, spec)  # raises: limits without a cgroup
+        if app_cg is None:
+            continue
         for d in app_cg.dirs:
             for name in ("cgroup.procs", "tasks"):
                 if (d / name).exists():

@@ -1,0 +1,21 @@
+/* handoff.h: the signals a pod is handed over with (rkt.stage1.ns.native.HANDOFF_SIGNALS).
+ * Whoever hands a pod over (the Python run entrypoint, pod-init) blocks them before it forks the
+ * init; the program it exec's next (run-waiter, pod-supervisor) blocks them too and reads them
+ * from a signalfd, so a stop request sent in between stays pending instead of being lost. */
+#ifndef RKT_HANDOFF_H
+#define RKT_HANDOFF_H
+
+#include <signal.h>
+
+/* Fill MASK with SIGTERM, SIGHUP, SIGINT and SIGCHLD and block them; -1 (errno) on failure. */
+static int block_handoff_signals(sigset_t *mask)
+{
+	sigemptyset(mask);
+	sigaddset(mask, SIGTERM);
+	sigaddset(mask, SIGHUP);
+	sigaddset(mask, SIGINT);
+	sigaddset(mask, SIGCHLD);
+	return sigprocmask(SIG_BLOCK, mask, NULL);
+}
+
+#endif
