@@ -5,12 +5,12 @@ classes at start-up, several times faster than ``@dataclass`` would); inner laye
 ``GlobalOptions``. Imports only ``rkt.errors``.
 """
 
-# No `from __future__ import annotations`: typing.NamedTuple compiles each string annotation of
-# its fields at class creation (docs/architecture.md, "Records are NamedTuples").
+from __future__ import annotations
+
 from pathlib import Path
-from typing import NamedTuple
 
 from rkt.errors import UsageError
+from rkt.records import NamedTuple
 
 DEFAULT_DIR = Path("/var/lib/rkt")
 DEFAULT_LOCAL_CONFIG = Path("/etc/rkt")
@@ -40,7 +40,7 @@ class InsecureOptions(NamedTuple):
     seccomp: bool = False
 
     @classmethod
-    def parse(cls, value: str) -> "InsecureOptions":
+    def parse(cls, value: str) -> InsecureOptions:
         """Parse rkt's comma-separated list; unknown values are a usage error."""
         chosen: set[str] = set()
         for raw in value.split(","):

@@ -4,12 +4,12 @@ download progress bar."""
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
 
 from rkt.settings import GlobalOptions
 from rkt.stage0.privileges import RKT_GROUP, require_group
 from rkt.store.store import Store
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
     from rkt.fetch.progress import Progress
 

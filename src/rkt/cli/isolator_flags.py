@@ -13,9 +13,11 @@ Imports only ``rkt.errors`` and ``rkt.schema``.
 
 from __future__ import annotations
 
-from typing import Any
-
 from rkt.errors import ManifestError, UsageError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from typing import Any
 
 # The flags handled here; an app without any never imports rkt.schema.isolators (~6 ms).
 ISOLATOR_FLAGS = (

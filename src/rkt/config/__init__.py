@@ -10,13 +10,17 @@ No dataclasses here: ``rkt run`` loads the config on every start, and creating a
 more at import than reading the config dirs.
 """
 
-# No `from __future__ import annotations`: typing.NamedTuple compiles each string annotation of
-# its fields at class creation (docs/architecture.md, "Records are NamedTuples").
+from __future__ import annotations
+
 import json
 from pathlib import Path
-from typing import Any, NamedTuple
 
 from rkt.errors import ConfigError
+from rkt.records import NamedTuple
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from typing import Any
 
 KINDS = ("auth", "dockerAuth", "paths", "stage1")
 

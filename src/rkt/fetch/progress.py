@@ -6,7 +6,11 @@ passes a terminal implementation (``rkt.cli.progress``). Imports only the standa
 
 from __future__ import annotations
 
-from typing import Protocol
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from typing import Protocol
+else:
+    Protocol = object  # a structural type for the checker, a plain base class at run time
 
 
 class Progress(Protocol):

@@ -14,15 +14,15 @@ are ``NamedTuple``s (``rkt run`` creates these classes at every start; dataclass
 more), told apart with ``isinstance``, never by comparing a reference of one kind with another.
 """
 
-# No `from __future__ import annotations`: typing.NamedTuple compiles each string annotation of
-# its fields at class creation (docs/architecture.md, "Records are NamedTuples").
+from __future__ import annotations
+
 import os
 import re
 from pathlib import Path
-from typing import NamedTuple
 from urllib.parse import unquote, urlsplit
 
 from rkt.errors import UsageError
+from rkt.records import NamedTuple
 
 ACI_EXTENSION = ".aci"
 
@@ -111,7 +111,7 @@ class NameRef(NamedTuple):
     def label_map(self) -> dict[str, str]:
         return dict(self.labels)
 
-    def with_defaults(self) -> "NameRef":
+    def with_defaults(self) -> NameRef:
         """The labels discovery templates need: user labels, then os/arch/version defaults.
 
         A missing version becomes ``latest`` (rkt marks such a fetch as latest); os and arch

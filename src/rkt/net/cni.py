@@ -23,11 +23,12 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import Any
 
 from rkt.errors import NetworkError
 from rkt.net.config import Attachment, NetworkConfig
 from rkt.net.program import ProgramError, start_program, stderr_tail
+from rkt.records import NamedTuple
 
 PLUGIN_DIRS = ("/usr/lib/rkt/plugins/net", "/usr/lib/cni", "/usr/libexec/cni", "/opt/cni/bin")
 PLUGIN_TIMEOUT = 60.0

@@ -12,14 +12,18 @@ Every pod's run process loads this, so ``DnsOptions`` is a ``NamedTuple`` (see `
 Pure: imports only the standard library and ``rkt.errors``.
 """
 
-# No `from __future__ import annotations`: typing.NamedTuple compiles each string annotation of
-# its fields at class creation (docs/architecture.md, "Records are NamedTuples").
+from __future__ import annotations
+
 import ipaddress
 import re
 from collections.abc import Iterable
-from typing import Any, NamedTuple
 
 from rkt.errors import UsageError
+from rkt.records import NamedTuple
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from typing import Any
 
 HOSTS_STUB = (
     "127.0.0.1\tlocalhost localhost.localdomain localhost4 localhost4.localdomain4\n"

@@ -23,9 +23,9 @@ import select
 import signal
 import time
 from collections.abc import Mapping, Sequence
-from typing import NamedTuple
 
 from rkt.errors import NetworkError
+from rkt.records import NamedTuple
 
 STDERR_TAIL = 400
 _CHUNK = 65536

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
 
 from rkt.errors import ManifestError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from typing import Any
 
 MAX_MANIFEST_SIZE = 1 << 20
 """Largest manifest JSON accepted, in bytes (a hostile manifest must not exhaust memory)."""

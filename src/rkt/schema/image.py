@@ -4,10 +4,10 @@ Owns: the immutable records of an image manifest, the App object (also used by p
 which import ``parse_app``), labels with their os/arch rules, and the JSON codec
 (``ImageManifest.from_json`` validates every field; ``to_dict`` / ``to_json`` give spec JSON).
 
-The records are ``typing.NamedTuple``s, not dataclasses: just as immutable, typed and comparable,
-and 4-8x cheaper to create (Python 3.11 compiles each generated dataclass method on its own), which
-matters because ``rkt run`` imports this module on every start. Isolators stay in their own module,
-imported only when a manifest has some.
+The records are ``NamedTuple``s (``rkt.records``), not dataclasses: just as immutable, typed
+and comparable, and far cheaper to create (Python 3.11 compiles each generated dataclass method on
+its own), which matters because ``rkt run`` imports this module on every start. Isolators stay
+in their own module, imported only when a manifest has some.
 
 Records built directly in code are not validated; ``ImageManifest.from_json(m.to_dict())``
 does that. Paths are checked to be absolute only: resolving them inside a rootfs safely is the
@@ -16,14 +16,14 @@ job of whoever renders or mounts.
 Pure: no I/O. Imports only ``rkt.errors`` and its sibling ``rkt.schema`` modules.
 """
 
-# No `from __future__ import annotations`: typing.NamedTuple compiles each string annotation of
-# its fields at class creation (docs/architecture.md, "Records are NamedTuples").
+from __future__ import annotations
+
 import re
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, NamedTuple
 
 from rkt.errors import ManifestError
+from rkt.records import NamedTuple
 from rkt.schema._fields import (
     Loc,
     as_object,
@@ -53,7 +53,10 @@ from rkt.schema.names import (
     validate_ac_version,
 )
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
+    from typing import Any
+
     from rkt.schema.isolators import Isolator
 
 SPEC_VERSION = "0.8.11"
@@ -144,7 +147,7 @@ class App(NamedTuple):
     event_handlers: tuple[EventHandler, ...] = ()
     working_directory: str | None = None
     environment: tuple[EnvVar, ...] = ()
-    isolators: tuple["Isolator", ...] = ()
+    isolators: tuple[Isolator, ...] = ()
     mount_points: tuple[MountPoint, ...] = ()
     ports: tuple[Port, ...] = ()
     user_annotations: StringMap = ()
@@ -215,7 +218,7 @@ class ImageManifest(NamedTuple):
         return next((a.value for a in self.annotations if a.name == name), None)
 
     @classmethod
-    def from_json(cls, data: bytes | str | Mapping[str, Any]) -> "ImageManifest":
+    def from_json(cls, data: bytes | str | Mapping[str, Any]) -> ImageManifest:
         """Parse and validate manifest JSON; raises ``ManifestError`` naming the bad field."""
         loc = Loc("image manifest")
         obj = load_object(data, loc)
@@ -323,7 +326,7 @@ def parse_app(value: Any, loc: Loc) -> App:
     )
 
 
-def parse_isolators_field(obj: Mapping[str, Any], loc: Loc) -> tuple["Isolator", ...]:
+def parse_isolators_field(obj: Mapping[str, Any], loc: Loc) -> tuple[Isolator, ...]:
     """The ``isolators`` list of an app or a pod; most manifests have none, and they do not import
     ``rkt.schema.isolators`` (quantities, capability names: ~6 ms on the ``rkt run`` path)."""
     value = obj.get("isolators")

@@ -12,13 +12,13 @@ present in the store, every mount point satisfied) is for stage0 to check.
 Pure: no I/O. Imports only ``rkt.errors`` and its sibling ``rkt.schema`` modules.
 """
 
-# No `from __future__ import annotations`: typing.NamedTuple compiles each string annotation of
-# its fields at class creation (docs/architecture.md, "Records are NamedTuples").
+from __future__ import annotations
+
 import ipaddress
 import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
+from rkt.records import NamedTuple
 from rkt.schema._fields import (
     Loc,
     as_object,
@@ -52,7 +52,10 @@ from rkt.schema.image import (
 )
 from rkt.schema.names import is_full_image_id, validate_ac_identifier, validate_ac_name
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
+    from typing import Any, Literal
+
     from rkt.schema.isolators import Isolator
 
 POD_MANIFEST_KIND = "PodManifest"
@@ -170,7 +173,7 @@ class PodManifest(NamedTuple):
     ac_version: str = SPEC_VERSION
     apps: tuple[PodApp, ...] = ()
     volumes: tuple[Volume, ...] = ()
-    isolators: tuple["Isolator", ...] = ()
+    isolators: tuple[Isolator, ...] = ()
     annotations: tuple[Annotation, ...] = ()
     ports: tuple[ExposedPort, ...] = ()
     user_annotations: StringMap = ()
@@ -186,7 +189,7 @@ class PodManifest(NamedTuple):
         return next((a.value for a in self.annotations if a.name == name), None)
 
     @classmethod
-    def from_json(cls, data: bytes | str | Mapping[str, Any]) -> "PodManifest":
+    def from_json(cls, data: bytes | str | Mapping[str, Any]) -> PodManifest:
         """Parse and validate pod manifest JSON; raises ``ManifestError`` naming the bad field."""
         loc = Loc("pod manifest")
         obj = load_object(data, loc)

@@ -13,14 +13,13 @@ The flow for every source (rkt's Documentation/image-fetching-behavior.md):
 Never prints: warnings go to the ``warn`` callback, progress to a ``Progress``.
 """
 
-# No `from __future__ import annotations`: typing.NamedTuple compiles each string annotation of
-# its fields at class creation (docs/architecture.md, "Records are NamedTuples").
+from __future__ import annotations
+
 import contextlib
 import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, NamedTuple
 
 from rkt.errors import (
     ArchiveError,
@@ -39,12 +38,16 @@ from rkt.fetch.reference import (
     UrlRef,
     parse_image_reference,
 )
+from rkt.records import NamedTuple
 from rkt.settings import GlobalOptions
 from rkt.stage0.privileges import RKT_ADMIN_GROUP, require_group
 from rkt.store.db import RemoteRecord
 from rkt.store.store import Store
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
+    from typing import BinaryIO
+
     from rkt.config import Config
     from rkt.fetch.http import HttpClient
     from rkt.schema.image import ImageManifest
@@ -305,14 +308,14 @@ class Fetcher:
             self.warn("signature verification has been disabled (--insecure-options=image)")
             self._warned_insecure = True
 
-    def config(self) -> "Config":
+    def config(self) -> Config:
         """rkt's merged configuration (``dockerAuth`` credentials for registries)."""
         from rkt.config import load_config
 
         return load_config(self.opts.system_config, self.opts.local_config, self.opts.user_config)
 
     @property
-    def client(self) -> "HttpClient":
+    def client(self) -> HttpClient:
         if self._client is None:
             from rkt.fetch.http import HttpClient
 
@@ -338,7 +341,7 @@ def _read_signature(path: Path) -> bytes | None:
         raise SignatureError(f'signature "{path}": {exc.strerror or exc}') from exc
 
 
-def _peek_manifest(path: Path, source: str) -> "ImageManifest":
+def _peek_manifest(path: Path, source: str) -> ImageManifest:
     """Read and validate the manifest before trusting anything else in the file."""
     from rkt.formats.aci import read_aci_manifest
     from rkt.schema.image import ImageManifest
@@ -352,7 +355,7 @@ def _peek_manifest(path: Path, source: str) -> "ImageManifest":
         raise type(exc)(f'image "{source}": {exc.message}', hint=exc.hint) from exc
 
 
-def _check_discovered(manifest: "ImageManifest", expect: NameRef) -> None:
+def _check_discovered(manifest: ImageManifest, expect: NameRef) -> None:
     """appc discovery.md: the fetched image must be what was asked for."""
     if manifest.name != expect.name:
         raise ImageError(f'image "{expect.name}": the fetched image is called "{manifest.name}"')

@@ -35,7 +35,10 @@ import importlib
 import os
 import signal
 import sys
-from typing import NoReturn
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 FORCE_EXEC_ENV = "RKT_STAGE1_EXEC"
 

@@ -10,20 +10,24 @@ same, and created several times faster at import (``@dataclass`` compiles each g
 separately), which every ``rkt run`` pays.
 """
 
-# No `from __future__ import annotations`: typing.NamedTuple compiles each string annotation of
-# its fields at class creation (docs/architecture.md, "Records are NamedTuples").
+from __future__ import annotations
+
 import json
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple
 
 from rkt import abi
 from rkt.errors import ImageError, PodError, RktError, UsageError
 from rkt.pod.pod import Pod, PodLock, create_embryo, ensure_pods_root, write_atomic
+from rkt.records import NamedTuple
 from rkt.stage0.stage1_image import Stage1, Stage1Choice, select_stage1
 from rkt.store.db import ImageRecord
 from rkt.store.store import Store
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from typing import Any
 
 Pairs = tuple[tuple[str, str], ...]
 

@@ -5,16 +5,20 @@ After the ``execve`` the rkt process *is* the stage1: the caller's process tree,
 stage1's business (docs/stage1-abi.md §3). Also: invoking the other entrypoints (enter, stop, gc).
 """
 
-# No `from __future__ import annotations`: typing.NamedTuple compiles each string annotation of
-# its fields at class creation (docs/architecture.md, "Records are NamedTuples").
+from __future__ import annotations
+
 import json
 import os
 from pathlib import Path
-from typing import NamedTuple, NoReturn
 
 from rkt import abi
 from rkt.errors import PodError
 from rkt.pod.pod import PREPARED, RUN, Pod, PodLock, write_atomic
+from rkt.records import NamedTuple
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 
 class RunOptions(NamedTuple):

@@ -20,17 +20,17 @@ Selection order (rkt's Documentation/build-configure.md):
 default flavor.
 """
 
-# No `from __future__ import annotations`: typing.NamedTuple compiles each string annotation of
-# its fields at class creation (docs/architecture.md, "Records are NamedTuples").
+from __future__ import annotations
+
 import json
 import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
 
 from rkt import __version__, abi
 from rkt.errors import ImageError, UsageError
+from rkt.records import NamedTuple
 from rkt.store.db import ImageRecord
 from rkt.store.store import Store
 

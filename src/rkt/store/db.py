@@ -8,21 +8,17 @@ Imports only the standard library and ``rkt.errors``. The records are ``NamedTup
 and typed, and much cheaper to create at import than dataclasses (every command imports this).
 """
 
-# No `from __future__ import annotations`: typing.NamedTuple compiles each string annotation of
-# its fields at class creation (docs/architecture.md, "Records are NamedTuples").
-#
-# `_sqlite3` is the C module that the `sqlite3` package re-exports: the package adds only the
-# default datetime adapters (deprecated since 3.12; rkt stores times as REAL), and the `datetime`
-# import they need costs ~1 ms of every `rkt run`.
+from __future__ import annotations
+
 import _sqlite3 as sqlite3
 import _thread
 import contextlib
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import NamedTuple
 
 from rkt.errors import StoreError
+from rkt.records import NamedTuple
 
 SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 60_000

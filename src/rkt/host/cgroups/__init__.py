@@ -9,11 +9,15 @@ per-app resource limits a backend writes into an app's cgroup under the pod's.
 Imports only the standard library and ``rkt.host.cgroups.*``.
 """
 
+from __future__ import annotations
+
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
 
+from rkt.records import NamedTuple
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
     from typing import Protocol
 else:
@@ -30,7 +34,7 @@ class PodCgroup(NamedTuple):
         return json.dumps({"relative": self.relative, "dirs": [str(d) for d in self.dirs]}).encode()
 
     @classmethod
-    def from_json(cls, data: bytes) -> "PodCgroup":
+    def from_json(cls, data: bytes) -> PodCgroup:
         obj = json.loads(data)
         return cls(dirs=tuple(Path(d) for d in obj["dirs"]), relative=str(obj["relative"]))
 

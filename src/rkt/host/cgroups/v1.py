@@ -7,13 +7,15 @@ children start with empty ``cpuset.cpus``/``mems`` and refuse tasks, so the pare
 Imports only the standard library and ``rkt.host.cgroups``.
 """
 
+from __future__ import annotations
+
 import errno
 import os
 from pathlib import Path
-from typing import NamedTuple
 
 from rkt.host.cgroups import CPU_PERIOD_US, Limits, PodCgroup, app_cgroup_name, cpu_quota_us
 from rkt.host.cgroups.fs import kill_and_wait, oom_kill_count, processes, remove_dir, subtree
+from rkt.records import NamedTuple
 
 
 class Hierarchy(NamedTuple):

@@ -16,18 +16,24 @@ lean views of ``manifest.py``, and ``rkt.schema.isolators`` is imported only for
 isolators.
 """
 
+from __future__ import annotations
+
 import json
 from pathlib import Path
-from typing import Any, NamedTuple
 
 from rkt import abi
 from rkt.errors import PodError, RktError
+from rkt.records import NamedTuple
 from rkt.stage1.common.caps import resolve_capabilities
 from rkt.stage1.common.manifest import App, PodApp, PodManifest, Volume
 from rkt.stage1.common.poddir import PRIVATE_DIR, PodDir
 from rkt.stage1.common.resources import AppLimits, resolve_limits
 from rkt.stage1.common.seccomp import SeccompPolicy, resolve_seccomp
 from rkt.stage1.common.users import resolve_group, resolve_user
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from typing import Any
 
 COPY_UP_DIR = f"{PRIVATE_DIR}/copy-up"  # one marker per copied-up volume (copyup.py)
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -85,7 +91,7 @@ class AppSpec(NamedTuple):
         return json.dumps(obj).encode()
 
     @classmethod
-    def from_json(cls, data: bytes) -> "AppSpec":
+    def from_json(cls, data: bytes) -> AppSpec:
         obj: dict[str, Any] = json.loads(data)
         caps = obj["capabilities"]
         return cls(

@@ -6,10 +6,12 @@ Flags take the ``--name=value`` form; booleans are bare (``--debug``) or ``--deb
 Imports only the standard library and ``rkt.errors``.
 """
 
+from __future__ import annotations
+
 import re
-from typing import NamedTuple
 
 from rkt.errors import PodError
+from rkt.records import NamedTuple
 
 INSECURE_OPTIONS = frozenset({"capabilities", "paths", "seccomp"})
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")

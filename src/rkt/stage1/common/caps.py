@@ -11,11 +11,14 @@ app, exactly those (within the bounding set) are raised into the ambient set, as
 Pure. Imports only the standard library and ``rkt.schema``.
 """
 
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, NamedTuple
+from __future__ import annotations
 
+from collections.abc import Iterable
+
+from rkt.records import NamedTuple
 from rkt.schema.capnames import CAPABILITIES, DEFAULT_CAPABILITIES
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
     from rkt.schema.isolators import CapabilitySet
 
@@ -30,7 +33,7 @@ def numbers(names: Iterable[str]) -> tuple[int, ...]:
 
 
 def resolve_capabilities(
-    sets: Iterable["CapabilitySet"], uid: int, insecure: frozenset[str]
+    sets: Iterable[CapabilitySet], uid: int, insecure: frozenset[str]
 ) -> CapabilityPlan:
     if "capabilities" in insecure:
         return CapabilityPlan(None)

@@ -17,9 +17,11 @@ Imports only the standard library and ``rkt.errors`` (``rkt.schema`` lazily, see
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
+    from typing import Any
+
     from rkt.schema.isolators import Isolator
 
 DEFAULT_VOLUME_MODE = "0755"  # rkt.schema.pod: an "empty" volume's default mode

@@ -12,7 +12,10 @@ Pure. Imports only the standard library.
 
 from __future__ import annotations
 
-from typing import Literal
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from typing import Literal
+
 
 READ_ONLY: tuple[str, ...] = (
     "/proc/bus",
@@ -53,7 +56,8 @@ INACCESSIBLE_FILES: tuple[str, ...] = (
     "/proc/timer_stats",
 )
 
-MaskKind = Literal["read-only", "empty-dir", "null-file"]
+if TYPE_CHECKING:
+    MaskKind = Literal["read-only", "empty-dir", "null-file"]
 
 
 def plan_masks(insecure: frozenset[str]) -> list[tuple[str, MaskKind]]:

@@ -10,12 +10,17 @@ so a fork bomb in one app stops inside that app. Resource limits are not "insecu
 Pure. Imports only the standard library, ``rkt.errors`` and ``rkt.schema``.
 """
 
+from __future__ import annotations
+
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, NamedTuple
 
 from rkt.errors import PodError
+from rkt.records import NamedTuple
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
+    from typing import Any
+
     from rkt.schema.isolators import Isolator
 
 PIDS_LIMIT = "os/linux/pids-limit"
@@ -34,7 +39,7 @@ class AppLimits(NamedTuple):
         return dict(self._asdict())
 
     @classmethod
-    def from_json_obj(cls, obj: dict[str, Any]) -> "AppLimits":
+    def from_json_obj(cls, obj: dict[str, Any]) -> AppLimits:
         return cls(**{k: obj.get(k) for k in cls._fields})
 
 
@@ -49,7 +54,7 @@ def parse_pids_limit(value: Any) -> int | None:
     return limit
 
 
-def resolve_limits(typed: Iterable[object], raw: Iterable["Isolator"]) -> AppLimits:
+def resolve_limits(typed: Iterable[object], raw: Iterable[Isolator]) -> AppLimits:
     """Limits from the app's typed isolators and (for the rkt extension) the raw ones."""
     memory = cpu = shares = oom = None
     typed = list(typed)

@@ -12,14 +12,19 @@ rkt killed the app with SIGSYS unless an errno was named.
 Pure: no I/O. Imports only the standard library, ``rkt.errors`` and ``rkt.schema``.
 """
 
+from __future__ import annotations
+
 import errno as errno_names
 import json
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from rkt.errors import PodError
+from rkt.records import NamedTuple
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
+    from typing import Any, Literal
+
     from rkt.schema.isolators import SeccompSet
 
 
@@ -129,7 +134,8 @@ SIBLINGS: dict[str, tuple[str, ...]] = {
     "name_to_handle_at": ("open_by_handle_at",),
 }
 
-Mode = Literal["retain", "remove"]
+if TYPE_CHECKING:
+    Mode = Literal["retain", "remove"]
 
 
 class SeccompPolicy(NamedTuple):
@@ -147,7 +153,7 @@ class SeccompPolicy(NamedTuple):
         return {"mode": self.mode, "syscalls": list(self.syscalls), "errno": self.errno}
 
     @classmethod
-    def from_json_obj(cls, obj: dict[str, Any]) -> "SeccompPolicy":
+    def from_json_obj(cls, obj: dict[str, Any]) -> SeccompPolicy:
         mode = obj["mode"]
         if mode not in ("retain", "remove"):
             raise ValueError(f"bad seccomp mode {mode!r}")
@@ -192,7 +198,7 @@ def policy_from_set(mode: Mode, names: Iterable[str], errno: str | None) -> Secc
 DEFAULT_POLICY = policy_from_set("retain", ["@rkt/default-whitelist"], None)
 
 
-def resolve_seccomp(sets: Iterable["SeccompSet"], insecure: frozenset[str]) -> SeccompPolicy | None:
+def resolve_seccomp(sets: Iterable[SeccompSet], insecure: frozenset[str]) -> SeccompPolicy | None:
     """The app's filter: its seccomp isolator, else rkt's default; None with ``seccomp`` off."""
     if "seccomp" in insecure:
         return None

@@ -30,9 +30,10 @@ them:
 Imports only the standard library, ``rkt.host`` and ``rkt.stage1.common``.
 """
 
+from __future__ import annotations
+
 import os
 from collections.abc import Callable
-from typing import NamedTuple, NoReturn
 
 from rkt.host.api import (
     CLONE_NEWNS,
@@ -47,8 +48,15 @@ from rkt.host.api import (
     TargetKind,
 )
 from rkt.host.cgroups import join_file
+from rkt.records import NamedTuple
 from rkt.stage1.common.appspec import AppSpec
-from rkt.stage1.common.masks import MaskKind, plan_masks
+from rkt.stage1.common.masks import plan_masks
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from typing import NoReturn
+
+    from rkt.stage1.common.masks import MaskKind
 
 DEV_NODES = ("null", "zero", "full", "random", "urandom", "tty")
 DEV_SYMLINKS = (

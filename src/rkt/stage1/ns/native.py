@@ -26,12 +26,14 @@ from __future__ import annotations
 import os
 import signal
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
 
 from rkt import abi
 from rkt.errors import PodError
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
+    from typing import NoReturn
+
     from rkt.stage1.common.status import AppStatus
 
 SUPERVISOR = "pod-supervisor"

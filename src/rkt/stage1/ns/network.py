@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from rkt import abi
 from rkt.errors import NetworkError
@@ -36,7 +35,10 @@ from rkt.stage1.common.appspec import AppSpec, NameFile
 from rkt.stage1.common.args import RunArgs
 from rkt.stage1.common.poddir import NET_JOURNAL, PRIVATE_DIR, PodDir
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
+    from typing import Any
+
     from rkt.net import cni, config
     from rkt.net.state import Entry, NetJournal
 

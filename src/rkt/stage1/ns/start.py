@@ -20,7 +20,6 @@ Imports only the standard library, ``rkt.abi``, ``rkt.host`` and ``rkt.stage1``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import NoReturn
 
 from rkt import abi
 from rkt.host.api import CLONE_NEWNET, CLONE_NEWNS, MS_PRIVATE, MS_REC, Host
@@ -32,6 +31,10 @@ from rkt.stage1.common.layers import app_lower_dirs
 from rkt.stage1.common.poddir import PodDir, write_atomic
 from rkt.stage1.ns.launch import LaunchPlan, app_plan, copy_up_volumes, exec_launcher
 from rkt.stage1.ns.native import INIT, LAUNCHER, SUPERVISOR, WAITER, program
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 
 def overlay_options(lower: str | list[str], upper: str, work: str) -> str:
