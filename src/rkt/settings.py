@@ -7,9 +7,8 @@ classes at start-up, several times faster than ``@dataclass`` would); inner laye
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from rkt.errors import UsageError
+from rkt.paths import Path
 from rkt.records import NamedTuple
 
 DEFAULT_DIR = Path("/var/lib/rkt")

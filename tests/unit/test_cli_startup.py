@@ -82,6 +82,14 @@ NOT_ON_RUN_PATH = (
     "sqlite3",  # the index uses the C module _sqlite3; the package imports datetime (~1 ms)
     "datetime",
     "typing",  # ~2.5 ms with re and contextlib; records are rkt.records, annotations strings
+    "pathlib",  # ~4 ms with fnmatch, urllib.parse, ipaddress: paths are rkt.paths.Path
+    "json",  # compiles regexes at import: rkt.jsonio calls the same C codec
+    "contextlib",
+    "importlib",  # its package imports warnings; commands are loaded with __import__
+    "sysconfig",  # the venv's site-packages are found without it
+    "urllib",
+    "ipaddress",
+    "signal",  # its enum classes: rkt uses _signal, the C module
     "rkt.cli.progress",  # the download bar: imported when a download draws one
     "rkt.cli.output",
 )
@@ -105,6 +113,11 @@ NOT_ON_STAGE1_PATH = (
     "rkt.schema.isolators",
     "rkt.store",
     "typing",
+    "pathlib",
+    "json",
+    "contextlib",
+    "signal",
+    "ipaddress",
 )
 
 

@@ -13,6 +13,7 @@ import pytest
 
 from rkt.stage0 import inprocess
 from rkt.stage0.stage1_image import builtin_entry_scripts
+from tests.conftest import REPO
 
 
 def _ours() -> tuple[bytes, str]:
@@ -140,3 +141,23 @@ def test_foreign_entrypoint_is_not_forked(tmp_path: Path) -> None:
     path = tmp_path / "gc"
     path.write_text("#!/bin/sh\nexit 0\n")
     assert inprocess.call_builtin_forked([str(path), "uuid"], "/", {}, timeout=5) is None
+
+
+def test_entrypoint_paths_are_the_venv_site_packages_with_or_without_site() -> None:
+    """The exec'd entrypoint scripts find what stage0 finds: the venv's site-packages, also when
+    the interpreter runs without ``site`` (the ``rkt`` launcher), and rkt's own root."""
+    venv = REPO / ".venv"
+    code = (
+        "import sys; sys.path.append(sys.argv[1])\n"
+        "from rkt.stage0.stage1_image import entrypoint_paths\n"
+        "print(entrypoint_paths())"
+    )
+    expected = [str(venv / "lib/python3.11/site-packages"), str(REPO / "src")]
+    for flags in ([], ["-S"]):
+        out = subprocess.run(
+            [str(venv / "bin" / "python"), *flags, "-c", code, str(REPO / "src")],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert out.strip() == repr(expected), flags

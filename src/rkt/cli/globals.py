@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from pathlib import Path
 
 from rkt.cli.flags import parse_bool
 from rkt.errors import UsageError
+from rkt.paths import Path
 from rkt.settings import (
     DEFAULT_DIR,
     DEFAULT_LOCAL_CONFIG,

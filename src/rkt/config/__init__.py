@@ -12,10 +12,9 @@ more at import than reading the config dirs.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
+from rkt import jsonio
 from rkt.errors import ConfigError
+from rkt.paths import Path
 from rkt.records import NamedTuple
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
@@ -152,7 +151,7 @@ def load_config(system: Path, local: Path, user: Path | None = None) -> Config:
                 raise ConfigError(f'config dir "{kind_dir}": permission denied') from exc
             for path in files:
                 try:
-                    doc = json.loads(path.read_bytes())
+                    doc = jsonio.loads(path.read_bytes())
                 except PermissionError as exc:
                     raise ConfigError(f'config "{path}": permission denied') from exc
                 except (OSError, ValueError) as exc:

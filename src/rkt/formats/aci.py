@@ -28,7 +28,6 @@ import tarfile
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import BinaryIO, cast
 
 from rkt.errors import ArchiveError, ManifestError, UsageError
@@ -37,6 +36,7 @@ from rkt.formats.compression import COMPRESSIONS, detected, open_compressor, ope
 from rkt.formats.safetar import Extractor, member_path
 from rkt.formats.tarstream import TarEntry, TarReader
 from rkt.formats.treehash import TreeHashBuilder
+from rkt.paths import Path
 
 MAX_MANIFEST = 1 << 20
 _COPY_BUFFER = 1 << 20

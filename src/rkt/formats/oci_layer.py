@@ -27,12 +27,12 @@ import os
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import BinaryIO
 
 from rkt.errors import ArchiveError
 from rkt.formats.safetar import Extractor, member_path
 from rkt.formats.tarstream import TarEntry, TarReader
+from rkt.paths import Path
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"

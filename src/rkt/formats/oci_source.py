@@ -25,7 +25,6 @@ import posixpath
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 from rkt.errors import ImageError, ManifestError, NotFoundError
@@ -42,6 +41,7 @@ from rkt.formats.oci import (
     parse_manifest,
     sha256_digest,
 )
+from rkt.paths import Path
 
 LOCAL_TRANSPORTS = ("oci:", "oci-archive:", "docker-archive:")
 REF_ANNOTATION = "org.opencontainers.image.ref.name"

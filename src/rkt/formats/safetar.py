@@ -33,7 +33,6 @@ import shutil
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
 
@@ -41,6 +40,7 @@ from rkt.errors import ArchiveError
 from rkt.formats.background import Worker
 from rkt.formats.tarstream import TarEntry, TarReader
 from rkt.formats.treehash import PendingDigest, TreeHashBuilder
+from rkt.paths import Path
 
 _XATTR_NOT_PERMITTED = {errno.EPERM, errno.EACCES, errno.ENOTSUP, errno.EOPNOTSUPP}
 # With background digests, bodies at least this large are hashed on the digest worker; smaller

@@ -38,7 +38,8 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-from pathlib import Path
+
+from rkt.paths import Path
 
 HEADER = b"rkt-treehash-v1\n"
 _CHUNK = 1 << 20

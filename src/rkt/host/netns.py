@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import errno
 import os
-from pathlib import Path
 
 from rkt.host.flags import CLONE_NEWNET, MNT_DETACH, MS_BIND
+from rkt.paths import Path
 
 NETNS_DIR = Path("/run/netns")
 

@@ -21,13 +21,13 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 from rkt.errors import NetworkError
 from rkt.net.config import Attachment, NetworkConfig
 from rkt.net.program import ProgramError, start_program, stderr_tail
+from rkt.paths import Path
 from rkt.records import NamedTuple
 
 PLUGIN_DIRS = ("/usr/lib/rkt/plugins/net", "/usr/lib/cni", "/usr/libexec/cni", "/opt/cni/bin")

@@ -25,10 +25,10 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 from rkt.errors import ConfigError, UsageError
+from rkt.paths import Path
 from rkt.records import NamedTuple
 
 DEFAULT = "default"

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from typing import Any
 
 from rkt.errors import NetworkError
 from rkt.net.cni import result_ip
 from rkt.net.config import Attachment, parse_network_config
+from rkt.paths import Path
 
 
 class Entry:

@@ -26,10 +26,10 @@ import os
 import re
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 from rkt import abi
 from rkt.errors import AmbiguousError, NotFoundError, PodError
+from rkt.paths import Path
 
 EMBRYO, PREPARE, PREPARED, RUN, EXITED_GARBAGE, GARBAGE = (
     "embryo",

@@ -9,9 +9,9 @@ Pure: no I/O. Imports only ``rkt.errors`` and the standard library.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Mapping
 
+from rkt import jsonio
 from rkt.errors import ManifestError
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
@@ -31,7 +31,7 @@ _MAX_INT_DIGITS = 30
 def show(value: object) -> str:
     """Render a (possibly hostile) JSON value for a one-line error: quoted, escaped, short."""
     try:
-        text = json.dumps(value, ensure_ascii=True)
+        text = jsonio.dumps(value, ensure_ascii=True)
     except (TypeError, ValueError):
         text = repr(value)
     return text if len(text) <= _SHOW_LIMIT else text[: _SHOW_LIMIT - 3] + "..."
@@ -67,20 +67,21 @@ def load_object(data: bytes | str | Mapping[str, Any], loc: Loc) -> Mapping[str,
     if len(raw) > MAX_MANIFEST_SIZE:
         raise loc.error(f"manifest is {len(raw)} bytes, more than the limit of {MAX_MANIFEST_SIZE}")
     try:
-        value = json.loads(
+        value = jsonio.loads(
             raw,
             object_pairs_hook=_object_hook(loc),
             parse_constant=_no_constant,
             parse_int=_parse_int,
         )
-    except json.JSONDecodeError as exc:
-        msg = exc.msg[:1].lower() + exc.msg[1:]
-        raise loc.error(f"invalid JSON at line {exc.lineno} column {exc.colno}: {msg}") from exc
     except RecursionError as exc:
         raise loc.error("invalid JSON: nested too deeply") from exc
     except UnicodeDecodeError as exc:
         raise loc.error("invalid JSON: not UTF-8 text") from exc
-    except ValueError as exc:  # from _no_constant and _parse_int
+    except ValueError as exc:  # json.JSONDecodeError, or from _no_constant and _parse_int
+        lineno, colno, msg = (getattr(exc, attr, None) for attr in ("lineno", "colno", "msg"))
+        if isinstance(msg, str):
+            msg = msg[:1].lower() + msg[1:]
+            raise loc.error(f"invalid JSON at line {lineno} column {colno}: {msg}") from exc
         raise loc.error(f"invalid JSON: {exc}") from exc
     return as_object(value, loc)
 
@@ -247,8 +248,8 @@ def check_unique(named: Iterable[tuple[Loc, str]], what: str) -> None:
 
 def dump_json(document: Mapping[str, Any], pretty: bool) -> bytes:
     if pretty:
-        return json.dumps(document, indent=4, ensure_ascii=False).encode() + b"\n"
-    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+        return jsonio.dumps(document, indent=4, ensure_ascii=False).encode() + b"\n"
+    return jsonio.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def name_value_dicts(pairs: Iterable[tuple[str, str]]) -> list[dict[str, str]]:

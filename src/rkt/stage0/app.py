@@ -20,11 +20,11 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from rkt import abi
 from rkt.errors import PodError, UsageError
+from rkt.paths import Path
 from rkt.pod.pod import RUN, Pod, write_atomic
 from rkt.stage0.prepare import PodRequest, build_pod_manifest
 from rkt.stage0.run import call_entrypoint, require_mutable_stage1, stage1_interface_version

@@ -15,11 +15,9 @@ Never prints: warnings go to the ``warn`` callback, progress to a ``Progress``.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 from rkt.errors import (
     ArchiveError,
@@ -38,6 +36,7 @@ from rkt.fetch.reference import (
     UrlRef,
     parse_image_reference,
 )
+from rkt.paths import Path
 from rkt.records import NamedTuple
 from rkt.settings import GlobalOptions
 from rkt.stage0.privileges import RKT_ADMIN_GROUP, require_group
@@ -367,10 +366,22 @@ def _check_discovered(manifest: ImageManifest, expect: NameRef) -> None:
             )
 
 
-@contextlib.contextmanager
-def _open(path: Path) -> Iterator[BinaryIO]:
-    try:
-        with open(path, "rb") as fh:
-            yield fh
-    except OSError as exc:
-        raise ImageError(f'image "{path}": {exc.strerror}') from exc
+class _open:
+    """The image file, read; an ``OSError`` opening or reading it is an ``ImageError``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __enter__(self) -> BinaryIO:
+        try:
+            self.file = open(self.path, "rb")
+        except OSError as exc:
+            raise ImageError(f'image "{self.path}": {exc.strerror}') from exc
+        return self.file
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:
+        self.file.close()
+        if isinstance(exc, OSError):
+            raise ImageError(f'image "{self.path}": {exc.strerror}') from exc

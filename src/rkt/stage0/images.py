@@ -9,9 +9,9 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from rkt.errors import AmbiguousError, ImageError, NotFoundError, StoreError, UsageError
+from rkt.paths import Path
 from rkt.settings import GlobalOptions
 from rkt.store.db import ImageRecord
 from rkt.store.locks import locked, remove_tree

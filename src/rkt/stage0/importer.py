@@ -10,11 +10,11 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import BinaryIO
 
 from rkt.errors import ImageError
 from rkt.fetch.progress import NullProgress, Progress
+from rkt.paths import Path
 from rkt.store.db import ImageRecord, TreeRecord
 from rkt.store.render import render_chain, render_image_tree
 from rkt.store.store import Store, tree_id_for

@@ -9,9 +9,9 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-from pathlib import Path
 
 from rkt.host.flags import MNT_DETACH
+from rkt.paths import Path
 
 
 def _unescape(field: str) -> str:

@@ -25,12 +25,12 @@ import json
 import os
 import time
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rkt.errors import ArchiveError, ImageError, NotFoundError, PrivilegeError, SignatureError
 from rkt.formats.oci import Descriptor, derive_image_manifest, diff_ids
 from rkt.formats.oci_source import ImageSource, ResolvedImage, is_local_source
+from rkt.paths import Path
 from rkt.store.db import ImageRecord, RemoteRecord
 from rkt.store.layers import (
     LayerRecord,

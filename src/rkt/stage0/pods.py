@@ -16,11 +16,11 @@ from __future__ import annotations
 import json
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 from rkt import abi
 from rkt.errors import PodError
+from rkt.paths import Path
 from rkt.pod.pod import (
     EXITED_GARBAGE,
     GARBAGE,

@@ -12,13 +12,12 @@ separately), which every ``rkt run`` pays.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
-from pathlib import Path
 
-from rkt import abi
+from rkt import abi, jsonio
 from rkt.errors import ImageError, PodError, RktError, UsageError
+from rkt.paths import Path
 from rkt.pod.pod import Pod, PodLock, create_embryo, ensure_pods_root, write_atomic
 from rkt.records import NamedTuple
 from rkt.stage0.stage1_image import Stage1, Stage1Choice, select_stage1
@@ -255,7 +254,7 @@ def build_pod_manifest(
         rec = store.get(image_id)
         if rec is None:
             raise ImageError(f'image "{areq.image}": not in the store after fetching')
-        manifest = json.loads(rec.manifest)
+        manifest = jsonio.loads(rec.manifest)
         name = areq.name or manifest["name"].rsplit("/", 1)[-1]
         if areq.name is not None:
             from rkt.schema.names import validate_ac_name
@@ -415,7 +414,7 @@ def prepare_pod(
         stage1 = select_stage1(store, req.stage1, stage1_config or {}, lambda ref: fetch(ref, None))
         _lay_out_apps(store, pod.path, manifest, records, resolve_dependency)
         _copy_stage1(store, stage1, pod.path)
-        manifest_json = json.dumps(manifest, indent=2).encode()
+        manifest_json = jsonio.dumps(manifest).encode()
         write_atomic(pod.file(abi.POD_MANIFEST), manifest_json, durable=False)
         pod.move_to("prepared")
     except (RktError, OSError) as exc:
@@ -456,8 +455,8 @@ def _load_pod_manifest(store: Store, path: Path) -> tuple[dict[str, Any], list[I
                 "not in the store (fetch it first)"
             )
         records.append(rec)
-    manifest = json.loads(data)
+    manifest = jsonio.loads(data)
     for app_doc, rec in zip(manifest["apps"], records, strict=True):
         if not app_doc.get("app"):
-            app_doc["app"] = json.loads(rec.manifest).get("app")
+            app_doc["app"] = jsonio.loads(rec.manifest).get("app")
     return manifest, records

@@ -7,12 +7,11 @@ stage1's business (docs/stage1-abi.md §3). Also: invoking the other entrypoints
 
 from __future__ import annotations
 
-import json
 import os
-from pathlib import Path
 
-from rkt import abi
+from rkt import abi, jsonio
 from rkt.errors import PodError
+from rkt.paths import Path
 from rkt.pod.pod import PREPARED, RUN, Pod, PodLock, write_atomic
 from rkt.records import NamedTuple
 
@@ -104,7 +103,7 @@ def require_mutable_stage1(version: int, what: str) -> None:
 def entrypoint(pod: Pod, annotation: str) -> Path:
     """The host path of a stage1 entrypoint of this pod (from its stage1 manifest)."""
     try:
-        manifest = json.loads(pod.file(abi.STAGE1_MANIFEST).read_bytes())
+        manifest = jsonio.loads(pod.file(abi.STAGE1_MANIFEST).read_bytes())
     except (OSError, ValueError) as exc:
         raise PodError(f'pod "{pod.uuid}": cannot read its stage1 manifest') from exc
     for ann in manifest.get("annotations", []):
@@ -120,7 +119,7 @@ def entrypoint(pod: Pod, annotation: str) -> Path:
 def stage1_interface_version(pod: Pod) -> int:
     """The interface version the pod's stage1 declares (checked against ours at prepare)."""
     try:
-        manifest = json.loads(pod.file(abi.STAGE1_MANIFEST).read_bytes())
+        manifest = jsonio.loads(pod.file(abi.STAGE1_MANIFEST).read_bytes())
     except (OSError, ValueError) as exc:
         raise PodError(f'pod "{pod.uuid}": cannot read its stage1 manifest') from exc
     for ann in manifest.get("annotations", []):
@@ -155,7 +154,7 @@ def start_run(pod: Pod, options: RunOptions) -> tuple[PodLock, list[str], dict[s
     try:
         write_atomic(
             pod.file(abi.STAGE1_CONFIG),
-            json.dumps(
+            jsonio.dumps(
                 {
                     "net": options.net,
                     "hostname": options.hostname,

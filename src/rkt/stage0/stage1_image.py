@@ -22,14 +22,13 @@ default flavor.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
-from rkt import __version__, abi
+from rkt import __version__, abi, jsonio
 from rkt.errors import ImageError, UsageError
+from rkt.paths import Path
 from rkt.records import NamedTuple
 from rkt.store.db import ImageRecord
 from rkt.store.store import Store
@@ -103,16 +102,34 @@ def _flavor_of(name: str) -> str | None:
 _entrypoint_paths: list[str] = []
 
 
+def _venv_prefix() -> str | None:
+    """The virtual environment this interpreter belongs to, found as ``site`` finds it (a
+    ``pyvenv.cfg`` beside or above the executable's directory): the ``rkt`` launcher runs Python
+    without ``site``, so ``sys.prefix`` is not the venv's there."""
+    if sys.prefix != sys.base_prefix:
+        return sys.prefix
+    bin_dir = os.path.dirname(os.path.abspath(sys.executable))
+    for where in (bin_dir, os.path.dirname(bin_dir)):
+        if os.path.isfile(os.path.join(where, "pyvenv.cfg")):
+            return os.path.dirname(bin_dir)
+    return None
+
+
 def entrypoint_paths() -> list[str]:
     """What the scripts put on ``sys.path`` (``site`` is off): site-packages, then rkt's root."""
     if not _entrypoint_paths:
-        import sysconfig
-
         import rkt
 
-        paths = sysconfig.get_paths()
+        venv = _venv_prefix()
+        if venv is not None:  # a venv has one scheme: no need for sysconfig (~1 ms)
+            version = f"python{sys.version_info[0]}.{sys.version_info[1]}"
+            libs = [f"{venv}/{d}/{version}/site-packages" for d in ("lib", sys.platlibdir)]
+        else:
+            import sysconfig
+
+            libs = [sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]
         package_dir = os.path.dirname(os.path.realpath(rkt.__file__))
-        for path in (paths["purelib"], paths["platlib"], os.path.dirname(package_dir)):
+        for path in (*libs, os.path.dirname(package_dir)):
             if path not in _entrypoint_paths:
                 _entrypoint_paths.append(path)
     return list(_entrypoint_paths)
@@ -180,7 +197,7 @@ def ensure_builtin_stage1(store: Store, flavor: str) -> ImageRecord:
         {"name": ENTRYPOINT_FORMAT_ANNOTATION, "value": entrypoint_format(flavor)},
     ]
     for rec in store.find_by_name(name, {"version": __version__}):
-        annotations = json.loads(rec.manifest).get("annotations", [])
+        annotations = jsonio.loads(rec.manifest).get("annotations", [])
         if all(ann in annotations for ann in identity):
             return rec
     # Building and importing it (formats, ~8 ms of imports) only when it is not there yet.
@@ -204,7 +221,7 @@ def ensure_builtin_stage1(store: Store, flavor: str) -> ImageRecord:
     with store.tempdir("stage1") as tmp:
         src = tmp.path / "src"
         (src / "rootfs").mkdir(parents=True)
-        (src / "manifest").write_text(json.dumps(manifest, indent=2))
+        (src / "manifest").write_text(jsonio.dumps(manifest, indent=2))
         for fname in _ENTRY_FILES.values():
             script = src / "rootfs" / fname
             module, function = _ENTRY_TARGETS.get(fname, (fname, "main"))

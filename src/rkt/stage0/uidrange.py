@@ -14,9 +14,9 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-from pathlib import Path
 
 from rkt.errors import PodError
+from rkt.paths import Path
 
 RANGE_SIZE = 65536
 FIRST_SHIFT = 0x10000000  # far above /etc/subuid's usual 100000 + n*65536 and any system user

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import _sqlite3 as sqlite3
 import _thread
-import contextlib
-import json
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
+from rkt import jsonio
 from rkt.errors import StoreError
+from rkt.paths import Path
 from rkt.records import NamedTuple
 
 SCHEMA_VERSION = 2
@@ -141,7 +140,7 @@ def _image(row: tuple[object, ...]) -> ImageRecord:
     return ImageRecord(
         id=str(row[0]),
         name=str(row[1]),
-        labels=json.loads(str(row[2])),
+        labels=jsonio.loads(str(row[2])),
         manifest=bytes(row[3]),  # type: ignore[call-overload]
         import_time=float(row[4]),  # type: ignore[arg-type]
         last_used=float(row[5]),  # type: ignore[arg-type]
@@ -154,18 +153,27 @@ def _image(row: tuple[object, ...]) -> ImageRecord:
     )
 
 
-@contextlib.contextmanager
-def _creation_lock(db_path: Path) -> Iterator[None]:
+class _CreationLock:
     """An exclusive flock on ``<index>.init.lock`` beside the index (never deleted)."""
-    import fcntl
-    import os
 
-    fd = os.open(f"{db_path}.init.lock", os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
+    def __init__(self, db_path: Path) -> None:
+        self.path = f"{db_path}.init.lock"
+
+    def __enter__(self) -> None:
+        import fcntl
+        import os
+
+        self.fd = os.open(self.path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(self.fd)
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        import os
+
+        os.close(self.fd)
 
 
 class ImageIndex:
@@ -185,7 +193,7 @@ class ImageIndex:
                 # A new (or old) index: switching it to WAL takes an exclusive lock for which
                 # sqlite does not wait (busy_timeout does not apply), so two rkt processes using
                 # a fresh store at once would see "database is locked". Creators take turns.
-                with _creation_lock(path):
+                with _CreationLock(path):
                     if self._journal_mode() != "wal":
                         self.conn.execute("PRAGMA journal_mode=WAL")
                     self._migrate(writable)
@@ -197,22 +205,10 @@ class ImageIndex:
     def close(self) -> None:
         self.conn.close()
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> _Transaction:
         """One write transaction at a time on this connection: layer imports commit from
         worker threads, and a second BEGIN on a connection inside a transaction fails."""
-        with self._tx_lock:
-            try:
-                self.conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise StoreError(f'image index "{self.path}": {exc}') from exc
-            try:
-                yield self.conn
-            except BaseException:
-                self.conn.execute("ROLLBACK")
-                raise
-            else:
-                self.conn.execute("COMMIT")
+        return _Transaction(self)
 
     def _journal_mode(self) -> str:
         return str(self.conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
@@ -269,7 +265,7 @@ class ImageIndex:
             (
                 rec.id,
                 rec.name,
-                json.dumps(rec.labels, sort_keys=True),
+                jsonio.dumps(rec.labels, sort_keys=True),
                 rec.manifest,
                 rec.import_time,
                 rec.last_used,
@@ -340,14 +336,14 @@ class ImageIndex:
         ).fetchone()
         if row is None:
             return None
-        return TreeRecord(row[0], row[1], tuple(json.loads(row[2])), row[3], int(row[4]), row[5])
+        return TreeRecord(row[0], row[1], tuple(jsonio.loads(row[2])), row[3], int(row[4]), row[5])
 
     def all_trees(self) -> list[TreeRecord]:
         rows = self.conn.execute(
             "SELECT id, image_id, chain, hash, size, render_time FROM trees"
         ).fetchall()
         return [
-            TreeRecord(r[0], r[1], tuple(json.loads(r[2])), r[3], int(r[4]), r[5]) for r in rows
+            TreeRecord(r[0], r[1], tuple(jsonio.loads(r[2])), r[3], int(r[4]), r[5]) for r in rows
         ]
 
     def insert_tree(self, conn: sqlite3.Connection, tree: TreeRecord) -> None:
@@ -357,7 +353,7 @@ class ImageIndex:
             (
                 tree.id,
                 tree.image_id,
-                json.dumps(list(tree.chain)),
+                jsonio.dumps(list(tree.chain)),
                 tree.hash,
                 tree.size,
                 tree.render_time,
@@ -369,3 +365,29 @@ class ImageIndex:
         conn.execute(
             "UPDATE images SET tree_id = NULL, tree_size = 0 WHERE tree_id = ?", (tree_id,)
         )
+
+
+class _Transaction:
+    """``with index.transaction() as conn:`` BEGIN IMMEDIATE; COMMIT, or ROLLBACK on an error
+    (a class, not ``contextlib.contextmanager``: contextlib is off the start path)."""
+
+    def __init__(self, index: ImageIndex) -> None:
+        self.index = index
+
+    def __enter__(self) -> sqlite3.Connection:
+        index = self.index
+        index._tx_lock.acquire()
+        try:
+            index.conn.execute("BEGIN IMMEDIATE")
+        except BaseException as exc:
+            index._tx_lock.release()
+            if isinstance(exc, sqlite3.Error):
+                raise StoreError(f'image index "{index.path}": {exc}') from exc
+            raise
+        return index.conn
+
+    def __exit__(self, kind: type[BaseException] | None, *rest: object) -> None:
+        try:
+            self.index.conn.execute("COMMIT" if kind is None else "ROLLBACK")
+        finally:
+            self.index._tx_lock.release()

@@ -22,10 +22,10 @@ import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rkt.errors import StoreError
+from rkt.paths import Path
 from rkt.store.db import ImageRecord
 from rkt.store.locks import FileLock
 

@@ -9,15 +9,13 @@ Imports only the standard library and ``rkt.errors``.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import fcntl
 import os
 import stat
-from collections.abc import Iterator
-from pathlib import Path
 
 from rkt.errors import StoreError
+from rkt.paths import Path
 
 TMP_LOCK_NAME = ".lock"
 
@@ -37,10 +35,12 @@ class FileLock:
                 self._fd = os.open(self.path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o664)
             except OSError as exc:
                 raise StoreError(f'lock "{self.path}": {exc.strerror}') from exc
-            with contextlib.suppress(OSError):
+            try:
                 st = os.fstat(self._fd)
                 if st.st_uid == os.geteuid() and stat.S_IMODE(st.st_mode) != 0o664:
                     os.fchmod(self._fd, 0o664)
+            except OSError:
+                pass
         flags = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
         if not blocking:
             flags |= fcntl.LOCK_NB
@@ -76,14 +76,19 @@ class FileLock:
         self.release()
 
 
-@contextlib.contextmanager
-def locked(path: Path, *, shared: bool = False) -> Iterator[FileLock]:
-    lock = FileLock(path)
-    lock.acquire(shared=shared)
-    try:
-        yield lock
-    finally:
-        lock.release()
+class locked:
+    """``with locked(path, shared=...) as lock:``: the flock held for the block."""
+
+    def __init__(self, path: Path, *, shared: bool = False) -> None:
+        self.lock = FileLock(path)
+        self.shared = shared
+
+    def __enter__(self) -> FileLock:
+        self.lock.acquire(shared=self.shared)
+        return self.lock
+
+    def __exit__(self, *exc: object) -> None:
+        self.lock.release()
 
 
 class TempDir:
@@ -137,9 +142,11 @@ def clean_stale_tempdirs(tmp_root: Path) -> int:
         except FileNotFoundError:
             # No lock yet: a creator killed after mkdir (empty), or one about to open the lock
             # (it notices the directory is gone and picks a new name).
-            with contextlib.suppress(OSError):
+            try:
                 entry.rmdir()
                 removed += 1
+            except OSError:
+                pass
             continue
         except OSError:
             continue
@@ -148,9 +155,11 @@ def clean_stale_tempdirs(tmp_root: Path) -> int:
         except OSError:
             continue  # held: its creator is alive
         else:
-            with contextlib.suppress(OSError):
+            try:
                 remove_tree(entry)
                 removed += 1
+            except OSError:
+                pass
         finally:
             os.close(fd)
     return removed
@@ -165,13 +174,15 @@ def remove_tree(path: Path) -> None:
         if isinstance(exc, FileNotFoundError):
             return
         if isinstance(exc, PermissionError):
-            with contextlib.suppress(OSError):
+            try:
                 os.chmod(os.path.dirname(failed), 0o700)
                 if os.path.isdir(failed) and not os.path.islink(failed):
                     shutil.rmtree(failed, ignore_errors=True)
                 else:
                     os.unlink(failed)
                 return
+            except OSError:
+                pass
         raise exc
 
     if path.is_symlink() or path.is_file():

@@ -16,9 +16,9 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from rkt.errors import ImageError
+from rkt.paths import Path
 from rkt.store.db import TreeRecord
 from rkt.store.store import Store, tree_id_for
 

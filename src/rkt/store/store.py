@@ -17,14 +17,13 @@ May import ``rkt.errors``, ``rkt.schema`` and ``rkt.formats``.
 
 from __future__ import annotations
 
-import contextlib
 import grp
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Callable, Mapping, Sequence
 
 from rkt.errors import AmbiguousError, NotFoundError, StoreError
+from rkt.paths import Path
 from rkt.store.db import ImageIndex, ImageRecord, RemoteRecord, TreeRecord
 from rkt.store.locks import FileLock, TempDir, clean_stale_tempdirs, remove_tree
 
@@ -121,10 +120,12 @@ class Store:
             return
         gid = _store_gid()
         for path in (db_path, Path(f"{db_path}-wal"), Path(f"{db_path}-shm")):
-            with contextlib.suppress(FileNotFoundError):
+            try:
                 if gid is not None:
                     os.chown(path, 0, gid)
                 os.chmod(path, 0o664)
+            except FileNotFoundError:
+                pass
 
     def tempdir(self, prefix: str = "t") -> TempDir:
         old_umask = os.umask(0o002)
@@ -258,11 +259,6 @@ class Store:
             except FileNotFoundError:
                 return
             remove_tree(target)
-
-    @contextlib.contextmanager
-    def image_locked(self, image_id: str) -> Iterator[None]:
-        with self.lock_for(image_id):
-            yield
 
     # garbage ----------------------------------------------------------------------------------
 

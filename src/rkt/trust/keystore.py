@@ -22,10 +22,10 @@ import re
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 from rkt.errors import TrustError
+from rkt.paths import Path
 from rkt.trust.keys import KeyInfo, parse_public_key
 
 TRUSTED_KEYS_DIR = "trustedkeys"

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from rkt.errors import ImageError, SignatureError
+from rkt.paths import Path
 from rkt.trust.keys import KeyInfo, sequoia_reason
 from rkt.trust.keystore import Keystore
 

@@ -8,7 +8,6 @@ source=PATH,target=PATH,readOnly=BOOL`` gives the app a volume of its own and mo
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from rkt.cli.commands.status import lookup, pods_root
 from rkt.cli.common import progress_bar, warn
@@ -17,6 +16,7 @@ from rkt.cli.globals import parse_globals
 from rkt.cli.pod_request import _app_request
 from rkt.cli.run_args import APP_FLAGS, parse_run_args
 from rkt.errors import UsageError
+from rkt.paths import Path
 from rkt.stage0.app import AppVolume, add_app
 from rkt.stage0.fetch import Fetcher, FetchRequest
 from rkt.stage0.prepare import PodRequest

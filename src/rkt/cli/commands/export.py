@@ -19,13 +19,13 @@ import contextlib
 import os
 import shutil
 import stat
-from pathlib import Path
 
 from rkt import abi
 from rkt.cli.commands.enter import choose_app
 from rkt.cli.commands.status import lookup, pods_root
 from rkt.cli.parser import add_bool
 from rkt.errors import PodError, UsageError
+from rkt.paths import Path
 from rkt.pod.pod import PodLock
 from rkt.settings import GlobalOptions
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from rkt.cli.common import open_store, warn
 from rkt.cli.parser import add_bool
 from rkt.cli.progress import make_progress
+from rkt.paths import Path
 from rkt.settings import GlobalOptions
 from rkt.stage0.fetch import PULL_POLICIES, Fetcher, FetchRequest
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import argparse
 import os
-from pathlib import Path
 
 from rkt.errors import UsageError
 from rkt.formats.compression import COMPRESSIONS
+from rkt.paths import Path
 from rkt.settings import GlobalOptions
 
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from rkt.cli.common import open_store
 from rkt.cli.parser import add_bool
+from rkt.paths import Path
 from rkt.settings import GlobalOptions
 from rkt.stage0.images import export_image, resolve_image
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from rkt.cli.common import open_store
 from rkt.cli.parser import add_bool
+from rkt.paths import Path
 from rkt.settings import GlobalOptions
 from rkt.stage0.images import prepare_target, resolve_image, store_resolver
 from rkt.store.render import render_to

@@ -13,7 +13,6 @@ import argparse
 import select
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from rkt import abi
 from rkt.cli.commands.enter import app_names, choose_app
@@ -28,6 +27,7 @@ from rkt.cli.commands.status import (
 )
 from rkt.cli.parser import add_bool
 from rkt.errors import UsageError
+from rkt.paths import Path
 from rkt.pod.pod import Pod
 from rkt.settings import GlobalOptions
 

@@ -6,7 +6,6 @@ The positional grammar is rkt's (see rkt.cli.run_args); ``rkt run --help`` lists
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from rkt.cli.common import progress_bar, warn
 from rkt.cli.globals import parse_globals
@@ -21,6 +20,7 @@ from rkt.cli.run_args import (
 )
 from rkt.config import load_config
 from rkt.errors import UsageError
+from rkt.paths import Path
 from rkt.settings import GlobalOptions
 from rkt.stage0.fetch import Fetcher, FetchRequest
 from rkt.stage0.prepare import PodRequest, PreparedPod, prepare_pod

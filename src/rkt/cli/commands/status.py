@@ -18,12 +18,12 @@ import select
 import struct
 import time
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 from rkt import abi
 from rkt.cli.output import add_format_argument, format_time, print_json
 from rkt.errors import PodError, PrivilegeError, UsageError
+from rkt.paths import Path
 from rkt.pod.pod import (
     EMBRYO,
     GARBAGE,

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from rkt.cli.commands.status import add_uuid_file, lookup, pods_root, uuid_args
 from rkt.cli.parser import add_bool
 from rkt.errors import EXIT_ERROR, PodError, RktError
+from rkt.paths import Path
 from rkt.pod.pod import RUN, wait_for_exit
 from rkt.settings import GlobalOptions
 from rkt.stage0.pods import stop_pod

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from rkt.cli.output import FORMATS, print_json, print_table
 from rkt.errors import TrustError, UsageError
+from rkt.paths import Path
 from rkt.settings import GlobalOptions
 from rkt.stage0 import privileges
 from rkt.trust.keys import KeyInfo, format_fingerprint, parse_public_key

@@ -11,10 +11,10 @@ Imports only the standard library and ``rkt.host.cgroups.*``.
 
 from __future__ import annotations
 
-import json
 import os
-from pathlib import Path
 
+from rkt import jsonio
+from rkt.paths import Path
 from rkt.records import NamedTuple
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
@@ -31,11 +31,13 @@ class PodCgroup(NamedTuple):
     relative: str
 
     def to_json(self) -> bytes:
-        return json.dumps({"relative": self.relative, "dirs": [str(d) for d in self.dirs]}).encode()
+        return jsonio.dumps(
+            {"relative": self.relative, "dirs": [str(d) for d in self.dirs]}
+        ).encode()
 
     @classmethod
     def from_json(cls, data: bytes) -> PodCgroup:
-        obj = json.loads(data)
+        obj = jsonio.loads(data)
         return cls(dirs=tuple(Path(d) for d in obj["dirs"]), relative=str(obj["relative"]))
 
 

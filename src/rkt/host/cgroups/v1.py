@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import errno
 import os
-from pathlib import Path
 
 from rkt.host.cgroups import CPU_PERIOD_US, Limits, PodCgroup, app_cgroup_name, cpu_quota_us
 from rkt.host.cgroups.fs import kill_and_wait, oom_kill_count, processes, remove_dir, subtree
+from rkt.paths import Path
 from rkt.records import NamedTuple
 
 

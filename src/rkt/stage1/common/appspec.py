@@ -18,11 +18,9 @@ isolators.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
-from rkt import abi
+from rkt import abi, jsonio
 from rkt.errors import PodError, RktError
+from rkt.paths import Path
 from rkt.records import NamedTuple
 from rkt.stage1.common.caps import resolve_capabilities
 from rkt.stage1.common.manifest import App, PodApp, PodManifest, Volume
@@ -88,11 +86,11 @@ class AppSpec(NamedTuple):
         obj["name_files"] = [n._asdict() for n in self.name_files]
         obj["limits"] = self.limits.to_json_obj()
         obj["seccomp"] = None if self.seccomp is None else self.seccomp.to_json_obj()
-        return json.dumps(obj).encode()
+        return jsonio.dumps(obj).encode()
 
     @classmethod
     def from_json(cls, data: bytes) -> AppSpec:
-        obj: dict[str, Any] = json.loads(data)
+        obj: dict[str, Any] = jsonio.loads(data)
         caps = obj["capabilities"]
         return cls(
             name=obj["name"],

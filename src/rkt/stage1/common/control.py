@@ -22,9 +22,9 @@ import json
 import re
 import socket
 from dataclasses import dataclass
-from pathlib import Path
 
 from rkt.errors import PodError
+from rkt.paths import Path
 
 CONTROL_SOCKET = "stage1/rootfs/rkt/private/control.sock"
 ACTIONS = ("add", "start", "stop", "rm")

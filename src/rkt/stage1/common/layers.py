@@ -8,9 +8,8 @@ Imports only the standard library and ``rkt.abi``.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from rkt import abi
+from rkt.paths import Path
 
 LOWERDIRS = "lowerdirs"
 

@@ -16,7 +16,7 @@ Imports only the standard library and ``rkt.errors`` (``rkt.schema`` lazily, see
 
 from __future__ import annotations
 
-import json
+from rkt import jsonio
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
@@ -188,7 +188,7 @@ def _isolators(obj: dict[str, Any]) -> tuple[Isolator, ...]:
 def load_pod_manifest(data: bytes) -> PodManifest:
     """The pod manifest's view; ``ManifestError`` (from the schema) when it is not one."""
     try:
-        return PodManifest(json.loads(data))
+        return PodManifest(jsonio.loads(data))
     except (KeyError, TypeError, ValueError, AttributeError):
         from rkt.schema.pod import PodManifest as Checked
 
@@ -199,7 +199,7 @@ def load_pod_manifest(data: bytes) -> PodManifest:
 def load_image_manifest(data: bytes) -> ImageManifest:
     """An app's image manifest view; ``ManifestError`` (from the schema) when it is not one."""
     try:
-        return ImageManifest(json.loads(data))
+        return ImageManifest(jsonio.loads(data))
     except (KeyError, TypeError, ValueError, AttributeError):
         from rkt.schema.image import ImageManifest as Checked
 

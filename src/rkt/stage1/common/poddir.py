@@ -13,10 +13,10 @@ Imports only the standard library, ``rkt.abi``, ``rkt.errors`` and ``rkt.stage1.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from rkt import abi
 from rkt.errors import PodError, RktError
+from rkt.paths import Path
 from rkt.stage1.common.manifest import (
     ImageManifest,
     PodManifest,

@@ -15,9 +15,9 @@ Pure: no I/O. Imports only the standard library, ``rkt.errors`` and ``rkt.schema
 from __future__ import annotations
 
 import errno as errno_names
-import json
 from collections.abc import Iterable
 
+from rkt import jsonio
 from rkt.errors import PodError
 from rkt.records import NamedTuple
 
@@ -160,7 +160,7 @@ class SeccompPolicy(NamedTuple):
         return cls(mode=mode, syscalls=tuple(obj["syscalls"]), errno=int(obj["errno"]))
 
     def to_json(self) -> bytes:
-        return json.dumps(self.to_json_obj()).encode()
+        return jsonio.dumps(self.to_json_obj()).encode()
 
 
 def errno_number(name: str) -> int:

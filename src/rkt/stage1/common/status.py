@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 import os
 import time
-from pathlib import Path
 
 from rkt import abi
+from rkt.paths import Path
 from rkt.stage1.common.poddir import write_atomic
 
 CREATED, RUNNING, EXITED = "created", "running", "exited"

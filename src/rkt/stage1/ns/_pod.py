@@ -10,12 +10,12 @@ Imports only the standard library, ``rkt.host.cgroups`` and ``rkt.stage1.common`
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from rkt import abi
 from rkt.host.cgroups import PodCgroup
 from rkt.host.cgroups.v1 import parse_hierarchies
 from rkt.host.cgroups.v2 import parse_v2_mount
+from rkt.paths import Path
 from rkt.stage1.common.poddir import CGROUP_STATE, PodDir
 
 

@@ -30,12 +30,12 @@ import os
 import select
 import signal
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from rkt import abi
 from rkt.host.api import MS_BIND, MS_PRIVATE, MS_REC, Host
 from rkt.host.cgroups import CgroupBackend, PodCgroup
+from rkt.paths import Path
 from rkt.stage1.common.appspec import AppSpec
 from rkt.stage1.common.logs import CriLogWriter
 from rkt.stage1.common.poddir import symlink_atomic

@@ -21,16 +21,15 @@ Imports only the standard library, ``rkt.errors``, ``rkt.host``, ``rkt.net``, ``
 
 from __future__ import annotations
 
-import json
 import os
-from pathlib import Path
 
-from rkt import abi
+from rkt import abi, jsonio
 from rkt.errors import NetworkError
 from rkt.host.api import MNT_DETACH, MS_PRIVATE, MS_REC, Host
 from rkt.host.flags import CLONE_NEWNET
 from rkt.host.netns import NETNS_DIR, create_netns, enter_netns, netns_pins, remove_netns
 from rkt.net import dns
+from rkt.paths import Path
 from rkt.stage1.common.appspec import AppSpec, NameFile
 from rkt.stage1.common.args import RunArgs
 from rkt.stage1.common.poddir import NET_JOURNAL, PRIVATE_DIR, PodDir
@@ -140,7 +139,7 @@ class PendingNetwork:
                 self.abort()
                 raise
             self._close_home()
-            info = json.dumps(net_info(self.journal), indent=1).encode()
+            info = jsonio.dumps(net_info(self.journal)).encode()
             write_atomic(self.pod.file(NET_INFO), info)
             results = [e.result or {} for e in self.journal.entries]
         write_name_files(self.pod, self.args, results)
@@ -314,13 +313,13 @@ def write_name_files(pod: PodDir, args: RunArgs, results: list[dict[str, Any]]) 
             _replace_file(Path(mount.source), text.encode())
             os.chmod(mount.source, 0o644)
         saved.append({"mount": mount._asdict(), "fallback": fallback})
-    _replace_file(pod.file(NAME_FILES_PLAN), json.dumps(saved).encode())
+    _replace_file(pod.file(NAME_FILES_PLAN), jsonio.dumps(saved).encode())
 
 
 def name_file_mounts(pod: PodDir, app: str) -> tuple[NameFile, ...]:
     """The app's resolv.conf/hosts binds from the saved plan (none before the plan exists)."""
     try:
-        saved = json.loads(pod.file(NAME_FILES_PLAN).read_bytes())
+        saved = jsonio.loads(pod.file(NAME_FILES_PLAN).read_bytes())
     except FileNotFoundError:
         return ()
     out = []

@@ -19,12 +19,11 @@ Imports only the standard library, ``rkt.abi``, ``rkt.host`` and ``rkt.stage1``.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from rkt import abi
 from rkt.host.api import CLONE_NEWNET, CLONE_NEWNS, MS_PRIVATE, MS_REC, Host
 from rkt.host.cgroups import CgroupBackend, Limits, PodCgroup, join_file
 from rkt.host.netns import NETNS_DIR
+from rkt.paths import Path
 from rkt.stage1.common.appspec import AppSpec, app_spec_path
 from rkt.stage1.common.args import RunArgs
 from rkt.stage1.common.layers import app_lower_dirs

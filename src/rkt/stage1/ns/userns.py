@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import os
 import signal
-from pathlib import Path
 from typing import NoReturn
 
 from rkt import abi
@@ -39,6 +38,7 @@ from rkt.host.api import (
 )
 from rkt.host.cgroups import CgroupBackend, PodCgroup
 from rkt.host.flags import CLONE_NEWUSER
+from rkt.paths import Path
 from rkt.stage1.common.appspec import COPY_UP_DIR, AppSpec
 from rkt.stage1.common.args import RunArgs
 from rkt.stage1.common.layers import app_lower_dirs

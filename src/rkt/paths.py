@@ -1,0 +1,470 @@
+"""``Path``: the filesystem paths of rkt, a POSIX subset of ``pathlib.Path`` without its imports.
+
+``pathlib`` imports ``fnmatch`` and with it ``re`` and ``enum``, ``urllib.parse`` and with it
+``ipaddress``, and ``ntpath``: ~4 ms of every ``rkt`` command here, which is a tenth of a pod
+start (docs/architecture.md, "Paths"). rkt only ever handles POSIX paths, so this class gives
+the part of ``pathlib.Path`` that rkt uses, with pathlib's semantics, on top of ``os`` and
+``posixpath`` (both loaded by the interpreter itself):
+
+- the same normal form (repeated slashes and ``.`` components dropped, ``..`` kept, a leading
+  ``//`` kept, no trailing slash, ``.`` for empty), ``str``, ``os.fspath``, ``/`` and ``joinpath``,
+  ``name``, ``parent``, ``parents``, ``parts``, ``root``, ``anchor``, ``suffix``, ``suffixes``,
+  ``stem``, ``with_name``, ``with_suffix``, ``relative_to``, ``is_relative_to``,
+  ``is_absolute``, ``as_posix``, ``match``;
+- equality, ordering and hash as pathlib's, also against ``pathlib`` paths (a ``Path`` equals
+  the ``PurePosixPath`` of the same path, hashes alike and sorts alike);
+- the filesystem methods: ``stat``, ``lstat``, ``exists``, ``is_dir``, ``is_file``,
+  ``is_symlink``, the ``is_*`` of special files, ``mkdir``, ``rmdir``, ``touch``, ``unlink``,
+  ``rename``, ``replace``, ``symlink_to``, ``hardlink_to``, ``readlink``, ``resolve``,
+  ``absolute``, ``chmod``, ``open``, ``read_bytes``, ``read_text``, ``write_bytes``,
+  ``write_text``, ``iterdir``, ``samefile``, ``owner``, ``group``, ``expanduser``, ``cwd``,
+  ``home``; ``glob`` and ``rglob`` go through ``pathlib`` (imported then).
+
+Functions take ``Path`` or anything ``os.fspath`` accepts, so callers may pass ``pathlib``
+paths. Imports only ``os`` and ``stat`` (both loaded at interpreter start).
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import stat as _stat
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+    from typing import IO, Any, Self
+
+    StrPath = str | os.PathLike[str]
+
+# Errors that mean "no such file" to exists() and the is_*() tests, as in pathlib.
+_MISSING_ERRNOS = (2, 20, 9, 40)  # ENOENT, ENOTDIR, EBADF, ELOOP
+
+
+def _normalize(text: str) -> str:
+    """pathlib's normal form of one POSIX path string."""
+    if (
+        text
+        and "//" not in text
+        and "/./" not in text
+        and not text.startswith("./")
+        and not text.endswith(("/.", "/"))
+        and text != "."
+    ) or text == "/":
+        return text  # already normal: the common case
+    if text.startswith("/"):
+        root = "//" if text.startswith("//") and not text.startswith("///") else "/"
+    else:
+        root = ""
+    kept = "/".join(part for part in text.split("/") if part and part != ".")
+    return root + kept if root else kept or "."
+
+
+def _is_pathlib(value: object) -> bool:
+    return type(value).__module__ == "pathlib"
+
+
+class Path:
+    """A POSIX filesystem path (see the module docstring)."""
+
+    __slots__ = ("_hash", "_str")
+
+    _str: str
+    _hash: int | None
+
+    def __init__(self, *segments: StrPath) -> None:
+        if len(segments) == 1:
+            self._str = _normalize(os.fspath(segments[0]))
+        else:
+            joined = ""
+            for segment in segments:
+                text = os.fspath(segment)
+                if text.startswith("/") or not joined:
+                    joined = text
+                elif text:
+                    joined = joined + text if joined.endswith("/") else f"{joined}/{text}"
+            self._str = _normalize(joined)
+        self._hash = None
+
+    @classmethod
+    def _raw(cls, text: str) -> Self:
+        """A path from a string already in normal form."""
+        path = cls.__new__(cls)
+        path._str = text
+        path._hash = None
+        return path
+
+    # the pure part ---------------------------------------------------------------------------
+
+    def __str__(self) -> str:
+        return self._str
+
+    def __fspath__(self) -> str:
+        return self._str
+
+    def __bytes__(self) -> bytes:
+        return os.fsencode(self._str)
+
+    def __repr__(self) -> str:
+        return f"Path({self._str!r})"
+
+    def __reduce__(self) -> tuple[type[Path], tuple[str]]:
+        return (type(self), (self._str,))
+
+    def as_posix(self) -> str:
+        return self._str
+
+    def __truediv__(self, other: StrPath) -> Self:
+        name = other if isinstance(other, str) else os.fspath(other)
+        if name and "/" not in name and name != ".":
+            base = self._str
+            if base == ".":
+                return self._raw(name)
+            return self._raw(f"{base}{name}" if base in ("/", "//") else f"{base}/{name}")
+        return type(self)(self._str, name)
+
+    def __rtruediv__(self, other: StrPath) -> Self:
+        return type(self)(other, self._str)
+
+    def joinpath(self, *others: StrPath) -> Self:
+        return type(self)(self._str, *others)
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        text = self._str
+        if text == ".":
+            return ()
+        if text.startswith("/"):
+            root = "//" if text.startswith("//") else "/"
+            rest = text[len(root) :]
+            return (root, *rest.split("/")) if rest else (root,)
+        return tuple(text.split("/"))
+
+    @property
+    def root(self) -> str:
+        text = self._str
+        return ("//" if text.startswith("//") else "/") if text.startswith("/") else ""
+
+    @property
+    def anchor(self) -> str:
+        return self.root
+
+    @property
+    def drive(self) -> str:
+        return ""
+
+    def is_absolute(self) -> bool:
+        return self._str.startswith("/")
+
+    @property
+    def name(self) -> str:
+        text = self._str
+        return "" if text == "." else text.rpartition("/")[2]
+
+    @property
+    def suffix(self) -> str:
+        name = self.name
+        index = name.rfind(".")
+        return name[index:] if 0 < index < len(name) - 1 else ""
+
+    @property
+    def suffixes(self) -> list[str]:
+        name = self.name
+        if name.endswith("."):
+            return []
+        return ["." + s for s in name.lstrip(".").split(".")[1:]]
+
+    @property
+    def stem(self) -> str:
+        name = self.name
+        index = name.rfind(".")
+        return name[:index] if 0 < index < len(name) - 1 else name
+
+    @property
+    def parent(self) -> Self:
+        text = self._str
+        if text in ("/", "//", "."):
+            return self
+        head, sep, tail = text.rpartition("/")
+        if not sep:
+            return self._raw(".")
+        if head in ("", "/"):
+            return self._raw(text[: len(text) - len(tail)])
+        return self._raw(head)
+
+    @property
+    def parents(self) -> Sequence[Self]:
+        out: list[Self] = []
+        path = self
+        while True:
+            parent = path.parent
+            if parent._str == path._str:
+                return tuple(out)
+            out.append(parent)
+            path = parent
+
+    def with_name(self, name: str) -> Self:
+        if not self.name:
+            raise ValueError(f"{self!r} has an empty name")
+        if not name or "/" in name or name == ".":
+            raise ValueError(f"Invalid name {name!r}")
+        return self.parent / name
+
+    def with_suffix(self, suffix: str) -> Self:
+        if "/" in suffix or (suffix and not suffix.startswith(".")) or suffix == ".":
+            raise ValueError(f"Invalid suffix {suffix!r}")
+        name = self.name
+        if not name:
+            raise ValueError(f"{self!r} has an empty name")
+        old = self.suffix
+        return self.with_name((name[: len(name) - len(old)] if old else name) + suffix)
+
+    def relative_to(self, *other: StrPath) -> Self:
+        base = type(self)(*other)
+        mine, theirs = self.parts, base.parts
+        if (not theirs and self.is_absolute()) or mine[: len(theirs)] != theirs:
+            raise ValueError(
+                f"{str(self)!r} is not in the subpath of {str(base)!r} OR one path is relative "
+                "and the other is absolute."
+            )
+        rest = mine[len(theirs) :]
+        return self._raw("/".join(rest) if rest else ".")
+
+    def is_relative_to(self, *other: StrPath) -> bool:
+        try:
+            self.relative_to(*other)
+        except ValueError:
+            return False
+        return True
+
+    def match(self, pattern: str) -> bool:
+        import pathlib
+
+        return pathlib.PurePosixPath(self._str).match(pattern)
+
+    # comparison: as pathlib's, which compares and hashes the parts -----------------------------
+
+    def _other_parts(self, other: object) -> tuple[str, ...] | None:
+        if isinstance(other, Path):
+            return other.parts
+        if _is_pathlib(other):
+            return Path(os.fspath(other)).parts  # type: ignore[call-overload]
+        return None
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Path):
+            return self._str == other._str
+        if _is_pathlib(other) and type(other).__name__ not in ("PureWindowsPath", "WindowsPath"):
+            return self._str == str(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        if self._hash is None:
+            self._hash = hash(self.parts)
+        return self._hash
+
+    def __lt__(self, other: object) -> bool:
+        theirs = self._other_parts(other)
+        return NotImplemented if theirs is None else self.parts < theirs
+
+    def __le__(self, other: object) -> bool:
+        theirs = self._other_parts(other)
+        return NotImplemented if theirs is None else self.parts <= theirs
+
+    def __gt__(self, other: object) -> bool:
+        theirs = self._other_parts(other)
+        return NotImplemented if theirs is None else self.parts > theirs
+
+    def __ge__(self, other: object) -> bool:
+        theirs = self._other_parts(other)
+        return NotImplemented if theirs is None else self.parts >= theirs
+
+    # the filesystem ----------------------------------------------------------------------------
+
+    @classmethod
+    def cwd(cls) -> Self:
+        return cls(os.getcwd())
+
+    @classmethod
+    def home(cls) -> Self:
+        return cls(os.path.expanduser("~"))
+
+    def absolute(self) -> Self:
+        return self if self.is_absolute() else type(self)(os.getcwd(), self._str)
+
+    def resolve(self, strict: bool = False) -> Self:
+        return type(self)(posixpath.realpath(self._str, strict=strict))
+
+    def expanduser(self) -> Self:
+        return type(self)(posixpath.expanduser(self._str))
+
+    def stat(self, *, follow_symlinks: bool = True) -> os.stat_result:
+        return os.stat(self._str, follow_symlinks=follow_symlinks)
+
+    def lstat(self) -> os.stat_result:
+        return os.lstat(self._str)
+
+    def _mode(self, follow_symlinks: bool = True) -> int | None:
+        try:
+            return os.stat(self._str, follow_symlinks=follow_symlinks).st_mode
+        except OSError as exc:
+            if exc.errno in _MISSING_ERRNOS:
+                return None
+            raise
+        except ValueError:  # an embedded NUL, as in pathlib
+            return None
+
+    def exists(self) -> bool:
+        return self._mode() is not None
+
+    def is_dir(self) -> bool:
+        mode = self._mode()
+        return mode is not None and _stat.S_ISDIR(mode)
+
+    def is_file(self) -> bool:
+        mode = self._mode()
+        return mode is not None and _stat.S_ISREG(mode)
+
+    def is_symlink(self) -> bool:
+        mode = self._mode(follow_symlinks=False)
+        return mode is not None and _stat.S_ISLNK(mode)
+
+    def is_fifo(self) -> bool:
+        mode = self._mode()
+        return mode is not None and _stat.S_ISFIFO(mode)
+
+    def is_socket(self) -> bool:
+        mode = self._mode()
+        return mode is not None and _stat.S_ISSOCK(mode)
+
+    def is_block_device(self) -> bool:
+        mode = self._mode()
+        return mode is not None and _stat.S_ISBLK(mode)
+
+    def is_char_device(self) -> bool:
+        mode = self._mode()
+        return mode is not None and _stat.S_ISCHR(mode)
+
+    def is_mount(self) -> bool:
+        return posixpath.ismount(self._str)
+
+    def samefile(self, other: StrPath) -> bool:
+        return posixpath.samefile(self._str, other)
+
+    def owner(self) -> str:
+        import pwd
+
+        return pwd.getpwuid(self.stat().st_uid).pw_name
+
+    def group(self) -> str:
+        import grp
+
+        return grp.getgrgid(self.stat().st_gid).gr_name
+
+    def iterdir(self) -> Iterator[Self]:
+        for name in os.listdir(self._str):
+            yield self / name
+
+    def glob(self, pattern: str) -> Iterator[Self]:
+        import pathlib
+
+        for found in pathlib.Path(self._str).glob(pattern):
+            yield type(self)(str(found))
+
+    def rglob(self, pattern: str) -> Iterator[Self]:
+        import pathlib
+
+        for found in pathlib.Path(self._str).rglob(pattern):
+            yield type(self)(str(found))
+
+    def mkdir(self, mode: int = 0o777, parents: bool = False, exist_ok: bool = False) -> None:
+        try:
+            os.mkdir(self._str, mode)
+        except FileNotFoundError:
+            if not parents or self.parent == self:
+                raise
+            self.parent.mkdir(parents=True, exist_ok=True)
+            self.mkdir(mode, parents=False, exist_ok=exist_ok)
+        except OSError:
+            if not exist_ok or not self.is_dir():
+                raise
+
+    def rmdir(self) -> None:
+        os.rmdir(self._str)
+
+    def touch(self, mode: int = 0o666, exist_ok: bool = True) -> None:
+        if exist_ok:
+            try:
+                os.utime(self._str, None)
+            except OSError:
+                pass
+            else:
+                return
+        flags = os.O_CREAT | os.O_WRONLY | (0 if exist_ok else os.O_EXCL)
+        os.close(os.open(self._str, flags, mode))
+
+    def unlink(self, missing_ok: bool = False) -> None:
+        try:
+            os.unlink(self._str)
+        except FileNotFoundError:
+            if not missing_ok:
+                raise
+
+    def rename(self, target: StrPath) -> Self:
+        os.rename(self._str, target)
+        return type(self)(target)
+
+    def replace(self, target: StrPath) -> Self:
+        os.replace(self._str, target)
+        return type(self)(target)
+
+    def symlink_to(self, target: StrPath, target_is_directory: bool = False) -> None:
+        os.symlink(target, self._str)
+
+    def hardlink_to(self, target: StrPath) -> None:
+        os.link(target, self._str)
+
+    def readlink(self) -> Self:
+        return type(self)(os.readlink(self._str))
+
+    def chmod(self, mode: int, *, follow_symlinks: bool = True) -> None:
+        os.chmod(self._str, mode, follow_symlinks=follow_symlinks)
+
+    def open(
+        self,
+        mode: str = "r",
+        buffering: int = -1,
+        encoding: str | None = None,
+        errors: str | None = None,
+        newline: str | None = None,
+    ) -> IO[Any]:
+        if "b" not in mode and encoding is None:
+            encoding = "locale"  # what pathlib passes on (io.text_encoding)
+        return open(self._str, mode, buffering, encoding, errors, newline)
+
+    def read_bytes(self) -> bytes:
+        with open(self._str, "rb") as f:
+            return f.read()
+
+    def read_text(self, encoding: str | None = None, errors: str | None = None) -> str:
+        with open(self._str, encoding=encoding or "locale", errors=errors) as f:
+            return f.read()
+
+    def write_bytes(self, data: bytes) -> int:
+        view = memoryview(data)
+        with open(self._str, "wb") as f:
+            return f.write(view)
+
+    def write_text(
+        self,
+        data: str,
+        encoding: str | None = None,
+        errors: str | None = None,
+        newline: str | None = None,
+    ) -> int:
+        if not isinstance(data, str):
+            raise TypeError(f"data must be str, not {data.__class__.__name__}")
+        with open(
+            self._str, "w", encoding=encoding or "locale", errors=errors, newline=newline
+        ) as f:
+            return f.write(data)
