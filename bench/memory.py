@@ -6,7 +6,9 @@ Per repetition and runtime (the order alternates between repetitions): start N p
 --keep-unit --quiet --read-only -M NAME -D ROOTFS``), wait until every ``sleep`` runs, settle 2 s,
 then sum RSS and PSS (``/proc/PID/smaps_rollup``) of every process of the pod that is not the
 payload: rkt's stage1 run process and pod init, nspawn's own process. Then stop everything (SIGTERM
-to the started processes; rkt gc) and check that nothing is left. Both are started through
+to the started processes; rkt gc) and check that nothing is left. A third case is N empty mutable
+pods (``rkt app sandbox --net=none``, what a Kubernetes node keeps per pod sandbox), counted once
+each pod's supervisor runs. Both are started through
 ``nsenter`` into the benchmark mount namespace (see ``run_pod``).
 """
 
@@ -35,6 +37,7 @@ from run_pod import (
 )
 
 PAYLOAD = "sleep"
+SANDBOX = "rkt app sandbox (mutable, empty)"
 
 
 def rollup(pid: int) -> tuple[int, int]:
@@ -105,7 +108,11 @@ class Snapshot:
 
 
 def _start(
-    kind: str, n: int, argv_for: Callable[[int], list[str]], env: dict[str, str]
+    kind: str,
+    n: int,
+    argv_for: Callable[[int], list[str]],
+    env: dict[str, str],
+    ready_comm: str = PAYLOAD,
 ) -> Snapshot:
     procs = []
     t0 = time.perf_counter()
@@ -123,7 +130,7 @@ def _start(
             )
         deadline = time.perf_counter() + 90
         while True:
-            running = sum(1 for p in procs for c, _ in tree(p.pid) if comm(c) == PAYLOAD)
+            running = sum(1 for p in procs for c, _ in tree(p.pid) if comm(c) == ready_comm)
             if running >= n:
                 break
             dead = [p for p in procs if p.poll() is not None]
@@ -240,8 +247,10 @@ def run(
         rkt_argv += ["--pull-policy=never", f"{IMAGE_SLEEP}:1"]
         nspawn = [*ns.prefix, "systemd-nspawn", "--register=no", "--keep-unit", "--quiet"]
         nspawn += ["--read-only"]
+        sandbox = [*ns.prefix, str(rkt), f"--dir={data}", "app", "sandbox", "--net=none"]
         runtimes: dict[str, Callable[[int], list[str]]] = {
             "rkt run --net=none": lambda i: rkt_argv,
+            SANDBOX: lambda i: sandbox,
             "systemd-nspawn": lambda i: [
                 *nspawn,
                 "-M",
@@ -257,7 +266,8 @@ def run(
                 order = list(runtimes) if rep % 2 == 0 else list(reversed(runtimes))
                 for kind in order:
                     time.sleep(1)
-                    snap = _start(kind, pods, runtimes[kind], env)
+                    ready = "pod-supervisor" if kind == SANDBOX else PAYLOAD
+                    snap = _start(kind, pods, runtimes[kind], env, ready)
                     gc_pods(rkt, data, env, ns.prefix)
                     report.snaps.append(snap)
                     log(

@@ -102,6 +102,9 @@ def test_sandbox_comes_up_empty_and_mutable(sandbox: Sandbox) -> None:
     assert {"name": "coreos.com/rkt/stage1/mutable", "value": "true"} in manifest["annotations"]
     sock = sandbox.path / "stage1/rootfs/rkt/private/control.sock"
     assert sock.is_socket() and (sock.stat().st_mode & 0o777) == 0o600
+    # The pod's PID 1 serving it is the native supervisor: no interpreter stays resident.
+    init = int((sandbox.path / "pid").read_text())
+    assert Path(f"/proc/{init}/comm").read_text().strip() == "pod-supervisor"
     assert sandbox.rkt.run("app", "list", "--no-legend", sandbox.uuid).stdout.strip() == ""
 
 

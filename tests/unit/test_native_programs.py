@@ -9,15 +9,22 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
+import socket
+import stat
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from rkt.errors import PodError
 from rkt.stage0.stage1_image import NATIVE_DIR
+from rkt.stage1.common.control import ControlRequest, call_pod_init
+from rkt.stage1.common.poddir import CONTROL_SOCKET
 from tests.conftest import require
 
 WAITER = NATIVE_DIR / "run-waiter"
@@ -121,7 +128,7 @@ LAUNCHER = textwrap.dedent(
             os.set_inheritable(fd, True)
         args += [name, str(pid), str(out_r), str(err_r), f"{pod}/{name}.log",
                  f"{pod}/{name}", f"{pod}/{name}.json", oom if name == "oomed" else "-",
-                 str(pid), "1000", "2000"]
+                 str(pid), "1000", "2000", "-", "-", "-"]
     print("ready", flush=True)
     if presignal:  # blocked: pending across the exec, as a stop request sent during setup
         os.kill(os.getpid(), presignal)
@@ -212,7 +219,7 @@ def test_supervisor_reports_oom_kills(tmp_path: Path) -> None:
 def test_supervisor_refuses_a_bad_command_line(tmp_path: Path) -> None:
     proc = subprocess.run([str(SUPERVISOR), "--", "only", "two"], capture_output=True, timeout=10)
     assert proc.returncode == 254
-    assert b"not a multiple of 11" in proc.stderr
+    assert b"not a multiple of 14" in proc.stderr
 
 
 # -- pod-init (a pod's start: every pod test runs it; here its refusals) ---------------------
@@ -243,3 +250,97 @@ def test_pod_init_refuses_a_bad_plan(plan: bytes, message: str) -> None:
         os.close(r)
     assert proc.returncode == 254
     assert proc.stderr.startswith("stage1: pod init: ") and message in proc.stderr
+
+
+# -- a mutable pod: pod-init's listen step, pod-supervisor serving the control socket --------
+
+
+def _wait_ready(path: Path, proc: subprocess.Popen[bytes]) -> None:
+    """Until pod-init has made the ``ready`` link (after the socket listens), by inotify."""
+    from rkt.cli.commands.status import Inotify
+
+    with Inotify() as ino:
+        ino.watch(path.parent, 0x080)  # IN_MOVED_TO: the link is renamed into place
+        while not path.is_symlink():
+            assert proc.poll() is None, proc.communicate()[1]
+            ready, _, _ = select.select([ino], [], [], 30)
+            assert ready, "pod-init did not get ready"
+            ino.drain()
+
+
+@pytest.fixture
+def mutable_pod(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """pod-init with only listen, ready and supervise: an empty mutable pod, without root (no
+    namespaces); cwd is its directory, as for the app entrypoints."""
+    require(INIT.exists(), "native programs not built (make setup)")
+    monkeypatch.chdir(tmp_path)
+    apps = tmp_path / "apps"
+    apps.mkdir()
+    steps = ["label", "stage1: pod init", "listen", CONTROL_SOCKET, str(apps)]
+    steps += ["ready", str(tmp_path / "ready"), "supervise", str(SUPERVISOR)]
+    r, w = os.pipe()
+    os.write(w, "\0".join(steps).encode() + b"\0")
+    os.close(w)
+    handoff = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD)
+    proc = subprocess.Popen(
+        [str(INIT), str(r)], pass_fds=(r,), stderr=subprocess.PIPE, preexec_fn=_blocked(*handoff)
+    )
+    os.close(r)
+    try:
+        _wait_ready(tmp_path / "ready", proc)
+        yield tmp_path
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0  # a mutable pod ends with 0 when stopped
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+
+
+def _raw(line: bytes) -> dict[str, object]:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+        client.settimeout(30)
+        client.connect(CONTROL_SOCKET)
+        client.sendall(line)
+        answer = client.makefile("rb").readline()
+    doc = json.loads(answer)
+    assert isinstance(doc, dict)
+    return doc
+
+
+def test_mutable_pod_control_socket_is_root_only(mutable_pod: Path) -> None:
+    sock = mutable_pod / CONTROL_SOCKET
+    assert stat.S_ISSOCK(sock.stat().st_mode) and stat.S_IMODE(sock.stat().st_mode) == 0o600
+    assert stat.S_IMODE(sock.parent.stat().st_mode) == 0o700
+
+
+@pytest.mark.parametrize("action", ["start", "stop", "rm"])
+def test_mutable_pod_refuses_an_unknown_app(mutable_pod: Path, action: str) -> None:
+    with pytest.raises(PodError, match=r'^app "ghost": is not in the pod$'):
+        call_pod_init(mutable_pod, ControlRequest(action, "ghost"), timeout=30)
+
+
+def test_mutable_pod_add_needs_the_apps_launch_record(mutable_pod: Path) -> None:
+    with pytest.raises(PodError, match='app "web": its launch record is missing'):
+        call_pod_init(mutable_pod, ControlRequest("add", "web"), timeout=30)
+    (mutable_pod / "apps" / "web.add").write_bytes(b"label\0x\0overlay\0/nowhere\0")
+    with pytest.raises(PodError, match='app "web": its launch record is malformed'):
+        call_pod_init(mutable_pod, ControlRequest("add", "web"), timeout=30)
+    # still serving, and nothing was added
+    with pytest.raises(PodError, match="is not in the pod"):
+        call_pod_init(mutable_pod, ControlRequest("start", "web"), timeout=30)
+
+
+@pytest.mark.parametrize(
+    ("line", "error"),
+    [
+        (b"nonsense\n", "control: malformed request"),
+        (b'{"action": "start"}\n', "control: malformed request"),
+        (b'{"action": "exec", "app": "web"}\n', "control: unknown action"),
+        (b'{"action": "rm", "app": "../etc"}\n', "control: not an app name"),
+        (b'{"action": "rm", "app": "a/b"}\n', "control: not an app name"),
+        (b'{"action": "rm", "app": "we\\"b"}\n', "control: malformed request"),
+    ],
+)
+def test_mutable_pod_refuses_malformed_requests(mutable_pod: Path, line: bytes, error: str) -> None:
+    assert _raw(line) == {"ok": False, "error": error}

@@ -192,13 +192,12 @@ def test_gc_only_trusts_cgroup_dirs_named_for_the_pod(tmp_path: Path) -> None:
 
 def test_pod_plan_for_pod_init(tmp_path: Path) -> None:
     from rkt.stage1.common.appspec import app_spec_path
-    from rkt.stage1.ns.start import needs_python_init, pod_plan
+    from rkt.stage1.ns.start import pod_plan
 
     pod = PodDir(tmp_path, UUID)
     app_spec_path(pod, "web").parent.mkdir(parents=True)
     args = parse_run(["--net=none", "--hostname=box", UUID])
     specs = [_spec(), _spec(name="db")]
-    assert not needs_python_init(args)
     plan = pod_plan(pod, args, specs, run_entry.namespace_flags(args), None, None)
     kw = plan.keywords()
     fork = kw.index("fork")
@@ -218,6 +217,7 @@ def test_pod_plan_for_pod_init(tmp_path: Path) -> None:
     assert app[1] == "web" and app[2].endswith("/stage1/rootfs/app-exec")
     assert Path(app[3]).read_bytes() == app_plan(_spec(), root).encode()  # the app's plan file
     assert app[6].endswith("/web.log") and app[7] == ""  # log; no cgroup: no OOM counter
+    assert app[8] == root  # what a mutable pod's rm unmounts
     # --interactive: no log (the app has the terminal), and the waiter leaves ^C to the app
     plan = pod_plan(pod, parse_run(["--interactive", UUID]), specs[:1], 0, None, None)
     steps = plan.steps
@@ -226,12 +226,48 @@ def test_pod_plan_for_pod_init(tmp_path: Path) -> None:
     assert steps[plan.keywords().index("start")] == ("start", "1")
 
 
-def test_only_mutable_pods_keep_the_python_init() -> None:
-    from rkt.stage1.ns.start import has_copy_up, needs_python_init
+def test_mutable_pod_plan_hands_the_control_socket_to_the_supervisor(tmp_path: Path) -> None:
+    from rkt.stage1.common.appspec import app_spec_path
+    from rkt.stage1.ns.start import pod_plan
 
-    assert needs_python_init(parse_run(["--mutable", UUID]))
-    assert not needs_python_init(parse_run(["--private-users=65536:65536", UUID]))
-    assert not needs_python_init(parse_run([UUID]))
+    pod = PodDir(tmp_path, UUID)
+    app_spec_path(pod, "web").parent.mkdir(parents=True)
+    plan = pod_plan(pod, parse_run(["--mutable", UUID]), [], 0, None, None)
+    kw = plan.keywords()
+    assert kw[kw.index("wait") :] == ["wait", "start", "listen", "ready", "supervise"]
+    listen = plan.steps[kw.index("listen")]
+    assert listen[1:] == (
+        "stage1/rootfs/rkt/private/control.sock",
+        str(app_spec_path(pod, "x").parent),
+    )
+    assert "listen" not in pod_plan(pod, parse_run([UUID]), [], 0, None, None).keywords()
+
+
+def test_an_added_app_gets_a_record_the_supervisor_mounts_and_starts_it_from(
+    tmp_path: Path,
+) -> None:
+    from rkt.stage1.common.appspec import app_spec_path
+    from rkt.stage1.ns.start import forget_removed_app, prepare_added_app
+
+    pod = PodDir(tmp_path, UUID)
+    app_spec_path(pod, "web").parent.mkdir(parents=True)
+    spec = _spec()
+    prepare_added_app(pod, spec)
+    record = app_spec_path(pod, "web").with_suffix(".add").read_bytes().split(b"\0")[:-1]
+    root = str(tmp_path / abi.stage2_rootfs("web"))
+    assert record[:3] == [b"label", b'app "web"', b"overlay"] and record[3] == root.encode()
+    assert record[4].startswith(b"lowerdir=/tree,upperdir=")
+    assert record[5:8] == [b"app", b"web", str(tmp_path / "stage1/rootfs/app-exec").encode()]
+    plan_file = app_spec_path(pod, "web").with_suffix(".plan")
+    assert record[8] == str(plan_file).encode() and record[-1] == root.encode()
+    assert plan_file.read_bytes() == app_plan(spec, root).encode()
+    forget_removed_app(pod, "web")
+    assert not plan_file.exists() and not plan_file.with_suffix(".add").exists()
+
+
+def test_copy_up_volumes_are_found() -> None:
+    from rkt.stage1.ns.start import has_copy_up
+
     vol = VolumeMount("/v", "/data", False, False, copy_up="/marker")
     assert has_copy_up([_spec(), _spec(mounts=(vol,))]) and not has_copy_up([_spec()])
 

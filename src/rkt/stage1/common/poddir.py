@@ -26,6 +26,7 @@ from rkt.stage1.common.manifest import (
 
 PRIVATE_DIR = "stage1/rootfs/rkt/private"
 CGROUP_STATE = f"{PRIVATE_DIR}/cgroups.json"
+CONTROL_SOCKET = f"{PRIVATE_DIR}/control.sock"  # a mutable pod's (rkt.stage1.common.control)
 NET_JOURNAL = f"{PRIVATE_DIR}/net.json"  # the CNI journal (rkt.stage1.ns.network); none without CNI
 
 

@@ -14,8 +14,8 @@
  *     writes its "running" status with the host pid, marks the pod ready and exec's
  *     pod-supervisor with every app's pid, pipes and status paths.
  *
- * Mutable pods and --private-users keep the Python init (src/rkt/stage1/ns/init.py), which does
- * the same from its own Python loop. Like app-exec, this program makes no decision: it performs
+ * --private-users pods with a Docker copy-up volume keep the Python init
+ * (src/rkt/stage1/ns/init.py), which does the same from its own Python loop. Like app-exec, this program makes no decision: it performs
  * the plan's steps in order and stops at the first that fails (one line on stderr, exit 254).
  *
  * usage: pod-init PLAN_FD
@@ -42,9 +42,11 @@
  *                                  namespace's mount namespace is locked there: pivot_root
  *                                  needs a mount of the namespace's own)
  *   wait                           until the pid file is written (EOF: the parent died: exit)
- *   app NAME LAUNCHER PLAN STATUS JSON LOG OOM_FILE
+ *   app NAME LAUNCHER PLAN STATUS JSON LOG OOM_FILE ROOT
  *                                  an app to start (LOG and OOM_FILE may be ""): recorded
  *   start INTERACTIVE              every app's "created" status, then each app started in order
+ *   listen SOCKET APPS_DIR         a mutable pod: the control socket (0600 in a 0700 dir),
+ *                                  listening, handed to the supervisor with APPS_DIR
  *   ready PATH                     the symlink PATH -> "ready" (atomically)
  *   supervise PROGRAM              exec the supervisor with the apps
  */
@@ -64,6 +66,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -73,13 +76,15 @@
 #define MAX_APPS 256
 
 struct app {
-	const char *name, *launcher, *plan, *status, *json, *log, *oom;
+	const char *name, *launcher, *plan, *status, *json, *log, *oom, *root;
 	pid_t pid;
 	int out, err; /* read ends of the output pipes, -1 when interactive */
 	char pid_text[24], out_text[16], err_text[16], host_pid[24], created[24], started[24];
 };
 static struct app apps[MAX_APPS];
 static int n_apps;
+static int control_fd = -1;
+static const char *apps_dir;
 
 /* -- files ------------------------------------------------------------------------------------ */
 
@@ -328,6 +333,35 @@ static void start_apps(int interactive)
 	close(devnull);
 }
 
+/* The control socket of a mutable pod: SOCKET (relative to the pod directory, the cwd: a pod
+ * path may be longer than a sun_path), 0600 in a 0700 directory, listening. */
+static void listen_control(const char *path)
+{
+	struct sockaddr_un addr = {.sun_family = AF_UNIX};
+	if (strlen(path) >= sizeof addr.sun_path)
+		fail(ENAMETOOLONG, "control socket %s", path);
+	strcpy(addr.sun_path, path);
+	char *dir = strdup(path), *slash = dir ? strrchr(dir, '/') : NULL;
+	if (slash != NULL) {
+		*slash = '\0';
+		mkdir_p(dir);
+		if (chmod(dir, 0700) < 0)
+			fail(errno, "chmod %s", dir);
+	}
+	free(dir);
+	unlink(path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		fail(errno, "control socket");
+	mode_t old = umask(0177);
+	if (bind(fd, (struct sockaddr *)&addr, sizeof addr) < 0)
+		fail(errno, "bind %s", path);
+	umask(old);
+	if (chmod(path, 0600) < 0 || listen(fd, 16) < 0)
+		fail(errno, "listen on %s", path);
+	control_fd = fd;
+}
+
 static void ready(const char *path)
 {
 	char tmp[4096];
@@ -347,16 +381,21 @@ static char *pipe_arg(int fd, char *text, size_t size)
 	return text;
 }
 
-/* exec the supervisor: 11 arguments per app (see pod-supervisor.c) */
+/* exec the supervisor: 14 arguments per app (see pod-supervisor.c) */
 static void supervise(const char *program, int interactive)
 {
-	char **argv = calloc((size_t)n_apps * 11 + 4, sizeof *argv);
+	char **argv = calloc((size_t)n_apps * 14 + 8, sizeof *argv), control_text[16];
 	if (argv == NULL)
 		fail(ENOMEM, "supervise");
 	int k = 0;
 	argv[k++] = "pod-supervisor";
 	if (interactive)
 		argv[k++] = "--interactive";
+	if (control_fd >= 0) {
+		argv[k++] = "--control";
+		argv[k++] = pipe_arg(control_fd, control_text, sizeof control_text);
+		argv[k++] = (char *)apps_dir;
+	}
 	argv[k++] = "--";
 	for (int i = 0; i < n_apps; i++) {
 		struct app *a = &apps[i];
@@ -372,6 +411,9 @@ static void supervise(const char *program, int interactive)
 		argv[k++] = a->host_pid;
 		argv[k++] = a->created;
 		argv[k++] = a->started;
+		argv[k++] = (char *)(*a->root ? a->root : "-");
+		argv[k++] = (char *)a->launcher;
+		argv[k++] = (char *)a->plan;
 	}
 	argv[k] = NULL;
 	execv(program, argv);
@@ -451,10 +493,15 @@ int main(int argc, char **argv)
 			a->json = next();
 			a->log = next();
 			a->oom = next();
+			a->root = next();
 			a->out = a->err = -1;
 		} else if (strcmp(step, "start") == 0) {
 			interactive = next_num() != 0;
 			start_apps(interactive);
+		} else if (strcmp(step, "listen") == 0) {
+			const char *socket_path = next();
+			apps_dir = next();
+			listen_control(socket_path);
 		} else if (strcmp(step, "ready") == 0) {
 			ready(next());
 		} else if (strcmp(step, "supervise") == 0) {

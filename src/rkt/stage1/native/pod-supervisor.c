@@ -12,14 +12,29 @@
  *     SIGINT unless --interactive) stop the pod the same way; it exits with the status of the
  *     first app that failed, or 0, once every app has exited.
  *
+ * A mutable pod (`rkt app sandbox`, --control) is served here as well: pod-init hands over the
+ * listening control socket (src/rkt/stage1/common/control.py: one JSON line each way) and this
+ * program runs the requests of the app entrypoints in the pod's namespaces:
+ *
+ *   - add NAME: the entrypoint has resolved the app and written APPS_DIR/NAME.add (the "overlay"
+ *     and "app" steps of a pod plan, see pod-init.c) and the app's launch plan; mount its root,
+ *     record it, write its "created" status;
+ *   - start NAME: start it (again, once exited) through app-exec, as pod-init starts apps;
+ *   - stop NAME: SIGTERM to its process group, SIGKILL 10 s later; answered once it has exited;
+ *   - rm NAME: stopped first if it runs; its root unmounted and the app forgotten (the
+ *     entrypoint then removes its files and cgroup).
+ *
+ * An app's exit does not end a mutable pod; a stop signal does (status 0).
+ *
  * It is C so that the pod's resident cost is a few hundred kB, not an interpreter (issue 3;
  * docs/architecture.md "Native resident processes"). Signals arrive through a signalfd: the
  * Python init blocks SIGTERM, SIGHUP, SIGINT and SIGCHLD before the exec, so one sent meanwhile
  * stays pending and is read here.
  *
- * usage: pod-supervisor [--interactive] -- APP...
- *   where each APP is 11 arguments: NAME PID OUT_FD ERR_FD LOG_PATH STATUS_PATH JSON_PATH
- *   OOM_FILE HOST_PID CREATED_NS STARTED_NS ("-" for an absent fd, path or number).
+ * usage: pod-supervisor [--interactive] [--control FD APPS_DIR] -- APP...
+ *   where each APP is 14 arguments: NAME PID OUT_FD ERR_FD LOG_PATH STATUS_PATH JSON_PATH
+ *   OOM_FILE HOST_PID CREATED_NS STARTED_NS ROOT LAUNCHER PLAN ("-" for an absent fd, path or
+ *   number; ROOT, LAUNCHER and PLAN are what a mutable pod's rm and start need).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -29,14 +44,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "handoff.h"
 
-#define APP_ARGS 11
+#define APP_ARGS 14
+#define MAX_APPS 256
+#define MAX_WAITERS 8
+#define MAX_LINE 4096
 #define STOP_TIMEOUT_NS (10LL * 1000000000LL)
 #define CHUNK 65536
 
@@ -50,15 +72,24 @@ struct stream {
 struct app {
 	const char *name;
 	pid_t pid;
-	int running;
+	int running; /* its process lives */
+	int present; /* in the pod (a mutable pod's rm takes it out) */
 	int log_fd;
 	const char *status_path, *json_path, *oom_file, *host_pid, *created, *started;
+	const char *root, *launcher, *plan, *log_path; /* "-" when unknown */
+	char host_pid_buf[24], created_buf[24], started_buf[24];
+	long long kill_at; /* CLOCK_MONOTONIC ns of the SIGKILL after a stop request, 0 = none */
+	int waiters[MAX_WAITERS]; /* control connections answered when it has exited */
+	char waiter_rm[MAX_WAITERS];
+	int n_waiters;
 };
 
-static struct app *apps;
-static struct stream *streams;
-static int n_apps, n_streams, running_apps, first_failure = -1;
+static struct app apps[MAX_APPS];
+static struct stream streams[2 * MAX_APPS];
+static int n_apps, n_streams, running_apps, first_failure = -1, interactive;
 static long long kill_deadline; /* CLOCK_MONOTONIC ns, 0 = none */
+static int mutable_pod, control_fd = -1, stop_requested;
+static const char *apps_dir;
 
 static void die(const char *what)
 {
@@ -174,7 +205,7 @@ static void app_exited(struct app *a, int wait_status)
 		write_atomic(a->json_path, json, (size_t)n);
 	a->running = 0;
 	running_apps--;
-	if (code != 0 && first_failure < 0)
+	if (code != 0 && first_failure < 0 && !mutable_pod)
 		first_failure = code;
 }
 
@@ -190,6 +221,8 @@ static void stop_apps(void)
 	kill_deadline = now_ns(CLOCK_MONOTONIC) + STOP_TIMEOUT_NS;
 }
 
+static void answer_waiters(struct app *a);
+
 static void reap(void)
 {
 	for (;;) {
@@ -200,6 +233,7 @@ static void reap(void)
 		for (int i = 0; i < n_apps; i++) {
 			if (apps[i].running && apps[i].pid == pid) {
 				app_exited(&apps[i], st);
+				answer_waiters(&apps[i]);
 				if (first_failure > 0 && kill_deadline == 0)
 					stop_apps();
 				break;
@@ -279,16 +313,17 @@ static void parse_apps(int argc, char **argv)
 		exit(254);
 	}
 	n_apps = argc / APP_ARGS;
-	apps = calloc((size_t)n_apps + 1, sizeof *apps);
-	streams = calloc(2 * (size_t)n_apps + 1, sizeof *streams);
-	if (apps == NULL || streams == NULL)
-		die("calloc");
+	if (n_apps > MAX_APPS) {
+		dprintf(2, "stage1: pod supervisor: more than %d apps\n", MAX_APPS);
+		exit(254);
+	}
 	for (int i = 0; i < n_apps; i++) {
 		char **a = argv + i * APP_ARGS;
 		struct app *app = &apps[i];
 		app->name = a[0];
 		app->pid = (pid_t)atoi(a[1]);
 		app->running = 1;
+		app->present = 1;
 		app->log_fd = -1;
 		app->status_path = a[5];
 		app->json_path = a[6];
@@ -296,6 +331,10 @@ static void parse_apps(int argc, char **argv)
 		app->host_pid = a[8];
 		app->created = a[9];
 		app->started = a[10];
+		app->root = a[11];
+		app->launcher = a[12];
+		app->plan = a[13];
+		app->log_path = a[4];
 		if (is_set(a[4])) {
 			app->log_fd = open(a[4], O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
 			if (app->log_fd < 0)
@@ -314,19 +353,406 @@ static void parse_apps(int argc, char **argv)
 	}
 }
 
+/* -- a mutable pod's control socket ------------------------------------------------------------ */
+
+static void app_status_json(struct app *a, const char *state)
+{
+	char json[1024];
+	/* the layout of rkt.stage1.common.status.AppStatus (as pod-init writes it) */
+	int n = snprintf(json, sizeof json,
+			 "{\"name\": \"%s\", \"state\": \"%s\", \"pid\": %s, \"created\": %s, "
+			 "\"started\": %s, \"finished\": null, \"exit_code\": null, \"signal\": null, "
+			 "\"oom_killed\": false}",
+			 a->name, state, is_set(a->host_pid) ? a->host_pid : "null",
+			 is_set(a->created) ? a->created : "0",
+			 is_set(a->started) ? a->started : "null");
+	if (n > 0 && n < (int)sizeof json)
+		write_atomic(a->json_path, json, (size_t)n);
+}
+
+/* One JSON line back, then the connection is closed. ERROR NULL: {"ok": true}. */
+static void reply(int fd, const char *error)
+{
+	char line[MAX_LINE];
+	int n;
+	if (error == NULL) {
+		n = snprintf(line, sizeof line, "{\"ok\": true}\n");
+	} else {
+		char text[MAX_LINE / 2];
+		size_t k = 0;
+		for (const char *p = error; *p && k + 7 < sizeof text; p++) {
+			unsigned char c = (unsigned char)*p;
+			if (c == '"' || c == '\\') {
+				text[k++] = '\\';
+				text[k++] = (char)c;
+			} else if (c < 0x20) {
+				k += (size_t)snprintf(text + k, sizeof text - k, "\\u%04x", c);
+			} else {
+				text[k++] = (char)c;
+			}
+		}
+		text[k] = '\0';
+		n = snprintf(line, sizeof line, "{\"ok\": false, \"error\": \"%s\"}\n", text);
+	}
+	write_all(fd, line, (size_t)n);
+	close(fd);
+}
+
+/* The string value of "KEY" in a one-line JSON object (no escapes: actions and app names). */
+static int json_field(const char *line, const char *key, char *out, size_t size)
+{
+	char quoted[32];
+	snprintf(quoted, sizeof quoted, "\"%s\"", key);
+	const char *p = strstr(line, quoted);
+	if (p == NULL)
+		return -1;
+	p += strlen(quoted);
+	while (*p == ' ')
+		p++;
+	if (*p++ != ':')
+		return -1;
+	while (*p == ' ')
+		p++;
+	if (*p++ != '"')
+		return -1;
+	size_t n = 0;
+	for (; *p && *p != '"'; p++) {
+		if (*p == '\\' || n + 1 >= size)
+			return -1;
+		out[n++] = *p;
+	}
+	out[n] = '\0';
+	return *p == '"' ? 0 : -1;
+}
+
+/* An appc app name ([a-z0-9]+ joined by single - . _ ~): safe in a path. */
+static int valid_name(const char *s)
+{
+	int alnum_before = 0;
+	if (*s == '\0')
+		return 0;
+	for (; *s; s++) {
+		int alnum = (*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9');
+		if (!alnum && (!strchr("-._~", *s) || !alnum_before))
+			return 0;
+		alnum_before = alnum;
+	}
+	return alnum_before;
+}
+
+static struct app *find_app(const char *name)
+{
+	for (int i = 0; i < n_apps; i++)
+		if (apps[i].present && strcmp(apps[i].name, name) == 0)
+			return &apps[i];
+	return NULL;
+}
+
+/* A slot for a new app: a removed app's, once no stream of it is open any more. */
+static struct app *free_slot(void)
+{
+	for (int i = 0; i < n_apps; i++) {
+		if (apps[i].present || apps[i].running)
+			continue;
+		int busy = 0;
+		for (int k = 0; k < n_streams; k++)
+			busy |= streams[k].fd >= 0 && streams[k].app == &apps[i];
+		if (!busy)
+			return &apps[i];
+	}
+	return n_apps < MAX_APPS ? &apps[n_apps++] : NULL;
+}
+
+static void mkdir_p(char *path)
+{
+	for (char *p = path + 1;; p++) {
+		if (*p != '/' && *p != '\0')
+			continue;
+		char saved = *p;
+		*p = '\0';
+		mkdir(path, 0755);
+		*p = saved;
+		if (saved == '\0')
+			return;
+	}
+}
+
+/* add: APPS_DIR/NAME.add holds "overlay TARGET DATA app NAME LAUNCHER PLAN STATUS JSON LOG OOM
+ * ROOT" (the steps of a pod plan, NUL-terminated strings, after an optional "label TEXT"; ROOT is
+ * TARGET). Returns an error or NULL. */
+static const char *add_app(const char *name, char *error, size_t size)
+{
+	char path[4096];
+	snprintf(path, sizeof path, "%s/%s.add", apps_dir, name);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(error, size, "app \"%s\": its launch record is missing (%s)", name,
+			 strerror(errno));
+		return error;
+	}
+	char *buf = malloc(65536); /* kept: the app's strings point into it */
+	ssize_t len = buf == NULL ? -1 : read(fd, buf, 65535);
+	close(fd);
+	if (len <= 0 || buf[len - 1] != '\0') {
+		free(buf);
+		snprintf(error, size, "app \"%s\": its launch record is unreadable", name);
+		return error;
+	}
+	const char *tok[16];
+	int n = 0;
+	for (char *p = buf; p < buf + len && n < 16; p += strlen(p) + 1)
+		tok[n++] = p;
+	int k = (n > 0 && strcmp(tok[0], "label") == 0) ? 2 : 0;
+	if (n - k != 12 || strcmp(tok[k], "overlay") != 0 || strcmp(tok[k + 3], "app") != 0 ||
+	    strcmp(tok[k + 4], name) != 0 || strcmp(tok[k + 11], tok[k + 1]) != 0) {
+		free(buf);
+		snprintf(error, size, "app \"%s\": its launch record is malformed", name);
+		return error;
+	}
+	struct app *a = free_slot();
+	if (a == NULL) {
+		free(buf);
+		snprintf(error, size, "app \"%s\": the pod has %d apps already", name, MAX_APPS);
+		return error;
+	}
+	char *target = (char *)tok[k + 1];
+	mkdir_p(target);
+	if (mount("overlay", target, "overlay", 0, tok[k + 2]) < 0) {
+		snprintf(error, size, "app \"%s\": mount its root: %s", name, strerror(errno));
+		free(buf);
+		if (a == &apps[n_apps - 1])
+			n_apps--;
+		return error;
+	}
+	*a = (struct app){.name = tok[k + 4], .present = 1, .log_fd = -1, .root = target,
+			  .launcher = tok[k + 5], .plan = tok[k + 6], .status_path = tok[k + 7],
+			  .json_path = tok[k + 8], .log_path = *tok[k + 9] ? tok[k + 9] : "-",
+			  .oom_file = *tok[k + 10] ? tok[k + 10] : "-", .host_pid = "-",
+			  .started = "-"};
+	snprintf(a->created_buf, sizeof a->created_buf, "%lld", now_ns(CLOCK_REALTIME));
+	a->created = a->created_buf;
+	app_status_json(a, "created");
+	return NULL;
+}
+
+/* The pid of a child as the host sees it (/proc here is still the host's procfs). */
+static void read_host_pid(struct app *a)
+{
+	int pidfd = (int)syscall(SYS_pidfd_open, a->pid, 0);
+	char path[64], buf[2048];
+	snprintf(a->host_pid_buf, sizeof a->host_pid_buf, "%d", (int)a->pid);
+	a->host_pid = a->host_pid_buf;
+	if (pidfd < 0)
+		return;
+	snprintf(path, sizeof path, "/proc/self/fdinfo/%d", pidfd);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
+	if (fd >= 0)
+		close(fd);
+	close(pidfd);
+	if (n > 0) {
+		buf[n] = '\0';
+		char *line = strstr(buf, "\nPid:");
+		if (line != NULL)
+			snprintf(a->host_pid_buf, sizeof a->host_pid_buf, "%ld",
+				 strtol(line + 5, NULL, 10));
+	}
+}
+
+/* start: output pipes, its own session, app-exec with the launch plan (as pod-init does). */
+static const char *start_app(struct app *a, char *error, size_t size)
+{
+	int out[2] = {-1, -1}, err[2] = {-1, -1};
+	if (!is_set(a->launcher) || !is_set(a->plan)) {
+		snprintf(error, size, "app \"%s\": cannot be started again", a->name);
+		return error;
+	}
+	if (n_streams + 2 > 2 * MAX_APPS) { /* reuse closed stream slots */
+		int k = 0;
+		for (int i = 0; i < n_streams; i++)
+			if (streams[i].fd >= 0)
+				streams[k++] = streams[i];
+		n_streams = k;
+	}
+	if (!interactive && (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0)) {
+		snprintf(error, size, "app \"%s\": pipe: %s", a->name, strerror(errno));
+		return error;
+	}
+	int plan_fd = open(a->plan, O_RDONLY); /* inherited by app-exec */
+	int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	pid_t pid = plan_fd < 0 || devnull < 0 ? -1 : fork();
+	if (pid == 0) {
+		if (!interactive) {
+			setsid(); /* its own session, as at pod start */
+			if (dup2(devnull, 0) < 0 || dup2(out[1], 1) < 0 || dup2(err[1], 2) < 0)
+				_exit(254);
+		}
+		char fd_text[16];
+		snprintf(fd_text, sizeof fd_text, "%d", plan_fd);
+		execl(a->launcher, "app-exec", fd_text, (char *)NULL);
+		dprintf(2, "stage1: app \"%s\": exec %s: %s\n", a->name, a->launcher, strerror(errno));
+		_exit(254);
+	}
+	int saved = errno;
+	for (int *fd = (int[]){plan_fd, devnull, out[1], err[1]}, i = 0; i < 4; i++)
+		if (fd[i] >= 0)
+			close(fd[i]);
+	if (pid < 0) {
+		if (out[0] >= 0)
+			close(out[0]), close(err[0]);
+		snprintf(error, size, "app \"%s\": start %s: %s", a->name, a->plan, strerror(saved));
+		return error;
+	}
+	a->pid = pid;
+	a->running = 1;
+	running_apps++;
+	if (a->log_fd < 0 && is_set(a->log_path))
+		a->log_fd = open(a->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+	const char *names[2] = {"stdout", "stderr"};
+	int fds[2] = {out[0], err[0]};
+	for (int k = 0; k < 2 && !interactive; k++) {
+		fcntl(fds[k], F_SETFL, fcntl(fds[k], F_GETFL) | O_NONBLOCK);
+		streams[n_streams++] = (struct stream){fds[k], k + 1, names[k], a};
+	}
+	read_host_pid(a);
+	snprintf(a->started_buf, sizeof a->started_buf, "%lld", now_ns(CLOCK_REALTIME));
+	a->started = a->started_buf;
+	app_status_json(a, "running");
+	return NULL;
+}
+
+static void terminate(struct app *a)
+{
+	if (a->kill_at)
+		return;
+	if (kill(-a->pid, SIGTERM) < 0) /* the app and whatever it started */
+		kill(a->pid, SIGTERM);
+	a->kill_at = now_ns(CLOCK_MONOTONIC) + STOP_TIMEOUT_NS;
+}
+
+static void remove_app(struct app *a)
+{
+	if (is_set(a->root))
+		umount2(a->root, MNT_DETACH);
+	if (a->log_fd >= 0)
+		close(a->log_fd);
+	a->log_fd = -1;
+	a->present = 0;
+}
+
+static void answer_waiters(struct app *a)
+{
+	a->kill_at = 0;
+	for (int i = 0; i < a->n_waiters; i++) {
+		if (a->waiter_rm[i] && a->present)
+			remove_app(a);
+		reply(a->waiters[i], NULL);
+	}
+	a->n_waiters = 0;
+}
+
+static const char *app_error(char *error, size_t size, const char *name, const char *what)
+{
+	snprintf(error, size, "app \"%s\": %s", name, what);
+	return error;
+}
+
+static void run_request(int conn, const char *line)
+{
+	char action[16], name[256], error[1024];
+	if (json_field(line, "action", action, sizeof action) < 0 ||
+	    json_field(line, "app", name, sizeof name) < 0) {
+		reply(conn, "control: malformed request");
+		return;
+	}
+	if (!valid_name(name)) {
+		reply(conn, "control: not an app name");
+		return;
+	}
+	struct app *a = find_app(name);
+	int add = strcmp(action, "add") == 0, start = strcmp(action, "start") == 0;
+	int stop = strcmp(action, "stop") == 0, rm = strcmp(action, "rm") == 0;
+	const char *failed = NULL;
+	if (!add && !start && !stop && !rm)
+		failed = "control: unknown action";
+	else if ((add || start) && stop_requested)
+		failed = "pod is stopping";
+	else if (add)
+		failed = a != NULL ? app_error(error, sizeof error, name, "is already in the pod")
+				   : add_app(name, error, sizeof error);
+	else if (a == NULL)
+		failed = app_error(error, sizeof error, name, "is not in the pod");
+	else if (start)
+		failed = a->running ? app_error(error, sizeof error, name, "is already running")
+				    : start_app(a, error, sizeof error);
+	else if (a->running) { /* stop or rm: answered once it has exited (answer_waiters) */
+		if (a->n_waiters == MAX_WAITERS) {
+			reply(conn, "control: too many requests waiting for this app");
+			return;
+		}
+		a->waiters[a->n_waiters] = conn;
+		a->waiter_rm[a->n_waiters++] = (char)rm;
+		terminate(a);
+		return;
+	} else if (rm)
+		remove_app(a);
+	reply(conn, failed);
+}
+
+/* Every pending connection: one request line each (a local root client writes it at once). */
+static void serve_control(void)
+{
+	for (;;) {
+		int conn = accept4(control_fd, NULL, NULL, SOCK_CLOEXEC);
+		if (conn < 0)
+			return; /* EAGAIN: no more */
+		struct ucred cred;
+		socklen_t len = sizeof cred;
+		if (getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 ||
+		    cred.uid != geteuid()) {
+			reply(conn, "control: permission denied");
+			continue;
+		}
+		struct timeval tv = {.tv_sec = 2};
+		setsockopt(conn, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+		char line[MAX_LINE];
+		size_t n = 0;
+		while (n + 1 < sizeof line && memchr(line, '\n', n) == NULL) {
+			ssize_t got = read(conn, line + n, sizeof line - 1 - n);
+			if (got < 0 && errno == EINTR)
+				continue;
+			if (got <= 0)
+				break;
+			n += (size_t)got;
+		}
+		line[n] = '\0';
+		if (memchr(line, '\n', n) == NULL) {
+			close(conn); /* nothing sensible to answer */
+			continue;
+		}
+		run_request(conn, line);
+	}
+}
+
 int main(int argc, char **argv)
 {
-	int interactive = 0, i = 1;
+	int i = 1;
 	for (; i < argc && strcmp(argv[i], "--") != 0; i++) {
-		if (strcmp(argv[i], "--interactive") == 0)
+		if (strcmp(argv[i], "--interactive") == 0) {
 			interactive = 1;
-		else {
+		} else if (strcmp(argv[i], "--control") == 0 && i + 2 < argc) {
+			mutable_pod = 1;
+			control_fd = atoi(argv[++i]);
+			apps_dir = argv[++i];
+			fcntl(control_fd, F_SETFD, FD_CLOEXEC);
+			fcntl(control_fd, F_SETFL, fcntl(control_fd, F_GETFL) | O_NONBLOCK);
+		} else {
 			dprintf(2, "stage1: pod supervisor: unknown option %s\n", argv[i]);
 			return 254;
 		}
 	}
 	if (i == argc) {
-		dprintf(2, "usage: pod-supervisor [--interactive] -- APP...\n");
+		dprintf(2, "usage: pod-supervisor [--interactive] [--control FD APPS_DIR] -- APP...\n");
 		return 254;
 	}
 	sigset_t mask;
@@ -338,24 +764,27 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	parse_apps(argc - i - 1, argv + i + 1);
 
-	int stop_requested = 0;
-	struct pollfd *pfds = calloc((size_t)n_streams + 1, sizeof *pfds);
-	struct stream **owners = calloc((size_t)n_streams + 1, sizeof *owners);
-	if (pfds == NULL || owners == NULL)
-		die("calloc");
+	struct pollfd pfds[2 * MAX_APPS + 2];
+	struct stream *owners[2 * MAX_APPS + 2];
 	reap(); /* children that ended before the exec */
-	while (running_apps > 0) {
-		int n = 0;
+	while (running_apps > 0 || (mutable_pod && !stop_requested)) {
+		int n = 0, first_stream;
 		pfds[n++] = (struct pollfd){.fd = sfd, .events = POLLIN};
+		pfds[n++] = (struct pollfd){.fd = mutable_pod ? control_fd : -1, .events = POLLIN};
+		first_stream = n;
 		for (int k = 0; k < n_streams; k++) {
 			if (streams[k].fd >= 0) {
 				owners[n] = &streams[k];
 				pfds[n++] = (struct pollfd){.fd = streams[k].fd, .events = POLLIN};
 			}
 		}
+		long long next = kill_deadline;
+		for (int k = 0; k < n_apps; k++)
+			if (apps[k].running && apps[k].kill_at && (!next || apps[k].kill_at < next))
+				next = apps[k].kill_at;
 		int timeout = -1;
-		if (kill_deadline) {
-			long long left = (kill_deadline - now_ns(CLOCK_MONOTONIC)) / 1000000;
+		if (next) {
+			long long left = (next - now_ns(CLOCK_MONOTONIC)) / 1000000;
 			timeout = left < 0 ? 0 : (int)left;
 		}
 		if (poll(pfds, (nfds_t)n, timeout) < 0 && errno != EINTR)
@@ -368,21 +797,33 @@ int main(int argc, char **argv)
 					stop_requested = 1;
 			}
 		}
-		for (int k = 1; k < n; k++) {
+		for (int k = first_stream; k < n; k++) {
 			if (pfds[k].revents)
 				copy_output(owners[k], 0);
 		}
 		reap();
+		if (pfds[1].revents && !stop_requested)
+			serve_control();
 		if (stop_requested && kill_deadline == 0)
 			stop_apps();
-		if (kill_deadline && now_ns(CLOCK_MONOTONIC) >= kill_deadline) {
+		long long now = now_ns(CLOCK_MONOTONIC);
+		if (kill_deadline && now >= kill_deadline) {
 			kill(-1, SIGKILL); /* as PID 1: every other process of the pod */
-			kill_deadline = now_ns(CLOCK_MONOTONIC) + STOP_TIMEOUT_NS;
+			kill_deadline = now + STOP_TIMEOUT_NS;
+		}
+		for (int k = 0; k < n_apps; k++) {
+			if (apps[k].running && apps[k].kill_at && now >= apps[k].kill_at) {
+				if (kill(-apps[k].pid, SIGKILL) < 0)
+					kill(apps[k].pid, SIGKILL);
+				apps[k].kill_at = now + STOP_TIMEOUT_NS;
+			}
 		}
 	}
 	for (int k = 0; k < n_streams; k++) {
 		if (streams[k].fd >= 0)
 			copy_output(&streams[k], 1);
 	}
+	if (mutable_pod)
+		return 0;
 	return first_failure > 0 ? first_failure : 0;
 }

@@ -1,11 +1,14 @@
 """The app/add, app/start, app/stop and app/rm entrypoints (docs/stage1-abi.md §3, version 3).
 
 Each is a short-lived process that checks its arguments and the pod, and hands the action to the
-running pod init over the control socket (``rkt.stage1.common.control``); it returns when the init
-says the action is done. ``add`` first resolves the app's launch from the pod manifest stage0 has
-just rewritten (user, group, capabilities, seccomp, limits, volumes), with the pod's insecure
-options from ``stage1/config.json``, so an app that cannot be launched is refused before the init
-is asked to do anything.
+running pod's supervisor (``pod-supervisor``, PID 1 of the pod) over the control socket
+(``rkt.stage1.common.control``); it returns when the supervisor says the action is done. ``add``
+first resolves the app's launch from the pod manifest stage0 has just rewritten (user, group,
+capabilities, seccomp, limits, volumes), with the pod's insecure options from
+``stage1/config.json``, so an app that cannot be launched is refused before the pod is asked to do
+anything; it also creates the app's cgroup and writes its launch plan and the record the
+supervisor mounts and starts it from (``start.prepare_added_app``). ``rm`` removes the app's
+cgroup and files once the supervisor has stopped it and unmounted its root.
 
 Imports only the standard library, ``rkt.abi``, ``rkt.errors``, ``rkt.stage1``.
 """
@@ -51,6 +54,7 @@ def resolve_app(pod: PodDir, args: AppArgs, config: dict[str, object]) -> None:
     """app/add: the app's launch, resolved and saved for the init (and later for enter)."""
     from rkt.stage1.ns.network import with_name_files
     from rkt.stage1.ns.run import save_app_spec
+    from rkt.stage1.ns.start import prepare_added_app
 
     manifest = pod.read_manifest()
     pod_app = manifest.app(args.app)
@@ -61,6 +65,7 @@ def resolve_app(pod: PodDir, args: AppArgs, config: dict[str, object]) -> None:
     insecure = frozenset(o for o in given if isinstance(o, str)) & INSECURE_OPTIONS
     spec = with_name_files(pod, build_app_spec(pod, manifest, pod_app, insecure))
     save_app_spec(pod, spec)
+    prepare_added_app(pod, spec, interactive=config.get("interactive") is True)
 
 
 def _action(action: str, argv: list[str]) -> int:
@@ -70,6 +75,10 @@ def _action(action: str, argv: list[str]) -> int:
     if action == "add":
         resolve_app(pod, args, config)
     call_pod_init(pod.path, ControlRequest(action, args.app))
+    if action == "rm":
+        from rkt.stage1.ns.start import forget_removed_app
+
+        forget_removed_app(pod, args.app)
     return 0
 
 

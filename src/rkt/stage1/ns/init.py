@@ -1,4 +1,4 @@
-"""The pod init: PID 1 of the pod's pid namespace, forked by the run entrypoint.
+"""The Python pod init: PID 1 of a ``--private-users`` pod with a Docker copy-up volume.
 
 It mounts each app's root filesystem (overlayfs over the read-only image tree, writes going to
 ``overlay/<app>/upper``) inside the pod's private mount namespace, so no mount ever reaches the
@@ -8,47 +8,34 @@ reaps every child (orphans of the pod included), keeps the status files current,
 with the status of the first app that failed (rkt's semantics: a failing app stops the others,
 SIGTERM then SIGKILL after 10 s).
 
-Once the apps of an ordinary pod are started, this process ``exec``s the flavor's native
-``pod-supervisor`` (``rkt.stage1.ns.native``), which does that supervision for the rest of the
-pod's life at a few hundred kB. A mutable pod (``run --mutable``) stays in Python, because it
-also serves the control socket (``rkt.stage1.ns.mutable``): apps are added, started, stopped and
-removed while the pod runs, an app's exit does not end the pod, and the pod ends when it is
-stopped (status 0); ``PodInit.supervise`` is that loop.
+Every other pod starts through the native ``pod-init`` (``rkt.stage1.ns.start``). Here the
+copy-up is made as the pod's root, inside its user namespace, before the apps start. Once they
+are started, this process ``exec``s the flavor's native ``pod-supervisor``
+(``rkt.stage1.ns.native``), which supervises them for the rest of the pod's life at a few hundred
+kB, as for every other pod.
 
-The init is a fork of the run process (no new interpreter), imports nothing after the fork, and
-the run process froze its heap (``gc.freeze``) so the init's collections never touch, and copy,
-the shared pages.
+The init is a fork of the userns helper (no new interpreter).
 
 Imports only the standard library, ``rkt.abi``, ``rkt.host`` and ``rkt.stage1.common``.
 """
 
 from __future__ import annotations
 
-import errno
 import gc
 import os
-import select
 import signal
-import time
-from typing import TYPE_CHECKING, NoReturn
+from typing import NoReturn
 
 from rkt import abi
 from rkt.host.api import MS_BIND, MS_PRIVATE, MS_REC, Host
 from rkt.host.cgroups import CgroupBackend, PodCgroup
 from rkt.paths import Path
 from rkt.stage1.common.appspec import AppSpec
-from rkt.stage1.common.logs import CriLogWriter
 from rkt.stage1.common.poddir import symlink_atomic
-from rkt.stage1.common.status import AppStatus, StatusWriter, wait_status_to_exit_code
+from rkt.stage1.common.status import AppStatus, StatusWriter
 from rkt.stage1.ns.launch import launch_app
 from rkt.stage1.ns.native import LAUNCHER, exec_supervisor, program, supervisor_app_args
 from rkt.stage1.ns.start import app_root_overlay, create_app_cgroup
-
-if TYPE_CHECKING:
-    from rkt.stage1.ns.mutable import ControlServer
-
-STOP_TIMEOUT_NS = 10 * 1_000_000_000
-_STREAMS = (b"stdout", b"stderr")
 
 
 def mount_app_rootfs(host: Host, pod_path: Path, spec: AppSpec) -> str:
@@ -80,11 +67,8 @@ class PodInit:
         interactive: bool,
         cgroups: CgroupBackend | None = None,
         cgroup: PodCgroup | None = None,
-        mutable: bool = False,
     ) -> None:
         self.host = host
-        self.mutable = mutable
-        self.control: ControlServer | None = None
         self.statuses: dict[str, AppStatus] = {}  # every app of the pod, by name
         self.pids: dict[str, int] = {}  # running apps: name -> pid
         self.roots: dict[str, str] = {spec.name: "" for spec in specs}
@@ -96,13 +80,7 @@ class PodInit:
         self.specs = specs
         self.interactive = interactive
         self.status = StatusWriter(pod_path)
-        self.apps: dict[int, AppStatus] = {}  # running apps by pid (in the pod's pid namespace)
-        self.outputs: dict[int, tuple[int, bytes, CriLogWriter | None]] = {}
         self.app_pipes: dict[str, tuple[int, int]] = {}  # app -> read ends (stdout, stderr)
-        self.first_failure: int | None = None
-        self.kill_deadline: int | None = None
-        self.stop_requested = False
-        self.poller = select.poll()
 
     # -- start ----------------------------------------------------------------------------------
 
@@ -148,26 +126,18 @@ class PodInit:
             launch_app(program(self.pod_path, LAUNCHER), spec, root, stdio, cgroup_dirs)
         for _, write_fd in pipes:
             os.close(write_fd)
-        if pipes:
+        if pipes:  # the native supervisor copies the output (hand_over)
             self.app_pipes[spec.name] = (pipes[0][0], pipes[1][0])
-        if pipes and self.mutable:  # else the native supervisor copies the output (hand_over)
-            log = CriLogWriter(str(self.pod_path / abi.app_log(spec.name)))
-            outs = zip(self.app_pipes[spec.name], _STREAMS, (1, 2), strict=True)
-            for read_fd, stream, target in outs:
-                os.set_blocking(read_fd, False)
-                self.outputs[read_fd] = (target, stream, log)
-                self.poller.register(read_fd, select.POLLIN)
         pidfd = os.pidfd_open(pid)
         host_pid = host_pid_of(pidfd)
         os.close(pidfd)
-        self.apps[pid] = st
         self.pids[spec.name] = pid
         self.status.started(st, host_pid if host_pid is not None else pid)
 
     # -- supervise ------------------------------------------------------------------------------
 
     def hand_over(self) -> NoReturn:
-        """``exec`` the native pod supervisor with every app started (ordinary pods)."""
+        """``exec`` the native pod supervisor with every app started."""
         apps = []
         for name, pid in self.pids.items():
             cg = self.app_cgroups.get(name)
@@ -175,120 +145,10 @@ class PodInit:
             if cg is not None and self.cgroups is not None:
                 oom = self.cgroups.oom_events_file(cg)
             pipes = self.app_pipes.get(name)
-            apps.append(supervisor_app_args(self.statuses[name], pid, pipes, self.pod_path, oom))
+            root = self.roots.get(name) or None
+            args = supervisor_app_args(self.statuses[name], pid, pipes, self.pod_path, oom, root)
+            apps.append(args)
         exec_supervisor(self.pod_path, apps, interactive=self.interactive)
-
-    def supervise(self, wake_fd: int) -> int:
-        self.poller.register(wake_fd, select.POLLIN)
-        while self.apps or (self.mutable and not self.stop_requested):
-            for fd, _ in self.poller.poll(self._poll_timeout()):
-                if fd == wake_fd:
-                    _drain(wake_fd)
-                elif fd in self.outputs:
-                    self._copy_output(fd)
-                elif self.control is not None and self.control.owns(fd):
-                    self.control.handle(fd)
-            self._reap()
-            if self.control is not None:
-                self.control.check_deadlines()
-            if self.stop_requested and self.kill_deadline is None:
-                self.stop_apps()
-            if self.kill_deadline is not None and time.monotonic_ns() >= self.kill_deadline:
-                os.kill(-1, signal.SIGKILL)  # as pid 1: every other process of the pod
-                self.kill_deadline = time.monotonic_ns() + STOP_TIMEOUT_NS
-        for fd in list(self.outputs):
-            self._copy_output(fd, drain=True)
-        return 0 if self.mutable else self.first_failure or 0
-
-    def _poll_timeout(self) -> int | None:
-        deadlines = [self.kill_deadline]
-        if self.control is not None:
-            deadlines.append(self.control.next_deadline())
-        first = min((d for d in deadlines if d is not None), default=None)
-        return None if first is None else max(0, (first - time.monotonic_ns()) // 1_000_000)
-
-    def stop_apps(self) -> None:
-        for pid in self.apps:
-            try:
-                os.killpg(pid, signal.SIGTERM)  # the app and whatever it started
-            except ProcessLookupError:
-                try:
-                    os.kill(pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-        self.kill_deadline = time.monotonic_ns() + STOP_TIMEOUT_NS
-
-    def _reap(self) -> None:
-        while True:
-            try:
-                pid, wait_status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
-            st = self.apps.pop(pid, None)
-            if st is None:
-                continue  # an orphan of the pod, reparented to us
-            st.oom_killed = self._oom_killed(st.name)
-            self.status.exited(st, wait_status)
-            self.pids.pop(st.name, None)
-            if self.control is not None:
-                self.control.app_exited(st.name)
-            code, _ = wait_status_to_exit_code(wait_status)
-            if code != 0 and not self.mutable and self.first_failure is None:
-                self.first_failure = code
-                if self.kill_deadline is None:
-                    self.stop_apps()
-
-    def _oom_killed(self, app: str) -> bool:
-        cg = self.app_cgroups.get(app)
-        if cg is None or self.cgroups is None:
-            return False
-        try:
-            return self.cgroups.oom_kills(cg) > 0
-        except OSError:
-            return False
-
-    def _copy_output(self, fd: int, drain: bool = False) -> None:
-        target, stream, log = self.outputs[fd]
-        while True:
-            try:
-                data = os.read(fd, 65536)
-            except BlockingIOError:
-                return
-            except OSError:
-                data = b""
-            if not data:
-                self.poller.unregister(fd)
-                os.close(fd)
-                del self.outputs[fd]
-                return
-            _write_all(target, data)
-            if log is not None:
-                log.write(stream, data)
-            if not drain:
-                return
-
-
-def _drain(fd: int) -> None:
-    try:
-        while os.read(fd, 512):
-            pass
-    except BlockingIOError:
-        pass
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        try:
-            view = view[os.write(fd, view) :]
-        except BlockingIOError:
-            select.select([], [fd], [])
-        except OSError as exc:
-            if exc.errno in (errno.EPIPE, errno.EBADF, errno.EIO):
-                return  # nobody reads the terminal copy any more; the log still has it
-            raise
 
 
 def run_pod_init(
@@ -303,7 +163,6 @@ def run_pod_init(
     go_fd: int,
     app_cgroups: dict[str, PodCgroup] | None = None,
     in_userns: bool = False,
-    mutable: bool = False,
 ) -> NoReturn:
     """The body of the forked pod init; never returns."""
     code = 254
@@ -319,47 +178,21 @@ def run_pod_init(
             interactive=interactive,
             cgroups=cgroups,
             cgroup=cgroup,
-            mutable=mutable,
         )
         init.app_cgroups.update(app_cgroups or {})
-        # An ordinary pod keeps the stop signals and SIGCHLD blocked (as the run process forked
-        # us): pending until the native supervisor reads them. A mutable pod handles them here.
-        wake_r = _handle_signals(init, interactive) if mutable else -1
+        # The stop signals and SIGCHLD stay blocked (as the helper forked us): pending until the
+        # native supervisor reads them.
         roots = init.setup(hostname, premounted=in_userns)
-        if mutable:  # before "ready": app/add may follow `rkt status --wait-ready` at once
-            from rkt.stage1.ns.mutable import ControlServer, bind_control_socket
-
-            init.control = ControlServer(init, bind_control_socket())
         # stage0 learns the pod's pid before any app starts (ABI §3): wait for the run process to
         # have written it. EOF means it died before: so must we.
         if os.read(go_fd, 1) != b"1":
             os._exit(254)
         os.close(go_fd)
         init.start_apps(roots)
-        if not mutable:
-            init.hand_over()
-        code = init.supervise(wake_r)
+        init.hand_over()
     except BaseException as exc:
         try:
             os.write(2, f"stage1: pod init: {exc}\n".encode())
         except OSError:
             pass
     os._exit(code)
-
-
-def _handle_signals(init: PodInit, interactive: bool) -> int:
-    """Python handlers for the stop signals and SIGCHLD; returns the wakeup fd to poll."""
-    wake_r, wake_w = os.pipe()
-    os.set_blocking(wake_r, False)
-    os.set_blocking(wake_w, False)
-    signal.set_wakeup_fd(wake_w)
-
-    def request_stop(signum: int, frame: object) -> None:
-        init.stop_requested = True
-
-    signal.signal(signal.SIGCHLD, lambda signum, frame: None)
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGHUP, request_stop)
-    signal.signal(signal.SIGINT, signal.SIG_IGN if interactive else request_stop)
-    signal.pthread_sigmask(signal.SIG_SETMASK, set())
-    return wake_r

@@ -82,8 +82,10 @@ def supervisor_app_args(
     pipes: tuple[int, int] | None,
     pod_path: Path,
     oom_file: Path | None,
+    root: str | None = None,
 ) -> list[str]:
-    """The 11 arguments of one app (see pod-supervisor.c); the pipes become inheritable."""
+    """The 14 arguments of one app (see pod-supervisor.c); the pipes become inheritable. (The
+    Python init's apps were launched without a plan file: they are not started again.)"""
     fds = ["-", "-"]
     if pipes is not None:
         for i, fd in enumerate(pipes):
@@ -105,6 +107,9 @@ def supervisor_app_args(
         num(status.pid),
         num(status.created),
         num(status.started),
+        root or "-",
+        "-",  # launcher
+        "-",  # plan
     ]
 
 

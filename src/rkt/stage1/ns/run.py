@@ -29,21 +29,14 @@ from rkt.stage1.common.appspec import AppSpec, app_spec_path, build_app_spec
 from rkt.stage1.common.args import RunArgs, parse_run
 from rkt.stage1.common.entry import run_entrypoint
 from rkt.stage1.common.poddir import CGROUP_STATE, PodDir, write_atomic
-from rkt.stage1.ns.native import HANDOFF_SIGNALS, check_programs, exec_waiter
-from rkt.stage1.ns.network import isolate_mounts, prepare_pod_network, with_name_files
+from rkt.stage1.ns.native import check_programs, exec_waiter
+from rkt.stage1.ns.network import prepare_pod_network, with_name_files
 from rkt.stage1.ns.start import (
     copy_up_before_start,
     exec_pod_init,
     has_copy_up,
-    needs_python_init,
     pod_plan,
 )
-
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
-if TYPE_CHECKING:
-    import signal
-else:
-    import _signal as signal  # the C module: signal's enum classes cost ~0.5 ms a start
 
 
 def namespace_flags(args: RunArgs) -> int:
@@ -100,8 +93,8 @@ def create_cgroup(pod: PodDir) -> tuple[CgroupBackend | None, PodCgroup | None]:
 def start_pod(host: Host, pod: PodDir, args: RunArgs, specs: list[AppSpec]) -> tuple[int, int]:
     """Unshare, fork the pod init, publish its pid; returns (our child to wait for, the init).
 
-    HANDOFF_SIGNALS stay blocked in this process and in the init: pending until the native
-    programs exec'd next read them."""
+    The stop signals and SIGCHLD stay blocked from here on (pod-init blocks them first thing):
+    pending until the native programs exec'd next read them."""
     backend, cgroup = create_cgroup(pod)
     prepare_pod_network(host, pod, args)  # CNI: leaves this process in the pod's netns
     specs = [with_name_files(pod, spec) for spec in specs]  # resolv.conf/hosts, now known
@@ -111,47 +104,17 @@ def start_pod(host: Host, pod: PodDir, args: RunArgs, specs: list[AppSpec]) -> t
         from rkt.stage1.ns.userns import start_pod_in_userns
 
         return start_pod_in_userns(host, pod, args, specs, backend, cgroup)
-    if not needs_python_init(args):  # the native pod-init does the rest
-        if has_copy_up(specs):
-            copy_up_before_start(host, pod, specs)
-        plan = pod_plan(pod, args, specs, namespace_flags(args), backend, cgroup)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        exec_pod_init(pod, plan)
-    host.unshare(namespace_flags(args))
-    isolate_mounts(host)
-    if args.net_mode == "none":
-        host.bring_up_loopback()
-    go_r, go_w = os.pipe()
-    signal.pthread_sigmask(signal.SIG_BLOCK, HANDOFF_SIGNALS)
-    gc.freeze()  # the init's collections must not touch (and copy) the pages it shares with us
-    pid = os.fork()
-    if pid == 0:
-        from rkt.stage1.ns.init import run_pod_init
-
-        os.close(go_w)
-        run_pod_init(
-            host,
-            pod.path,
-            specs,
-            hostname=args.hostname or f"rkt-{pod.uuid}",
-            interactive=args.interactive,
-            cgroups=backend,
-            cgroup=cgroup,
-            go_fd=go_r,
-            mutable=args.mutable,
-        )
-    os.close(go_r)
-    # Without the pid file stage0 cannot find the pod: then the init reads EOF and exits.
-    write_atomic(pod.file(abi.PID_FILE), b"%d" % pid)
-    os.write(go_w, b"1")
-    os.close(go_w)
-    return pid, pid
+    if has_copy_up(specs):
+        copy_up_before_start(host, pod, specs)
+    plan = pod_plan(pod, args, specs, namespace_flags(args), backend, cgroup)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    exec_pod_init(pod, plan)  # the native pod-init does the rest
 
 
 def _run(argv: list[str]) -> int:
-    # No cyclic collections here: this process only prepares and ends in an exec (pod-init or
-    # run-waiter); the Python init it may fork turns them back on (run_pod_init).
+    # No cyclic collections here: this process only prepares and ends in an exec (pod-init or,
+    # for --private-users, run-waiter).
     gc.disable()
     args = parse_run(argv)
     check_lock_fd()

@@ -10,9 +10,12 @@ pod's namespaces, and the run process never forks an interpreter.
 
 A ``--private-users`` pod comes here too, through ``userns_pod_plan``: its roots are mounted
 beforehand (idmapped) and its init is released by the run process. A Docker image's implicit
-volumes are filled first (``copy_up_before_start``). Mutable pods keep the Python init
-(``rkt.stage1.ns.init``), which serves their control socket and shares the helpers below; so do
-``--private-users`` pods with a copy-up volume (the copy is made as the pod's root there).
+volumes are filled first (``copy_up_before_start``). A mutable pod also gets its control socket
+(a ``listen`` step), which ``pod-supervisor`` serves; an app added later is prepared here too, by
+the app/add entrypoint (``prepare_added_app``: cgroup, launch plan, the record the supervisor
+mounts and starts it from) and forgotten by app/rm (``forget_removed_app``). Only
+``--private-users`` pods with a copy-up volume keep the Python init (``rkt.stage1.ns.init``; the
+copy is made as the pod's root there), which shares the helpers below.
 
 Imports only the standard library, ``rkt.abi``, ``rkt.host`` and ``rkt.stage1``.
 """
@@ -27,7 +30,13 @@ from rkt.paths import Path
 from rkt.stage1.common.appspec import AppSpec, app_spec_path
 from rkt.stage1.common.args import RunArgs
 from rkt.stage1.common.layers import app_lower_dirs
-from rkt.stage1.common.poddir import PodDir, write_atomic
+from rkt.stage1.common.poddir import (
+    CGROUP_STATE,
+    CONTROL_SOCKET,
+    PRIVATE_DIR,
+    PodDir,
+    write_atomic,
+)
 from rkt.stage1.ns.launch import LaunchPlan, app_plan, copy_up_volumes, exec_launcher
 from rkt.stage1.ns.native import INIT, LAUNCHER, SUPERVISOR, WAITER, program
 
@@ -68,12 +77,6 @@ def create_app_cgroup(
         return None
     limits = Limits(lim.memory_bytes, lim.cpu_millicores, lim.cpu_shares, lim.pids)
     return backend.create_app(pod, spec.name, limits)
-
-
-def needs_python_init(args: RunArgs) -> bool:
-    """Mutable pods serve a control socket from the Python init. (``--private-users`` pods go
-    through ``userns_pod_plan``.)"""
-    return args.mutable
 
 
 def has_copy_up(specs: list[AppSpec]) -> bool:
@@ -180,23 +183,93 @@ def _start_steps(
 ) -> None:
     """Each app's plan written beside its spec, then the steps that start them and supervise."""
     for spec, root, app_cgroup in zip(specs, roots, app_cgroups, strict=True):
-        dirs = tuple(str(d) for d in app_cgroup.dirs) if app_cgroup is not None else ()
-        oom = backend.oom_events_file(app_cgroup) if backend and app_cgroup else None
-        plan_file = app_spec_path(pod, spec.name).with_suffix(".plan")
-        write_atomic(plan_file, app_plan(spec, root, dirs).encode())
-        plan.step(
-            "app",
-            spec.name,
-            program(base, LAUNCHER),
-            base / plan_file.relative_to(pod.path),
-            base / abi.app_status(spec.name),
-            base / abi.app_status_json(spec.name),
-            "" if args.interactive else base / abi.app_log(spec.name),
-            oom,
-        )
+        _app_step(plan, pod, base, spec, root, app_cgroup, backend, args.interactive)
     plan.step("start", int(args.interactive))
+    if args.mutable:  # before "ready": app/add may follow `rkt status --wait-ready` at once
+        plan.step("listen", CONTROL_SOCKET, base / PRIVATE_DIR / "apps")
     plan.step("ready", base / abi.SUPERVISOR_STATUS)
     plan.step("supervise", program(base, SUPERVISOR))
+
+
+def _app_step(
+    plan: LaunchPlan,
+    pod: PodDir,
+    base: Path,
+    spec: AppSpec,
+    root: str,
+    app_cgroup: PodCgroup | None,
+    backend: CgroupBackend | None,
+    interactive: bool,
+) -> None:
+    """The app's launch plan, written beside its spec, and its "app" step (see pod-init.c)."""
+    dirs = tuple(str(d) for d in app_cgroup.dirs) if app_cgroup is not None else ()
+    oom = backend.oom_events_file(app_cgroup) if backend and app_cgroup else None
+    plan_file = app_spec_path(pod, spec.name).with_suffix(".plan")
+    write_atomic(plan_file, app_plan(spec, root, dirs).encode())
+    plan.step(
+        "app",
+        spec.name,
+        program(base, LAUNCHER),
+        base / plan_file.relative_to(pod.path),
+        base / abi.app_status(spec.name),
+        base / abi.app_status_json(spec.name),
+        "" if interactive else base / abi.app_log(spec.name),
+        oom,
+        root,
+    )
+
+
+def _pod_cgroup(pod: PodDir) -> tuple[CgroupBackend | None, PodCgroup | None]:
+    """The running pod's cgroup (recorded by the run entrypoint); (None, None) if it has none."""
+    try:
+        cgroup = PodCgroup.from_json(pod.file(CGROUP_STATE).read_bytes())
+    except FileNotFoundError:
+        return None, None
+    from rkt.host.cgroups import detect_backend
+
+    return detect_backend(), cgroup
+
+
+def _app_cgroup_file(pod: PodDir, app: str) -> Path:
+    return app_spec_path(pod, app).with_suffix(".cgroup")
+
+
+def prepare_added_app(pod: PodDir, spec: AppSpec, interactive: bool = False) -> None:
+    """app/add of a mutable pod, after the app's spec is saved: its cgroup (limits written), its
+    launch plan, and ``<app>.add``, the "overlay" and "app" steps pod-supervisor performs to
+    mount its root and, on app/start, start it."""
+    backend, cgroup = _pod_cgroup(pod)
+    app_cgroup = create_app_cgroup(backend, cgroup, spec)
+    if app_cgroup is not None:
+        write_atomic(_app_cgroup_file(pod, spec.name), app_cgroup.to_json())
+    root, data = app_root_overlay(pod.path, spec)
+    record = LaunchPlan(f'app "{spec.name}"')
+    record.step("overlay", root, data)
+    _app_step(record, pod, pod.path, spec, root, app_cgroup, backend, interactive)
+    write_atomic(app_spec_path(pod, spec.name).with_suffix(".add"), record.encode())
+
+
+def forget_removed_app(pod: PodDir, app: str) -> None:
+    """app/rm of a mutable pod, once pod-supervisor has stopped the app and unmounted its root:
+    its cgroup and its stage1 files (stage0 removes the rest)."""
+    backend, _ = _pod_cgroup(pod)
+    cgroup_file = _app_cgroup_file(pod, app)
+    if backend is not None and cgroup_file.exists():
+        backend.remove(PodCgroup.from_json(cgroup_file.read_bytes()))
+    spec = app_spec_path(pod, app)
+    for path in (
+        pod.file(abi.app_status_json(app)),
+        pod.file(abi.app_status(app)),
+        pod.file(f"{abi.ENV_DIR}/{app}"),
+        pod.file(abi.app_log(app)),
+        *(spec.with_suffix(s) for s in (".json", ".plan", ".add", ".cgroup")),
+    ):
+        path.unlink(missing_ok=True)
+    for rel in (abi.stage2_rootfs(app), f"{abi.STAGE2_DIR}/{app}"):
+        try:
+            pod.file(rel).rmdir()
+        except OSError:
+            pass
 
 
 def exec_pod_init(pod: PodDir, plan: LaunchPlan) -> NoReturn:
