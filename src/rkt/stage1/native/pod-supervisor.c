@@ -594,12 +594,15 @@ static const char *start_app(struct app *a, char *error, size_t size)
 		_exit(254);
 	}
 	int saved = errno;
-	for (int *fd = (int[]){plan_fd, devnull, out[1], err[1]}, i = 0; i < 4; i++)
-		if (fd[i] >= 0)
-			close(fd[i]);
+	int used[] = {plan_fd, devnull, out[1], err[1]};
+	for (size_t i = 0; i < sizeof used / sizeof used[0]; i++)
+		if (used[i] >= 0)
+			close(used[i]);
 	if (pid < 0) {
-		if (out[0] >= 0)
-			close(out[0]), close(err[0]);
+		if (out[0] >= 0) {
+			close(out[0]);
+			close(err[0]);
+		}
 		snprintf(error, size, "app \"%s\": start %s: %s", a->name, a->plan, strerror(saved));
 		return error;
 	}
