@@ -239,11 +239,6 @@ def teardown_network(pod: PodDir) -> None:
     teardown_journal(journal, journal_file, raise_errors=True)
 
 
-def prepare_pod_network(host: Host, pod: PodDir, args: RunArgs) -> None:
-    """run's hook before it unshares the pod's namespaces: networks, then resolv.conf/hosts."""
-    PendingNetwork.start(host, pod, args).finish()
-
-
 def isolate_mounts(host: Host) -> None:
     """run's hook right after the pod's mount namespace is unshared: make it private and drop its
     copies of the pinned namespaces, so no pod keeps another pod's namespace alive after that

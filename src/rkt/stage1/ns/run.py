@@ -30,7 +30,7 @@ from rkt.stage1.common.args import RunArgs, parse_run
 from rkt.stage1.common.entry import run_entrypoint
 from rkt.stage1.common.poddir import CGROUP_STATE, PodDir, write_atomic
 from rkt.stage1.ns.native import check_programs, exec_waiter
-from rkt.stage1.ns.network import prepare_pod_network, with_name_files
+from rkt.stage1.ns.network import PendingNetwork, with_name_files
 from rkt.stage1.ns.start import (
     copy_up_before_start,
     exec_pod_init,
@@ -90,13 +90,19 @@ def create_cgroup(pod: PodDir) -> tuple[CgroupBackend | None, PodCgroup | None]:
     return backend, cgroup
 
 
-def start_pod(host: Host, pod: PodDir, args: RunArgs, specs: list[AppSpec]) -> tuple[int, int]:
+def start_pod(
+    host: Host,
+    pod: PodDir,
+    args: RunArgs,
+    specs: list[AppSpec],
+    backend: CgroupBackend | None,
+    cgroup: PodCgroup | None,
+) -> tuple[int, int]:
     """Unshare, fork the pod init, publish its pid; returns (our child to wait for, the init).
 
+    The network is up (CNI left this process in the pod's netns) and resolv.conf/hosts written.
     The stop signals and SIGCHLD stay blocked from here on (pod-init blocks them first thing):
     pending until the native programs exec'd next read them."""
-    backend, cgroup = create_cgroup(pod)
-    prepare_pod_network(host, pod, args)  # CNI: leaves this process in the pod's netns
     specs = [with_name_files(pod, spec) for spec in specs]  # resolv.conf/hosts, now known
     for spec in specs:
         save_app_spec(pod, spec)
@@ -119,11 +125,21 @@ def _run(argv: list[str]) -> int:
     args = parse_run(argv)
     check_lock_fd()
     pod = PodDir.from_cwd(args.uuid)
-    specs = prepare_apps(pod, args)
-    check_programs(pod.path)
     from rkt.host.linux import LinuxHost
 
-    child, init = start_pod(LinuxHost(), pod, args, specs)
+    host = LinuxHost()
+    # CNI networks first: the last one's plugins work while the apps are resolved and the
+    # cgroups made (PendingNetwork.start returns with them running).
+    network = PendingNetwork.start(host, pod, args)
+    try:
+        specs = prepare_apps(pod, args)
+        check_programs(pod.path)
+        backend, cgroup = create_cgroup(pod)
+    except BaseException:
+        network.abort()
+        raise
+    network.finish()
+    child, init = start_pod(host, pod, args, specs, backend, cgroup)
     sys.stdout.flush()
     sys.stderr.flush()
     exec_waiter(pod.path, child, None if init == child else init, interactive=args.interactive)
