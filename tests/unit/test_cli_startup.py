@@ -166,6 +166,7 @@ def test_pod_commands_import_no_dataclasses_store_or_schema(
     loaded = _imported_full(f"--dir={tmp_path}", *args)
     assert "rkt.pod.pod" in loaded
     unneeded = ("dataclasses", "sqlite3", "hashlib", "uuid", "threading", "rkt.store", "rkt.schema")
+    unneeded += ("typing", "json", "contextlib", "pathlib")  # (docs/architecture.md, "Paths")
     assert not _under(loaded, *unneeded, *HEAVY)
 
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Sequence
-from typing import Any, TextIO
+
+from rkt import jsonio
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from typing import Any, TextIO
 
 FORMATS = ("", "json", "json-pretty")
 
@@ -21,7 +25,7 @@ def add_format_argument(parser: Any) -> None:
 
 def print_json(obj: Any, *, pretty: bool = False, out: TextIO | None = None) -> None:
     stream = out or sys.stdout
-    stream.write(json.dumps(obj, indent=2 if pretty else None, sort_keys=False))
+    stream.write(jsonio.dumps(obj, indent=2 if pretty else None, sort_keys=False))
     stream.write("\n")
 
 

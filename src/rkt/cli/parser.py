@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
 
 from rkt.cli.flags import parse_bool
 from rkt.cli.globals import global_defaults, global_options
 from rkt.errors import UsageError
 from rkt.settings import DEFAULT_DIR, GlobalOptions
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
 
 
 class BoolAction(argparse.Action):

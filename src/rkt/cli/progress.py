@@ -9,10 +9,13 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from typing import TextIO
 
 from rkt.cli.output import format_size
 from rkt.fetch.progress import NullProgress, Progress
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from typing import TextIO
 
 REDRAW_INTERVAL = 0.1  # seconds: at most 10 redraws per second
 _BAR_WIDTH = 20

@@ -24,13 +24,17 @@ import ssl
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Literal, TypeVar
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 from rkt import __version__
 from rkt.errors import FetchError, UsageError
 from rkt.fetch.progress import NullProgress, Progress
 from rkt.settings import InsecureOptions
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from typing import Any, BinaryIO, Literal
 
 MiB = 1024 * 1024
 MAX_REDIRECTS = 10

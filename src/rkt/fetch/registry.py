@@ -21,12 +21,11 @@ lazily (via ``rkt.fetch.http``).
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, BinaryIO
 
+from rkt import jsonio
 from rkt.errors import FetchError, ImageError, ManifestError, NotFoundError, UsageError
 from rkt.fetch.http import HttpStatusError, TransientFetchError
 from rkt.fetch.registry_auth import RegistryAuth
@@ -46,7 +45,10 @@ from rkt.formats.oci import (
 )
 from rkt.formats.oci_source import ResolvedImage
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
+    from typing import Any, BinaryIO
+
     from rkt.config import Credentials
     from rkt.fetch.http import HttpClient
 
@@ -216,7 +218,7 @@ class RegistrySource:
             config_digest = doc.config.digest
         else:  # schema 1: the top history entry holds the config
             top = doc.schema1_config or {}
-            config_bytes = json.dumps(
+            config_bytes = jsonio.dumps(
                 {k: top[k] for k in ("architecture", "os", "config") if k in top}
             ).encode()
             config_digest = ""

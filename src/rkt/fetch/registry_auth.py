@@ -17,16 +17,16 @@ Imports ``rkt.errors``, ``rkt.config`` and ``rkt.fetch.http`` (for the token req
 from __future__ import annotations
 
 import base64
-import json
 import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 from urllib.parse import urlencode, urlsplit
 
+from rkt import jsonio
 from rkt.errors import FetchError
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
     from rkt.config import Credentials
     from rkt.fetch.http import HttpClient
@@ -125,7 +125,7 @@ class RegistryAuth:
                     f'cannot fetch "{url}": token service answered HTTP {response.status_code}'
                 )
         try:
-            doc = json.loads(body)
+            doc = jsonio.loads(body)
             token = doc.get("token") or doc.get("access_token")
             ttl = int(doc.get("expires_in") or DEFAULT_TOKEN_TTL)
         except (ValueError, AttributeError, TypeError) as exc:

@@ -28,7 +28,7 @@ import tarfile
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO, cast
+from typing import cast
 
 from rkt.errors import ArchiveError, ManifestError, UsageError
 from rkt.formats.background import ReadAhead, Worker
@@ -37,6 +37,10 @@ from rkt.formats.safetar import Extractor, member_path
 from rkt.formats.tarstream import TarEntry, TarReader
 from rkt.formats.treehash import TreeHashBuilder
 from rkt.paths import Path
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 MAX_MANIFEST = 1 << 20
 _COPY_BUFFER = 1 << 20
@@ -120,7 +124,7 @@ def import_aci(
     ``progress(n)`` is called with the total compressed bytes consumed so far. The manifest is
     not validated here (callers parse it with ``rkt.schema``).
     """
-    source = cast(BinaryIO, _CountingReader(raw, progress)) if progress is not None else raw
+    source = cast("BinaryIO", _CountingReader(raw, progress)) if progress is not None else raw
     stream = open_decompressed(source)
     tar_digest = hashlib.sha512()
     builder = TreeHashBuilder() if rootfs_dest is not None else None
@@ -139,7 +143,7 @@ def import_aci(
         tree_worker = Worker("rkt-tree-digest")
         stack.callback(tree_worker.abort)
         reader = TarReader(
-            cast(BinaryIO, ahead), on_chunk=lambda c: digest_worker.submit(tar_digest.update, c)
+            cast("BinaryIO", ahead), on_chunk=lambda c: digest_worker.submit(tar_digest.update, c)
         )
         extractor = None
         if rootfs_dest is not None:
@@ -260,7 +264,7 @@ def write_aci(
     """
     compressor = open_compressor(compression, out)
     hashing = _HashingWriter(compressor)
-    fileobj = cast(BinaryIO, hashing)
+    fileobj = cast("BinaryIO", hashing)
     tar = tarfile.TarFile(
         fileobj=fileobj, mode="w", format=tarfile.PAX_FORMAT, copybufsize=_COPY_BUFFER
     )

@@ -15,9 +15,13 @@ import gzip
 import io
 import lzma
 import zlib
-from typing import BinaryIO, cast
+from typing import cast
 
 from rkt.errors import ArchiveError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 COMPRESSIONS = ("none", "gzip", "bzip2", "xz", "zstd")
 
@@ -156,20 +160,20 @@ def open_decompressed(raw: BinaryIO) -> BinaryIO:
     """Return a streaming reader of the decompressed bytes of ``raw``; see :func:`detected`."""
     head = _read_head(raw)
     compression = detect_compression(head)
-    source = cast(BinaryIO, _PrefixedReader(head, raw))
+    source = cast("BinaryIO", _PrefixedReader(head, raw))
     inner: BinaryIO
     if compression == "none":
         return source
     if compression == "gzip":
-        inner = cast(BinaryIO, gzip.GzipFile(fileobj=source, mode="rb"))
+        inner = cast("BinaryIO", gzip.GzipFile(fileobj=source, mode="rb"))
     elif compression == "bzip2":
-        inner = cast(BinaryIO, bz2.BZ2File(source, "rb"))
+        inner = cast("BinaryIO", bz2.BZ2File(source, "rb"))
     elif compression == "xz":
-        inner = cast(BinaryIO, lzma.LZMAFile(source, "rb"))  # noqa: SIM115
+        inner = cast("BinaryIO", lzma.LZMAFile(source, "rb"))  # noqa: SIM115
     else:
         zstd = _ZstdReader(source)
-        inner = cast(BinaryIO, io.BufferedReader(zstd, _READ_CHUNK))
-    return cast(BinaryIO, _CheckedReader(inner, compression))
+        inner = cast("BinaryIO", io.BufferedReader(zstd, _READ_CHUNK))
+    return cast("BinaryIO", _CheckedReader(inner, compression))
 
 
 def detected(reader: BinaryIO) -> str:
@@ -200,18 +204,18 @@ def open_compressor(name: str, out: BinaryIO) -> BinaryIO:
     Output is deterministic: gzip headers carry no name and a zero mtime; zstd is single-threaded.
     """
     if name == "none":
-        return cast(BinaryIO, _KeepOpenWriter(out))
+        return cast("BinaryIO", _KeepOpenWriter(out))
     if name == "gzip":
-        return cast(BinaryIO, gzip.GzipFile(filename="", fileobj=out, mode="wb", mtime=0))
+        return cast("BinaryIO", gzip.GzipFile(filename="", fileobj=out, mode="wb", mtime=0))
     if name == "bzip2":
-        return cast(BinaryIO, bz2.BZ2File(out, "wb"))
+        return cast("BinaryIO", bz2.BZ2File(out, "wb"))
     if name == "xz":
-        return cast(BinaryIO, lzma.LZMAFile(out, "wb", preset=6))
+        return cast("BinaryIO", lzma.LZMAFile(out, "wb", preset=6))
     if name == "zstd":
         import zstandard
 
         writer = zstandard.ZstdCompressor(level=3, write_checksum=True).stream_writer(
             out, closefd=False
         )
-        return cast(BinaryIO, writer)
+        return cast("BinaryIO", writer)
     raise ArchiveError(f'unknown compression "{name}" (choose from {", ".join(COMPRESSIONS)})')

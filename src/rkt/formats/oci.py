@@ -17,13 +17,16 @@ Pure: imports only ``rkt.errors`` and the standard library. No network, no disk.
 from __future__ import annotations
 
 import hashlib
-import json
 import platform
 import re
 from dataclasses import dataclass
-from typing import Any
 
+from rkt import jsonio
 from rkt.errors import ManifestError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from typing import Any
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -126,7 +129,7 @@ def _json(data: bytes, what: str) -> dict[str, Any]:
     if len(data) > MAX_MANIFEST:
         raise ManifestError(f"{what}: larger than {MAX_MANIFEST} bytes")
     try:
-        doc = json.loads(data)
+        doc = jsonio.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ManifestError(f"{what}: not JSON ({exc})") from exc
     if not isinstance(doc, dict):
@@ -196,7 +199,7 @@ def _parse_schema1(doc: dict[str, Any]) -> ImageManifestDoc:
         digest = check_digest((item or {}).get("blobSum", ""), f"schema 1 fsLayers[{i}]")
         layers.append(Descriptor(DOCKER_SCHEMA1, digest, -1))
     try:
-        top = json.loads(history[0]["v1Compatibility"])
+        top = jsonio.loads(history[0]["v1Compatibility"])
     except (KeyError, TypeError, ValueError) as exc:
         raise ManifestError("schema 1 manifest: history[0].v1Compatibility is not JSON") from exc
     return ImageManifestDoc(
@@ -326,8 +329,8 @@ def derive_image_manifest(config: dict[str, Any], origin: ImageOrigin) -> bytes:
         "appc.io/docker/tag": origin.tag,
         "appc.io/docker/manifestdigest": origin.manifest_digest,
         "appc.io/docker/imageid": origin.config_digest,
-        "appc.io/docker/entrypoint": json.dumps(_list(conf.get("Entrypoint"))),
-        "appc.io/docker/cmd": json.dumps(_list(conf.get("Cmd"))),
+        "appc.io/docker/entrypoint": jsonio.dumps(_list(conf.get("Entrypoint"))),
+        "appc.io/docker/cmd": jsonio.dumps(_list(conf.get("Cmd"))),
     }
     for key, value in sorted((conf.get("Labels") or {}).items()):
         name = f"{ANN_PREFIX}label/{key}"
@@ -341,7 +344,7 @@ def derive_image_manifest(config: dict[str, Any], origin: ImageOrigin) -> bytes:
         "app": derive_app(conf),
         "annotations": [{"name": k, "value": v} for k, v in annotations.items() if v],
     }
-    return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+    return jsonio.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
 
 
 def docker_entrypoint(annotations: dict[str, str]) -> list[str] | None:
@@ -350,7 +353,7 @@ def docker_entrypoint(annotations: dict[str, str]) -> list[str] | None:
     if raw is None:
         return None
     try:
-        value = json.loads(raw)
+        value = jsonio.loads(raw)
     except ValueError:
         return None
     return [str(v) for v in value] if isinstance(value, list) else None

@@ -27,12 +27,15 @@ import os
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import BinaryIO
 
 from rkt.errors import ArchiveError
 from rkt.formats.safetar import Extractor, member_path
 from rkt.formats.tarstream import TarEntry, TarReader
 from rkt.paths import Path
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"

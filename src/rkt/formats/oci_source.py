@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import os
 import posixpath
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Protocol
+from typing import Protocol
 
+from rkt import jsonio
 from rkt.errors import ImageError, ManifestError, NotFoundError
 from rkt.formats.oci import (
     Descriptor,
@@ -42,6 +42,10 @@ from rkt.formats.oci import (
     sha256_digest,
 )
 from rkt.paths import Path
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from typing import Any, BinaryIO
 
 LOCAL_TRANSPORTS = ("oci:", "oci-archive:", "docker-archive:")
 REF_ANNOTATION = "org.opencontainers.image.ref.name"
@@ -231,7 +235,7 @@ class OciLayoutSource:
         self.tag = tag
 
     def _entry(self) -> Descriptor:
-        index = json.loads(self.files.read("index.json", SMALL_BLOB))
+        index = jsonio.loads(self.files.read("index.json", SMALL_BLOB))
         entries = index.get("manifests") if isinstance(index, dict) else None
         if not isinstance(entries, list) or not entries:
             raise ManifestError(f'image "{self.label}": index.json lists no manifests')
@@ -245,7 +249,9 @@ class OciLayoutSource:
             chosen = entries
         else:
             raise ImageError(f'image "{self.label}": the layout holds several images; name a tag')
-        parsed = parse_manifest(json.dumps({"schemaVersion": 2, "manifests": chosen[:1]}).encode())
+        parsed = parse_manifest(
+            jsonio.dumps({"schemaVersion": 2, "manifests": chosen[:1]}).encode()
+        )
         assert isinstance(parsed, ImageIndex)
         return parsed.manifests[0]
 
@@ -290,7 +296,7 @@ class DockerArchiveSource:
     def resolve(self) -> ResolvedImage:
         raw = self.files.read("manifest.json", SMALL_BLOB)
         try:
-            entries = json.loads(raw)
+            entries = jsonio.loads(raw)
         except ValueError as exc:
             raise ManifestError(f'image "{self.label}": manifest.json is not JSON') from exc
         if not isinstance(entries, list) or not entries:

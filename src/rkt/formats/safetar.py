@@ -34,13 +34,16 @@ import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import BinaryIO
 
 from rkt.errors import ArchiveError
 from rkt.formats.background import Worker
 from rkt.formats.tarstream import TarEntry, TarReader
 from rkt.formats.treehash import PendingDigest, TreeHashBuilder
 from rkt.paths import Path
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 _XATTR_NOT_PERMITTED = {errno.EPERM, errno.EACCES, errno.ENOTSUP, errno.EOPNOTSUPP}
 # With background digests, bodies at least this large are hashed on the digest worker; smaller

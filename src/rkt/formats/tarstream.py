@@ -18,9 +18,12 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
 
 from rkt.errors import ArchiveError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 BLOCK = 512
 MAX_NAME = 4096  # PATH_MAX: longer member names are refused as absurd

@@ -6,7 +6,9 @@ an ``OSError`` to raise, so error paths can be tested. Imports only the standard
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class RecordingHost:

@@ -18,17 +18,20 @@ Imports only the standard library, ``rkt.errors`` and ``rkt.net``.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any
 
+from rkt import jsonio
 from rkt.errors import NetworkError
 from rkt.net.config import Attachment, NetworkConfig
 from rkt.net.program import ProgramError, start_program, stderr_tail
 from rkt.paths import Path
 from rkt.records import NamedTuple
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from typing import Any
 
 PLUGIN_DIRS = ("/usr/lib/rkt/plugins/net", "/usr/lib/cni", "/usr/libexec/cni", "/opt/cni/bin")
 PLUGIN_TIMEOUT = 60.0
@@ -112,7 +115,7 @@ class PluginRun:
         self.command = command
         self.what = f'network "{net.name}": plugin "{kind}" {command}'
         path = find_plugin(kind, inv.plugin_dirs)
-        stdin = json.dumps(plugin_config(net, plugin, inv, prev)).encode()
+        stdin = jsonio.dumps(plugin_config(net, plugin, inv, prev)).encode()
         try:
             self._program = start_program(
                 [path], env=inv.env(command), stdin=stdin, timeout=timeout
@@ -131,7 +134,7 @@ class PluginRun:
         if self.command != "ADD":
             return None
         try:
-            result = json.loads(res.stdout)
+            result = jsonio.loads(res.stdout)
         except ValueError as exc:
             raise CniError(
                 f"{self.what}: result is not JSON: {stderr_tail(res.stdout, 200)}"
@@ -155,7 +158,7 @@ def exec_plugin(
 
 def _plugin_error(what: str, status: int, stdout: bytes, stderr: bytes) -> CniError:
     try:
-        doc = json.loads(stdout)
+        doc = jsonio.loads(stdout)
     except ValueError:
         doc = None
     if isinstance(doc, dict) and "code" in doc:

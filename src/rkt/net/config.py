@@ -23,13 +23,16 @@ Imports only the standard library and ``rkt.errors``.
 
 from __future__ import annotations
 
-import json
 import re
-from typing import Any
 
+from rkt import jsonio
 from rkt.errors import ConfigError, UsageError
 from rkt.paths import Path
 from rkt.records import NamedTuple
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT = "default"
 DEFAULT_RESTRICTED = "default-restricted"
@@ -104,7 +107,7 @@ def builtin_networks() -> dict[str, NetworkConfig]:
 def parse_network_config(data: bytes, source: str) -> NetworkConfig:
     """A ``.conf`` (single plugin) or ``.conflist`` document; raises ``ConfigError``."""
     try:
-        doc = json.loads(data)
+        doc = jsonio.loads(data)
     except ValueError as exc:
         raise ConfigError(f'network config "{source}": invalid JSON: {exc}') from exc
     if not isinstance(doc, dict):

@@ -14,10 +14,13 @@ import ipaddress
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from rkt.errors import ConfigError, UsageError
 from rkt.net.config import NetworkConfig
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from typing import Any
 
 _NAME = re.compile(r"[a-z0-9]+([a-z0-9-]*[a-z0-9])?")
 PORTMAP = {"type": "portmap", "capabilities": {"portMappings": True}, "snat": True}

@@ -13,14 +13,17 @@ Imports only the standard library, ``rkt.errors`` and ``rkt.net``.
 
 from __future__ import annotations
 
-import json
 import os
-from typing import Any
 
+from rkt import jsonio
 from rkt.errors import NetworkError
 from rkt.net.cni import result_ip
 from rkt.net.config import Attachment, parse_network_config
 from rkt.paths import Path
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class Entry:
@@ -49,7 +52,7 @@ class Entry:
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> Entry:
-        net = parse_network_config(json.dumps(doc["network"]).encode(), "journal")
+        net = parse_network_config(jsonio.dumps(doc["network"]).encode(), "journal")
         att = Attachment(net, str(doc["ifname"]), str(doc.get("args") or ""))
         result = doc.get("result")
         return cls(att, dict(doc.get("runtimeConfig") or {}), result if result else None)
@@ -71,12 +74,12 @@ class NetJournal:
             "netns": self.netns,
             "networks": [e.to_json() for e in self.entries],
         }
-        return json.dumps(doc, indent=1).encode()
+        return jsonio.dumps(doc, indent=1).encode()
 
     @classmethod
     def from_json(cls, data: bytes) -> NetJournal:
         try:
-            doc = json.loads(data)
+            doc = jsonio.loads(data)
             return cls(
                 str(doc["containerID"]),
                 str(doc["netns"]),

@@ -19,12 +19,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Any, Literal
 
 from rkt.errors import ManifestError
 from rkt.schema._fields import Loc, as_object, check_int, items, objects, opt_str, show
 from rkt.schema.capnames import CAPABILITIES, DEFAULT_CAPABILITIES
 from rkt.schema.names import validate_ac_identifier
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from typing import Any, Literal
 
 RESOURCE_CPU = "resource/cpu"
 RESOURCE_MEMORY = "resource/memory"

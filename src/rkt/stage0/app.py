@@ -15,14 +15,12 @@ Never prints or exits.
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
 
-from rkt import abi
+from rkt import abi, jsonio
 from rkt.errors import PodError, UsageError
 from rkt.paths import Path
 from rkt.pod.pod import RUN, Pod, write_atomic
@@ -30,6 +28,10 @@ from rkt.stage0.prepare import PodRequest, build_pod_manifest
 from rkt.stage0.run import call_entrypoint, require_mutable_stage1, stage1_interface_version
 from rkt.store.locks import remove_tree
 from rkt.store.store import Store
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from typing import Any
 
 APP_TIMEOUT = 60.0  # an app/stop waits up to 10 s for the app, then kills it
 
@@ -59,7 +61,7 @@ def check_mutable(pod: Pod, what: str) -> None:
     if pod.phase != RUN or not pod.is_running():
         raise PodError(f'pod "{pod.uuid}": is {pod.state()}, not running')
     try:
-        config = json.loads(pod.file(abi.STAGE1_CONFIG).read_bytes())
+        config = jsonio.loads(pod.file(abi.STAGE1_CONFIG).read_bytes())
     except (OSError, ValueError) as exc:
         raise PodError(f'pod "{pod.uuid}": cannot read its stage1 config') from exc
     if not isinstance(config, dict) or config.get("mutable") is not True:
@@ -73,7 +75,7 @@ def manifest_lock(pod: Pod) -> Iterator[dict[str, Any]]:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         try:
-            manifest = json.loads(pod.read_manifest())
+            manifest = jsonio.loads(pod.read_manifest())
         except ValueError as exc:
             raise PodError(f'pod "{pod.uuid}": its manifest is not JSON') from exc
         yield manifest
@@ -85,7 +87,7 @@ def write_manifest(pod: Pod, manifest: dict[str, Any]) -> None:
     from rkt.schema.pod import PodManifest
 
     PodManifest.from_json(manifest)  # validate before it replaces the old one
-    write_atomic(pod.file(abi.POD_MANIFEST), json.dumps(manifest, indent=2).encode())
+    write_atomic(pod.file(abi.POD_MANIFEST), jsonio.dumps(manifest, indent=2).encode())
 
 
 def app_names(manifest: dict[str, Any]) -> list[str]:
@@ -115,7 +117,7 @@ def add_app(
         (app,) = new["apps"]
         name = str(app["name"])
         _add_app_volumes(app, volumes, manifest)
-        old = json.loads(json.dumps(manifest))
+        old = jsonio.loads(jsonio.dumps(manifest))
         merged = _merge(manifest, new, app)
         layout = {"apps": [app], "volumes": _new_volumes(old, merged, volumes)}
         try:
@@ -184,7 +186,7 @@ def stop_app(pod: Pod, app: str) -> None:
 
 def _call(pod: Pod, app: str, annotation: str, what: str) -> None:
     check_mutable(pod, what)
-    require_app(pod, json.loads(pod.read_manifest()), app)
+    require_app(pod, jsonio.loads(pod.read_manifest()), app)
     call_entrypoint(pod, annotation, [f"--app={app}"], timeout=APP_TIMEOUT)
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from typing import BinaryIO
 
 from rkt.errors import ImageError
 from rkt.fetch.progress import NullProgress, Progress
@@ -18,6 +17,10 @@ from rkt.paths import Path
 from rkt.store.db import ImageRecord, TreeRecord
 from rkt.store.render import render_chain, render_image_tree
 from rkt.store.store import Store, tree_id_for
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 ResolveDependency = Callable[[str, dict[str, str], "str | None"], str]
 

@@ -21,12 +21,11 @@ Never prints: warnings go to the fetcher's ``warn`` callback.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import time
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from typing import TYPE_CHECKING, Any
 
+from rkt import jsonio
 from rkt.errors import ArchiveError, ImageError, NotFoundError, PrivilegeError, SignatureError
 from rkt.formats.oci import Descriptor, derive_image_manifest, diff_ids
 from rkt.formats.oci_source import ImageSource, ResolvedImage, is_local_source
@@ -42,7 +41,10 @@ from rkt.store.layers import (
     layers_size,
 )
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
+    from typing import Any
+
     from rkt.stage0.fetch import Fetcher
     from rkt.store.store import Store
 
@@ -146,7 +148,7 @@ def _import_held(
             blob.write_bytes(_image_blob(resolved))
             store.commit_blob(blob, image_id)
             labels = {
-                item["name"]: item["value"] for item in json.loads(manifest).get("labels", [])
+                item["name"]: item["value"] for item in jsonio.loads(manifest).get("labels", [])
             }
             now = time.time()
             total = sum(max(layer.size, 0) for layer in layers)
@@ -185,7 +187,7 @@ def _image_blob(resolved: ResolvedImage) -> bytes:
         "manifest": resolved.manifest_bytes.decode("utf-8", "replace"),
         "config": resolved.config_bytes.decode("utf-8", "replace"),
     }
-    return json.dumps(doc, sort_keys=True).encode()
+    return jsonio.dumps(doc, sort_keys=True).encode()
 
 
 def _import_layers(
@@ -252,7 +254,7 @@ def _with_resolved_user(manifest: bytes, config: dict[str, Any], trees: list[Pat
     if not user or not (needs_user or needs_group):
         return manifest
     passwd = _table(lookup_in_layers(trees, "etc/passwd"))
-    doc = json.loads(manifest)
+    doc = jsonio.loads(manifest)
     app = doc["app"]
     entry = next((e for e in passwd if e[0] == user or (user.isdigit() and e[2] == user)), None)
     if entry is not None:
@@ -264,7 +266,7 @@ def _with_resolved_user(manifest: bytes, config: dict[str, Any], trees: list[Pat
         found = next((e for e in groups if e[0] == group), None)
         if found is not None:
             app["group"] = found[2]
-    return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+    return jsonio.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
 
 
 def _table(path: Path | None) -> list[list[str]]:

@@ -13,12 +13,10 @@ add ~7 ms to ``rkt list``), and the stop/gc machinery (``rkt.stage0.run``, ``mou
 
 from __future__ import annotations
 
-import json
 import os
 import time
-from typing import Any
 
-from rkt import abi
+from rkt import abi, jsonio
 from rkt.errors import PodError
 from rkt.paths import Path
 from rkt.pod.pod import (
@@ -31,6 +29,10 @@ from rkt.pod.pod import (
     PodLock,
     iter_pods,
 )
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class AppInfo:
@@ -162,7 +164,7 @@ def pod_info(pod: Pod, *, app_status: bool = True) -> PodInfo:
     )
     try:
         with open(f"{base}/{abi.POD_MANIFEST}", "rb") as fh:
-            manifest = json.loads(fh.read())
+            manifest = jsonio.loads(fh.read())
     except (FileNotFoundError, ValueError):
         return info  # still being prepared, or being deleted
     for app in manifest.get("apps", []):
@@ -226,7 +228,7 @@ def _mtime(path: str) -> float | None:
 def _read_json(path: str) -> Any:
     try:
         with open(path, "rb") as fh:
-            return json.loads(fh.read())
+            return jsonio.loads(fh.read())
     except (OSError, ValueError):
         return None
 

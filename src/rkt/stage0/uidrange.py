@@ -12,9 +12,9 @@ Imports only the standard library and ``rkt.errors``.
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 
+from rkt import jsonio
 from rkt.errors import PodError
 from rkt.paths import Path
 
@@ -36,7 +36,7 @@ def allocate_range(data_dir: Path, uuid: str) -> tuple[int, int]:
         fcntl.flock(lock_fd, fcntl.LOCK_EX)
         registry = data_dir / "uidranges.json"
         try:
-            taken: dict[str, int] = json.loads(registry.read_text())
+            taken: dict[str, int] = jsonio.loads(registry.read_text())
         except (OSError, ValueError):
             taken = {}
         taken = {u: s for u, s in taken.items() if u == uuid or _pod_exists(data_dir, u)}
@@ -49,7 +49,7 @@ def allocate_range(data_dir: Path, uuid: str) -> tuple[int, int]:
                 raise PodError("--private-users: every uid range is in use")
             taken[uuid] = shift
         tmp = registry.with_name(f".uidranges.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(taken, sort_keys=True))
+        tmp.write_text(jsonio.dumps(taken, sort_keys=True))
         os.rename(tmp, registry)
         return taken[uuid], RANGE_SIZE
     finally:

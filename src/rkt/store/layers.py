@@ -22,13 +22,13 @@ import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from rkt.errors import StoreError
 from rkt.paths import Path
 from rkt.store.db import ImageRecord
 from rkt.store.locks import FileLock
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
     from rkt.store.store import Store
 

@@ -12,11 +12,11 @@ Trees land in the tree store (``render_image_tree``) or in any directory (``rend
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from rkt import jsonio
 from rkt.errors import ImageError
 from rkt.paths import Path
 from rkt.store.db import TreeRecord
@@ -158,7 +158,7 @@ def render_image_tree(
             tree_tmp = tmp.path / "tree"
             tree_hash, size = extract_layers(store, layers, tree_tmp / "rootfs")
             (tree_tmp / "manifest").write_bytes(own_manifest)
-            (tree_tmp / "chain").write_text(json.dumps(list(chain)))
+            (tree_tmp / "chain").write_text(jsonio.dumps(list(chain)))
             tree = TreeRecord(tree_id, image_id, chain, tree_hash, size, time.time())
             store.commit_tree(tree_tmp, tree)
         return tree

@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime
-from typing import Any
 
 from rkt.errors import ImageError, SignatureError
 from rkt.paths import Path
 from rkt.trust.keys import KeyInfo, sequoia_reason
 from rkt.trust.keystore import Keystore
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def verify_detached(data: Path, signature: bytes, *, name: str, keystore: Keystore) -> str:

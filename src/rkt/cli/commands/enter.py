@@ -9,11 +9,10 @@ the app's image has no bash.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
-from rkt import abi
+from rkt import abi, jsonio
 from rkt.cli.commands.status import lookup, pods_root
 from rkt.errors import PodError, UsageError
 from rkt.pod.pod import Pod
@@ -31,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def app_names(pod: Pod) -> list[str]:
     try:
-        doc = json.loads(pod.read_manifest())
+        doc = jsonio.loads(pod.read_manifest())
         return [str(app["name"]) for app in doc["apps"]]
     except (ValueError, KeyError, TypeError) as exc:
         raise PodError(f'pod "{pod.uuid}": its pod manifest is not valid') from exc

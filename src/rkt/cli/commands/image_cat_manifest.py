@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
+from rkt import jsonio
 from rkt.cli.common import open_store
 from rkt.cli.parser import add_bool
 from rkt.settings import GlobalOptions
@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, opts: GlobalOptions) -> int:
     with open_store(opts, "image cat-manifest") as store:
         rec = resolve_image(store, args.image)
-    doc = json.loads(rec.manifest)
+    doc = jsonio.loads(rec.manifest)
     pretty = args.pretty_print
-    sys.stdout.write(json.dumps(doc, indent=2 if pretty else None) + "\n")
+    sys.stdout.write(jsonio.dumps(doc, indent=2 if pretty else None) + "\n")
     return 0

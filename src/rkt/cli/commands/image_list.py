@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from rkt.cli.common import open_store
 from rkt.cli.output import (
@@ -18,6 +17,10 @@ from rkt.cli.parser import add_bool
 from rkt.errors import UsageError
 from rkt.settings import GlobalOptions
 from rkt.store.db import ImageRecord
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from typing import Any
 
 FIELDS = {
     "id": "ID",

@@ -18,7 +18,6 @@ import select
 import struct
 import time
 from collections.abc import Iterable
-from typing import Any
 
 from rkt import abi
 from rkt.cli.output import add_format_argument, format_time, print_json
@@ -39,6 +38,10 @@ from rkt.pod.pod import (
 from rkt.settings import GlobalOptions
 from rkt.stage0.pods import AppInfo, PodInfo, pod_info
 from rkt.stage0.privileges import require_root
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from typing import Any
 
 IN_MODIFY = 0x002
 IN_MOVED_TO = 0x080

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from rkt.cli.output import FORMATS, print_json, print_table
@@ -25,6 +24,10 @@ from rkt.settings import GlobalOptions
 from rkt.stage0 import privileges
 from rkt.trust.keys import KeyInfo, format_fingerprint, parse_public_key
 from rkt.trust.keystore import Keystore, TrustedKey, validate_prefix
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 
-from rkt import APPC_VERSION, __version__
+from rkt import APPC_VERSION, __version__, jsonio
 from rkt.settings import GlobalOptions
 
 
@@ -22,7 +21,7 @@ def run(args: argparse.Namespace, opts: GlobalOptions) -> int:
         "features": ["-TPM", "-SDJOURNAL", "+OCI", "+ZSTD"],
     }
     if args.format == "json":
-        print(json.dumps(info, indent=2))
+        print(jsonio.dumps(info, indent=2))
         return 0
     print(f"rkt Version: {info['rkt']}")
     print(f"appc Version: {info['appc']}")

@@ -7,11 +7,10 @@ Imports only the standard library, ``rkt.abi`` and ``rkt.stage1.common.poddir``.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
-from rkt import abi
+from rkt import abi, jsonio
 from rkt.paths import Path
 from rkt.stage1.common.poddir import write_atomic
 
@@ -56,7 +55,7 @@ class AppStatus:
         return f"AppStatus({self.name!r}, state={self.state!r}, exit_code={self.exit_code!r})"
 
     def to_json(self) -> bytes:
-        return json.dumps(
+        return jsonio.dumps(
             {
                 "name": self.name,
                 "state": self.state,
@@ -101,7 +100,7 @@ class StatusWriter:
 
 def read_app_status(pod_path: Path, app: str) -> dict[str, object] | None:
     try:
-        data = json.loads((pod_path / abi.app_status_json(app)).read_bytes())
+        data = jsonio.loads((pod_path / abi.app_status_json(app)).read_bytes())
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None

@@ -15,11 +15,10 @@ Imports only the standard library, ``rkt.abi``, ``rkt.errors``, ``rkt.stage1``.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
-from rkt import abi
+from rkt import abi, jsonio
 from rkt.errors import PodError
 from rkt.stage1.common.appspec import build_app_spec
 from rkt.stage1.common.args import INSECURE_OPTIONS, AppArgs, parse_app
@@ -31,7 +30,7 @@ from rkt.stage1.ns._pod import open_pod_init
 
 def read_config(pod: PodDir) -> dict[str, object]:
     try:
-        config = json.loads(pod.file(abi.STAGE1_CONFIG).read_bytes())
+        config = jsonio.loads(pod.file(abi.STAGE1_CONFIG).read_bytes())
     except (OSError, ValueError) as exc:
         raise PodError(f'pod "{pod.uuid}": cannot read its stage1 config') from exc
     if not isinstance(config, dict):

@@ -24,7 +24,6 @@ from __future__ import annotations
 import gc
 import os
 import signal
-from typing import NoReturn
 
 from rkt import abi
 from rkt.host.api import MS_BIND, MS_PRIVATE, MS_REC, Host
@@ -36,6 +35,10 @@ from rkt.stage1.common.status import AppStatus, StatusWriter
 from rkt.stage1.ns.launch import launch_app
 from rkt.stage1.ns.native import LAUNCHER, exec_supervisor, program, supervisor_app_args
 from rkt.stage1.ns.start import app_root_overlay, create_app_cgroup
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 
 def mount_app_rootfs(host: Host, pod_path: Path, spec: AppSpec) -> str:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import os
 import signal
-from typing import NoReturn
 
 from rkt import abi
 from rkt.host.api import (
@@ -46,6 +45,10 @@ from rkt.stage1.common.poddir import PRIVATE_DIR, PodDir, write_atomic
 from rkt.stage1.ns.launch import LaunchPlan, exec_launcher
 from rkt.stage1.ns.native import HANDOFF_SIGNALS, INIT, exec_waiter, program
 from rkt.stage1.ns.start import create_app_cgroup, has_copy_up, userns_pod_plan
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 IDMAP_DIR = f"{PRIVATE_DIR}/idmap"
 Binds = list[tuple[str, str]]
