@@ -90,6 +90,8 @@ NOT_ON_RUN_PATH = (
     "urllib",
     "ipaddress",
     "signal",  # its enum classes: rkt uses _signal, the C module
+    "re",  # with enum: ~2 ms; the name and UUID checks are rkt.textcheck
+    "enum",
     "rkt.cli.progress",  # the download bar: imported when a download draws one
     "rkt.cli.output",
 )
@@ -118,6 +120,8 @@ NOT_ON_STAGE1_PATH = (
     "contextlib",
     "signal",
     "ipaddress",
+    "re",
+    "enum",
 )
 
 

@@ -5,12 +5,10 @@ Pure (no argparse: the ``run`` grammar uses these too); rkt's argparse glue is `
 
 from __future__ import annotations
 
-import re
-
 from rkt.errors import UsageError
 
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-# Compiled on first use (re caches it): `rkt run` imports this module and never parses a duration.
+# Imported (re) and compiled on first use: `rkt run` imports this module, never parses a duration.
 _PART = r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)"
 
 
@@ -19,6 +17,8 @@ def parse_duration(text: str, flag: str) -> float:
     value = text.strip()
     if value in ("0", ""):
         return 0.0
+    import re
+
     part = re.compile(_PART)
     pos, total = 0, 0.0
     while pos < len(value):

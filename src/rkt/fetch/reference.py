@@ -17,8 +17,8 @@ more), told apart with ``isinstance``, never by comparing a reference of one kin
 from __future__ import annotations
 
 import os
-import re
 
+from rkt import textcheck
 from rkt.errors import UsageError
 from rkt.paths import Path
 from rkt.records import NamedTuple
@@ -26,9 +26,7 @@ from rkt.records import NamedTuple
 ACI_EXTENSION = ".aci"
 
 # appc types.md "AC Identifier Type" (image names and label keys).
-_AC_IDENTIFIER = re.compile(r"[a-z0-9]+([-._~/][a-z0-9]+)*")
 # Patterns, compiled (and cached by re) only for an argument that can match: most are names.
-_IMAGE_ID = r"sha512-([0-9a-fA-F]+)"
 _SCHEME = r"([A-Za-z][A-Za-z0-9+.-]*)://"
 _SHA512_HEX_LEN = 128
 
@@ -54,7 +52,7 @@ _ARCH_BY_MACHINE = {
 
 def is_ac_identifier(text: str) -> bool:
     """Whether ``text`` is a valid appc AC Identifier (image names, label keys)."""
-    return _AC_IDENTIFIER.fullmatch(text) is not None
+    return textcheck.is_ac_identifier(text)
 
 
 def host_os() -> str:
@@ -137,12 +135,15 @@ def parse_image_reference(text: str, *, cwd: Path | None = None) -> ImageRef:
     arg = text.strip()
     if not arg:
         raise UsageError("image: empty image reference")
-    scheme = re.match(_SCHEME, arg) if "://" in arg else None
-    if scheme:
-        return _parse_url(arg, scheme.group(1).lower())
-    image_id = re.fullmatch(_IMAGE_ID, arg) if arg.startswith("sha512-") else None
-    if image_id:
-        return _parse_image_id(arg, image_id.group(1))
+    if "://" in arg:
+        import re  # here: only URLs need it
+
+        scheme = re.match(_SCHEME, arg)
+        if scheme:
+            return _parse_url(arg, scheme.group(1).lower())
+    digits = arg[len("sha512-") :] if arg.startswith("sha512-") else ""
+    if digits and textcheck.is_lower_hex(digits.lower()):
+        return _parse_image_id(arg, digits)
     if os.path.isabs(arg):
         return PathRef(Path(arg))
     return _guess_path_or_name(arg, Path.cwd() if cwd is None else cwd)

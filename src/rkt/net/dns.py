@@ -14,7 +14,6 @@ Pure: imports only the standard library and ``rkt.errors``.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
 from rkt.errors import UsageError
@@ -67,9 +66,9 @@ def parse_dns_options(
             _check_ip("--dns", ip)
     for name, values in (("--dns-search", _items(search)), ("--dns-opt", _items(options))):
         for value in values:
-            if not re.fullmatch(_TOKEN, value):
+            if not _fullmatch(_TOKEN, value):
                 raise UsageError(f'{name}: "{value}" is not a single word')
-    if domain and not re.fullmatch(_HOSTNAME, domain):
+    if domain and not _fullmatch(_HOSTNAME, domain):
         raise UsageError(f'--dns-domain: "{domain}" is not a domain name')
     merged: dict[str, list[str]] = {}
     from_host = False
@@ -80,7 +79,7 @@ def parse_dns_options(
         ip, eq, names = entry.partition("=")
         _check_ip("--hosts-entry", ip)
         hosts = [n for n in names.split(",") if n]
-        if not eq or not hosts or not all(re.fullmatch(_HOSTNAME, n) for n in hosts):
+        if not eq or not hosts or not all(_fullmatch(_HOSTNAME, n) for n in hosts):
             raise UsageError(f'--hosts-entry: "{entry}" is not IP=NAME[,NAME...] or "host"')
         merged.setdefault(ip, [])
         merged[ip] += [h for h in hosts if h not in merged[ip]]
@@ -94,6 +93,12 @@ def parse_dns_options(
         hosts_entries=tuple((ip, tuple(n)) for ip, n in merged.items()),
         hosts_from_host=from_host,
     )
+
+
+def _fullmatch(pattern: str, value: str) -> bool:
+    import re  # here: only these flags need it, and re costs ~2 ms of a start
+
+    return re.fullmatch(pattern, value) is not None
 
 
 def _items(values: Iterable[str]) -> list[str]:

@@ -23,11 +23,10 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-import re
 import time
 from collections.abc import Iterator
 
-from rkt import abi
+from rkt import abi, textcheck
 from rkt.errors import AmbiguousError, NotFoundError, PodError
 from rkt.paths import Path
 
@@ -54,7 +53,6 @@ STATE_EXITED_GARBAGE = "exited garbage"
 STATE_GARBAGE = "garbage"
 
 # A pattern, compiled (and cached by re) on first use: `rkt run` never checks a UUID.
-_UUID_RE = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 
 
 class PodLock:
@@ -104,7 +102,7 @@ class PodLock:
 
 
 def is_uuid(text: str) -> bool:
-    return bool(re.match(_UUID_RE, text))
+    return textcheck.is_uuid(text)
 
 
 def new_uuid() -> str:
@@ -264,7 +262,7 @@ def iter_pods(pods_root: Path) -> Iterator[Pod]:
 def find_pod(pods_root: Path, uuid_or_prefix: str) -> Pod:
     """A pod by full UUID or unique prefix; looks twice to ride out a concurrent rename."""
     text = uuid_or_prefix.strip().lower()
-    if not text or not re.fullmatch(r"[0-9a-f-]+", text):
+    if not textcheck.is_lower_hex(text.replace("-", "")):
         raise NotFoundError(f'pod "{uuid_or_prefix}": not a pod UUID')
     for _ in range(3):
         matches = {pod.uuid: pod for pod in iter_pods(pods_root) if pod.uuid.startswith(text)}

@@ -18,10 +18,10 @@ Pure: no I/O. Imports only ``rkt.errors`` and its sibling ``rkt.schema`` modules
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from types import MappingProxyType
 
+from rkt import textcheck
 from rkt.errors import ManifestError
 from rkt.records import NamedTuple
 from rkt.schema._fields import (
@@ -89,7 +89,7 @@ PORT_PROTOCOLS = ("tcp", "udp")
 _MAX_ID = (1 << 32) - 1
 # aci.md "environment": POSIX names, plus "." and "-" for practical reasons. A pattern, compiled
 # (and cached by re) by the first manifest with an environment.
-_ENV_NAME = r"[A-Za-z_][A-Za-z0-9_.-]*"
+# environment variable names: [A-Za-z_][A-Za-z0-9_.-]* (rkt.textcheck.is_env_name)
 
 StringMap = tuple[tuple[str, str], ...]
 """An ordered string-to-string map (``userAnnotations``, ``userLabels``), kept hashable."""
@@ -401,7 +401,7 @@ def _check_unique_names(loc: Loc, key: str, names: list[str], what: str) -> None
 
 
 def _validate_env_name(value: str, what: str) -> str:
-    if not re.fullmatch(_ENV_NAME, value):
+    if not textcheck.is_env_name(value):
         raise ManifestError(
             f"{what}: {show(value)} is not a valid environment variable name"
             " (letters, digits, _ . -)"

@@ -8,21 +8,17 @@ Pure: no I/O. Imports only ``rkt.errors`` and its sibling ``rkt.schema._fields``
 
 from __future__ import annotations
 
-import re
-
+from rkt import textcheck
 from rkt.errors import ManifestError
 from rkt.schema._fields import show
 
-# types.md "AC Name Type" and "AC Identifier Type"; fullmatch, so "$" cannot accept a trailing "\n".
-_AC_NAME = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
-_AC_IDENTIFIER = re.compile(r"[a-z0-9]+(?:[-._~/][a-z0-9]+)*")
-_NOT_AC_NAME_CHARS = re.compile(r"[^a-z0-9]+")
+# types.md "AC Name Type" and "AC Identifier Type": rkt.textcheck (no re on the start path).
 
 # SemVer 2.0.0 (types.md "AC Version Type").
 _NUM = r"(?:0|[1-9][0-9]*)"
 _PRE_ID = r"(?:0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*)"
-# A pattern, compiled (~0.3 ms) and cached by re only for a version that is not a plain
-# MAJOR.MINOR.PATCH (see _is_plain_version).
+# A pattern, imported (re) and compiled only for a version that is not a plain MAJOR.MINOR.PATCH
+# (see _is_plain_version).
 _SEMVER = (
     rf"{_NUM}\.{_NUM}\.{_NUM}"
     rf"(?:-{_PRE_ID}(?:\.{_PRE_ID})*)?(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?"
@@ -36,11 +32,11 @@ _HEX_DIGITS = frozenset("0123456789abcdef")
 
 
 def is_ac_name(value: object) -> bool:
-    return isinstance(value, str) and _AC_NAME.fullmatch(value) is not None
+    return isinstance(value, str) and textcheck.is_ac_name(value)
 
 
 def is_ac_identifier(value: object) -> bool:
-    return isinstance(value, str) and _AC_IDENTIFIER.fullmatch(value) is not None
+    return isinstance(value, str) and textcheck.is_ac_identifier(value)
 
 
 def validate_ac_name(value: str, what: str) -> str:
@@ -65,11 +61,15 @@ def validate_ac_identifier(value: str, what: str) -> str:
 
 def validate_ac_version(value: str, what: str) -> str:
     """Return ``value`` if it is a SemVer 2.0.0 version (the AC Version type)."""
-    if not isinstance(value, str) or not (
-        _is_plain_version(value) or re.fullmatch(_SEMVER, value) is not None
-    ):
+    if not isinstance(value, str) or not (_is_plain_version(value) or _is_semver(value)):
         raise ManifestError(f"{what}: {show(value)} is not a semantic version (like 0.8.11)")
     return value
+
+
+def _is_semver(value: str) -> bool:
+    import re
+
+    return re.fullmatch(_SEMVER, value) is not None
 
 
 def _is_plain_version(value: str) -> bool:
@@ -85,7 +85,7 @@ def sanitize_ac_name(value: str) -> str:
     """Derive an AC Name from an image name: its last path component, lower-cased, with every run
     of other characters turned into "-" (``example.com/My_App`` -> ``my-app``)."""
     last = value.rstrip("/").rsplit("/", 1)[-1]
-    name = _NOT_AC_NAME_CHARS.sub("-", last.lower()).strip("-")
+    name = textcheck.ac_name_from(last.lower())
     if not name:
         raise ManifestError(f"cannot derive an app name from {show(value)}")
     return name

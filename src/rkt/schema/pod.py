@@ -14,9 +14,9 @@ Pure: no I/O. Imports only ``rkt.errors`` and its sibling ``rkt.schema`` modules
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 
+from rkt import textcheck
 from rkt.records import NamedTuple
 from rkt.schema._fields import (
     Loc,
@@ -60,7 +60,6 @@ if TYPE_CHECKING:
 POD_MANIFEST_KIND = "PodManifest"
 VOLUME_KINDS = ("host", "empty")
 DEFAULT_VOLUME_MODE = "0755"
-_MODE = r"[0-7]{3,4}"  # compiled (and cached by re) by the first volume with a mode
 _MAX_ID = (1 << 32) - 1
 
 
@@ -301,7 +300,7 @@ def _parse_volume(obj: Mapping[str, Any], loc: Loc) -> Volume:
         gid = 0 if gid is None else gid
     else:
         raise loc.key("kind").error(f'{show(raw_kind)} is not "host" or "empty"')
-    if mode is not None and not re.fullmatch(_MODE, mode):
+    if mode is not None and not textcheck.is_octal_mode(mode):
         raise loc.key("mode").error(f'{show(mode)} is not an octal mode (like "0755")')
     return Volume(
         name=name,

@@ -8,13 +8,11 @@ Imports only the standard library and ``rkt.errors``.
 
 from __future__ import annotations
 
-import re
-
+from rkt import textcheck
 from rkt.errors import PodError
 from rkt.records import NamedTuple
 
 INSECURE_OPTIONS = frozenset({"capabilities", "paths", "seccomp"})
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _BOOLS = {"true": True, "false": False}
 
 
@@ -108,7 +106,7 @@ def _split(
 def _uuid(positional: list[str]) -> str:
     if len(positional) != 1:
         raise PodError(f"stage1: expected one pod uuid, got {len(positional)} arguments")
-    if not _UUID.fullmatch(positional[0]):
+    if not textcheck.is_uuid(positional[0]):
         raise PodError(f'stage1: "{positional[0]}" is not a pod uuid')
     return positional[0]
 
@@ -129,7 +127,7 @@ def parse_run(argv: list[str]) -> RunArgs:
         raise PodError(f'stage1: unknown insecure option "{sorted(unknown)[0]}"')
     net = tuple(n for n in values.get("net", "default").split(",") if n) or ("default",)
     hostname = values.get("hostname") or None
-    if hostname is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.-]{0,62}", hostname):
+    if hostname is not None and not textcheck.is_hostname(hostname):
         raise PodError(f'stage1: "{hostname}" is not a valid hostname')
     return RunArgs(
         uuid=_uuid(positional),
