@@ -144,8 +144,15 @@ def test_app_lifecycle_in_a_running_pod(sandbox: Sandbox, images: ImageFactory) 
     sandbox.add(image, "short", "echo short-lived; exit 3")
     sandbox.app("start", sandbox.uuid, "--app=short")
     sandbox.app("stop", sandbox.uuid, "--app=short")  # returns once it has exited
-    assert sandbox.app_status("short")["state"] == "exited"
+    first = sandbox.app_status("short")
+    assert first["state"] == "exited" and first["exit_code"] == 3
     assert sandbox.pod_state() == "state=running"
+    sandbox.app("start", sandbox.uuid, "--app=short")  # again: a fresh run, the same root
+    sandbox.app("stop", sandbox.uuid, "--app=short")
+    again = sandbox.app_status("short")
+    assert again["state"] == "exited" and again["started_at"] != first["started_at"]
+    logs = sandbox.rkt.run("logs", "--app=short", sandbox.uuid).stdout
+    assert logs.count("short-lived") == 2
 
     # rm: a running app is stopped, then removed from the pod and its manifest.
     sandbox.app("rm", sandbox.uuid, "--app=two")

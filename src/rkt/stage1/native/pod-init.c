@@ -72,6 +72,7 @@
 
 #include "handoff.h"
 #include "plan.h"
+#include "status.h"
 
 #define MAX_APPS 256
 
@@ -245,42 +246,11 @@ static void wait_go(int go)
 static void write_status(struct app *a, const char *state)
 {
 	char json[1024];
-	/* App names are appc ACNames ([a-z0-9-]): nothing to escape. The layout is Python's
-	 * json.dumps of rkt.stage1.common.status.AppStatus. */
-	int n = snprintf(json, sizeof json,
-			 "{\"name\": \"%s\", \"state\": \"%s\", \"pid\": %s, \"created\": %s, "
-			 "\"started\": %s, \"finished\": null, \"exit_code\": null, \"signal\": null, "
-			 "\"oom_killed\": false}",
-			 a->name, state, *a->host_pid ? a->host_pid : "null", a->created,
-			 *a->started ? a->started : "null");
-	if (n < 0 || n >= (int)sizeof json)
+	int n = status_json(json, sizeof json, a->name, state, *a->host_pid ? a->host_pid : NULL,
+			    a->created, *a->started ? a->started : NULL);
+	if (n < 0)
 		fail(ENAMETOOLONG, "status of %s", a->name);
 	write_atomic(a->json, json, (size_t)n);
-}
-
-/* The pid of a child as the host sees it (/proc here is still the host's procfs). */
-static void host_pid(struct app *a)
-{
-	int pidfd = (int)syscall(SYS_pidfd_open, a->pid, 0);
-	char path[64], buf[2048];
-	if (pidfd < 0)
-		goto fallback;
-	snprintf(path, sizeof path, "/proc/self/fdinfo/%d", pidfd);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
-	if (fd >= 0)
-		close(fd);
-	close(pidfd);
-	if (n > 0) {
-		buf[n] = '\0';
-		char *line = strstr(buf, "\nPid:");
-		if (line != NULL) {
-			snprintf(a->host_pid, sizeof a->host_pid, "%ld", strtol(line + 5, NULL, 10));
-			return;
-		}
-	}
-fallback:
-	snprintf(a->host_pid, sizeof a->host_pid, "%d", (int)a->pid);
 }
 
 static void start_app(struct app *a, int interactive, int devnull)
@@ -314,7 +284,7 @@ static void start_app(struct app *a, int interactive, int devnull)
 		close(out[1]);
 		close(err[1]);
 	}
-	host_pid(a);
+	host_pid_text(a->pid, a->host_pid, sizeof a->host_pid);
 	snprintf(a->started, sizeof a->started, "%lld", now_ns());
 	write_status(a, "running");
 }

@@ -54,6 +54,7 @@
 #include <unistd.h>
 
 #include "handoff.h"
+#include "status.h"
 
 #define APP_ARGS 14
 #define MAX_APPS 256
@@ -358,15 +359,11 @@ static void parse_apps(int argc, char **argv)
 static void app_status_json(struct app *a, const char *state)
 {
 	char json[1024];
-	/* the layout of rkt.stage1.common.status.AppStatus (as pod-init writes it) */
-	int n = snprintf(json, sizeof json,
-			 "{\"name\": \"%s\", \"state\": \"%s\", \"pid\": %s, \"created\": %s, "
-			 "\"started\": %s, \"finished\": null, \"exit_code\": null, \"signal\": null, "
-			 "\"oom_killed\": false}",
-			 a->name, state, is_set(a->host_pid) ? a->host_pid : "null",
-			 is_set(a->created) ? a->created : "0",
-			 is_set(a->started) ? a->started : "null");
-	if (n > 0 && n < (int)sizeof json)
+	int n = status_json(json, sizeof json, a->name, state,
+			    is_set(a->host_pid) ? a->host_pid : NULL,
+			    is_set(a->created) ? a->created : "0",
+			    is_set(a->started) ? a->started : NULL);
+	if (n > 0)
 		write_atomic(a->json_path, json, (size_t)n);
 }
 
@@ -535,30 +532,6 @@ static const char *add_app(const char *name, char *error, size_t size)
 	return NULL;
 }
 
-/* The pid of a child as the host sees it (/proc here is still the host's procfs). */
-static void read_host_pid(struct app *a)
-{
-	int pidfd = (int)syscall(SYS_pidfd_open, a->pid, 0);
-	char path[64], buf[2048];
-	snprintf(a->host_pid_buf, sizeof a->host_pid_buf, "%d", (int)a->pid);
-	a->host_pid = a->host_pid_buf;
-	if (pidfd < 0)
-		return;
-	snprintf(path, sizeof path, "/proc/self/fdinfo/%d", pidfd);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
-	if (fd >= 0)
-		close(fd);
-	close(pidfd);
-	if (n > 0) {
-		buf[n] = '\0';
-		char *line = strstr(buf, "\nPid:");
-		if (line != NULL)
-			snprintf(a->host_pid_buf, sizeof a->host_pid_buf, "%ld",
-				 strtol(line + 5, NULL, 10));
-	}
-}
-
 /* start: output pipes, its own session, app-exec with the launch plan (as pod-init does). */
 static const char *start_app(struct app *a, char *error, size_t size)
 {
@@ -617,7 +590,8 @@ static const char *start_app(struct app *a, char *error, size_t size)
 		fcntl(fds[k], F_SETFL, fcntl(fds[k], F_GETFL) | O_NONBLOCK);
 		streams[n_streams++] = (struct stream){fds[k], k + 1, names[k], a};
 	}
-	read_host_pid(a);
+	host_pid_text(a->pid, a->host_pid_buf, sizeof a->host_pid_buf);
+	a->host_pid = a->host_pid_buf;
 	snprintf(a->started_buf, sizeof a->started_buf, "%lld", now_ns(CLOCK_REALTIME));
 	a->started = a->started_buf;
 	app_status_json(a, "running");

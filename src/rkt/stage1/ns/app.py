@@ -73,7 +73,14 @@ def _action(action: str, argv: list[str]) -> int:
     config = check_mutable_pod(pod)
     if action == "add":
         resolve_app(pod, args, config)
-    call_pod_init(pod.path, ControlRequest(action, args.app))
+    try:
+        call_pod_init(pod.path, ControlRequest(action, args.app))
+    except BaseException:
+        if action == "add":  # refused: nothing of the app stays (its cgroup, plan, record)
+            from rkt.stage1.ns.start import forget_removed_app
+
+            forget_removed_app(pod, args.app)
+        raise
     if action == "rm":
         from rkt.stage1.ns.start import forget_removed_app
 
