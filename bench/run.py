@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import platform
-import shutil
 import subprocess
 import sys
 import time
@@ -67,6 +66,21 @@ def checkout_src(rev: str, workdir: Path) -> Path:
     return dest / "src"
 
 
+def build_native(native: Path) -> None:
+    """The stage1's native programs are build outputs (make setup), not in git: a checkout that
+    has their sources gets them built from its own sources, as the Makefile builds them (plans
+    change with the Python that writes them, so another checkout's binaries will not do)."""
+    if not native.is_dir() or (native / "bin").exists():
+        return
+    tmp = native / "bin.tmp"
+    tmp.mkdir(exist_ok=True)
+    for source in sorted(native.glob("*.c")):
+        libs = ["-lseccomp"] if source.stem == "app-exec" else []
+        out = tmp / source.stem
+        subprocess.run(["cc", "-O2", "-static", "-o", str(out), str(source), *libs], check=True)
+    tmp.rename(native / "bin")
+
+
 def other_sources(args: argparse.Namespace) -> list[tuple[str, Path]]:
     """``--against``: (label, src dir) per revision or src/ directory given."""
     others = []
@@ -75,12 +89,7 @@ def other_sources(args: argparse.Namespace) -> list[tuple[str, Path]]:
             others.append((Path(rev).resolve().parent.name, Path(rev).resolve()))
             continue
         src = checkout_src(rev, Path(args.disk_dir))
-        # The stage1's native programs are build outputs (make setup), not in git: a checkout
-        # that has their sources gets this checkout's binaries.
-        native = src / "rkt" / "stage1" / "native"
-        built = ROOT / "src" / "rkt" / "stage1" / "native" / "bin"
-        if native.is_dir() and not (native / "bin").exists() and built.is_dir():
-            shutil.copytree(built, native / "bin")
+        build_native(src / "rkt" / "stage1" / "native")
         others.append((rev, src))
     return others
 
