@@ -84,6 +84,22 @@ def is_env_name(text: str) -> bool:
     )
 
 
+def is_identifier(text: str) -> bool:
+    """A C identifier (CNI_ARGS keys): ``[A-Za-z_][A-Za-z0-9_]*``."""
+    return (
+        bool(text)
+        and (text[0] in _LETTERS or text[0] == "_")
+        and all(char in _ALNUM or char == "_" for char in text)
+    )
+
+
+def is_cni_name(text: str) -> bool:
+    """A CNI network or plugin type name: ``[A-Za-z0-9][A-Za-z0-9_.-]*``."""
+    return (
+        bool(text) and text[0] in _ALNUM and all(char in _ALNUM or char in "_.-" for char in text)
+    )
+
+
 def is_hostname(text: str) -> bool:
     """What rkt accepts for ``--hostname``: ``[A-Za-z0-9][A-Za-z0-9.-]{0,62}``."""
     return (

@@ -12,6 +12,7 @@ from collections.abc import Callable
 import pytest
 
 from rkt import textcheck
+from rkt.net.ports import is_port_name
 from tests.conftest import REPO
 
 ALPHABET = "az09AZ-._~/ \n\t#;!é٣ß0f"
@@ -47,6 +48,9 @@ UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
         (textcheck.is_env_name, r"[A-Za-z_][A-Za-z0-9_.-]*"),
         (textcheck.is_hostname, r"[A-Za-z0-9][A-Za-z0-9.-]{0,62}"),
         (textcheck.is_octal_mode, r"[0-7]{3,4}"),
+        (is_port_name, r"[a-z0-9]+([a-z0-9-]*[a-z0-9])?"),
+        (textcheck.is_identifier, r"[A-Za-z_][A-Za-z0-9_]*"),
+        (textcheck.is_cni_name, r"[A-Za-z0-9][A-Za-z0-9_.\-]*"),
     ],
 )
 def test_check_is_its_regular_expression(check: Callable[[str], bool], pattern: str) -> None:

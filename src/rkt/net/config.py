@@ -23,9 +23,7 @@ Imports only the standard library and ``rkt.errors``.
 
 from __future__ import annotations
 
-import re
-
-from rkt import jsonio
+from rkt import jsonio, textcheck
 from rkt.errors import ConfigError, UsageError
 from rkt.paths import Path
 from rkt.records import NamedTuple
@@ -38,8 +36,6 @@ DEFAULT = "default"
 DEFAULT_RESTRICTED = "default-restricted"
 SPECIAL = ("host", "none", "all")
 CNI_VERSION = "1.0.0"
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
-_ARG_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class NetworkConfig(NamedTuple):
@@ -113,7 +109,7 @@ def parse_network_config(data: bytes, source: str) -> NetworkConfig:
     if not isinstance(doc, dict):
         raise ConfigError(f'network config "{source}": not a JSON object')
     name = doc.get("name")
-    if not isinstance(name, str) or not _NAME.fullmatch(name) or name in SPECIAL:
+    if not isinstance(name, str) or not textcheck.is_cni_name(name) or name in SPECIAL:
         raise ConfigError(f'network config "{source}": invalid or reserved network name {name!r}')
     version = doc.get("cniVersion", "0.3.1")
     if not isinstance(version, str):
@@ -126,7 +122,7 @@ def parse_network_config(data: bytes, source: str) -> NetworkConfig:
         plugins = [{k: v for k, v in doc.items() if k not in ("name", "cniVersion")}]
     for plugin in plugins:
         kind = plugin.get("type") if isinstance(plugin, dict) else None
-        if not isinstance(kind, str) or not _NAME.fullmatch(kind):
+        if not isinstance(kind, str) or not textcheck.is_cni_name(kind):
             raise ConfigError(f'network config "{source}": a plugin has no valid "type"')
     return NetworkConfig(
         name, version, tuple(plugins), source, disable_check=doc.get("disableCheck") is True
@@ -162,12 +158,12 @@ def parse_net_flag(value: str) -> tuple[NetRequest, ...]:
     requests: list[NetRequest] = []
     for item in value.split(","):
         name, _, raw_args = item.partition(":")
-        if not _NAME.fullmatch(name):
+        if not textcheck.is_cni_name(name):
             raise UsageError(f'--net: "{item}" is not a network name')
         args: list[tuple[str, str]] = []
         for pair in filter(None, raw_args.split(";")):
             key, eq, val = pair.partition("=")
-            if not eq or not _ARG_KEY.fullmatch(key) or any(c in val for c in ";,\n"):
+            if not eq or not textcheck.is_identifier(key) or any(c in val for c in ";,\n"):
                 raise UsageError(f'--net: "{pair}" in "{item}" is not a CNI argument K=V')
             args.append((key, val))
         if name in SPECIAL and args:

@@ -10,24 +10,21 @@ Imports only the standard library, ``rkt.errors`` and ``rkt.net``.
 
 from __future__ import annotations
 
-import ipaddress
-import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from rkt.errors import ConfigError, UsageError
 from rkt.net.config import NetworkConfig
+from rkt.records import NamedTuple
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
     from typing import Any
 
-_NAME = re.compile(r"[a-z0-9]+([a-z0-9-]*[a-z0-9])?")
+_PORT_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
 PORTMAP = {"type": "portmap", "capabilities": {"portMappings": True}, "snat": True}
 
 
-@dataclass(frozen=True)
-class PortRequest:
+class PortRequest(NamedTuple):
     """One ``--port`` value (or pod manifest ``ports[]`` entry)."""
 
     name: str
@@ -39,8 +36,7 @@ class PortRequest:
         return f"{self.name}:{ip}{self.host_port}"
 
 
-@dataclass(frozen=True)
-class PortMapping:
+class PortMapping(NamedTuple):
     host_port: int
     container_port: int
     protocol: str
@@ -57,13 +53,20 @@ class PortMapping:
         return out
 
 
+def is_port_name(text: str) -> bool:
+    """``[a-z0-9]+([a-z0-9-]*[a-z0-9])?``: lower-case letters, digits and inner dashes."""
+    return bool(text) and text[0] != "-" and text[-1] != "-" and _PORT_NAME_CHARS.issuperset(text)
+
+
 def parse_port_flag(value: str) -> PortRequest:
     """``NAME:[HOSTIP:]HOSTPORT``; raises ``UsageError``."""
     parts = value.split(":")
-    if len(parts) not in (2, 3) or not _NAME.fullmatch(parts[0]):
+    if len(parts) not in (2, 3) or not is_port_name(parts[0]):
         raise UsageError(f'--port: "{value}" is not NAME:[HOSTIP:]HOSTPORT')
     host_ip = parts[1] if len(parts) == 3 else ""
     if host_ip:
+        import ipaddress  # here: only a host IP needs it (~0.5 ms)
+
         try:
             ipaddress.IPv4Address(host_ip)
         except ValueError as exc:
