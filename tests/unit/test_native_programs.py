@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import select
 import signal
 import socket
@@ -344,3 +345,33 @@ def test_mutable_pod_add_needs_the_apps_launch_record(mutable_pod: Path) -> None
 )
 def test_mutable_pod_refuses_malformed_requests(mutable_pod: Path, line: bytes, error: str) -> None:
     assert _raw(line) == {"ok": False, "error": error}
+
+
+def test_mutable_pod_survives_garbage_on_its_control_socket(mutable_pod: Path) -> None:
+    """The server parses what root sends it in C: random lines, huge lines, stray quotes and
+    backslashes, bytes that are not UTF-8 get a refusal (or a closed connection for a line that
+    never ends) and the supervisor keeps serving."""
+    rng = random.Random(7)
+    alphabet = b'{}":, \\abcdeprt-/.\x00\xff'
+    lines = [bytes(rng.choice(alphabet) for _ in range(rng.randint(0, 200))) for _ in range(150)]
+    lines += [b'{"action": "' + b"a" * 3000 + b'", "app": "x"}', b"", b'{"app": "x"}']
+    lines += [b'{"action": "rm", "app": "' + b"x" * 300 + b'"}']
+    for line in lines:  # one line per connection, as the client sends
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+            client.settimeout(30)
+            client.connect(CONTROL_SOCKET)
+            client.sendall(line + b"\n")
+            answer = client.makefile("rb").readline()
+        doc = json.loads(answer)
+        assert doc["ok"] is False and isinstance(doc["error"], str), (line, answer)
+    # a line longer than the server reads (4 KiB) is dropped without an answer
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+        client.settimeout(30)
+        client.connect(CONTROL_SOCKET)
+        client.sendall(b"x" * 5000 + b"\n")
+        try:
+            assert client.makefile("rb").readline() == b""
+        except ConnectionResetError:
+            pass  # closed with the rest of the line unread
+    with pytest.raises(PodError, match='app "ghost": is not in the pod'):
+        call_pod_init(mutable_pod, ControlRequest("stop", "ghost"), timeout=30)
