@@ -65,3 +65,37 @@ def test_threads_sharing_the_index_commit_one_at_a_time(tmp_path: Path) -> None:
     assert not failures, failures[0]
     assert index.conn.execute("SELECT COUNT(*) FROM layers").fetchone()[0] == 800
     index.close()
+
+
+def test_a_use_is_recorded_at_most_once_a_minute(tmp_path: Path) -> None:
+    """Store.touch is relatime-like: a use within TOUCH_INTERVAL of the recorded one writes
+    nothing (no write transaction on every pod start); an older one, or no record, is written."""
+    import time
+
+    from rkt.store.db import ImageRecord
+    from rkt.store.store import TOUCH_INTERVAL, Store
+
+    with Store(tmp_path / "data") as store:
+        now = time.time()
+        rec = ImageRecord(
+            id="sha512-" + "a" * 128, name="example.com/x", labels={}, manifest=b"{}",
+            import_time=now - 3600, last_used=now - 3600, size=1, uncompressed_size=1,
+            compression="", source="", tree_id=None, tree_size=0,
+        )  # fmt: skip
+        with store.index.transaction() as conn:
+            store.index.insert_image(conn, rec)
+
+        def recorded() -> float:
+            got = store.index.get_image(rec.id)
+            assert got is not None
+            return got.last_used
+
+        store.touch(rec.id, recorded())  # an hour ago: recorded now
+        first = recorded()
+        assert now <= first <= time.time()
+        store.touch(rec.id, first)  # a moment ago: nothing written
+        assert recorded() == first
+        store.touch(rec.id, first - TOUCH_INTERVAL - 1)  # the caller's record is older
+        assert recorded() > first
+        store.touch(rec.id)  # no record given: always written
+        assert recorded() >= first

@@ -361,7 +361,7 @@ def _lay_out_apps(
         overlay = pod_dir / abi.app_overlay(app["name"])
         (overlay / "upper").mkdir(parents=True)
         (overlay / "work").mkdir()
-        store.touch(rec.id)
+        store.touch(rec.id, rec.last_used)
     for vol in pod.get("volumes", []):
         if vol["kind"] == "empty":
             path = pod_dir / abi.VOLUMES_DIR / vol["name"]
