@@ -186,7 +186,7 @@ class ImageIndex:
             self.conn = sqlite3.connect(
                 path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
             )
-            self.conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            # (connect's timeout is the busy timeout: no PRAGMA busy_timeout needed)
             if writable:
                 self.conn.execute("PRAGMA synchronous=FULL")
             if writable and (self._journal_mode() != "wal" or self.version() != SCHEMA_VERSION):
