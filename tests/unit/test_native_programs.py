@@ -375,3 +375,17 @@ def test_mutable_pod_survives_garbage_on_its_control_socket(mutable_pod: Path) -
             pass  # closed with the rest of the line unread
     with pytest.raises(PodError, match='app "ghost": is not in the pod'):
         call_pod_init(mutable_pod, ControlRequest("stop", "ghost"), timeout=30)
+
+
+def test_mutable_pod_serves_others_while_a_client_is_slow(mutable_pod: Path) -> None:
+    """A request line is read as it arrives: a client that has sent half of its line holds up
+    neither other clients nor the pod, and gets its answer once the line is whole."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as slow:
+        slow.settimeout(30)
+        slow.connect(CONTROL_SOCKET)
+        slow.sendall(b'{"action": "stop", ')
+        with pytest.raises(PodError, match='app "ghost": is not in the pod'):
+            call_pod_init(mutable_pod, ControlRequest("rm", "ghost"), timeout=30)
+        slow.sendall(b'"app": "slow"}\n')
+        answer = json.loads(slow.makefile("rb").readline())
+    assert answer == {"ok": False, "error": 'app "slow": is not in the pod'}

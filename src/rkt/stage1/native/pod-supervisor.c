@@ -24,7 +24,8 @@
  *   - rm NAME: stopped first if it runs; its root unmounted and the app forgotten (the
  *     entrypoint then removes its files and cgroup).
  *
- * An app's exit does not end a mutable pod; a stop signal does (status 0).
+ * An app's exit does not end a mutable pod; a stop signal does (status 0). Request lines are
+ * read as they arrive, from the poll loop: a slow client never holds up the pod.
  *
  * It is C so that the pod's resident cost is a few hundred kB, not an interpreter (issue 3;
  * docs/architecture.md "Native resident processes"). Signals arrive through a signalfd: the
@@ -676,11 +677,19 @@ static void run_request(int conn, const char *line)
 	reply(conn, failed);
 }
 
-/* Every pending connection: one request line each (a local root client writes it at once). */
-static void serve_control(void)
+/* Connections whose request line has not arrived whole yet: read as it comes, from the poll
+ * loop, so a slow (or stuck) client never holds up the pod's output or its reaping. */
+#define MAX_PENDING 32
+static struct pending {
+	int fd; /* -1: free */
+	size_t len;
+	char line[MAX_LINE];
+} pending[MAX_PENDING];
+
+static void accept_requests(void)
 {
 	for (;;) {
-		int conn = accept4(control_fd, NULL, NULL, SOCK_CLOEXEC);
+		int conn = accept4(control_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 		if (conn < 0)
 			return; /* EAGAIN: no more */
 		struct ucred cred;
@@ -690,24 +699,37 @@ static void serve_control(void)
 			reply(conn, "control: permission denied");
 			continue;
 		}
-		struct timeval tv = {.tv_sec = 2};
-		setsockopt(conn, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-		char line[MAX_LINE];
-		size_t n = 0;
-		while (n + 1 < sizeof line && memchr(line, '\n', n) == NULL) {
-			ssize_t got = read(conn, line + n, sizeof line - 1 - n);
-			if (got < 0 && errno == EINTR)
-				continue;
-			if (got <= 0)
-				break;
-			n += (size_t)got;
-		}
-		line[n] = '\0';
-		if (memchr(line, '\n', n) == NULL) {
-			close(conn); /* nothing sensible to answer */
+		struct pending *slot = NULL;
+		for (int i = 0; i < MAX_PENDING && slot == NULL; i++)
+			if (pending[i].fd < 0)
+				slot = &pending[i];
+		if (slot == NULL) {
+			reply(conn, "control: too many requests at once");
 			continue;
 		}
-		run_request(conn, line);
+		slot->fd = conn;
+		slot->len = 0;
+	}
+}
+
+/* More of a request line: run it once whole; drop a connection that ends first or whose line
+ * does not fit. */
+static void read_request(struct pending *p)
+{
+	ssize_t got = read(p->fd, p->line + p->len, sizeof p->line - 1 - p->len);
+	if (got < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (got > 0)
+		p->len += (size_t)got;
+	p->line[p->len] = '\0';
+	int conn = p->fd;
+	if (memchr(p->line, '\n', p->len) != NULL) {
+		p->fd = -1;
+		fcntl(conn, F_SETFL, fcntl(conn, F_GETFL) & ~O_NONBLOCK); /* the answer is written whole */
+		run_request(conn, p->line);
+	} else if (got <= 0 || p->len + 1 >= sizeof p->line) {
+		p->fd = -1;
+		close(conn); /* nothing sensible to answer */
 	}
 }
 
@@ -741,11 +763,13 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	parse_apps(argc - i - 1, argv + i + 1);
 
-	struct pollfd pfds[2 * MAX_APPS + 2];
-	struct stream *owners[2 * MAX_APPS + 2];
+	struct pollfd pfds[2 * MAX_APPS + MAX_PENDING + 2];
+	struct stream *owners[2 * MAX_APPS + MAX_PENDING + 2];
+	for (int k = 0; k < MAX_PENDING; k++)
+		pending[k].fd = -1;
 	reap(); /* children that ended before the exec */
 	while (running_apps > 0 || (mutable_pod && !stop_requested)) {
-		int n = 0, first_stream;
+		int n = 0, first_stream, first_request;
 		pfds[n++] = (struct pollfd){.fd = sfd, .events = POLLIN};
 		pfds[n++] = (struct pollfd){.fd = mutable_pod ? control_fd : -1, .events = POLLIN};
 		first_stream = n;
@@ -755,6 +779,9 @@ int main(int argc, char **argv)
 				pfds[n++] = (struct pollfd){.fd = streams[k].fd, .events = POLLIN};
 			}
 		}
+		first_request = n;
+		for (int k = 0; k < MAX_PENDING; k++)
+			pfds[n++] = (struct pollfd){.fd = pending[k].fd, .events = POLLIN};
 		long long next = kill_deadline;
 		for (int k = 0; k < n_apps; k++)
 			if (apps[k].running && apps[k].kill_at && (!next || apps[k].kill_at < next))
@@ -774,13 +801,18 @@ int main(int argc, char **argv)
 					stop_requested = 1;
 			}
 		}
-		for (int k = first_stream; k < n; k++) {
+		for (int k = first_stream; k < first_request; k++) {
 			if (pfds[k].revents)
 				copy_output(owners[k], 0);
 		}
 		reap();
-		if (pfds[1].revents && !stop_requested)
-			serve_control();
+		if (!stop_requested) {
+			for (int k = 0; k < MAX_PENDING; k++)
+				if (pfds[first_request + k].revents && pending[k].fd >= 0)
+					read_request(&pending[k]);
+			if (pfds[1].revents)
+				accept_requests();
+		}
 		if (stop_requested && kill_deadline == 0)
 			stop_apps();
 		long long now = now_ns(CLOCK_MONOTONIC);
