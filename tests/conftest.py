@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,19 @@ def require(condition: bool, reason: str) -> None:
     if IN_CI:
         pytest.fail(f"prerequisite missing in CI: {reason}")
     pytest.skip(reason)
+
+
+def bare_python(code: str) -> str:
+    """The stdout of ``code`` run by a fresh interpreter without ``site`` and with only ``src/`` on
+    its path, as the ``rkt`` launcher runs: what the modules it imports import by themselves."""
+    out = subprocess.run(
+        [sys.executable, "-S", "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONPATH": str(REPO / "src")},
+    )
+    return out.stdout
 
 
 def require_root() -> None:

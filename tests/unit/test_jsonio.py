@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from typing import Any
 
 import pytest
 
 from rkt import jsonio
-from tests.conftest import REPO
+from tests.conftest import bare_python
 
 DOCUMENTS: list[Any] = [
     {"acKind": "PodManifest", "apps": [{"name": "a", "exec": ["/bin/sh", "-c", "echo é \u2603"]}]},
@@ -85,8 +83,4 @@ def test_jsonio_does_not_import_json_or_re() -> None:
         "jsonio.loads(jsonio.dumps({'a': [1, 2.5, None]}, sort_keys=True))\n"
         "print('json' in sys.modules, 're' in sys.modules)"
     )
-    env = {"PYTHONPATH": str(REPO / "src")}
-    out = subprocess.run(
-        [sys.executable, "-S", "-c", code], capture_output=True, text=True, check=True, env=env
-    )
-    assert out.stdout.split() == ["False", "False"]
+    assert bare_python(code).split() == ["False", "False"]

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import copy
 import pickle
-import subprocess
-import sys
 
 import pytest
 
 from rkt.records import NamedTuple
+from tests.conftest import bare_python
 
 
 class Mount(NamedTuple):
@@ -108,5 +107,4 @@ def test_record_class_definitions_refuse_what_namedtuple_refuses() -> None:
 
 def test_records_do_not_import_typing() -> None:
     code = "import sys, rkt.records, rkt.settings; print('typing' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+    assert bare_python(code).strip() == "False"

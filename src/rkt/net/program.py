@@ -24,13 +24,8 @@ import time
 from collections.abc import Mapping, Sequence
 
 from rkt.errors import NetworkError
+from rkt.host.signals import signal
 from rkt.records import NamedTuple
-
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
-if TYPE_CHECKING:
-    import signal
-else:
-    import _signal as signal  # the C module: signal's enum classes cost ~0.5 ms a start
 
 STDERR_TAIL = 400
 _CHUNK = 65536

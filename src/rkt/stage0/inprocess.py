@@ -34,12 +34,11 @@ import gc
 import os
 import sys
 
+from rkt.host.signals import signal
+
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
-    import signal
     from typing import NoReturn
-else:
-    import _signal as signal  # the C module: signal's enum classes cost ~0.5 ms a start
 
 FORCE_EXEC_ENV = "RKT_STAGE1_EXEC"
 

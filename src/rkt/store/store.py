@@ -69,10 +69,11 @@ class Store:
         self.tmp_dir = self.cas / "tmp"
         self.lock_dir = self.cas / "locks"
         self.db_dir = self.cas / "db"
-        self._ensure_layout()
+        gid = _store_gid()  # one group lookup (NSS reads /etc/group) for both steps
+        self._ensure_layout(gid)
         db_path = self.db_dir / "index.sqlite"
         self.index = ImageIndex(db_path)
-        self._share_db_files(db_path)
+        self._share_db_files(db_path, gid)
         clean_stale_tempdirs(self.tmp_dir)
 
     def close(self) -> None:
@@ -86,8 +87,7 @@ class Store:
 
     # layout -----------------------------------------------------------------------------------
 
-    def _ensure_layout(self) -> None:
-        gid = _store_gid()
+    def _ensure_layout(self, gid: int | None) -> None:
         old_umask = os.umask(0o002)
         try:
             for path in (
@@ -115,11 +115,10 @@ class Store:
         finally:
             os.umask(old_umask)
 
-    def _share_db_files(self, db_path: Path) -> None:
+    def _share_db_files(self, db_path: Path, gid: int | None) -> None:
         """Group ``rkt`` members must be able to write the index (and its WAL files)."""
         if os.geteuid() != 0:
             return
-        gid = _store_gid()
         for path in (db_path, Path(f"{db_path}-wal"), Path(f"{db_path}-shm")):
             try:
                 if gid is not None:

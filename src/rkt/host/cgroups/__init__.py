@@ -40,6 +40,11 @@ class PodCgroup(NamedTuple):
         obj = jsonio.loads(data)
         return cls(dirs=tuple(Path(d) for d in obj["dirs"]), relative=str(obj["relative"]))
 
+    def app(self, app: str) -> PodCgroup:
+        """The app's cgroup under this pod's, where ``CgroupBackend.create_app`` makes it."""
+        name = app_cgroup_name(app)
+        return PodCgroup(tuple(d / name for d in self.dirs), f"{self.relative}/{name}")
+
 
 class Limits(NamedTuple):
     """An app cgroup's limits; None leaves a knob at the kernel's default (unlimited)."""

@@ -8,13 +8,8 @@ import os
 import select
 from collections.abc import Iterable
 
+from rkt.host.signals import signal
 from rkt.paths import Path
-
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
-if TYPE_CHECKING:
-    import signal
-else:
-    import _signal as signal  # the C module: signal's enum classes cost ~0.5 ms a start
 
 _KILL_WAIT_MS = 5000
 

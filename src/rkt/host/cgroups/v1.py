@@ -12,7 +12,7 @@ from __future__ import annotations
 import errno
 import os
 
-from rkt.host.cgroups import CPU_PERIOD_US, Limits, PodCgroup, app_cgroup_name, cpu_quota_us
+from rkt.host.cgroups import CPU_PERIOD_US, Limits, PodCgroup, cpu_quota_us
 from rkt.host.cgroups.fs import kill_and_wait, oom_kill_count, processes, remove_dir, subtree
 from rkt.paths import Path
 from rkt.records import NamedTuple
@@ -109,17 +109,13 @@ class CgroupV1:
                 os.close(fd)
 
     def create_app(self, pod: PodCgroup, app: str, limits: Limits) -> PodCgroup:
-        name = app_cgroup_name(app)
-        dirs = []
-        for parent in pod.dirs:
-            child = parent / name
+        cgroup = pod.app(app)
+        for parent, child in zip(pod.dirs, cgroup.dirs, strict=True):
             child.mkdir(exist_ok=True)
             _inherit_cpuset(parent, child)
-            dirs.append(child)
-        cgroup = PodCgroup(dirs=tuple(dirs), relative=f"{pod.relative}/{name}")
         for knob, value in v1_knobs(limits):
             write_knob(cgroup, knob, value)
-        for d in dirs:
+        for d in cgroup.dirs:
             if (d / "devices.deny").exists():
                 restrict_devices(d)
         return cgroup

@@ -18,7 +18,7 @@ from __future__ import annotations
 import errno
 import os
 
-from rkt.host.cgroups import CPU_PERIOD_US, Limits, PodCgroup, app_cgroup_name, cpu_quota_us
+from rkt.host.cgroups import CPU_PERIOD_US, Limits, PodCgroup, cpu_quota_us
 from rkt.host.cgroups.fs import kill_and_wait, oom_kill_count, processes, remove_dir, subtree
 from rkt.paths import Path
 
@@ -127,9 +127,9 @@ class CgroupV2:
     def create_app(self, pod: PodCgroup, app: str, limits: Limits) -> PodCgroup:
         if not pod.dirs:
             raise OSError(errno.ENOENT, "cgroup: the pod has no cgroup")
-        parent = pod.dirs[0]
-        self._enable(parent)
-        child = parent / app_cgroup_name(app)
+        self._enable(pod.dirs[0])
+        cgroup = pod.app(app)
+        (child,) = cgroup.dirs  # the unified hierarchy: the pod has one directory
         child.mkdir(exist_ok=True)
         knobs = v2_knobs(limits)
         have = self.available()
@@ -138,7 +138,7 @@ class CgroupV2:
             if controller not in have:
                 raise OSError(errno.ENOENT, f"cgroup {knob}: no {controller} controller delegated")
             _write(child / knob, value)
-        return PodCgroup(dirs=(child,), relative=f"{pod.relative}/{child.name}")
+        return cgroup
 
     def oom_kills(self, cgroup: PodCgroup) -> int:
         return oom_kill_count(self.oom_events_file(cgroup))

@@ -28,7 +28,6 @@ from rkt.paths import Path
 from rkt.records import NamedTuple
 from rkt.stage1.common.poddir import CONTROL_SOCKET
 
-ACTIONS = ("add", "start", "stop", "rm")
 MAX_LINE = 4096
 
 

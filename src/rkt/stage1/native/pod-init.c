@@ -72,7 +72,7 @@
 
 #include "handoff.h"
 #include "plan.h"
-#include "status.h"
+#include "apps.h"
 
 #define MAX_APPS 256
 
@@ -106,36 +106,16 @@ static void write_file(const char *path, const char *data, size_t len)
 	close(fd);
 }
 
-/* A temp file beside PATH, renamed over it: readers see the old content or the new. */
 static void write_atomic(const char *path, const char *data, size_t len)
 {
-	char tmp[4096];
-	const char *slash = strrchr(path, '/');
-	int dir_len = slash ? (int)(slash - path + 1) : 0;
-	snprintf(tmp, sizeof tmp, "%.*s.%s.%d.tmp", dir_len, path, path + dir_len, (int)getpid());
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		fail(errno, "open %s", tmp);
-	if (write(fd, data, len) != (ssize_t)len)
-		fail(errno, "write %s", tmp);
-	close(fd);
-	if (rename(tmp, path) < 0)
-		fail(errno, "rename %s", path);
+	if (write_atomic_file(path, data, len) < 0)
+		fail(errno, "write %s", path);
 }
 
 static void mkdir_p(char *path)
 {
-	for (char *p = path + 1;; p++) {
-		if (*p != '/' && *p != '\0')
-			continue;
-		char saved = *p;
-		*p = '\0';
-		if (mkdir(path, 0755) < 0 && errno != EEXIST)
-			fail(errno, "mkdir %s", path);
-		*p = saved;
-		if (saved == '\0')
-			return;
-	}
+	if (mkdir_parents(path) < 0)
+		fail(errno, "mkdir %s", path);
 }
 
 /* -- the steps -------------------------------------------------------------------------------- */
@@ -253,31 +233,14 @@ static void write_status(struct app *a, const char *state)
 	write_atomic(a->json, json, (size_t)n);
 }
 
-static void start_app(struct app *a, int interactive, int devnull)
+static void start_app(struct app *a, int interactive)
 {
 	int out[2] = {-1, -1}, err[2] = {-1, -1};
 	if (!interactive && (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0))
 		fail(errno, "pipe");
-	int plan_fd = open(a->plan, O_RDONLY); /* inherited by app-exec */
-	if (plan_fd < 0)
-		fail(errno, "open %s", a->plan);
-	pid_t pid = fork();
-	if (pid < 0)
-		fail(errno, "fork app %s", a->name);
-	if (pid == 0) {
-		if (!interactive) {
-			setsid(); /* its own session: the caller's terminal signals go to rkt, not here */
-			if (dup2(devnull, 0) < 0 || dup2(out[1], 1) < 0 || dup2(err[1], 2) < 0)
-				_exit(EXIT_SETUP_FAILED);
-		}
-		char fd_text[16];
-		snprintf(fd_text, sizeof fd_text, "%d", plan_fd);
-		execl(a->launcher, "app-exec", fd_text, (char *)NULL);
-		dprintf(2, "stage1: app \"%s\": exec %s: %m\n", a->name, a->launcher);
-		_exit(EXIT_SETUP_FAILED);
-	}
-	close(plan_fd);
-	a->pid = pid;
+	a->pid = spawn_app(a->name, a->launcher, a->plan, interactive, out[1], err[1]);
+	if (a->pid < 0)
+		fail(errno, "start app %s (%s)", a->name, a->plan);
 	a->out = out[0];
 	a->err = err[0];
 	if (!interactive) {
@@ -295,12 +258,8 @@ static void start_apps(int interactive)
 		snprintf(apps[i].created, sizeof apps[i].created, "%lld", now_ns());
 		write_status(&apps[i], "created");
 	}
-	int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	if (devnull < 0)
-		fail(errno, "/dev/null");
 	for (int i = 0; i < n_apps; i++)
-		start_app(&apps[i], interactive, devnull);
-	close(devnull);
+		start_app(&apps[i], interactive);
 }
 
 /* The control socket of a mutable pod: SOCKET (relative to the pod directory, the cwd: a pod

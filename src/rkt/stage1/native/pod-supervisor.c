@@ -55,7 +55,7 @@
 #include <unistd.h>
 
 #include "handoff.h"
-#include "status.h"
+#include "apps.h"
 
 #define APP_ARGS 14
 #define MAX_APPS 256
@@ -135,23 +135,9 @@ static void write_all(int fd, const char *buf, size_t len)
 	}
 }
 
-/* Write a file atomically: a temp file beside it, then rename (readers see old or new). */
 static void write_atomic(const char *path, const char *data, size_t len)
 {
-	char tmp[4096];
-	const char *slash = strrchr(path, '/');
-	int dir_len = slash ? (int)(slash - path + 1) : 0;
-	if (snprintf(tmp, sizeof tmp, "%.*s.%s.%d.tmp", dir_len, path, path + dir_len,
-		     (int)getpid()) >= (int)sizeof tmp)
-		return;
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		dprintf(2, "stage1: pod supervisor: %s: %s\n", tmp, strerror(errno));
-		return;
-	}
-	write_all(fd, data, len);
-	close(fd);
-	if (rename(tmp, path) < 0)
+	if (write_atomic_file(path, data, len) < 0) /* a full disk must not stop the pod */
 		dprintf(2, "stage1: pod supervisor: %s: %s\n", path, strerror(errno));
 }
 
@@ -461,20 +447,6 @@ static struct app *free_slot(void)
 	return n_apps < MAX_APPS ? &apps[n_apps++] : NULL;
 }
 
-static void mkdir_p(char *path)
-{
-	for (char *p = path + 1;; p++) {
-		if (*p != '/' && *p != '\0')
-			continue;
-		char saved = *p;
-		*p = '\0';
-		mkdir(path, 0755);
-		*p = saved;
-		if (saved == '\0')
-			return;
-	}
-}
-
 /* add: APPS_DIR/NAME.add holds "overlay TARGET DATA app NAME LAUNCHER PLAN STATUS JSON LOG OOM
  * ROOT" (the steps of a pod plan, NUL-terminated strings, after an optional "label TEXT"; ROOT is
  * TARGET). Returns an error or NULL. */
@@ -514,7 +486,7 @@ static const char *add_app(const char *name, char *error, size_t size)
 		return error;
 	}
 	char *target = (char *)tok[k + 1];
-	mkdir_p(target);
+	mkdir_parents(target); /* (a failure shows in the mount's) */
 	if (mount("overlay", target, "overlay", 0, tok[k + 2]) < 0) {
 		snprintf(error, size, "app \"%s\": mount its root: %s", name, strerror(errno));
 		free(buf);
@@ -552,28 +524,14 @@ static const char *start_app(struct app *a, char *error, size_t size)
 		snprintf(error, size, "app \"%s\": pipe: %s", a->name, strerror(errno));
 		return error;
 	}
-	int plan_fd = open(a->plan, O_RDONLY); /* inherited by app-exec */
-	int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	pid_t pid = plan_fd < 0 || devnull < 0 ? -1 : fork();
-	if (pid == 0) {
-		if (!interactive) {
-			setsid(); /* its own session, as at pod start */
-			if (dup2(devnull, 0) < 0 || dup2(out[1], 1) < 0 || dup2(err[1], 2) < 0)
-				_exit(254);
-		}
-		char fd_text[16];
-		snprintf(fd_text, sizeof fd_text, "%d", plan_fd);
-		execl(a->launcher, "app-exec", fd_text, (char *)NULL);
-		dprintf(2, "stage1: app \"%s\": exec %s: %s\n", a->name, a->launcher, strerror(errno));
-		_exit(254);
-	}
+	pid_t pid = spawn_app(a->name, a->launcher, a->plan, interactive, out[1], err[1]);
 	int saved = errno;
-	int used[] = {plan_fd, devnull, out[1], err[1]};
-	for (size_t i = 0; i < sizeof used / sizeof used[0]; i++)
-		if (used[i] >= 0)
-			close(used[i]);
+	if (!interactive) {
+		close(out[1]);
+		close(err[1]);
+	}
 	if (pid < 0) {
-		if (out[0] >= 0) {
+		if (!interactive) {
 			close(out[0]);
 			close(err[0]);
 		}

@@ -64,7 +64,7 @@ def resolve_app(pod: PodDir, args: AppArgs, config: dict[str, object]) -> None:
     insecure = frozenset(o for o in given if isinstance(o, str)) & INSECURE_OPTIONS
     spec = with_name_files(pod, build_app_spec(pod, manifest, pod_app, insecure))
     save_app_spec(pod, spec)
-    prepare_added_app(pod, spec, interactive=config.get("interactive") is True)
+    prepare_added_app(pod, spec)
 
 
 def _action(action: str, argv: list[str]) -> int:

@@ -27,16 +27,14 @@ import os
 
 from rkt import abi
 from rkt.errors import PodError
+from rkt.host.signals import signal
 from rkt.paths import Path
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
-    import signal
     from typing import NoReturn
 
     from rkt.stage1.common.status import AppStatus
-else:
-    import _signal as signal  # the C module: signal's enum classes cost ~0.5 ms a start
 
 SUPERVISOR = "pod-supervisor"
 WAITER = "run-waiter"

@@ -31,7 +31,6 @@ from rkt.stage1.common.appspec import AppSpec, app_spec_path
 from rkt.stage1.common.args import RunArgs
 from rkt.stage1.common.layers import app_lower_dirs
 from rkt.stage1.common.poddir import (
-    CGROUP_STATE,
     CONTROL_SOCKET,
     PRIVATE_DIR,
     PodDir,
@@ -220,49 +219,44 @@ def _app_step(
 
 
 def _pod_cgroup(pod: PodDir) -> tuple[CgroupBackend | None, PodCgroup | None]:
-    """The running pod's cgroup (recorded by the run entrypoint); (None, None) if it has none."""
-    try:
-        cgroup = PodCgroup.from_json(pod.file(CGROUP_STATE).read_bytes())
-    except FileNotFoundError:
-        return None, None
+    """The running pod's cgroup, checked as gc checks it (``_pod.load_pod_cgroup``); (None, None)
+    if it has none."""
     from rkt.host.cgroups import detect_backend
+    from rkt.stage1.ns._pod import load_pod_cgroup
 
-    return detect_backend(), cgroup
-
-
-def _app_cgroup_file(pod: PodDir, app: str) -> Path:
-    return app_spec_path(pod, app).with_suffix(".cgroup")
+    cgroup = load_pod_cgroup(pod)
+    return (None, None) if cgroup is None else (detect_backend(), cgroup)
 
 
-def prepare_added_app(pod: PodDir, spec: AppSpec, interactive: bool = False) -> None:
+def prepare_added_app(pod: PodDir, spec: AppSpec) -> None:
     """app/add of a mutable pod, after the app's spec is saved: its cgroup (limits written), its
     launch plan, and ``<app>.add``, the "overlay" and "app" steps pod-supervisor performs to
     mount its root and, on app/start, start it."""
     backend, cgroup = _pod_cgroup(pod)
     app_cgroup = create_app_cgroup(backend, cgroup, spec)
-    if app_cgroup is not None:
-        write_atomic(_app_cgroup_file(pod, spec.name), app_cgroup.to_json())
     root, data = app_root_overlay(pod.path, spec)
     record = LaunchPlan(f'app "{spec.name}"')
     record.step("overlay", root, data)
-    _app_step(record, pod, pod.path, spec, root, app_cgroup, backend, interactive)
+    # (a mutable pod is never interactive: run refuses the pair)
+    _app_step(record, pod, pod.path, spec, root, app_cgroup, backend, interactive=False)
     write_atomic(app_spec_path(pod, spec.name).with_suffix(".add"), record.encode())
 
 
 def forget_removed_app(pod: PodDir, app: str) -> None:
     """app/rm of a mutable pod, once pod-supervisor has stopped the app and unmounted its root:
     its cgroup and its stage1 files (stage0 removes the rest)."""
-    backend, _ = _pod_cgroup(pod)
-    cgroup_file = _app_cgroup_file(pod, app)
-    if backend is not None and cgroup_file.exists():
-        backend.remove(PodCgroup.from_json(cgroup_file.read_bytes()))
+    backend, cgroup = _pod_cgroup(pod)
+    if backend is not None and cgroup is not None:
+        app_cgroup = cgroup.app(app)
+        if any(d.is_dir() for d in app_cgroup.dirs):
+            backend.remove(app_cgroup)
     spec = app_spec_path(pod, app)
     for path in (
         pod.file(abi.app_status_json(app)),
         pod.file(abi.app_status(app)),
         pod.file(f"{abi.ENV_DIR}/{app}"),
         pod.file(abi.app_log(app)),
-        *(spec.with_suffix(s) for s in (".json", ".plan", ".add", ".cgroup")),
+        *(spec.with_suffix(s) for s in (".json", ".plan", ".add")),
     ):
         path.unlink(missing_ok=True)
     for rel in (abi.stage2_rootfs(app), f"{abi.STAGE2_DIR}/{app}"):

@@ -36,6 +36,7 @@ from rkt.host.api import (
 )
 from rkt.host.cgroups import CgroupBackend, PodCgroup
 from rkt.host.flags import CLONE_NEWUSER
+from rkt.host.signals import signal
 from rkt.paths import Path
 from rkt.stage1.common.appspec import COPY_UP_DIR, AppSpec
 from rkt.stage1.common.args import RunArgs
@@ -47,10 +48,7 @@ from rkt.stage1.ns.start import create_app_cgroup, has_copy_up, userns_pod_plan
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
-    import signal
     from typing import NoReturn
-else:
-    import _signal as signal  # the C module: signal's enum classes cost ~0.8 ms a start
 
 IDMAP_DIR = f"{PRIVATE_DIR}/idmap"
 Binds = list[tuple[str, str]]
