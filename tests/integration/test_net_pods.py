@@ -501,6 +501,36 @@ def test_host_dns_and_hosts_are_read_only_binds_that_follow_the_host(
     assert resolv.read_text() == "nameserver 10.9.9.9\n"  # the app's writes never landed
 
 
+def test_cni_result_dns_is_used_else_the_image_file_stays(
+    nrkt: NetRkt, images: ImageFactory, tmp_path: Path
+) -> None:
+    """Without --dns the resolv.conf bind is decided only once the network is up: the first
+    result with nameservers (ptp returns its config's "dns"), else the image's own file."""
+    net_d = nrkt.local_config / "net.d"
+    net_d.mkdir(parents=True)
+    conf = {
+        "cniVersion": "1.0.0",
+        "name": "withdns",
+        "type": "ptp",
+        "ipMasq": False,
+        "dns": {"nameservers": ["10.53.0.53"], "search": ["pod.test"]},
+        "ipam": {
+            "type": "host-local",
+            "ranges": [[{"subnet": "10.234.0.0/24"}]],
+            "dataDir": str(tmp_path / "ipam"),
+        },
+    }
+    (net_d / "10-withdns.conf").write_text(json.dumps(conf))
+    image = images.build(
+        "example.com/netdns", extra_files={"etc/resolv.conf": b"nameserver 10.8.8.8\n"}
+    )
+    show = sh(image, "busybox cat /etc/resolv.conf")
+    from_cni = run_pod(nrkt, "--net=withdns", *show).stdout
+    assert "nameserver 10.53.0.53" in from_cni and "search pod.test" in from_cni, from_cni
+    assert "10.8.8.8" not in from_cni
+    assert run_pod(nrkt, "--net=default", *show).stdout == "nameserver 10.8.8.8\n"
+
+
 def test_dns_flags_beat_a_volume_on_the_same_path(
     nrkt: NetRkt, net_images: dict[str, Path], tmp_path: Path
 ) -> None:

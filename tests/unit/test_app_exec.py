@@ -11,8 +11,10 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import platform
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -193,6 +195,79 @@ def test_a_missing_target_without_create_fails(tmp_path: Path) -> None:
     proc = _run(plan, wrap=(unshare, "--mount", "--propagation", "private"))
     assert proc.returncode == 254
     assert proc.stderr == f"{LABEL}: mount /missing: no such file or directory\n"
+
+
+def test_an_optional_bind_is_made_only_if_its_source_exists(tmp_path: Path) -> None:
+    require_root()
+    unshare = require_tool("unshare")
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    (tmp_path / "present").write_text("from the network\n")
+    plan = _plan(
+        ("root", str(root)),
+        ("mount", "/etc/a", str(tmp_path / "present"), "", 4096, "", "file-if-source"),
+        ("mount", "/etc/b", str(tmp_path / "absent"), "", 4096, "", "file-if-source"),
+        _exec(["/bin/sh", "-c", f"cat {root}/etc/a; ls {root}/etc"], []),
+    )
+    proc = _run(plan, wrap=(unshare, "--mount", "--propagation", "private"))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "from the network\na\n"  # no /etc/b: not even created
+
+
+# -- await: the pod's network barrier ---------------------------------------------------------
+
+
+def _await_plan(fd: int) -> LaunchPlan:
+    return _plan(("await", fd), _exec(["/bin/echo", "went on"], []))
+
+
+def test_await_goes_on_once_the_network_is_up_and_leaves_the_byte_to_others() -> None:
+    r, w = os.pipe()
+    os.write(w, b"1")
+    os.close(w)
+    try:
+        for _ in range(3):  # every app of the pod waits on the same pipe
+            proc = _run(_await_plan(r), extra_fds=(r,))
+            assert (proc.returncode, proc.stdout, proc.stderr) == (0, "went on\n", "")
+    finally:
+        os.close(r)
+
+
+def test_await_stops_quietly_when_the_network_failed() -> None:
+    r, w = os.pipe()
+    os.close(w)  # the attacher exited without writing
+    try:
+        proc = _run(_await_plan(r), extra_fds=(r,))
+    finally:
+        os.close(r)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (254, "", "")  # the init reports
+
+
+def test_await_blocks_until_the_attacher_is_done() -> None:
+    require(platform.machine() == "x86_64", "reads x86_64 system call numbers")
+    r, w = os.pipe()
+    try:
+        proc = subprocess.Popen(
+            [str(APP_EXEC), "0"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            pass_fds=(r,),
+            text=True,
+        )
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(_await_plan(r).encode().decode())
+        proc.stdin.close()
+        # it reaches the wait and stays there (x86_64 poll is system call 7; read from /proc,
+        # no sleeping) until "1" is written
+        deadline = time.monotonic() + 30
+        while Path(f"/proc/{proc.pid}/syscall").read_text().split()[0] != "7":
+            assert proc.poll() is None and time.monotonic() < deadline
+        assert proc.poll() is None
+        os.write(w, b"1")
+        assert proc.stdout.read() == "went on\n" and proc.wait(timeout=30) == 0
+    finally:
+        os.close(r)
+        os.close(w)
 
 
 # -- credentials and seccomp ----------------------------------------------------------------

@@ -17,6 +17,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -48,6 +49,25 @@ def _blocked(*signals: int) -> object:
 def test_waiter_exits_with_the_child_status() -> None:
     proc = subprocess.run(["sh", "-c", f'(exit 7) & exec "{WAITER}" $!'], timeout=10)
     assert proc.returncode == 7
+
+
+def test_waiter_reaps_its_other_children(tmp_path: Path) -> None:
+    """A CNI pod's network attacher is the run process's child too: reaped as it exits, while
+    the waiter goes on waiting for the init."""
+    go = tmp_path / "go"
+    os.mkfifo(go)
+    script = f'true & echo $!; head -c1 "{go}" >/dev/null & exec "{WAITER}" $!'
+    proc = subprocess.Popen(
+        ["sh", "-c", script], stdout=subprocess.PIPE, text=True, preexec_fn=_blocked(signal.SIGCHLD)
+    )
+    assert proc.stdout is not None
+    other = Path(f"/proc/{proc.stdout.readline().strip()}")
+    deadline = time.monotonic() + 30
+    while other.exists():  # a zombie until the waiter reaps it (polled in /proc, no sleeping)
+        assert proc.poll() is None and time.monotonic() < deadline
+    with open(go, "w") as f:  # now the waited-for child ends
+        f.write("x")
+    assert proc.wait(timeout=30) == 0
 
 
 def test_waiter_forwards_sigterm() -> None:
@@ -251,6 +271,48 @@ def test_pod_init_refuses_a_bad_plan(plan: bytes, message: str) -> None:
         os.close(r)
     assert proc.returncode == 254
     assert proc.stderr.startswith("stage1: pod init: ") and message in proc.stderr
+
+
+def _pod_init(steps: list[str], *fds: int) -> subprocess.CompletedProcess[str]:
+    require(INIT.exists(), "native programs not built (make setup)")
+    r, w = os.pipe()
+    os.write(w, "\0".join(steps).encode() + b"\0")
+    os.close(w)
+    try:
+        return subprocess.run(
+            [str(INIT), str(r)], pass_fds=(r, *fds), capture_output=True, text=True, timeout=30
+        )
+    finally:
+        os.close(r)
+
+
+@pytest.mark.parametrize("outcome", ["up", "failed", "attacher died"])
+def test_pod_init_waits_for_the_network_before_the_pod_is_ready(
+    tmp_path: Path, outcome: str
+) -> None:
+    """The "network" step: the attacher's barrier; without apps started, a failure ends the
+    pod at once (254, the attacher's error on one line) and the pod is never marked ready."""
+    error = tmp_path / "net-error"
+    if outcome == "failed":
+        error.write_text('network "x": plugin "ptp" ADD: error 11: no luck\n')
+    r, w = os.pipe()
+    if outcome == "up":
+        os.write(w, b"1")
+    os.close(w)
+    steps = ["label", "stage1: pod init", "network", str(r), str(error)]
+    steps += ["ready", str(tmp_path / "ready"), "supervise", str(SUPERVISOR)]
+    try:
+        proc = _pod_init(steps, r)
+    finally:
+        os.close(r)
+    if outcome == "up":
+        assert (proc.returncode, proc.stderr) == (0, "")
+        assert os.readlink(tmp_path / "ready") == "ready"
+        return
+    assert proc.returncode == 254
+    cause = "the network attacher died" if outcome == "attacher died" else error.read_text()
+    assert proc.stderr == f"stage1: pod init: {cause.strip()}\n"
+    assert not (tmp_path / "ready").is_symlink()
 
 
 # -- a mutable pod: pod-init's listen step, pod-supervisor serving the control socket --------

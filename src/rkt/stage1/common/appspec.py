@@ -56,6 +56,9 @@ class NameFile(NamedTuple):
     target: str  # absolute path inside the app, resolved in its root
     read_only: bool
     over_volumes: bool
+    # bound only if ``source`` exists once the pod's network is up (a CNI result's DNS: the
+    # network attacher writes the file only when the result has some)
+    optional: bool = False
 
 
 class AppSpec(NamedTuple):

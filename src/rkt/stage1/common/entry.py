@@ -16,17 +16,26 @@ def run_entrypoint(name: str, func: Callable[[list[str]], int], argv: list[str])
     debug = "--debug" in argv
     try:
         return func(argv)
-    except RktError as exc:
-        print(f"stage1 {name}: {exc.message}", file=sys.stderr)
+    except (RktError, OSError) as exc:
+        print(f"stage1 {name}: {describe_error(exc)}", file=sys.stderr)
         if debug and exc.__cause__ is not None:
             print(f"  caused by: {exc.__cause__!r}", file=sys.stderr)
-        return EXIT_ERROR
-    except OSError as exc:
-        where = f" ({exc.filename})" if exc.filename else ""
-        print(f"stage1 {name}: {exc.strerror or exc}{where}".lower(), file=sys.stderr)
         return EXIT_ERROR
     except Exception:
         import traceback
 
         traceback.print_exc()
         return EXIT_INTERNAL
+
+
+def describe_error(exc: BaseException) -> str:
+    """The line a refusal or failure is reported with (after the entrypoint's prefix); for
+    anything else (a bug), its repr, and the caller prints the traceback."""
+    if isinstance(exc, RktError):
+        return exc.message
+    if isinstance(exc, OSError):
+        where = f" ({exc.filename})" if exc.filename else ""
+        return f"{exc.strerror or exc}{where}".lower()
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    return f"internal error: {exc!r}"

@@ -24,9 +24,14 @@
  *                                     mount onto TARGET resolved inside the root (openat2
  *                                     RESOLVE_IN_ROOT|RESOLVE_NO_MAGICLINKS, then the
  *                                     /proc/self/fd magic link: no second path walk); CREATE is
- *                                     "dir", "file" or "" (must exist). A sysfs mount refused
- *                                     with EPERM (a user namespace without its own netns) binds
- *                                     /sys read-only instead.
+ *                                     "dir", "file" or "" (must exist), or "file-if-source":
+ *                                     "file", and no mount at all when SRC does not exist. A
+ *                                     sysfs mount refused with EPERM (a user namespace without
+ *                                     its own netns) binds /sys read-only instead.
+ *   await FD                          wait until the pod's network is up: FD is the read end of
+ *                                     the network attacher's barrier, readable once it is up,
+ *                                     at end of file if it failed (then exit 254 quietly: the
+ *                                     pod init reports the failure)
  *   symlink PATH TARGET               a symlink at PATH inside the root
  *   pivot                             pivot_root into the root; the old root is detached
  *   mask TARGET SRC FSTYPE FLAGS DATA a plain mount, skipped when TARGET does not exist
@@ -175,6 +180,12 @@ static void step_mount(int root)
 	const char *data = next_opt(), *create = next_opt();
 	if (root < 0)
 		fail(EINVAL, "mount %s: no root in the plan", target);
+	if (create != NULL && strcmp(create, "file-if-source") == 0) {
+		struct stat st;
+		if (src == NULL || (stat(src, &st) < 0 && errno == ENOENT))
+			return;
+		create = "file";
+	}
 	if (mount_in_root(root, target, src, fstype, flags, data, create) == 0)
 		return;
 	if ((errno == EPERM || errno == EACCES) && fstype && strcmp(fstype, "sysfs") == 0) {
@@ -542,6 +553,9 @@ int main(int argc, char **argv)
 				fail(errno, "open %s", root_path);
 		} else if (strcmp(step, "mount") == 0) {
 			step_mount(root);
+		} else if (strcmp(step, "await") == 0) {
+			if (await_barrier((int)next_num()) < 0)
+				exit(EXIT_SETUP_FAILED);
 		} else if (strcmp(step, "symlink") == 0) {
 			step_symlink(root);
 		} else if (strcmp(step, "pivot") == 0) {

@@ -7,6 +7,7 @@
 #define RKT_PLAN_H
 
 #include <errno.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +39,24 @@ static void fail(int err, const char *fmt, ...)
 	va_end(ap);
 	dprintf(2, "%s: %s: %s\n", label, what, cause(err));
 	exit(EXIT_SETUP_FAILED);
+}
+
+/* The pod's network barrier (src/rkt/stage1/ns/network.py PendingNetwork): FD is the read end
+ * of a pipe whose one writer, the network attacher, writes "1" once the pod's networks are up,
+ * or exits without writing if they failed. 0 once FD is readable, -1 at end of file alone. The
+ * byte is never read, so every waiter of the pod sees it; FD is closed either way. */
+static int await_barrier(int fd)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	int rc;
+	do
+		rc = poll(&p, 1, -1);
+	while (rc < 0 && errno == EINTR);
+	int err = errno;
+	close(fd);
+	if (rc < 0)
+		fail(err, "wait for the pod's network");
+	return (p.revents & POLLIN) ? 0 : -1;
 }
 
 static int plan_fd(const char *arg)

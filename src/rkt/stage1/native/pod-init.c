@@ -45,6 +45,12 @@
  *   app NAME LAUNCHER PLAN STATUS JSON LOG OOM_FILE ROOT
  *                                  an app to start (LOG and OOM_FILE may be ""): recorded
  *   start INTERACTIVE              every app's "created" status, then each app started in order
+ *   network FD ERRFILE             wait until the pod's network is up (the read end of the
+ *                                  network attacher's barrier; the apps wait for it too, in
+ *                                  app-exec). If it failed: "LABEL: " and ERRFILE's line on
+ *                                  stderr, then exit 254 if no app was started, else no
+ *                                  "listen" and no "ready": each app exits 254 at its own wait,
+ *                                  and the supervisor records that and ends the pod
  *   listen SOCKET APPS_DIR         a mutable pod: the control socket (0600 in a 0700 dir),
  *                                  listening, handed to the supervisor with APPS_DIR
  *   ready PATH                     the symlink PATH -> "ready" (atomically)
@@ -291,6 +297,25 @@ static void listen_control(const char *path)
 	control_fd = fd;
 }
 
+/* The "network" step: 0 when the pod's network is up; else report the attacher's error. */
+static int network_up(int fd, const char *error_file)
+{
+	if (await_barrier(fd) == 0)
+		return 0;
+	char text[4096] = "the network attacher died";
+	int efd = open(error_file, O_RDONLY | O_CLOEXEC);
+	if (efd >= 0) {
+		ssize_t n = read(efd, text, sizeof text - 1);
+		if (n > 0) {
+			text[n] = '\0';
+			text[strcspn(text, "\n")] = '\0';
+		}
+		close(efd);
+	}
+	dprintf(2, "%s: %s\n", label, text);
+	return -1;
+}
+
 static void ready(const char *path)
 {
 	char tmp[4096];
@@ -363,7 +388,7 @@ int main(int argc, char **argv)
 	if (block_handoff_signals(&handoff) < 0)
 		fail(errno, "block the stop signals");
 	read_plan(plan_fd(argv[1]));
-	int go = -1, interactive = 0;
+	int go = -1, interactive = 0, started = 0, network_failed = 0;
 	while (more()) {
 		const char *step = next();
 		if (strcmp(step, "label") == 0) {
@@ -427,12 +452,23 @@ int main(int argc, char **argv)
 		} else if (strcmp(step, "start") == 0) {
 			interactive = next_num() != 0;
 			start_apps(interactive);
+			started = n_apps > 0;
+		} else if (strcmp(step, "network") == 0) {
+			int fd = (int)next_num();
+			if (network_up(fd, next()) < 0) {
+				if (!started)
+					exit(EXIT_SETUP_FAILED);
+				network_failed = 1;
+			}
 		} else if (strcmp(step, "listen") == 0) {
 			const char *socket_path = next();
 			apps_dir = next();
-			listen_control(socket_path);
+			if (!network_failed)
+				listen_control(socket_path);
 		} else if (strcmp(step, "ready") == 0) {
-			ready(next());
+			const char *path = next();
+			if (!network_failed)
+				ready(path);
 		} else if (strcmp(step, "supervise") == 0) {
 			supervise(next(), interactive);
 		} else {

@@ -4,6 +4,8 @@
  * (RKT_LOCK_FD stays open: it is not close-on-exec):
  *
  *   - it waits for WAIT_PID (its child) and exits with its status (death by signal N: 128+N);
+ *     any other child it has (a CNI pod's network attacher, forked by the run entrypoint) is
+ *     reaped as it exits;
  *   - SIGTERM and SIGHUP (and SIGINT unless --interactive: the app owns the terminal's ^C) are
  *     forwarded to SIGNAL_PID (default WAIT_PID) as SIGTERM: the pod init stops the pod;
  *   - with --ignore-signals, it only relays the status (the --private-users helper: stop
@@ -51,9 +53,11 @@ int main(int argc, char **argv)
 	}
 	for (;;) {
 		int st;
-		pid_t pid = waitpid(wait_pid, &st, WNOHANG);
+		pid_t pid = waitpid(-1, &st, WNOHANG);
 		if (pid == wait_pid)
 			return WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
+		if (pid > 0)
+			continue; /* another child of ours: reaped */
 		if (pid < 0 && errno != EINTR) {
 			dprintf(2, "stage1: run waiter: pid %d: %s\n", (int)wait_pid, strerror(errno));
 			return 254;

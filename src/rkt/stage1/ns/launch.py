@@ -13,9 +13,11 @@ them:
    /etc/hosts (if any), the pod's volumes (an implicit Docker volume is filled from the image
    first, by the init's child before it execs the launcher: ``copyup.py``), the resolv.conf/hosts
    the flags or CNI asked for (over the volumes: rkt's precedence; ``host`` binds the host's file
-   read-only), then the read-only remount of the root if asked. Every target is resolved INSIDE
-   the app's root (openat2 RESOLVE_IN_ROOT), so an image's symlinks cannot redirect a mount onto
-   the host.
+   read-only), then the read-only remount of the root if asked. A pod whose CNI networks are
+   still being attached waits for them ("await", the attacher's barrier: network.py) right
+   before its first resolv.conf/hosts bind: those files come from the networks' results. Every
+   target is resolved INSIDE the app's root (openat2 RESOLVE_IN_ROOT), so an image's symlinks
+   cannot redirect a mount onto the host.
 3. pivot_root into the app's root; the old root is detached (nothing of it stays). Then
    ``mask_ops``: rkt's read-only and inaccessible /proc and /sys paths (masks.py), on the app's
    own procfs and sysfs, so plain paths cannot be redirected by the image.
@@ -77,7 +79,9 @@ class FsOp(NamedTuple):
     fstype: str | None
     flags: int = 0
     data: str | None = None
-    create: TargetKind | None = "dir"
+    # TargetKind, or "file-if-source": as "file", but nothing is mounted when ``source`` does
+    # not exist (an optional name file)
+    create: str | None = "dir"
     copy_up: str | None = None  # a volume bind: fill ``source`` from the image first (marker)
 
 
@@ -132,7 +136,8 @@ def _name_file_ops(spec: AppSpec, *, over_volumes: bool) -> list[FsOp]:
     for nf in spec.name_files:
         if nf.over_volumes != over_volumes:
             continue
-        ops.append(FsOp(nf.target, nf.source, None, MS_BIND, create="file"))
+        create = "file-if-source" if nf.optional else "file"
+        ops.append(FsOp(nf.target, nf.source, None, MS_BIND, create=create))
         if nf.read_only:
             ops.append(
                 FsOp(
@@ -224,8 +229,14 @@ def exec_step(plan: LaunchPlan, spec: AppSpec, argv: tuple[str, ...]) -> None:
     plan.step("exec", spec.working_dir, len(argv), *argv, len(env), *env)
 
 
-def app_plan(spec: AppSpec, root: str, cgroup_dirs: tuple[str, ...] = ()) -> LaunchPlan:
-    """Everything from the app's cgroup to its ``execve`` (the steps in the module doc)."""
+def app_plan(
+    spec: AppSpec, root: str, cgroup_dirs: tuple[str, ...] = (), network_fd: int | None = None
+) -> LaunchPlan:
+    """Everything from the app's cgroup to its ``execve`` (the steps in the module doc).
+
+    ``network_fd``: the read end of the pod's network barrier (``network.PendingNetwork``); the
+    app waits there ("await") before its first resolv.conf/hosts bind, whose files the network
+    attacher writes, and never goes on if the network failed."""
     plan = LaunchPlan(f'stage1: app "{spec.name}"')
     for d in cgroup_dirs:
         plan.step("write", join_file(d), "0")
@@ -233,11 +244,17 @@ def app_plan(spec: AppSpec, root: str, cgroup_dirs: tuple[str, ...] = ()) -> Lau
         plan.step("write", "/proc/self/oom_score_adj", spec.limits.oom_score_adj)
     plan.step("unshare", CLONE_NEWNS)
     plan.step("root", root)
+    name_files = {(nf.target, nf.source) for nf in spec.name_files}
     for op in plan_filesystem(spec):
+        if network_fd is not None and (op.target, op.source) in name_files:
+            plan.step("await", network_fd)
+            network_fd = None
         if op.fstype == "symlink":
             plan.step("symlink", op.target, op.data)
         else:
             plan.step("mount", op.target, op.source, op.fstype, op.flags, op.data, op.create)
+    if network_fd is not None:
+        plan.step("await", network_fd)
     plan.step("pivot")
     if spec.mask_paths:  # app-exec skips the paths this kernel does not have
         for op in mask_ops(plan_masks(frozenset()), lambda path: True):

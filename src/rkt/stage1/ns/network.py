@@ -1,20 +1,21 @@
-"""The pod's networking in the ns flavor: set up before the apps start, torn down by gc.
+"""The pod's networking in the ns flavor: set up while the pod starts, torn down by gc.
 
 ``--net=host`` keeps the caller's namespace; ``--net=none`` gets a fresh one with ``lo`` only
 (``run.namespace_flags``); anything else is CNI (``rkt.net``): the run process creates the pod's
-namespace pinned at ``/run/netns/rkt-<uuid>``, ADDs every selected network from the host side
-(journalled in ``stage1/rootfs/rkt/private/net.json`` before each step), one network after the
-other; while the last one's plugins run it enters the namespace and brings ``lo`` up (so the
-pod's other namespaces and its init are made inside it), then takes the result and writes
-``net-info.json`` (``PendingNetwork``: ``start`` returns while those plugins run, ``finish``
-waits). A failed ADD is undone at once (DEL of everything attempted, the namespace removed); gc
-undoes a pod that died, however it died, from the journal alone.
+namespace pinned at ``/run/netns/rkt-<uuid>`` and forks the network attacher, which ADDs every
+selected network from the host side (journalled in ``stage1/rootfs/rkt/private/net.json``
+before each step), one network after the other, then writes ``net-info.json`` and signals the
+pod's network barrier. Meanwhile the run process enters the namespace, brings ``lo`` up (so the
+pod's other namespaces and its init are made inside it) and starts the pod, whose apps wait on
+the barrier (``PendingNetwork``). A failed ADD is undone at once, by the attacher (DEL of
+everything attempted, the namespace removed); gc undoes a pod that died, however it died, from
+the journal alone.
 
-resolv.conf and hosts (``rkt.net.dns``): once the networks are up, ``write_name_files`` generates
-the pod's files under ``stage1/rootfs/rkt/private/name-files/`` and saves which file each app
-binds where (``plan.json``); the app launch binds them inside the app's root
-(``launch.plan_filesystem``): flags and CNI DNS over the volumes, the fallback hosts under them,
-``host`` the host's own file read-only (so later changes to it show in the pod).
+resolv.conf and hosts (``rkt.net.dns``): before the networks are attached, ``save_name_files``
+saves which file each app binds where (``plan.json``, ``plan_name_files``); once they are up,
+``write_name_file_texts`` generates the files beside it; the app launch binds them inside the
+app's root (``launch.plan_filesystem``): flags and CNI DNS over the volumes, the fallback hosts
+under them, ``host`` the host's own file read-only (so later changes to it show in the pod).
 
 Imports only the standard library, ``rkt.errors``, ``rkt.host``, ``rkt.net``, ``rkt.stage1``.
 """
@@ -24,19 +25,21 @@ from __future__ import annotations
 import os
 
 from rkt import abi, jsonio
-from rkt.errors import NetworkError
+from rkt.errors import EXIT_ERROR, NetworkError, RktError
 from rkt.host.api import MNT_DETACH, MS_PRIVATE, MS_REC, Host
 from rkt.host.flags import CLONE_NEWNET
 from rkt.host.netns import NETNS_DIR, create_netns, enter_netns, netns_pins, remove_netns
+from rkt.host.signals import signal
 from rkt.net import dns
 from rkt.paths import Path
 from rkt.stage1.common.appspec import AppSpec, NameFile
 from rkt.stage1.common.args import RunArgs
+from rkt.stage1.common.entry import describe_error
 from rkt.stage1.common.poddir import NET_JOURNAL, PRIVATE_DIR, PodDir
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, NoReturn
 
     from rkt.net import cni, config
     from rkt.net.state import Entry, NetJournal
@@ -45,6 +48,7 @@ if TYPE_CHECKING:
 # networks: --net=none and --net=host pods start without them.
 
 NET_INFO = "net-info.json"
+NET_ERROR = f"{PRIVATE_DIR}/net-error"  # the network attacher's failure, one line
 NAME_FILES_DIR = f"{PRIVATE_DIR}/name-files"  # the generated resolv.conf / hosts
 NAME_FILES_PLAN = f"{NAME_FILES_DIR}/plan.json"
 RESOLV_CONF = "/etc/resolv.conf"
@@ -60,44 +64,43 @@ def netns_path(uuid: str) -> Path:
 
 
 class PendingNetwork:
-    """The pod's networks while the last one's plugins run (``PendingNetwork.start``).
+    """The pod's networks while the network attacher, a child of the run process, ADDs them.
 
-    ``finish`` waits for them, journals the result, writes ``net-info.json`` and the pod's
-    resolv.conf/hosts; if the ADD failed, it undoes everything (DEL of every network attempted,
-    the namespace removed) and raises. ``abort`` undoes everything for a caller that failed in
-    between. Either must be called, before the caller leaves the namespaces it had at the start
-    but the network one (the DELs run from the host's network namespace, which ``abort`` and a
-    failing ``finish`` return to).
+    ``start`` creates the pod's namespace and forks the attacher, which stays in the host's
+    network namespace and ADDs every selected network there, one after the other (each chain in
+    order: CNI allows no parallel operations on one container), journalling each step; then it
+    writes ``net-info.json`` and the pod's generated resolv.conf/hosts and writes "1" on the
+    barrier pipe. If anything fails it undoes everything (DEL of every network attempted, the
+    namespace removed), leaves the error in ``NET_ERROR`` and exits without writing: the
+    barrier then reads end of file. ``start`` returns at once, this process in the pod's
+    namespace with ``lo`` up, so the apps are resolved, the cgroups made and the plans written
+    while the plugins run.
+
+    Then one of: ``barrier`` hands the pipe's read end on (pod-init and app-exec wait on it:
+    each app before its resolv.conf/hosts binds, the init before the pod is ready), ``finish``
+    waits here and raises the attacher's error, and ``abort`` (a caller that failed meanwhile)
+    waits and undoes whatever was attached, from the host's network namespace.
     """
 
     def __init__(self, pod: PodDir, args: RunArgs) -> None:
         self.pod = pod
         self.args = args
         self.journal: NetJournal | None = None
-        self._pending: cni.PendingAdd | None = None
+        self._attacher = 0  # its pid while it runs
+        self._barrier = -1  # the barrier's read end
         self._home = -1  # the host's network namespace, while CNI networks are being attached
 
     @classmethod
     def start(cls, host: Host, pod: PodDir, args: RunArgs) -> PendingNetwork:
-        """Start attaching the pod's networks (CNI mode only).
-
-        Returns once the last network's ADD is running, this process in the pod's namespace
-        with ``lo`` up: the caller may do work of its own before ``finish``. Networks are
-        attached one after the other, each chain in order (CNI: no parallel operations on one
-        container, even across attachments); a failure here is undone before it is raised.
-        """
+        """Start attaching the pod's networks (CNI mode only) and save which resolv.conf/hosts
+        each app binds where (every mode)."""
         net = cls(pod, args)
-        if len(args.net) == 1 and args.net[0] in ("host", "none"):
-            return net  # what net_mode() says of these; without importing rkt.net.config
-        from rkt.net import cni, config
-        from rkt.net.state import Entry, NetJournal
-
-        requests = config.parse_net_flag(",".join(args.net))
-        if config.net_mode(requests) != "cni":
+        attachments = _cni_attachments(pod, args)
+        save_name_files(pod, args, cni=attachments is not None)
+        if attachments is None:
             return net
-        local = Path(args.local_config) if args.local_config else None
-        attachments = config.select_networks(requests, config.load_user_networks(local))
-        runtime = _port_config(pod, args, attachments)
+        from rkt.net.state import NetJournal
+
         path = netns_path(pod.uuid)
         net.journal = journal = NetJournal(pod.uuid, str(path))
         journal_file = pod.file(NET_JOURNAL)
@@ -106,17 +109,16 @@ class PendingNetwork:
         net._home = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         try:
             create_netns(path)
-            for att, rc in zip(attachments, runtime, strict=True):
-                if net._pending is not None:  # the previous network's: its result first
-                    journal.entries[-1].result = net._pending.wait()
-                    net._pending = None
-                    journal.save(journal_file)
-                entry = Entry(att, rc)
-                journal.entries.append(entry)
-                journal.save(journal_file)
-                net._pending = cni.start_add(att.network, _invocation(journal, entry))
-            # The plugins were started from the host's namespace; this process is done with it: it
-            # enters the pod's and sets lo up while the last network's plugins work.
+            read_end, write_end = os.pipe()  # both close-on-exec
+            parent = os.getpid()
+            pid = os.fork()
+            if pid == 0:
+                os.close(read_end)
+                _attach(host, parent, pod, args, journal, attachments, write_end)
+            net._attacher = pid
+            net._barrier = read_end
+            os.close(write_end)
+            # this process is done with the host's namespace: into the pod's, lo up
             enter_netns(path)
             host.bring_up_loopback()
         except BaseException:
@@ -124,43 +126,133 @@ class PendingNetwork:
             raise
         return net
 
-    def finish(self) -> list[dict[str, Any]]:
-        """The CNI results, in order (none outside CNI mode), once every file is written."""
-        results: list[dict[str, Any]] = []
-        if self.journal is not None:
-            from rkt.net.state import net_info, write_atomic
+    def barrier(self) -> tuple[int, str] | None:
+        """The barrier's read end (inheritable now) and the attacher's error file, for the pod
+        plan; None without CNI networks. The attacher is left
+        to the processes this one execs (run-waiter reaps it)."""
+        if self._barrier < 0:
+            return None
+        self._close_home()
+        os.set_inheritable(self._barrier, True)
+        return self._barrier, str(self.pod.file(NET_ERROR))
 
-            pending, self._pending = self._pending, None
+    def finish(self) -> None:
+        """Wait until the networks are up; raise the attacher's error if they are not."""
+        if self._attacher and not self._wait():
             try:
-                if pending is not None:
-                    self.journal.entries[-1].result = pending.wait()
-                    self.journal.save(self.pod.file(NET_JOURNAL))
-            except BaseException:
-                self.abort()
-                raise
-            self._close_home()
-            info = jsonio.dumps(net_info(self.journal)).encode()
-            write_atomic(self.pod.file(NET_INFO), info)
-            results = [e.result or {} for e in self.journal.entries]
-        write_name_files(self.pod, self.args, results)
-        return results
+                message = self.pod.file(NET_ERROR).read_text().strip()
+            except OSError:
+                message = ""
+            raise NetworkError(message or "the network attacher died")
+        self._close_home()
 
     def abort(self) -> None:
         """Undo whatever was attached; errors are swallowed (the caller has its own)."""
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            pending.settle()
-        if self.journal is not None and self._home >= 0:
+        if self.journal is None:
+            return
+        journal: NetJournal | None = self.journal
+        journal_file = self.pod.file(NET_JOURNAL)
+        if self._attacher:
+            self._wait()  # a failed attacher undid its own work: no journal left
+            from rkt.net.state import NetJournal
+
+            try:
+                journal = NetJournal.load(journal_file)  # with the results it recorded
+            except NetworkError:
+                journal = self.journal
+        if journal is not None and self._home >= 0:
             from rkt.host import libc
 
             libc.setns(self._home, CLONE_NEWNET)  # the plugins' "host" namespace
-            teardown_journal(self.journal, self.pod.file(NET_JOURNAL), raise_errors=False)
+            teardown_journal(journal, journal_file, raise_errors=False)
         self._close_home()
+
+    def _wait(self) -> bool:
+        """Wait for the attacher to finish: True if the networks are up."""
+        try:
+            up = os.read(self._barrier, 1) == b"1"
+        finally:
+            os.close(self._barrier)
+            self._barrier = -1
+        os.waitpid(self._attacher, 0)
+        self._attacher = 0
+        return up
 
     def _close_home(self) -> None:
         if self._home >= 0:
             os.close(self._home)
             self._home = -1
+
+
+def _cni_attachments(
+    pod: PodDir, args: RunArgs
+) -> list[tuple[config.Attachment, dict[str, Any]]] | None:
+    """The CNI networks to attach, in order, each with its runtimeConfig; None outside CNI
+    mode. Refusals (an unknown network, a bad port) are raised here, before anything exists."""
+    if len(args.net) == 1 and args.net[0] in ("host", "none"):
+        return None  # what net_mode() says of these; without importing rkt.net.config
+    from rkt.net import config
+
+    requests = config.parse_net_flag(",".join(args.net))
+    if config.net_mode(requests) != "cni":
+        return None
+    local = Path(args.local_config) if args.local_config else None
+    attachments = config.select_networks(requests, config.load_user_networks(local))
+    runtime = _port_config(pod, args, attachments)
+    return list(zip(attachments, runtime, strict=True))
+
+
+def _attach(
+    host: Host,
+    parent: int,
+    pod: PodDir,
+    args: RunArgs,
+    journal: NetJournal,
+    attachments: list[tuple[config.Attachment, dict[str, Any]]],
+    barrier: int,
+) -> NoReturn:
+    """The network attacher (see ``PendingNetwork``); never returns."""
+    code = EXIT_ERROR
+    try:
+        signal.signal(signal.SIGTERM, _interrupted)  # the run process died: undo, as for ^C
+        host.set_pdeathsig(signal.SIGTERM)
+        if os.getppid() != parent:
+            raise NetworkError("the run process is gone")
+        from rkt.net import cni
+        from rkt.net.state import Entry, net_info, write_atomic
+
+        journal_file = pod.file(NET_JOURNAL)
+        results: list[dict[str, Any]] = []
+        try:
+            for attachment, runtime in attachments:
+                entry = Entry(attachment, runtime)
+                journal.entries.append(entry)
+                journal.save(journal_file)
+                entry.result = cni.add_network(attachment.network, _invocation(journal, entry))
+                journal.save(journal_file)
+                results.append(entry.result)
+        except BaseException:
+            teardown_journal(journal, journal_file, raise_errors=False)
+            raise
+        write_atomic(pod.file(NET_INFO), jsonio.dumps(net_info(journal)).encode())
+        write_name_file_texts(pod, args, results)
+        os.write(barrier, b"1")
+        code = 0
+    except BaseException as exc:
+        if not isinstance(exc, (RktError, OSError, KeyboardInterrupt)):
+            import traceback
+
+            traceback.print_exc()
+        try:
+            _replace_file(pod.file(NET_ERROR), f"{describe_error(exc)}\n".encode())
+        except OSError:
+            pass
+    finally:
+        os._exit(code)
+
+
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _port_config(pod: PodDir, args: RunArgs, atts: list[config.Attachment]) -> list[dict[str, Any]]:
@@ -251,68 +343,94 @@ def isolate_mounts(host: Host) -> None:
             pass  # unpinned meanwhile by its own pod's gc
 
 
-def plan_name_files(
-    opts: dns.DnsOptions,
-    cni_dns: list[dict[str, Any]],
-    hostname: str,
-    pod_ip: str | None,
-    files_dir: str,
-) -> list[tuple[NameFile, str | None, bool]]:
-    """What every app gets bound on ``/etc/resolv.conf`` and ``/etc/hosts`` (pure).
-
-    Each item: the bind, the text to write at its source first (None: a host file, bound as is,
-    read-only, so later host changes show), and whether it applies only to an app whose image
-    has no ``/etc/hosts`` (the fallback). Flags and CNI DNS go over the volumes (rkt: CLI > CNI >
-    volume > image); the fallback hosts goes under them (volume > image > fallback).
+def plan_name_files(opts: dns.DnsOptions, cni: bool, files_dir: str) -> list[tuple[NameFile, bool]]:
+    """What every app gets bound on ``/etc/resolv.conf`` and ``/etc/hosts`` (pure), known before
+    the networks are up: each bind, and whether it applies only to an app whose image has no
+    ``/etc/hosts`` (the fallback). Flags and CNI DNS go over the volumes (rkt: CLI > CNI >
+    volume > image); the fallback hosts goes under them (volume > image > fallback). A host
+    file (``host``) is bound as is, read-only, so later host changes show; the others are
+    generated in ``files_dir`` (``name_file_texts``). Without a ``--dns`` flag, a CNI pod's
+    resolv.conf is optional: bound only if a network's result has DNS (then the attacher
+    writes it), else the volume's or the image's stays.
     """
-    plan: list[tuple[NameFile, str | None, bool]] = []
+    plan: list[tuple[NameFile, bool]] = []
+    resolv = f"{files_dir}/resolv.conf"
     if opts.mode == "host":
-        plan.append((NameFile(HOST_RESOLV_CONF, RESOLV_CONF, True, True), None, False))
-    else:
-        resolv = dns.pod_resolv_conf(opts, cni_dns)
-        if resolv is not None:
-            source = f"{files_dir}/resolv.conf"
-            plan.append((NameFile(source, RESOLV_CONF, False, True), resolv, False))
+        plan.append((NameFile(HOST_RESOLV_CONF, RESOLV_CONF, True, True), False))
+    elif opts.mode == "ip":
+        plan.append((NameFile(resolv, RESOLV_CONF, False, True), False))
+    elif not opts.mode and cni:
+        plan.append((NameFile(resolv, RESOLV_CONF, False, True, optional=True), False))
     if opts.hosts_from_host:
-        plan.append((NameFile(HOST_HOSTS, HOSTS, True, True), None, False))
+        plan.append((NameFile(HOST_HOSTS, HOSTS, True, True), False))
     else:
-        hosts = dns.pod_hosts(opts, hostname, pod_ip, image_has_hosts=False)
-        assert hosts is not None  # image_has_hosts=False always generates
         fallback = not opts.hosts_entries
         source = f"{files_dir}/{'hosts-fallback' if fallback else 'hosts'}"
-        plan.append((NameFile(source, HOSTS, False, not fallback), hosts, fallback))
+        plan.append((NameFile(source, HOSTS, False, not fallback), fallback))
     return plan
 
 
-def write_name_files(pod: PodDir, args: RunArgs, results: list[dict[str, Any]]) -> None:
-    """Generate the pod's resolv.conf/hosts and save the plan ``name_file_mounts`` reads."""
-    opts = dns.parse_dns_options(
+def name_file_texts(
+    opts: dns.DnsOptions, cni_dns: list[dict[str, Any]], hostname: str, pod_ip: str | None
+) -> dict[str, str]:
+    """The generated files of ``plan_name_files``, by name in its ``files_dir`` (pure)."""
+    texts = {}
+    if opts.mode != "host":
+        resolv = dns.pod_resolv_conf(opts, cni_dns)
+        if resolv is not None:
+            texts["resolv.conf"] = resolv
+    if not opts.hosts_from_host:
+        hosts = dns.pod_hosts(opts, hostname, pod_ip, image_has_hosts=False)
+        assert hosts is not None  # image_has_hosts=False always generates
+        texts["hosts-fallback" if not opts.hosts_entries else "hosts"] = hosts
+    return texts
+
+
+def _dns_options(args: RunArgs) -> dns.DnsOptions:
+    return dns.parse_dns_options(
         args.dns, args.dns_search, args.dns_opt, args.dns_domain, args.hosts_entry
     )
-    hostname = args.hostname or f"rkt-{pod.uuid}"
+
+
+def save_name_files(pod: PodDir, args: RunArgs, *, cni: bool) -> None:
+    """Save which file each app binds where (``name_file_mounts`` reads it); outside CNI mode
+    also generate the files, which need no network result."""
+    opts = _dns_options(args)
+    files_dir = pod.file(NAME_FILES_DIR)
+    files_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
+    saved = []
+    for mount, fallback in plan_name_files(opts, cni, str(files_dir)):
+        if mount.read_only:  # a host file, bound as is
+            _check_host_file(mount.source)
+        saved.append({"mount": mount._asdict(), "fallback": fallback})
+    _replace_file(pod.file(NAME_FILES_PLAN), jsonio.dumps(saved).encode())
+    if not cni:
+        write_name_file_texts(pod, args, [])
+
+
+def write_name_file_texts(pod: PodDir, args: RunArgs, results: list[dict[str, Any]]) -> None:
+    """Generate the pod's resolv.conf/hosts from the flags and the CNI results (CNI mode: in
+    the network attacher, once every network is up)."""
+    opts = _dns_options(args)
     pod_ip = None
     result_dns: list[Any] = []
-    if results:  # CNI mode only
+    if results:
         from rkt.net import cni
 
         pod_ip = next((ip.ip for r in results if (ip := cni.result_ip(r, "")) is not None), None)
         result_dns = [cni.result_dns(r) for r in results]
+    hostname = args.hostname or f"rkt-{pod.uuid}"
     files_dir = pod.file(NAME_FILES_DIR)
-    files_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
-    plan = plan_name_files(opts, result_dns, hostname, pod_ip, str(files_dir))
-    saved = []
-    for mount, text, fallback in plan:
-        if text is None:
-            _check_host_file(mount.source)
-        else:
-            _replace_file(Path(mount.source), text.encode())
-            os.chmod(mount.source, 0o644)
-        saved.append({"mount": mount._asdict(), "fallback": fallback})
-    _replace_file(pod.file(NAME_FILES_PLAN), jsonio.dumps(saved).encode())
+    for name, text in name_file_texts(opts, result_dns, hostname, pod_ip).items():
+        path = files_dir / name
+        _replace_file(path, text.encode())
+        os.chmod(path, 0o644)
 
 
-def name_file_mounts(pod: PodDir, app: str) -> tuple[NameFile, ...]:
-    """The app's resolv.conf/hosts binds from the saved plan (none before the plan exists)."""
+def name_file_mounts(pod: PodDir, app: str, *, settled: bool = True) -> tuple[NameFile, ...]:
+    """The app's resolv.conf/hosts binds from the saved plan (none before the plan exists).
+    Once the networks are up (``settled``), an optional bind is kept only if its file exists;
+    before, it stays optional (app-exec decides after waiting for the network)."""
     try:
         saved = jsonio.loads(pod.file(NAME_FILES_PLAN).read_bytes())
     except FileNotFoundError:
@@ -324,12 +442,16 @@ def name_file_mounts(pod: PodDir, app: str) -> tuple[NameFile, ...]:
             os.path.lexists(d / "etc/hosts") for d in _lower_dirs(pod, app)
         ):
             continue  # the image's own /etc/hosts stays
+        if mount.optional and settled:
+            if not os.path.exists(mount.source):
+                continue
+            mount = mount._replace(optional=False)
         out.append(mount)
     return tuple(out)
 
 
-def with_name_files(pod: PodDir, spec: AppSpec) -> AppSpec:
-    return spec._replace(name_files=name_file_mounts(pod, spec.name))
+def with_name_files(pod: PodDir, spec: AppSpec, *, settled: bool = True) -> AppSpec:
+    return spec._replace(name_files=name_file_mounts(pod, spec.name, settled=settled))
 
 
 def _lower_dirs(pod: PodDir, app: str) -> list[Path]:

@@ -97,13 +97,17 @@ def start_pod(
     specs: list[AppSpec],
     backend: CgroupBackend | None,
     cgroup: PodCgroup | None,
+    network: tuple[int, str] | None = None,
 ) -> tuple[int, int]:
     """Unshare, fork the pod init, publish its pid; returns (our child to wait for, the init).
 
-    The network is up (CNI left this process in the pod's netns) and resolv.conf/hosts written.
-    The stop signals and SIGCHLD stay blocked from here on (pod-init blocks them first thing):
-    pending until the native programs exec'd next read them."""
-    specs = [with_name_files(pod, spec) for spec in specs]  # resolv.conf/hosts, now known
+    This process is in the pod's network namespace (CNI left it there). ``network``: the CNI
+    networks are still being attached (``PendingNetwork.barrier``), the pod's apps wait for
+    them; else they are up and resolv.conf/hosts written. The stop signals and SIGCHLD stay
+    blocked from here on (pod-init blocks them first thing): pending until the native programs
+    exec'd next read them."""
+    settled = network is None
+    specs = [with_name_files(pod, spec, settled=settled) for spec in specs]  # resolv.conf/hosts
     for spec in specs:
         save_app_spec(pod, spec)
     if args.private_users is not None:  # issue 4: see stage1/ns/userns.py
@@ -112,7 +116,7 @@ def start_pod(
         return start_pod_in_userns(host, pod, args, specs, backend, cgroup)
     if has_copy_up(specs):
         copy_up_before_start(host, pod, specs)
-    plan = pod_plan(pod, args, specs, namespace_flags(args), backend, cgroup)
+    plan = pod_plan(pod, args, specs, namespace_flags(args), backend, cgroup, network)
     sys.stdout.flush()
     sys.stderr.flush()
     exec_pod_init(pod, plan)  # the native pod-init does the rest
@@ -128,8 +132,8 @@ def _run(argv: list[str]) -> int:
     from rkt.host.linux import LinuxHost
 
     host = LinuxHost()
-    # CNI networks first: the last one's plugins work while the apps are resolved and the
-    # cgroups made (PendingNetwork.start returns with them running).
+    # CNI networks first: their plugins work while the apps are resolved, the cgroups made and
+    # the plans written (PendingNetwork.start returns with the network attacher running).
     network = PendingNetwork.start(host, pod, args)
     try:
         specs = prepare_apps(pod, args)
@@ -138,8 +142,12 @@ def _run(argv: list[str]) -> int:
     except BaseException:
         network.abort()
         raise
-    network.finish()
-    child, init = start_pod(host, pod, args, specs, backend, cgroup)
+    barrier = None
+    if args.private_users is not None or has_copy_up(specs):
+        network.finish()  # these pods copy resolv.conf/hosts, or start apps from Python
+    else:
+        barrier = network.barrier()  # pod-init's apps wait for it
+    child, init = start_pod(host, pod, args, specs, backend, cgroup, barrier)
     sys.stdout.flush()
     sys.stderr.flush()
     exec_waiter(pod.path, child, None if init == child else init, interactive=args.interactive)

@@ -109,8 +109,11 @@ def pod_plan(
     flags: int,
     backend: CgroupBackend | None,
     cgroup: PodCgroup | None,
+    network: tuple[int, str] | None = None,
 ) -> LaunchPlan:
-    """The pod-init steps (see pod-init.c); creates the app cgroups and writes the app plans."""
+    """The pod-init steps (see pod-init.c); creates the app cgroups and writes the app plans.
+    ``network``: the barrier of the networks still being attached and the attacher's error file
+    (``network.PendingNetwork.barrier``); the apps and the init wait for it."""
     path = pod.path
     plan = LaunchPlan("stage1: pod init")
     plan.step("unshare", flags)
@@ -131,7 +134,7 @@ def pod_plan(
         roots.append(root)
     plan.step("wait")
     app_cgroups = [create_app_cgroup(backend, cgroup, spec) for spec in specs]
-    _start_steps(plan, pod, path, args, specs, roots, app_cgroups, backend)
+    _start_steps(plan, pod, path, args, specs, roots, app_cgroups, backend, network)
     return plan
 
 
@@ -179,11 +182,15 @@ def _start_steps(
     roots: list[str],
     app_cgroups: list[PodCgroup | None],
     backend: CgroupBackend | None,
+    network: tuple[int, str] | None = None,
 ) -> None:
     """Each app's plan written beside its spec, then the steps that start them and supervise."""
+    network_fd = network[0] if network is not None else None
     for spec, root, app_cgroup in zip(specs, roots, app_cgroups, strict=True):
-        _app_step(plan, pod, base, spec, root, app_cgroup, backend, args.interactive)
+        _app_step(plan, pod, base, spec, root, app_cgroup, backend, args.interactive, network_fd)
     plan.step("start", int(args.interactive))
+    if network is not None:  # the apps wait for it too, each before its resolv.conf/hosts
+        plan.step("network", *network)
     if args.mutable:  # before "ready": app/add may follow `rkt status --wait-ready` at once
         plan.step("listen", CONTROL_SOCKET, base / PRIVATE_DIR / "apps")
     plan.step("ready", base / abi.SUPERVISOR_STATUS)
@@ -199,12 +206,13 @@ def _app_step(
     app_cgroup: PodCgroup | None,
     backend: CgroupBackend | None,
     interactive: bool,
+    network_fd: int | None = None,
 ) -> None:
     """The app's launch plan, written beside its spec, and its "app" step (see pod-init.c)."""
     dirs = tuple(str(d) for d in app_cgroup.dirs) if app_cgroup is not None else ()
     oom = backend.oom_events_file(app_cgroup) if backend and app_cgroup else None
     plan_file = app_spec_path(pod, spec.name).with_suffix(".plan")
-    write_atomic(plan_file, app_plan(spec, root, dirs).encode())
+    write_atomic(plan_file, app_plan(spec, root, dirs, network_fd).encode())
     plan.step(
         "app",
         spec.name,
