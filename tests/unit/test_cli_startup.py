@@ -132,9 +132,19 @@ def test_run_command_imports_only_what_a_stored_image_needs() -> None:
 
 
 def test_stage1_run_path_imports_stay_lean() -> None:
-    loaded = _loaded_by_import("rkt.stage1.ns.run", "rkt.host.linux", "rkt.host.netns")
-    assert "rkt.stage1.ns.launch" in loaded and "rkt.stage1.ns.start" in loaded
+    loaded = _loaded_by_import(
+        "rkt.stage1.ns.run", "rkt.host.linux", "rkt.host.netns", "rkt.stage1.ns.start"
+    )
+    assert "rkt.stage1.ns.launch" in loaded and "rkt.stage1.common.appspec" in loaded
     assert not _under(loaded, *NOT_ON_STAGE1_PATH, *HEAVY)
+
+
+def test_stage1_run_starts_the_network_before_it_imports_the_app_resolution() -> None:
+    # the CNI plugins run while the rest is imported (rkt.stage1.ns.run, _run)
+    loaded = _loaded_by_import("rkt.stage1.ns.run", "rkt.host.linux")
+    assert "rkt.stage1.ns.network" in loaded
+    for later in ("rkt.stage1.common.appspec", "rkt.stage1.ns.start", "rkt.host.cgroups"):
+        assert later not in loaded
 
 
 def test_pod_manifest_without_isolators_does_not_import_them() -> None:

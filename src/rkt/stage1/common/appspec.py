@@ -11,7 +11,8 @@ otherwise (rkt's capabilities-guide, ``caps.py``); seccomp, masks and limits com
 sibling modules. The resolved ``AppSpec`` is saved as JSON so ``enter`` applies exactly what the
 app got.
 
-Imports only the standard library, ``rkt.abi``, ``rkt.errors`` and siblings; the manifests are the
+Imports only the standard library, ``rkt.abi``, ``rkt.errors`` and siblings (``NameFile`` is
+``namefile``'s, re-exported); the manifests are the
 lean views of ``manifest.py``, and ``rkt.schema.isolators`` is imported only for an app that has
 isolators.
 """
@@ -24,6 +25,7 @@ from rkt.paths import Path
 from rkt.records import NamedTuple
 from rkt.stage1.common.caps import resolve_capabilities
 from rkt.stage1.common.manifest import App, PodApp, PodManifest, Volume
+from rkt.stage1.common.namefile import NameFile as NameFile
 from rkt.stage1.common.poddir import PRIVATE_DIR, PodDir
 from rkt.stage1.common.resources import AppLimits, resolve_limits
 from rkt.stage1.common.seccomp import SeccompPolicy, resolve_seccomp
@@ -45,20 +47,6 @@ class VolumeMount(NamedTuple):
     # Docker copy-up (copyup.py): the once-per-pod marker file, set only for the app that
     # fills this implicit volume from its image (pod annotation ``rkt.local/copy-up/<volume>``).
     copy_up: str | None = None
-
-
-class NameFile(NamedTuple):
-    """``/etc/resolv.conf`` or ``/etc/hosts`` bound into the app (docs/networking.md "DNS and
-    /etc/hosts"): ``over_volumes`` binds it after the volumes (flags and CNI DNS beat a volume on
-    that path), else before them (a volume beats the generated fallback)."""
-
-    source: str  # a file of the stage1's mount namespace (the host's, or one the pod generated)
-    target: str  # absolute path inside the app, resolved in its root
-    read_only: bool
-    over_volumes: bool
-    # bound only if ``source`` exists once the pod's network is up (a CNI result's DNS: the
-    # network attacher writes the file only when the result has some)
-    optional: bool = False
 
 
 class AppSpec(NamedTuple):

@@ -32,9 +32,9 @@ from rkt.host.netns import NETNS_DIR, create_netns, enter_netns, netns_pins, rem
 from rkt.host.signals import signal
 from rkt.net import dns
 from rkt.paths import Path
-from rkt.stage1.common.appspec import AppSpec, NameFile
 from rkt.stage1.common.args import RunArgs
 from rkt.stage1.common.entry import describe_error
+from rkt.stage1.common.namefile import NameFile
 from rkt.stage1.common.poddir import NET_JOURNAL, PRIVATE_DIR, PodDir
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 
     from rkt.net import cni, config
     from rkt.net.state import Entry, NetJournal
+    from rkt.stage1.common.appspec import AppSpec
 
 # rkt.net.cni, rkt.net.config and rkt.net.state are imported only where a pod joins CNI
 # networks: --net=none and --net=host pods start without them.

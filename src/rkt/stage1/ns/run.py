@@ -12,7 +12,8 @@ Python pod init (PID 1 of the pod), writes ``pid`` and ``exec``s the flavor's na
 ``run-waiter`` (``rkt.stage1.ns.native``). Either way the process stage0 exec'd ends up as
 ``run-waiter``: it forwards SIGTERM/SIGHUP/SIGINT to the init and exits with its status.
 
-Imports only the standard library, ``rkt.abi``, ``rkt.errors``, ``rkt.host``, ``rkt.stage1``.
+Imports only the standard library, ``rkt.abi``, ``rkt.errors``, ``rkt.host``, ``rkt.stage1`` (the
+app resolution and the plans only once the networks are being attached).
 """
 
 from __future__ import annotations
@@ -23,20 +24,19 @@ import sys
 
 from rkt import abi
 from rkt.errors import PodError
-from rkt.host.api import CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUTS, Host
-from rkt.host.cgroups import CgroupBackend, PodCgroup, detect_backend
-from rkt.stage1.common.appspec import AppSpec, app_spec_path, build_app_spec
+from rkt.host.api import CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUTS
 from rkt.stage1.common.args import RunArgs, parse_run
 from rkt.stage1.common.entry import run_entrypoint
 from rkt.stage1.common.poddir import CGROUP_STATE, PodDir, write_atomic
-from rkt.stage1.ns.native import check_programs, exec_waiter
 from rkt.stage1.ns.network import PendingNetwork, with_name_files
-from rkt.stage1.ns.start import (
-    copy_up_before_start,
-    exec_pod_init,
-    has_copy_up,
-    pod_plan,
-)
+
+# The rest (app resolution, cgroups, plans: ~2.5 ms of imports) is imported where it is used,
+# after the network attacher is started: the plugins work meanwhile.
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from rkt.host.api import Host
+    from rkt.host.cgroups import CgroupBackend, PodCgroup
+    from rkt.stage1.common.appspec import AppSpec
 
 
 def namespace_flags(args: RunArgs) -> int:
@@ -57,6 +57,8 @@ def check_lock_fd() -> int:
 
 
 def prepare_apps(pod: PodDir, args: RunArgs) -> list[AppSpec]:
+    from rkt.stage1.common.appspec import build_app_spec
+
     manifest = pod.read_manifest()
     if not manifest.apps and not args.mutable:
         raise PodError(f'pod "{pod.uuid}": has no apps')
@@ -73,6 +75,8 @@ def prepare_apps(pod: PodDir, args: RunArgs) -> list[AppSpec]:
 
 def save_app_spec(pod: PodDir, spec: AppSpec) -> None:
     """The app's final environment (ABI) and its resolved launch (private, for init and enter)."""
+    from rkt.stage1.common.appspec import app_spec_path
+
     app_spec_path(pod, spec.name).parent.mkdir(exist_ok=True)
     env = "".join(f"{k}={v}\n" for k, v in spec.env)
     write_atomic(pod.file(f"{abi.ENV_DIR}/{spec.name}"), env.encode())
@@ -80,6 +84,8 @@ def save_app_spec(pod: PodDir, spec: AppSpec) -> None:
 
 
 def create_cgroup(pod: PodDir) -> tuple[CgroupBackend | None, PodCgroup | None]:
+    from rkt.host.cgroups import detect_backend
+
     backend = detect_backend()
     cgroup = backend.create(f"rkt-{pod.uuid}")
     if not cgroup.dirs:
@@ -106,6 +112,8 @@ def start_pod(
     them; else they are up and resolv.conf/hosts written. The stop signals and SIGCHLD stay
     blocked from here on (pod-init blocks them first thing): pending until the native programs
     exec'd next read them."""
+    from rkt.stage1.ns.start import copy_up_before_start, exec_pod_init, has_copy_up, pod_plan
+
     settled = network is None
     specs = [with_name_files(pod, spec, settled=settled) for spec in specs]  # resolv.conf/hosts
     for spec in specs:
@@ -135,6 +143,9 @@ def _run(argv: list[str]) -> int:
     # CNI networks first: their plugins work while the apps are resolved, the cgroups made and
     # the plans written (PendingNetwork.start returns with the network attacher running).
     network = PendingNetwork.start(host, pod, args)
+    from rkt.stage1.ns.native import check_programs, exec_waiter
+    from rkt.stage1.ns.start import has_copy_up
+
     try:
         specs = prepare_apps(pod, args)
         check_programs(pod.path)
