@@ -184,6 +184,28 @@ def test_pod_commands_import_no_dataclasses_store_or_schema(
     assert not _under(loaded, *unneeded, *HEAVY)
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("list",),
+        ("list", "--format=json", "--no-legend=false"),
+        ("status", "00000000"),
+        ("gc", "--grace-period=0", "--expire-prepared", "1h"),
+        ("stop", "00000000"),
+        ("rm", "00000000"),
+        ("version",),
+    ],
+)
+def test_plain_command_lines_import_no_argparse_re_or_collections(
+    args: tuple[str, ...], tmp_path: object
+) -> None:
+    """rkt.cli.quickparse parses them (argparse with re, enum, gettext and locale is ~10 ms), and
+    collections.abc is imported only for the type checker on these paths (~1 ms)."""
+    loaded = _imported_full(f"--dir={tmp_path}", *args)
+    assert "rkt.cli.quickparse" in loaded
+    assert not _under(loaded, "argparse", "re", "enum", "gettext", "locale", "collections")
+
+
 def test_cli_main_turns_the_collector_off_before_the_heavy_imports() -> None:
     code = "import sys, rkt.cli.main; print('typing' in sys.modules)"
     out = subprocess.run(

@@ -138,7 +138,8 @@ def test_compatibility_flags_accept_rkts_defaults() -> None:
 )
 def test_run_grammar_globals_match_the_argparse_globals(tokens: list[str]) -> None:
     from rkt.cli.globals import parse_globals
-    from rkt.cli.parser import global_parser, options_from
+    from rkt.cli.parser import global_parser
+    from rkt.cli.quickparse import options_from
 
     assert parse_globals(tokens) == options_from(global_parser().parse_args(tokens))
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 from rkt.errors import UsageError
 
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-# Imported (re) and compiled on first use: `rkt run` imports this module, never parses a duration.
-_PART = r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)"
+# What Go's ParseDuration takes, as the regular expression (\d+(?:\.\d*)?|\.\d+)(UNIT) repeated,
+# with the units tried in this order; written out, without importing re (~5 ms of `rkt gc`).
+_UNIT_ORDER = ("ns", "us", "µs", "ms", "s", "m", "h")
 
 
 def parse_duration(text: str, flag: str) -> float:
@@ -17,16 +18,23 @@ def parse_duration(text: str, flag: str) -> float:
     value = text.strip()
     if value in ("0", ""):
         return 0.0
-    import re
-
-    part = re.compile(_PART)
     pos, total = 0, 0.0
     while pos < len(value):
-        match = part.match(value, pos)
-        if match is None:
+        start = pos
+        while pos < len(value) and value[pos].isdecimal():
+            pos += 1
+        digits = pos > start
+        if pos < len(value) and value[pos] == ".":
+            pos += 1
+            fraction = pos
+            while pos < len(value) and value[pos].isdecimal():
+                pos += 1
+            digits = digits or pos > fraction
+        unit = next((u for u in _UNIT_ORDER if value.startswith(u, pos)), None)
+        if not digits or unit is None:
             raise UsageError(f'{flag}: invalid duration "{text}" (examples: 30m, 24h, 1h30m)')
-        total += float(match.group(1)) * _UNITS[match.group(2)]
-        pos = match.end()
+        total += float(value[start:pos]) * _UNITS[unit]
+        pos += len(unit)
     return total
 
 

@@ -8,7 +8,6 @@ grammar hand over their ``--flag=value`` tokens to ``parse_globals`` (no argpars
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 
 from rkt.cli.flags import parse_bool
 from rkt.errors import UsageError
@@ -20,6 +19,10 @@ from rkt.settings import (
     GlobalOptions,
     InsecureOptions,
 )
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 # flag -> kind, as in rkt.cli.run_args: "value", or "bool" (``--debug``, ``--debug=false``)
 GLOBAL_FLAGS: dict[str, str] = {

@@ -2,7 +2,8 @@
 
 This is the only module that calls ``sys.exit``. Command modules are imported only once chosen (see
 ``rkt.cli.table``), so ``rkt --help`` stays fast and free of network and crypto imports; argparse
-(``rkt.cli.parser``) only for a command that uses it, not for ``run`` and ``prepare``.
+(``rkt.cli.parser``) only for a command line ``rkt.cli.quickparse`` leaves to it, never for
+``run`` and ``prepare``.
 """
 
 from __future__ import annotations
@@ -113,9 +114,13 @@ def dispatch(argv: Sequence[str], *, collecting: bool) -> int:
     if collecting:
         gc.enable()  # (see main) these may run long: fetch, logs, image gc
     module: CommandModule = loaded
-    from rkt.cli.parser import command_parser, options_from
+    from rkt.cli.quickparse import options_from, quick_parse
 
-    args = command_parser(name, summary, module.add_arguments).parse_args(rest)
+    args = quick_parse(module.add_arguments, rest)  # a plain command line, without argparse
+    if args is None:  # help, an error, an abbreviation...: argparse's
+        from rkt.cli.parser import command_parser
+
+        args = command_parser(name, summary, module.add_arguments).parse_args(rest)
     return module.run(args, options_from(args))
 
 

@@ -1,9 +1,11 @@
-"""argparse for the commands that use it: the ``Parser`` subclass, rkt's boolean flags, the global
-flags as argparse options, and the per-command parser ``main`` builds.
+"""argparse for the commands that use it: the ``Parser`` subclass, rkt's boolean flags as an
+argparse action, the global flags as argparse options, and the per-command parser ``main``
+builds when ``rkt.cli.quickparse`` leaves a command line to argparse (help, errors,
+abbreviations and the rest: see there).
 
-Kept apart from ``rkt.cli.flags`` and ``rkt.cli.globals`` (pure value parsing), so the commands
-with a grammar of their own (``run``, ``prepare``, ``app sandbox``, ``app add``) never import
-argparse, gettext and locale (~3 ms of every ``rkt run``).
+Kept apart from ``rkt.cli.flags`` and ``rkt.cli.globals`` (pure value parsing), so a plain command
+line, and the commands with a grammar of their own (``run``, ``prepare``, ``app sandbox``,
+``app add``), never import argparse, gettext and locale (~10 ms).
 """
 
 from __future__ import annotations
@@ -11,10 +13,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Sequence
 
-from rkt.cli.flags import parse_bool
-from rkt.cli.globals import global_defaults, global_options
+from rkt.cli.quickparse import BOOL_ACTION, add_global_flags, bool_overrides
 from rkt.errors import UsageError
-from rkt.settings import DEFAULT_DIR, GlobalOptions
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 
 
 class BoolAction(argparse.Action):
-    """A boolean flag in rkt's (cobra's) style: ``--flag``, ``--flag=true`` or ``--flag=false``.
+    """A boolean flag in rkt's (cobra's) style: ``--flag``, ``--flag=true`` or ``--flag=false``
+    (``quickparse.add_bool`` declares one, by the action name ``BOOL_ACTION``).
 
     A bare ``--flag`` never consumes the next argument; ``rewrite_bool_flags`` turns the ``=VALUE``
     forms into what argparse understands before parsing.
@@ -36,12 +37,6 @@ class BoolAction(argparse.Action):
         setattr(namespace, self.dest, True)
 
 
-def add_bool(
-    parser: argparse.ArgumentParser | Any, name: str, default: bool, help_text: str
-) -> None:
-    parser.add_argument(name, action=BoolAction, default=default, help=help_text)
-
-
 def rewrite_bool_flags(
     actions: list[argparse.Action], argv: list[str]
 ) -> tuple[list[str], dict[str, bool]]:
@@ -52,21 +47,7 @@ def rewrite_bool_flags(
         if isinstance(action, BoolAction | argparse._StoreTrueAction)
         for opt in action.option_strings
     }
-    out: list[str] = []
-    overrides: dict[str, bool] = {}
-    for index, token in enumerate(argv):
-        if token == "--":
-            out.extend(argv[index:])
-            break
-        name, eq, value = token.partition("=")
-        if eq and name in flags:
-            if parse_bool(value, name):
-                out.append(name)
-            else:
-                overrides[flags[name]] = False
-            continue
-        out.append(token)
-    return out, overrides
+    return bool_overrides(flags, argv)
 
 
 class Parser(argparse.ArgumentParser):
@@ -80,6 +61,7 @@ class Parser(argparse.ArgumentParser):
         self, *args: Any, usage_of: Callable[[], str] | None = None, **kwargs: Any
     ) -> None:
         super().__init__(*args, **kwargs)
+        self.register("action", BOOL_ACTION, BoolAction)
         self._usage_of = usage_of
 
     def parse_args(  # type: ignore[override]
@@ -109,42 +91,9 @@ class Parser(argparse.ArgumentParser):
 
 def global_parser() -> argparse.ArgumentParser:
     """The global flags of rkt (rkt/rkt.go); accepted before or after the command words."""
-    defaults = global_defaults()
     parser = Parser(add_help=False)
-    group = parser.add_argument_group("global flags")
-    group.add_argument(
-        "--dir", default=None, help=f"rkt data directory (default {DEFAULT_DIR}, or paths.d config)"
-    )
-    group.add_argument(
-        "--local-config", default=defaults["local_config"], help="local configuration directory"
-    )
-    group.add_argument(
-        "--system-config",
-        default=defaults["system_config"],
-        help="system configuration directory",
-    )
-    group.add_argument("--user-config", default="", help="user configuration directory")
-    group.add_argument(
-        "--insecure-options",
-        default="none",
-        help="comma-separated list of security features to disable "
-        "(none,image,tls,ondisk,http,pubkey,capabilities,paths,seccomp,all-fetch,all-run,all)",
-    )
-    add_bool(group, "--trust-keys-from-https", False, "trust gpg keys fetched from https")
-    add_bool(group, "--debug", False, "print debug output")
+    add_global_flags(parser)
     return parser
-
-
-def options_from(args: argparse.Namespace) -> GlobalOptions:
-    return global_options(
-        data_dir=args.dir,
-        local_config=args.local_config,
-        system_config=args.system_config,
-        user_config=args.user_config,
-        insecure_options=args.insecure_options,
-        trust_keys_from_https=bool(args.trust_keys_from_https),
-        debug=bool(args.debug),
-    )
 
 
 def command_parser(

@@ -24,11 +24,14 @@ import errno
 import fcntl
 import os
 import time
-from collections.abc import Iterator
 
 from rkt import abi, textcheck
 from rkt.errors import AmbiguousError, NotFoundError, PodError
 from rkt.paths import Path
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 EMBRYO, PREPARE, PREPARED, RUN, EXITED_GARBAGE, GARBAGE = (
     "embryo",

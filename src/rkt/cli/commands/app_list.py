@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
-
 from rkt.cli.commands.list import humanize_time
 from rkt.cli.commands.status import app_json, lookup, pods_root
 from rkt.cli.output import add_format_argument, print_json, print_table
-from rkt.cli.parser import add_bool
+from rkt.cli.quickparse import add_bool
 from rkt.settings import GlobalOptions
 from rkt.stage0.pods import pod_info
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    import argparse
 
 HEADERS = ("NAME", "STATE", "CREATED", "STARTED", "EXIT CODE")
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
-
 from rkt.cli.commands.app_status import add_app_arguments, pod_for_app
 from rkt.settings import GlobalOptions
 from rkt.stage0.app import start_app
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -7,14 +7,16 @@ arguments the other ``app`` commands share.
 
 from __future__ import annotations
 
-import argparse
-
 from rkt.cli.commands.status import app_json, lookup, pods_root
 from rkt.cli.output import add_format_argument, format_time, print_json
 from rkt.errors import PodError
 from rkt.pod.pod import Pod
 from rkt.settings import GlobalOptions
 from rkt.stage0.pods import AppInfo, pod_info
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    import argparse
 
 
 def add_app_arguments(parser: argparse.ArgumentParser) -> None:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
 from rkt.cli.commands.status import add_uuid_file, lookup, pods_root, uuid_args
-from rkt.cli.parser import add_bool
+from rkt.cli.quickparse import add_bool
 from rkt.errors import PodError
 from rkt.settings import GlobalOptions
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
-
 from rkt.cli.output import print_json
 from rkt.config import load_config
 from rkt.settings import GlobalOptions
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

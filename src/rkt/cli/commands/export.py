@@ -14,7 +14,6 @@ supported (both off by default, and rkt's stage1s never turn them on).
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import shutil
@@ -23,11 +22,15 @@ import stat
 from rkt import abi
 from rkt.cli.commands.enter import choose_app
 from rkt.cli.commands.status import lookup, pods_root
-from rkt.cli.parser import add_bool
+from rkt.cli.quickparse import add_bool
 from rkt.errors import PodError, UsageError
 from rkt.paths import Path
 from rkt.pod.pod import PodLock
 from rkt.settings import GlobalOptions
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    import argparse
 
 OVERLAY_XATTR_PREFIX = "trusted.overlay."
 OPAQUE_XATTR = "trusted.overlay.opaque"

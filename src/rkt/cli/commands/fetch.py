@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
-
 from rkt.cli.common import open_store, warn
-from rkt.cli.parser import add_bool
 from rkt.cli.progress import make_progress
+from rkt.cli.quickparse import add_bool
 from rkt.paths import Path
 from rkt.settings import GlobalOptions
 from rkt.stage0.fetch import PULL_POLICIES, Fetcher, FetchRequest
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -7,16 +7,19 @@ than ``--grace-period``, after the stage1 gc entrypoint. Prints rkt's lines.
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from rkt.cli.commands.status import pods_root
 from rkt.cli.flags import parse_duration
-from rkt.cli.parser import add_bool
+from rkt.cli.quickparse import add_bool
 from rkt.errors import EXIT_ERROR
 from rkt.pod.pod import ensure_pods_root
 from rkt.settings import GlobalOptions
 from rkt.stage0.pods import gc_pods
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

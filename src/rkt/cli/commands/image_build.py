@@ -7,7 +7,6 @@ tree gives the same image ID anywhere. Prints the image ID.
 
 from __future__ import annotations
 
-import argparse
 import os
 
 from rkt.errors import UsageError
@@ -15,9 +14,14 @@ from rkt.formats.compression import COMPRESSIONS
 from rkt.paths import Path
 from rkt.settings import GlobalOptions
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    import argparse
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("dir", metavar="DIR", help="directory with a manifest file and rootfs/")
+    # (not dest "dir": that is the global --dir's, which would overwrite it)
+    parser.add_argument("source", metavar="DIR", help="directory with a manifest file and rootfs/")
     parser.add_argument("out", metavar="OUT.aci", help="the image file to write")
     parser.add_argument("--compression", choices=COMPRESSIONS, default="none")
     parser.add_argument(
@@ -48,7 +52,7 @@ def run(args: argparse.Namespace, opts: GlobalOptions) -> int:
     elif os.environ.get("SOURCE_DATE_EPOCH"):
         mtime = _parse_epoch(os.environ["SOURCE_DATE_EPOCH"], "SOURCE_DATE_EPOCH")
     image_id = build_aci(
-        Path(args.dir),
+        Path(args.source),
         Path(args.out),
         compression=args.compression,
         mtime=mtime,

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from rkt import jsonio
 from rkt.cli.common import open_store
-from rkt.cli.parser import add_bool
+from rkt.cli.quickparse import add_bool
 from rkt.settings import GlobalOptions
 from rkt.stage0.images import resolve_image
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from rkt.cli.common import open_store
 from rkt.cli.flags import parse_duration
 from rkt.settings import GlobalOptions
 from rkt.stage0.images import gc_images, images_in_use
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

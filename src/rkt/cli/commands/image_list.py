@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
-
 from rkt.cli.common import open_store
 from rkt.cli.output import (
     add_format_argument,
@@ -13,13 +11,14 @@ from rkt.cli.output import (
     print_json,
     print_table,
 )
-from rkt.cli.parser import add_bool
+from rkt.cli.quickparse import add_bool
 from rkt.errors import UsageError
 from rkt.settings import GlobalOptions
 from rkt.store.db import ImageRecord
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
+    import argparse
     from typing import Any
 
 FIELDS = {

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from rkt.cli.common import open_store
 from rkt.errors import RktError
 from rkt.settings import GlobalOptions
 from rkt.stage0.images import images_for_removal
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

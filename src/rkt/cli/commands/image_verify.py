@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
-
 from rkt.cli.common import open_store
 from rkt.cli.output import add_format_argument, print_json, print_table
 from rkt.errors import NotFoundError
 from rkt.settings import GlobalOptions
 from rkt.stage0.images import resolve_image, verify_image
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

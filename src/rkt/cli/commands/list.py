@@ -7,15 +7,18 @@ stage1 keeps); no stage1 is called, so the cost does not depend on what the pods
 
 from __future__ import annotations
 
-import argparse
 import time
 
 from rkt.cli.commands.status import format_networks, pod_json, pods_root
 from rkt.cli.output import add_format_argument, format_time, print_json, print_table
-from rkt.cli.parser import add_bool
+from rkt.cli.quickparse import add_bool
 from rkt.errors import PrivilegeError
 from rkt.settings import GlobalOptions
 from rkt.stage0.pods import PodInfo, list_pods
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    import argparse
 
 HEADERS = ("UUID", "APP", "IMAGE NAME", "STATE", "CREATED", "STARTED", "NETWORKS")
 

@@ -9,7 +9,6 @@ log file grows, and a thread blocked on the pod lock wakes it when the pod is go
 
 from __future__ import annotations
 
-import argparse
 import select
 import sys
 from dataclasses import dataclass, field
@@ -25,11 +24,15 @@ from rkt.cli.commands.status import (
     lookup,
     pods_root,
 )
-from rkt.cli.parser import add_bool
+from rkt.cli.quickparse import add_bool
 from rkt.errors import UsageError
 from rkt.paths import Path
 from rkt.pod.pod import Pod
 from rkt.settings import GlobalOptions
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    import argparse
 
 
 @dataclass

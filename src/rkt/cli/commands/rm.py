@@ -7,13 +7,16 @@ directory (busy mounts are detached lazily, never a failure). Prints each remove
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from rkt.cli.commands.status import add_uuid_file, lookup, pods_root, uuid_args
 from rkt.errors import EXIT_ERROR, RktError
 from rkt.settings import GlobalOptions
 from rkt.stage0.pods import remove_pod
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

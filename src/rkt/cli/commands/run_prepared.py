@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from rkt.cli.net_flags import DEFAULT_NET, NETWORKS, network_options
-from rkt.cli.parser import add_bool
+from rkt.cli.quickparse import add_bool
 from rkt.pod.pod import ensure_pods_root, find_pod
 from rkt.settings import GlobalOptions
 from rkt.stage0.privileges import require_root
 from rkt.stage0.run import RunOptions, exec_stage1, start_run
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

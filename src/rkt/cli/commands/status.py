@@ -12,12 +12,10 @@ finding pods by UUID prefix or ``--uuid-file``, and event-driven waiting. Nothin
 
 from __future__ import annotations
 
-import argparse
 import os
 import select
 import struct
 import time
-from collections.abc import Iterable
 
 from rkt import abi
 from rkt.cli.output import add_format_argument, format_time, print_json
@@ -41,6 +39,8 @@ from rkt.stage0.privileges import require_root
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Iterable
     from typing import Any
 
 IN_MODIFY = 0x002

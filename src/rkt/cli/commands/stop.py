@@ -7,16 +7,19 @@ stopped pod's UUID (quoted), says so for pods already stopped, and exits 254 if 
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from rkt.cli.commands.status import add_uuid_file, lookup, pods_root, uuid_args
-from rkt.cli.parser import add_bool
+from rkt.cli.quickparse import add_bool
 from rkt.errors import EXIT_ERROR, PodError, RktError
 from rkt.paths import Path
 from rkt.pod.pod import RUN, wait_for_exit
 from rkt.settings import GlobalOptions
 from rkt.stage0.pods import stop_pod
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    import argparse
 
 STOP_WAIT = 10.0
 

@@ -13,7 +13,6 @@ A key with neither ``--prefix`` nor ``--root`` is refused: it would be trusted f
 
 from __future__ import annotations
 
-import argparse
 import sys
 from urllib.parse import unquote, urlsplit
 
@@ -27,6 +26,7 @@ from rkt.trust.keystore import Keystore, TrustedKey, validate_prefix
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
+    import argparse
     from typing import Any
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
-import platform
+import sys
 
 from rkt import APPC_VERSION, __version__, jsonio
 from rkt.settings import GlobalOptions
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -17,7 +20,7 @@ def run(args: argparse.Namespace, opts: GlobalOptions) -> int:
     info = {
         "rkt": __version__,
         "appc": APPC_VERSION,
-        "python": platform.python_version(),
+        "python": sys.version.split()[0],  # platform.python_version(), without platform and re
         "features": ["-TPM", "-SDJOURNAL", "+OCI", "+ZSTD"],
     }
     if args.format == "json":
