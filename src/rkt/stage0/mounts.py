@@ -6,7 +6,6 @@ the belt to that pair of braces (a stage1 of another kind, or a crash mid-setup)
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 
@@ -59,5 +58,7 @@ def unmount_under(path: Path) -> None:
             if exc.errno in (errno.EINVAL, errno.ENOENT):
                 continue  # already gone
             # busy: detach lazily, it goes away when its last user does
-            with contextlib.suppress(OSError):
+            try:
                 libc.umount2(point, MNT_DETACH)
+            except OSError:
+                pass

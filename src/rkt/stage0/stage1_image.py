@@ -24,14 +24,18 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
 
 from rkt import __version__, abi, jsonio
 from rkt.errors import ImageError, UsageError
 from rkt.paths import Path
 from rkt.records import NamedTuple
-from rkt.store.db import ImageRecord
-from rkt.store.store import Store
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from rkt.store.db import ImageRecord
+    from rkt.store.store import Store
 
 STAGE1_PREFIX = "coreos.com/rkt/stage1-"
 DEFAULT_FLAVOR = "default"

@@ -166,27 +166,56 @@ def clean_stale_tempdirs(tmp_root: Path) -> int:
 
 
 def remove_tree(path: Path) -> None:
-    """rm -rf that tolerates concurrent removal and read-only directories inside images."""
-    import shutil  # here: the run path never removes trees (shutil imports bz2, lzma, ~2 ms)
+    """rm -rf that tolerates concurrent removal and directories without write (or search)
+    permission, as images have.
 
-    def _onerror(func: object, failed: str, info: tuple[type, BaseException, object]) -> None:
-        exc = info[1]
-        if isinstance(exc, FileNotFoundError):
-            return
-        if isinstance(exc, PermissionError):
-            try:
-                os.chmod(os.path.dirname(failed), 0o700)
-                if os.path.isdir(failed) and not os.path.islink(failed):
-                    shutil.rmtree(failed, ignore_errors=True)
-                else:
-                    os.unlink(failed)
-                return
-            except OSError:
-                pass
-        raise exc
-
-    if path.is_symlink() or path.is_file():
+    Walks with directory descriptors, as shutil.rmtree's fd-based walk does (whose import, with
+    ``fnmatch``, ``re`` and ``enum``, is ~5 ms of a ``rkt gc``): a symlink is removed, never
+    followed, even one that replaces a directory meanwhile."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISDIR(mode):
         path.unlink(missing_ok=True)
         return
-    if path.exists():
-        shutil.rmtree(path, onerror=_onerror)
+    parent = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        _remove_dir(parent, path.name)
+    finally:
+        os.close(parent)
+
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _remove_dir(parent: int, name: str) -> None:
+    """Remove the directory ``name`` of the directory open at ``parent``, and all it holds."""
+    try:
+        fd = os.open(name, _DIR_FLAGS, dir_fd=parent)
+    except FileNotFoundError:
+        return
+    except PermissionError:  # no search permission (not for root): ours to grant
+        os.chmod(name, 0o700, dir_fd=parent)
+        fd = os.open(name, _DIR_FLAGS, dir_fd=parent)
+    try:
+        if os.fstat(fd).st_mode & 0o700 != 0o700:
+            os.fchmod(fd, 0o700)  # unlinking in it needs write permission (not for root)
+        with os.scandir(fd) as entries:
+            children = [(entry.name, entry.is_dir(follow_symlinks=False)) for entry in entries]
+        for child, is_dir in children:
+            if not is_dir:
+                try:
+                    os.unlink(child, dir_fd=fd)
+                    continue
+                except FileNotFoundError:
+                    continue
+                except IsADirectoryError:  # a directory now
+                    pass
+            _remove_dir(fd, child)
+    finally:
+        os.close(fd)
+    try:
+        os.rmdir(name, dir_fd=parent)
+    except FileNotFoundError:
+        pass
