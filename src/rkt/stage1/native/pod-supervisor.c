@@ -641,8 +641,10 @@ static void run_request(int conn, const char *line)
 static struct pending {
 	int fd; /* -1: free */
 	size_t len;
-	char line[MAX_LINE];
 } pending[MAX_PENDING];
+/* The lines apart from the slots: a line's pages are touched only once its slot is used (the
+ * loop over the slots would otherwise make 128 kB of every supervisor resident). */
+static char pending_line[MAX_PENDING][MAX_LINE];
 
 static void accept_requests(void)
 {
@@ -670,22 +672,24 @@ static void accept_requests(void)
 	}
 }
 
-/* More of a request line: run it once whole; drop a connection that ends first or whose line
- * does not fit. */
-static void read_request(struct pending *p)
+/* More of the request line of slot K: run it once whole; drop a connection that ends first or
+ * whose line does not fit. */
+static void read_request(int k)
 {
-	ssize_t got = read(p->fd, p->line + p->len, sizeof p->line - 1 - p->len);
+	struct pending *p = &pending[k];
+	char *line = pending_line[k];
+	ssize_t got = read(p->fd, line + p->len, MAX_LINE - 1 - p->len);
 	if (got < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (got > 0)
 		p->len += (size_t)got;
-	p->line[p->len] = '\0';
+	line[p->len] = '\0';
 	int conn = p->fd;
-	if (memchr(p->line, '\n', p->len) != NULL) {
+	if (memchr(line, '\n', p->len) != NULL) {
 		p->fd = -1;
 		fcntl(conn, F_SETFL, fcntl(conn, F_GETFL) & ~O_NONBLOCK); /* the answer is written whole */
-		run_request(conn, p->line);
-	} else if (got <= 0 || p->len + 1 >= sizeof p->line) {
+		run_request(conn, line);
+	} else if (got <= 0 || p->len + 1 >= MAX_LINE) {
 		p->fd = -1;
 		close(conn); /* nothing sensible to answer */
 	}
@@ -767,7 +771,7 @@ int main(int argc, char **argv)
 		if (!stop_requested) {
 			for (int k = 0; k < MAX_PENDING; k++)
 				if (pfds[first_request + k].revents && pending[k].fd >= 0)
-					read_request(&pending[k]);
+					read_request(k);
 			if (pfds[1].revents)
 				accept_requests();
 		}
