@@ -5,13 +5,12 @@ with good and bad values, abbreviations, ``--``, ``-h``, values that start with 
 arguments in one run or several, too many or too few, and random mixtures of all of these. The
 quick parser must either leave a line to argparse (None) or give exactly argparse's namespace;
 and it must leave every line argparse refuses. It must also take the plain lines users type, so
-that those commands start without argparse.
+that those commands start without argparse (test_cli_startup.py checks what they import).
 """
 
 from __future__ import annotations
 
 import random
-import subprocess
 import sys
 import zlib
 from collections.abc import Callable
@@ -127,20 +126,6 @@ def test_plain_command_lines_skip_argparse(command: str, argv: list[str]) -> Non
     quick = quick_parse(add, argv)
     assert quick is not None
     assert vars(quick) == vars(command_parser(command, summary, add).parse_args(argv))
-
-
-def test_a_plain_command_line_imports_no_argparse() -> None:
-    code = (
-        "import sys\n"
-        "from rkt.cli.main import dispatch\n"
-        "dispatch(['--dir=/nonexistent-rkt-dir', 'list', '--format=json'], collecting=False)\n"
-        "print(sorted(m for m in ('argparse', 're', 'enum', 'gettext', 'locale')"
-        " if m in sys.modules))\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout
-    assert out.strip().splitlines()[-1] == "[]"
 
 
 def test_every_command_but_enter_is_within_what_the_quick_parser_models() -> None:

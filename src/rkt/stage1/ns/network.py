@@ -129,8 +129,8 @@ class PendingNetwork:
 
     def barrier(self) -> tuple[int, str] | None:
         """The barrier's read end (inheritable now) and the attacher's error file, for the pod
-        plan; None without CNI networks. The attacher is left
-        to the processes this one execs (run-waiter reaps it)."""
+        plan; None without CNI networks. The attacher is left to the programs this process
+        execs (run-waiter reaps it)."""
         if self._barrier < 0:
             return None
         self._close_home()
