@@ -265,6 +265,21 @@ def test_pods_on_default_reach_each_other_and_the_host(
         stop(server)
 
 
+def test_private_users_pod_on_default(nrkt: NetRkt, net_images: dict[str, Path]) -> None:
+    """A --private-users pod waits for its networks in the run process (its resolv.conf/hosts
+    are copied under the idmapped tree): the address, and the hosts file naming it."""
+    out = run_pod(
+        nrkt,
+        "--private-users",
+        "--hostname=web",
+        *sh(net_images["bb"], "busybox ip -4 -o addr show eth0; busybox cat /etc/hosts; id -u"),
+    ).stdout
+    ip = out.split("inet ", 1)[1].split("/", 1)[0]
+    assert ip.startswith("172.16.28."), out
+    assert f"{ip}\tweb" in out, out
+    assert out.split()[-1] == "0"  # root inside, an unprivileged uid outside
+
+
 def test_default_restricted_is_host_only(nrkt: NetRkt, net_images: dict[str, Path]) -> None:
     server, pod_a = start_pod(nrkt, str(net_images["httpd"]))
     try:
