@@ -280,6 +280,27 @@ def test_private_users_pod_on_default(nrkt: NetRkt, net_images: dict[str, Path])
     assert out.split()[-1] == "0"  # root inside, an unprivileged uid outside
 
 
+def test_mutable_pod_on_default(nrkt: NetRkt, net_images: dict[str, Path], tmp_path: Path) -> None:
+    """What a CRI pod sandbox is: ready only once its network is up; an app added later gets
+    the pod's address and a hosts file naming it."""
+    from tests.integration.test_pod_mutable import Sandbox, wait_for_file
+
+    box = Sandbox(nrkt, tmp_path, "--hostname=sandbox", net="default")
+    try:
+        info = net_info(nrkt, box.uuid)  # written before the pod was ready
+        assert [n["netName"] for n in info] == ["default"]
+        ip = info[0]["ip"]
+        script = "busybox ip -4 -o addr show eth0; busybox cat /etc/hosts"
+        box.add(net_images["bb"], "probe", script)
+        box.app("start", box.uuid, "--app=probe")
+        status = box.path / "stage1/rootfs/rkt/status/probe"  # its exit status, once it ended
+        assert wait_for_file(status, box.proc) == "0"
+        logs = nrkt.run("logs", "--app=probe", box.uuid).stdout
+        assert f"inet {ip}/" in logs and f"{ip}\tsandbox" in logs, logs
+    finally:
+        box.close()
+
+
 def test_default_restricted_is_host_only(nrkt: NetRkt, net_images: dict[str, Path]) -> None:
     server, pod_a = start_pod(nrkt, str(net_images["httpd"]))
     try:

@@ -39,11 +39,11 @@ def wait_for_file(path: Path, proc: subprocess.Popen[bytes], timeout: float = 12
 
 
 class Sandbox:
-    def __init__(self, rkt: Rkt, tmp_path: Path, *flags: str) -> None:
+    def __init__(self, rkt: Rkt, tmp_path: Path, *flags: str, net: str = "none") -> None:
         self.rkt = rkt
         uuid_file = tmp_path / "sandbox.uuid"
         self.proc = rkt.popen(
-            "app", "sandbox", "--net=none", f"--uuid-file-save={uuid_file}", *flags
+            "app", "sandbox", f"--net={net}", f"--uuid-file-save={uuid_file}", *flags
         )
         self.uuid = wait_for_file(uuid_file, self.proc)
         ready = rkt.run("status", "--wait-ready=60s", self.uuid, check=False)
