@@ -9,8 +9,8 @@ from rkt.errors import UsageError
 
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 # What Go's ParseDuration takes, as the regular expression (\d+(?:\.\d*)?|\.\d+)(UNIT) repeated,
-# with the units tried in this order; written out, without importing re (~5 ms of `rkt gc`).
-_UNIT_ORDER = ("ns", "us", "µs", "ms", "s", "m", "h")
+# the units tried in _UNITS's order ("ms" before "m"); written out, without importing re (~5 ms
+# of `rkt gc`).
 
 
 def parse_duration(text: str, flag: str) -> float:
@@ -30,7 +30,7 @@ def parse_duration(text: str, flag: str) -> float:
             while pos < len(value) and value[pos].isdecimal():
                 pos += 1
             digits = digits or pos > fraction
-        unit = next((u for u in _UNIT_ORDER if value.startswith(u, pos)), None)
+        unit = next((u for u in _UNITS if value.startswith(u, pos)), None)
         if not digits or unit is None:
             raise UsageError(f'{flag}: invalid duration "{text}" (examples: 30m, 24h, 1h30m)')
         total += float(value[start:pos]) * _UNITS[unit]

@@ -116,9 +116,6 @@ else:
         def __eq__(self, other: object) -> bool:
             return vars(self) == vars(other) if hasattr(other, "__dict__") else NotImplemented
 
-        def __contains__(self, key: str) -> bool:
-            return key in self.__dict__
-
         def __repr__(self) -> str:
             inner = ", ".join(f"{k}={v!r}" for k, v in sorted(vars(self).items()))
             return f"Namespace({inner})"

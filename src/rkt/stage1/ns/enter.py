@@ -26,11 +26,11 @@ from rkt.host.cgroups import PodCgroup, app_cgroup_name, detect_backend
 from rkt.host.flags import CLONE_NEWUSER
 from rkt.stage1.common.appspec import AppSpec, app_spec_path
 from rkt.stage1.common.args import EnterArgs, parse_enter
-from rkt.stage1.common.entry import run_entrypoint
+from rkt.stage1.common.entry import describe_error, run_entrypoint
 from rkt.stage1.common.poddir import PodDir
 from rkt.stage1.common.status import read_app_status, wait_status_to_exit_code
 from rkt.stage1.ns._pod import load_pod_cgroup, open_app_process, open_pod_init
-from rkt.stage1.ns.launch import EXIT_SETUP_FAILED, describe, enter_plan, exec_launcher
+from rkt.stage1.ns.launch import EXIT_SETUP_FAILED, enter_plan, exec_launcher
 from rkt.stage1.ns.native import LAUNCHER, check_programs, program
 
 
@@ -104,7 +104,7 @@ def run_in_app(launcher: int, spec: AppSpec, command: tuple[str, ...]) -> int:
             exec_launcher(launcher, plan)
         except BaseException as exc:
             try:
-                os.write(2, f"stage1 enter: {command[0]}: {describe(exc)}\n".encode())
+                os.write(2, f"stage1 enter: {command[0]}: {describe_error(exc)}\n".encode())
             finally:
                 os._exit(EXIT_SETUP_FAILED)
     # The terminal's ^C reaches the command itself; a SIGTERM to us is passed on.

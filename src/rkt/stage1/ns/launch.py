@@ -52,6 +52,7 @@ from rkt.host.api import (
 from rkt.host.cgroups import join_file
 from rkt.records import NamedTuple
 from rkt.stage1.common.appspec import AppSpec
+from rkt.stage1.common.entry import describe_error
 from rkt.stage1.common.masks import plan_masks
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
@@ -320,13 +321,6 @@ def launch_app(
         exec_launcher(program, app_plan(spec, root, cgroup_dirs))
     except BaseException as exc:  # report in the app's own stderr (the log), then die
         try:
-            os.write(2, f'stage1: app "{spec.name}": {describe(exc)}\n'.encode())
+            os.write(2, f'stage1: app "{spec.name}": {describe_error(exc)}\n'.encode())
         finally:
             os._exit(EXIT_SETUP_FAILED)
-
-
-def describe(exc: BaseException) -> str:
-    if isinstance(exc, OSError):
-        what = f" ({exc.filename})" if exc.filename else ""
-        return f"{exc.strerror or exc}{what}".lower()
-    return str(exc) or type(exc).__name__

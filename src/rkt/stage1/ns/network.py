@@ -83,9 +83,8 @@ class PendingNetwork:
     waits and undoes whatever was attached, from the host's network namespace.
     """
 
-    def __init__(self, pod: PodDir, args: RunArgs) -> None:
+    def __init__(self, pod: PodDir) -> None:
         self.pod = pod
-        self.args = args
         self.journal: NetJournal | None = None
         self._attacher = 0  # its pid while it runs
         self._barrier = -1  # the barrier's read end
@@ -95,7 +94,7 @@ class PendingNetwork:
     def start(cls, host: Host, pod: PodDir, args: RunArgs) -> PendingNetwork:
         """Start attaching the pod's networks (CNI mode only) and save which resolv.conf/hosts
         each app binds where (every mode)."""
-        net = cls(pod, args)
+        net = cls(pod)
         attachments = _cni_attachments(pod, args)
         save_name_files(pod, args, cni=attachments is not None)
         if attachments is None:
@@ -366,7 +365,7 @@ def plan_name_files(opts: dns.DnsOptions, cni: bool, files_dir: str) -> list[tup
         plan.append((NameFile(HOST_HOSTS, HOSTS, True, True), False))
     else:
         fallback = not opts.hosts_entries
-        source = f"{files_dir}/{'hosts-fallback' if fallback else 'hosts'}"
+        source = f"{files_dir}/{_hosts_file(opts)}"
         plan.append((NameFile(source, HOSTS, False, not fallback), fallback))
     return plan
 
@@ -383,8 +382,14 @@ def name_file_texts(
     if not opts.hosts_from_host:
         hosts = dns.pod_hosts(opts, hostname, pod_ip, image_has_hosts=False)
         assert hosts is not None  # image_has_hosts=False always generates
-        texts["hosts-fallback" if not opts.hosts_entries else "hosts"] = hosts
+        texts[_hosts_file(opts)] = hosts
     return texts
+
+
+def _hosts_file(opts: dns.DnsOptions) -> str:
+    """The generated hosts file's name: the fallback (under the volumes, only for images
+    without one) when no --hosts-entry asks for entries."""
+    return "hosts" if opts.hosts_entries else "hosts-fallback"
 
 
 def _dns_options(args: RunArgs) -> dns.DnsOptions:
@@ -401,7 +406,7 @@ def save_name_files(pod: PodDir, args: RunArgs, *, cni: bool) -> None:
     files_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
     saved = []
     for mount, fallback in plan_name_files(opts, cni, str(files_dir)):
-        if mount.read_only:  # a host file, bound as is
+        if mount.source in (HOST_RESOLV_CONF, HOST_HOSTS):  # bound as is
             _check_host_file(mount.source)
         saved.append({"mount": mount._asdict(), "fallback": fallback})
     _replace_file(pod.file(NAME_FILES_PLAN), jsonio.dumps(saved).encode())
