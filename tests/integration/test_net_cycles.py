@@ -1,11 +1,15 @@
 """Pods on ``default`` leave nothing behind (issue 5, acceptance 4): no veth, no pinned netns, no
-IPAM lease and no iptables rule, after many run + gc cycles and after ``rkt run`` is SIGKILLed.
+IPAM lease and no iptables rule, after many run + gc cycles and after ``rkt run`` is SIGKILLed,
+also while it still prepares the pod with its networks already attached (stage0/headstart.py).
 Runs inside a test-made namespace standing in for the host (see test_net_pods)."""
 
 from __future__ import annotations
 
 import os
 import signal
+import sqlite3
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +20,8 @@ from tests.integration.test_net_pods import (
     collect,
     pod_uuids,
     run_pod,
+    select_wait,
+    sh,
     start_pod,
 )
 
@@ -67,3 +73,84 @@ def test_sigkilled_run_is_cleaned_by_gc(
     assert_no_leftovers(nrkt, [pod])
     assert not os.path.exists(f"/run/netns/rkt-{pod}")
     assert "CNI-DN" not in nrkt.hostnet.nat_rules()
+
+
+def test_run_of_a_missing_image_undoes_its_early_networks_at_once(
+    nrkt: NetRkt, net_images: dict[str, Path], tmp_path: Path
+) -> None:
+    # the networks start before the image is looked for (stage0/headstart.py)
+    run_pod(nrkt, "--net=none", str(net_images["bb"]))  # the stage1 and an image in the store
+    collect(nrkt)
+    missing = tmp_path / "missing.aci"
+    proc = run_pod(nrkt, "--net=default", str(missing), check=False)
+    assert proc.returncode == 254
+    assert proc.stderr.strip().splitlines() == [f'rkt: image "{missing}": no such file']
+    pods = pod_uuids(nrkt)
+    assert len(pods) == 1 and (nrkt.dir / "pods" / "garbage" / pods[0]).is_dir()
+    assert_no_leftovers(nrkt, pods)  # before gc: stage0 undid them itself
+    assert not os.path.exists(f"/run/netns/rkt-{pods[0]}")
+    assert "CNI-" not in nrkt.hostnet.nat_rules()
+    collect(nrkt)
+    assert not pod_uuids(nrkt)
+
+
+def _killed_while_preparing(nrkt: NetRkt, image: Path) -> str:
+    """``rkt run --net=default IMAGE`` held at its next write to the store's index (this test
+    holds the index's write lock) once its networks are up, then SIGKILLed with all its
+    processes: the pod is left in ``prepare``, its networks attached. Returns the pod."""
+    index = sqlite3.connect(nrkt.dir / "cas" / "db" / "index.sqlite", isolation_level=None)
+    index.execute("BEGIN IMMEDIATE")  # rkt waits for it (busy timeout: 60 s)
+    proc = subprocess.Popen(
+        nrkt.argv("run", "--net=default", "--insecure-options=image", str(image)),
+        env=nrkt.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        attached: list[Path] = []
+        while not attached and time.monotonic() < deadline:
+            attached = list((nrkt.dir / "pods" / "prepare").glob("*/net-info.json"))
+            if proc.poll() is not None:
+                raise AssertionError(f"rkt run exited early: {proc.communicate()}")
+            if not attached:
+                select_wait(proc)  # a bounded poll of the pod's state, re-checked
+        assert attached, "the pod's networks were never attached"
+        os.killpg(proc.pid, signal.SIGKILL)  # stage0 and, if still there, its attacher
+        proc.communicate(timeout=30)
+    finally:
+        index.execute("ROLLBACK")
+        index.close()
+    pod = attached[0].parent.name
+    assert os.path.exists(f"/run/netns/rkt-{pod}")  # really left attached: gc has work to do
+    return pod
+
+
+def _gc_undoes(nrkt: NetRkt, pod: str) -> None:
+    rules = nrkt.hostnet.nat_rules()
+    assert pod in rules  # the masquerade rule of the attached network
+    collect(nrkt)
+    assert not pod_uuids(nrkt)
+    assert_no_leftovers(nrkt, [pod])
+    assert not os.path.exists(f"/run/netns/rkt-{pod}")
+    assert all(not name.startswith("veth") for name in nrkt.hostnet.links())
+
+
+def test_run_killed_while_preparing_is_cleaned_by_gc(
+    nrkt: NetRkt, net_images: dict[str, Path]
+) -> None:
+    run_pod(nrkt, "--net=none", *sh(net_images["httpd"], "true"))  # the stage1 is in the store
+    collect(nrkt)
+    pod = _killed_while_preparing(nrkt, net_images["bb"])  # held importing the new image
+    assert (nrkt.dir / "pods" / "prepare" / pod / "stage1" / "manifest").is_file()
+    _gc_undoes(nrkt, pod)  # through the pod's stage1 gc entrypoint
+
+
+def test_run_killed_before_its_stage1_was_laid_out_is_cleaned_by_gc(
+    nrkt: NetRkt, net_images: dict[str, Path]
+) -> None:
+    nrkt.run("--insecure-options=image", "fetch", str(net_images["httpd"]))  # no stage1 yet
+    pod = _killed_while_preparing(nrkt, net_images["bb"])  # held importing the stage1
+    assert not (nrkt.dir / "pods" / "prepare" / pod / "stage1" / "manifest").exists()
+    _gc_undoes(nrkt, pod)  # through this installation's own gc (headstart.undo_orphaned)

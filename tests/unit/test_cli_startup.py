@@ -127,8 +127,22 @@ NOT_ON_STAGE1_PATH = (
 
 def test_run_command_imports_only_what_a_stored_image_needs() -> None:
     loaded = _imported_full("run", "--help")
-    assert "rkt.stage0.prepare" in loaded  # the command really was imported
+    assert "rkt.stage0.headstart" in loaded  # the command really was imported
     assert not _under(loaded, *NOT_ON_RUN_PATH, *HEAVY)
+    # what prepare_from_args imports once the pod exists (its networks started)
+    loaded = _loaded_by_import(
+        "rkt.cli.commands.run", "rkt.cli.common", "rkt.stage0.fetch", "rkt.stage0.prepare"
+    )
+    assert "rkt.store.store" in loaded
+    assert not _under(loaded, *NOT_ON_RUN_PATH, *HEAVY)
+
+
+def test_run_command_starts_the_networks_before_it_loads_the_store() -> None:
+    # stage0/headstart.py: the pod is created and its networks started before the store's
+    # modules (sqlite, the image schema) are imported
+    loaded = _loaded_by_import("rkt.cli.commands.run")
+    for later in ("rkt.store.store", "rkt.store.db", "_sqlite3", "rkt.stage0.prepare"):
+        assert later not in loaded
 
 
 def test_stage1_run_path_imports_stay_lean() -> None:

@@ -9,7 +9,7 @@ import pytest
 from rkt.cli.pod_request import parse_env, parse_mount, parse_volume, pod_request, read_env_files
 from rkt.cli.run_args import parse_run_args
 from rkt.errors import UsageError
-from rkt.stage0.prepare import MountSpec, VolumeSpec
+from rkt.stage0.request import MountSpec, VolumeSpec
 
 
 def test_host_volume() -> None:

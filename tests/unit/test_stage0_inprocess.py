@@ -29,11 +29,11 @@ def test_the_generated_run_script_is_recognised_byte_for_byte(tmp_path: Path) ->
     assert script.startswith(f"#!{sys.executable} -IS\n".encode())
     path = tmp_path / "run"
     path.write_bytes(script)
-    assert inprocess._builtin_target(str(path), "run") == (module, "main")
+    assert inprocess.builtin_target(str(path), "run") == (module, "main")
     # one byte off (another interpreter, path or module) is a different program: exec it
     path.write_bytes(script.replace(b"-IS", b"-I "))
-    assert inprocess._builtin_target(str(path), "run") is None
-    assert inprocess._builtin_target(str(tmp_path / "missing"), "run") is None
+    assert inprocess.builtin_target(str(path), "run") is None
+    assert inprocess.builtin_target(str(tmp_path / "missing"), "run") is None
 
 
 def test_not_ours_returns_to_exec(tmp_path: Path) -> None:
@@ -48,7 +48,7 @@ def test_forced_exec_and_other_threads_return(
     script, _ = _ours()
     path = tmp_path / "run"
     path.write_bytes(script)
-    monkeypatch.setattr(inprocess, "_builtin_target", lambda *a: pytest.fail("checked"))
+    monkeypatch.setattr(inprocess, "builtin_target", lambda *a: pytest.fail("checked"))
     monkeypatch.setenv(inprocess.FORCE_EXEC_ENV, "1")
     inprocess.run_builtin_in_process([str(path)], {})
     monkeypatch.delenv(inprocess.FORCE_EXEC_ENV)
@@ -97,7 +97,7 @@ def test_forked_entrypoint_gets_cwd_env_argv_and_returns_status_and_stderr(
 ) -> None:
     monkeypatch.delenv(inprocess.FORCE_EXEC_ENV, raising=False)
     target = ("tests.unit.forked_entry", "main")
-    monkeypatch.setattr(inprocess, "_builtin_target", lambda *a: target)
+    monkeypatch.setattr(inprocess, "builtin_target", lambda *a: target)
     monkeypatch.setattr(inprocess, "_other_threads", lambda: False)  # other tests' servers
     result = inprocess.call_builtin_forked(
         ["/stage1/gc", "--flag", "uuid"], str(tmp_path), {"ONLY": "this"}, timeout=30
@@ -117,7 +117,7 @@ def test_forked_entrypoint_collects_garbage_as_a_fresh_interpreter(
     with stage0's objects frozen out of its collections."""
     monkeypatch.delenv(inprocess.FORCE_EXEC_ENV, raising=False)
     target = ("tests.unit.forked_entry", "main")
-    monkeypatch.setattr(inprocess, "_builtin_target", lambda *a: target)
+    monkeypatch.setattr(inprocess, "builtin_target", lambda *a: target)
     monkeypatch.setattr(inprocess, "_other_threads", lambda: False)  # other tests' servers
     gc.disable()
     try:
@@ -131,7 +131,7 @@ def test_forked_entrypoint_collects_garbage_as_a_fresh_interpreter(
 def test_forked_entrypoint_is_killed_at_its_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(inprocess.FORCE_EXEC_ENV, raising=False)
     target = ("tests.unit.forked_entry", "main")
-    monkeypatch.setattr(inprocess, "_builtin_target", lambda *a: target)
+    monkeypatch.setattr(inprocess, "builtin_target", lambda *a: target)
     monkeypatch.setattr(inprocess, "_other_threads", lambda: False)  # other tests' servers
     with pytest.raises(TimeoutError):
         inprocess.call_builtin_forked(["/stage1/gc", "--sleep"], "/", {}, timeout=0.5)

@@ -152,7 +152,8 @@ def test_launch_copies_up_then_plans_the_volume_mount(
 
 
 def test_only_docker_image_volumes_are_marked_for_copy_up() -> None:
-    from rkt.stage0.prepare import AppRequest, PodRequest, VolumeSpec, _volumes_and_mounts
+    from rkt.stage0.prepare import _volumes_and_mounts
+    from rkt.stage0.request import AppRequest, PodRequest, VolumeSpec
 
     point = {"name": "volume-data", "path": "/data"}
     apps: list[dict[str, object]] = [{"name": "docker"}, {"name": "aci"}]

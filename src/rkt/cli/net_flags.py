@@ -36,12 +36,14 @@ def network_options(
     else:
         from rkt.net.config import parse_net_flag
         from rkt.net.dns import parse_dns_options
-        from rkt.net.ports import parse_port_flag
 
         requests = parse_net_flag(net)
         parse_dns_options(dns, dns_search, dns_opt, dns_domain or "", hosts_entries)
-        for port in ports:
-            parse_port_flag(port)
+        if ports:
+            from rkt.net.ports import parse_port_flag
+
+            for port in ports:
+                parse_port_flag(port)
         net_value = ",".join(r.name + (":" + r.cni_args if r.args else "") for r in requests)
     return {
         "net": net_value,

@@ -7,7 +7,7 @@ from rkt.cli.isolator_flags import isolator_flags
 from rkt.cli.run_args import ParsedApp, ParsedRun
 from rkt.errors import UsageError
 from rkt.paths import Path
-from rkt.stage0.prepare import AppRequest, MountSpec, Pairs, PodRequest, VolumeSpec
+from rkt.stage0.request import AppRequest, MountSpec, Pairs, PodRequest, VolumeSpec
 from rkt.stage0.stage1_image import Stage1Choice
 
 

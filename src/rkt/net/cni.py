@@ -19,7 +19,6 @@ Imports only the standard library, ``rkt.errors`` and ``rkt.net``.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from types import MappingProxyType
 
 from rkt import jsonio
@@ -31,6 +30,7 @@ from rkt.records import NamedTuple
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from typing import Any
 
 PLUGIN_DIRS = ("/usr/lib/rkt/plugins/net", "/usr/lib/cni", "/usr/libexec/cni", "/opt/cni/bin")

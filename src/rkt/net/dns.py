@@ -14,13 +14,12 @@ Pure: imports only the standard library and ``rkt.errors``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from rkt.errors import UsageError
 from rkt.records import NamedTuple
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from typing import Any
 
 HOSTS_STUB = (

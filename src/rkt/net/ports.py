@@ -10,14 +10,13 @@ Imports only the standard library, ``rkt.errors`` and ``rkt.net``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from rkt.errors import ConfigError, UsageError
 from rkt.net.config import NetworkConfig
 from rkt.records import NamedTuple
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from typing import Any
 
 _PORT_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")

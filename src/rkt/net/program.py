@@ -21,11 +21,14 @@ from __future__ import annotations
 import os
 import select
 import time
-from collections.abc import Mapping, Sequence
 
 from rkt.errors import NetworkError
 from rkt.host.signals import signal
 from rkt.records import NamedTuple
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
 
 STDERR_TAIL = 400
 _CHUNK = 65536

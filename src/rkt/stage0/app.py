@@ -24,7 +24,8 @@ from rkt import abi, jsonio
 from rkt.errors import PodError, UsageError
 from rkt.paths import Path
 from rkt.pod.pod import RUN, Pod, write_atomic
-from rkt.stage0.prepare import PodRequest, build_pod_manifest
+from rkt.stage0.prepare import build_pod_manifest
+from rkt.stage0.request import PodRequest
 from rkt.stage0.run import call_entrypoint, require_mutable_stage1, stage1_interface_version
 from rkt.store.locks import remove_tree
 from rkt.store.store import Store

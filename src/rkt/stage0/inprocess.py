@@ -57,7 +57,7 @@ def _read_script(path: str) -> bytes | None:
         return None
 
 
-def _builtin_target(path: str, *files: str) -> tuple[str, str] | None:
+def builtin_target(path: str, *files: str) -> tuple[str, str] | None:
     """(module, function) when ``path`` is one of the entrypoint ``files`` we generate (default
     any), else None."""
     from rkt.stage0.stage1_image import builtin_entry_scripts
@@ -84,12 +84,17 @@ def _other_threads() -> bool:
     return threading is not None and threading.active_count() != 1
 
 
-def _holds_cloexec_fds() -> bool:
-    """Whether an exec would close a descriptor we hold (then exec: the stage1 must not
-    inherit, say, an index connection or a lock stage0 still has open)."""
+def may_run_in_process() -> bool:
+    """Whether a built-in entrypoint may run here at all (no thread, no ``RKT_STAGE1_EXEC=1``)."""
+    return os.environ.get(FORCE_EXEC_ENV) != "1" and not _other_threads()
+
+
+def _holds_cloexec_fds(keep: tuple[int, ...]) -> bool:
+    """Whether an exec would close a descriptor we hold, other than ``keep`` (then exec: the
+    stage1 must not inherit, say, an index connection or a lock stage0 still has open)."""
     for name in os.listdir("/proc/self/fd"):
         fd = int(name)
-        if fd <= 2:
+        if fd <= 2 or fd in keep:
             continue
         try:
             if not os.get_inheritable(fd):
@@ -99,12 +104,15 @@ def _holds_cloexec_fds() -> bool:
     return False
 
 
-def run_builtin_in_process(argv: list[str], env: dict[str, str]) -> None:
-    """Run the entrypoint ``argv[0]`` here if it is ours (never returns then); else return."""
-    if os.environ.get(FORCE_EXEC_ENV) == "1" or _other_threads():
+def run_builtin_in_process(
+    argv: list[str], env: dict[str, str], keep: tuple[int, ...] = ()
+) -> None:
+    """Run the entrypoint ``argv[0]`` here if it is ours (never returns then); else return.
+    ``keep``: descriptors stage0 hands to it (a head start's networks, stage0/headstart.py)."""
+    if not may_run_in_process():
         return
-    target = _builtin_target(argv[0], "run")
-    if target is None or _holds_cloexec_fds():
+    target = builtin_target(argv[0], "run")
+    if target is None or _holds_cloexec_fds(keep):
         return
     sys.stdout.flush()
     sys.stderr.flush()
@@ -119,20 +127,36 @@ def run_builtin_in_process(argv: list[str], env: dict[str, str]) -> None:
     except KeyboardInterrupt:
         code = 128 + signal.SIGINT
     finally:
+        _undo_unadopted_networks()
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
 
 
+def _undo_unadopted_networks() -> None:
+    """Networks stage0 started early (stage0/headstart.py) that the run entrypoint returned
+    without adopting (it failed first): undone before this process ends."""
+    network = sys.modules.get("rkt.stage1.ns.network")
+    if network is not None:
+        from rkt.paths import Path
+
+        network.abort_head_start(Path(os.getcwd()))
+
+
 def call_builtin_forked(
-    argv: list[str], cwd: str, env: dict[str, str], timeout: float | None
+    argv: list[str],
+    cwd: str,
+    env: dict[str, str],
+    timeout: float | None,
+    target: tuple[str, str] | None = None,
 ) -> tuple[int, str] | None:
     """Run the entrypoint ``argv[0]`` in a forked child if it is ours: (exit status, stderr).
     None: not ours (or a thread runs, or ``RKT_STAGE1_EXEC=1``): the caller execs it.
+    ``target``: this (module, function) of ours, whatever ``argv[0]`` is.
     Raises ``TimeoutError`` (the child killed) when it outlives ``timeout`` seconds."""
-    if os.environ.get(FORCE_EXEC_ENV) == "1" or _other_threads():
+    if not may_run_in_process():
         return None
-    target = _builtin_target(argv[0])
+    target = target or builtin_target(argv[0])
     if target is None:
         return None
     import select

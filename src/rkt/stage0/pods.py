@@ -337,6 +337,7 @@ def _try_lock(pod: Pod) -> bool:
 
 def delete_pod(pod: Pod) -> None:
     """Call the stage1 gc entrypoint, then remove the pod directory (busy mounts never fail it)."""
+    from rkt.stage0.headstart import EARLY_JOURNAL, undo_orphaned
     from rkt.stage0.mounts import unmount_under
     from rkt.stage0.run import call_entrypoint
     from rkt.store.locks import remove_tree
@@ -348,12 +349,16 @@ def delete_pod(pod: Pod) -> None:
     try:
         if not lock.try_exclusive():
             raise PodError(f'pod "{pod.uuid}": is in use')
-        if pod.phase == EXITED_GARBAGE and pod.file(abi.STAGE1_MANIFEST).exists():
-            try:
+        # An aborted pod too: ``rkt run`` may have started its networks before it failed
+        # (stage0/headstart.py), and only the stage1 knows how to undo them.
+        try:
+            if pod.file(abi.STAGE1_MANIFEST).exists():
                 call_entrypoint(pod, abi.ANN_GC, [])
-            except PodError as exc:
-                # A broken stage1 must not make the pod immortal; its own state is what it is.
-                os.write(2, f"rkt: warning: {exc.message}\n".encode())
+            elif pod.file(EARLY_JOURNAL).exists():  # killed before its stage1 was laid out
+                undo_orphaned(pod)
+        except PodError as exc:
+            # A broken stage1 must not make the pod immortal; its own state is what it is.
+            os.write(2, f"rkt: warning: {exc.message}\n".encode())
         unmount_under(pod.path)
         remove_tree(pod.path)
     finally:

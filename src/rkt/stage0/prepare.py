@@ -5,9 +5,7 @@ Never prints or exits. Environment precedence (rkt's run.md): inherited < image 
 --set-env < per-app --environment; the result is written into the pod manifest's app, which a
 stage1 uses as is.
 
-The requests are ``NamedTuple`` records rather than dataclasses: immutable and typed all the
-same, and created several times faster at import (``@dataclass`` compiles each generated method
-separately), which every ``rkt run`` pays.
+The requests are the records of ``rkt.stage0.request``.
 """
 
 from __future__ import annotations
@@ -20,7 +18,8 @@ from rkt.errors import ImageError, PodError, RktError, UsageError
 from rkt.paths import Path
 from rkt.pod.pod import Pod, PodLock, create_embryo, ensure_pods_root, write_atomic
 from rkt.records import NamedTuple
-from rkt.stage0.stage1_image import Stage1, Stage1Choice, select_stage1
+from rkt.stage0.request import AppRequest, Pairs, PodRequest
+from rkt.stage0.stage1_image import Stage1, select_stage1
 from rkt.store.db import ImageRecord
 from rkt.store.store import Store
 
@@ -28,67 +27,15 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
     from typing import Any
 
-Pairs = tuple[tuple[str, str], ...]
 
 # rkt.formats.oci keeps a Docker/OCI image's Entrypoint in this annotation of the derived manifest.
 _DOCKER_ENTRYPOINT = "appc.io/docker/entrypoint"
 
 
-class VolumeSpec(NamedTuple):
-    name: str
-    kind: str  # host | empty
-    source: str | None = None
-    read_only: bool = False
-    recursive: bool | None = None
-    mode: str = "0755"
-    uid: int = 0
-    gid: int = 0
-
-
-class MountSpec(NamedTuple):
-    volume: str
-    target: str
-
-
-class AppRequest(NamedTuple):
-    image: str
-    name: str | None = None
-    exec_: str | None = None
-    args: tuple[str, ...] = ()
-    has_args: bool = False
-    user: str | None = None
-    group: str | None = None
-    supplementary_gids: tuple[int, ...] | None = None
-    working_dir: str | None = None
-    environment: Pairs = ()
-    readonly_rootfs: bool | None = None
-    mounts: tuple[MountSpec, ...] = ()
-    signature: Path | None = None
-    annotations: Pairs = ()
-    user_annotations: Pairs = ()
-    user_labels: Pairs = ()
-    isolators: tuple[dict[str, Any], ...] = ()
-
-
-class PodRequest(NamedTuple):
-    apps: tuple[AppRequest, ...]
-    volumes: tuple[VolumeSpec, ...] = ()
-    mounts: tuple[MountSpec, ...] = ()  # pod-wide --mount: applies to every app
-    set_env: Pairs = ()
-    set_env_file: Pairs = ()
-    inherit_env: bool = False
-    pull_policy: str = "new"
-    stage1: Stage1Choice = Stage1Choice()  # frozen: one shared default is safe
-    pod_manifest: Path | None = None
-    annotations: Pairs = ()
-    user_annotations: Pairs = ()
-    user_labels: Pairs = ()
-    mutable: bool = False  # rkt app sandbox: may have no apps; apps are added while it runs
-
-
 class PreparedPod(NamedTuple):
     pod: Pod
     stage1: Stage1
+    lock: PodLock | None = None  # still held (``keep_lock``): the caller runs the pod next
 
 
 def _env_list(pairs: Pairs) -> list[dict[str, str]]:
@@ -303,8 +250,10 @@ def build_pod_manifest(
 def _link_tree(source: str, target: str) -> None:
     """``target`` as a copy of the tree ``source``: directories made with their modes, files
     hard-linked (copied only across filesystems), symlinks recreated. The stage1 tree is a
-    dozen entries; shutil.copytree would cost its import (~2.5 ms) on every pod."""
-    os.makedirs(target)
+    dozen entries; shutil.copytree would cost its import (~2.5 ms) on every pod. Directories
+    that exist are merged into (a network started early keeps its journal in the stage1's
+    private directory: stage0/headstart.py)."""
+    os.makedirs(target, exist_ok=True)
     os.chmod(target, os.stat(source).st_mode & 0o7777)
     for entry in os.scandir(source):
         src, dst = entry.path, os.path.join(target, entry.name)
@@ -402,35 +351,48 @@ def prepare_pod(
     fetch: Callable[[str, Path | None], str],
     resolve_dependency: Callable[..., str] | None = None,
     stage1_config: dict[str, str] | None = None,
+    embryo: tuple[Pod, PodLock] | None = None,
+    on_abort: Callable[[], None] | None = None,
+    keep_lock: bool = False,
 ) -> PreparedPod:
-    """Create a pod directory in ``prepared``; on any failure the pod is left as garbage."""
-    pods_root = ensure_pods_root(data_dir)
-    pod, lock = create_embryo(pods_root)
+    """Create a pod directory in ``prepared``; on any failure the pod is left as garbage.
+
+    ``embryo``: the pod, created and locked by the caller (``rkt run`` starts its networks
+    before the store is even opened: stage0/headstart.py); ``on_abort`` is called before a failed
+    pod is abandoned, while it is still locked. ``keep_lock``: the pod's lock stays held
+    (``PreparedPod.lock``) for the caller, who runs the pod next. The stage1 is laid out first:
+    from then on gc can call its gc entrypoint on the pod, whatever happens to this process."""
+    pod, lock = embryo if embryo is not None else create_embryo(ensure_pods_root(data_dir))
     try:
+        stage1 = select_stage1(store, req.stage1, stage1_config or {}, lambda ref: fetch(ref, None))
+        _copy_stage1(store, stage1, pod.path)
         if req.pod_manifest is not None:
             manifest, records = _load_pod_manifest(store, req.pod_manifest)
         else:
             manifest, records = build_pod_manifest(store, req, fetch)
-        stage1 = select_stage1(store, req.stage1, stage1_config or {}, lambda ref: fetch(ref, None))
         _lay_out_apps(store, pod.path, manifest, records, resolve_dependency)
-        _copy_stage1(store, stage1, pod.path)
         manifest_json = jsonio.dumps(manifest).encode()
         write_atomic(pod.file(abi.POD_MANIFEST), manifest_json, durable=False)
         pod.move_to("prepared")
     except (RktError, OSError) as exc:
-        _abandon(pod, lock)
+        abandon_pod(pod, lock, on_abort)
         if isinstance(exc, OSError):
             raise PodError(f'pod "{pod.uuid}": prepare failed: {exc}') from exc
         raise
     except BaseException:
-        _abandon(pod, lock)
+        abandon_pod(pod, lock, on_abort)
         raise
+    if keep_lock:
+        return PreparedPod(pod, stage1, lock)
     lock.close()
     return PreparedPod(pod, stage1)
 
 
-def _abandon(pod: Pod, lock: PodLock) -> None:
-    """A failed prepare becomes garbage (rkt's 'aborted prepare'), removed by the next gc."""
+def abandon_pod(pod: Pod, lock: PodLock, on_abort: Callable[[], None] | None = None) -> None:
+    """A failed prepare becomes garbage (rkt's 'aborted prepare'), removed by the next gc;
+    ``on_abort`` undoes what was started for it first, while the pod is still locked."""
+    if on_abort is not None:
+        on_abort()
     try:
         pod.move_to("garbage")
     except (PodError, OSError):

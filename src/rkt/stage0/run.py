@@ -19,6 +19,8 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
     from typing import NoReturn
 
+    from rkt.stage0.headstart import HeadStart
+
 
 class RunOptions(NamedTuple):
     net: str = "default"
@@ -141,16 +143,27 @@ def stage1_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def start_run(pod: Pod, options: RunOptions) -> tuple[PodLock, list[str], dict[str, str]]:
-    """Take the pod's lock, move it to ``run``; return what to exec."""
+def start_run(
+    pod: Pod, options: RunOptions, lock: PodLock | None = None
+) -> tuple[PodLock, list[str], dict[str, str]]:
+    """Take the pod's lock (``lock``: the caller holds it already, since ``prepare_pod``), move
+    it to ``run``; return what to exec."""
     if pod.phase != PREPARED:
+        if lock is not None:
+            lock.close()
         raise PodError(f'pod "{pod.uuid}": is {pod.state()}, not prepared')
-    # Refuse version skew before anything changes: the pod stays prepared.
-    flags = options.stage1_flags(stage1_interface_version(pod))
-    lock = PodLock(pod.path)
-    if not lock.try_exclusive():
-        lock.close()
-        raise PodError(f'pod "{pod.uuid}": is already being run')
+    try:
+        # Refuse version skew before anything changes: the pod stays prepared.
+        flags = options.stage1_flags(stage1_interface_version(pod))
+    except BaseException:
+        if lock is not None:
+            lock.close()
+        raise
+    if lock is None:
+        lock = PodLock(pod.path)
+        if not lock.try_exclusive():
+            lock.close()
+            raise PodError(f'pod "{pod.uuid}": is already being run')
     try:
         write_atomic(
             pod.file(abi.STAGE1_CONFIG),
@@ -184,11 +197,18 @@ def _private_users_flags(pod: Pod, options: RunOptions) -> list[str]:
     return [f"--private-users={shift}:{count}"]
 
 
-def exec_stage1(pod: Pod, argv: list[str], env: dict[str, str]) -> NoReturn:
+def exec_stage1(
+    pod: Pod, argv: list[str], env: dict[str, str], head: HeadStart | None = None
+) -> NoReturn:
+    """``head``: what stage0 started early for the run entrypoint (stage0/headstart.py): kept
+    for it in-process, undone if it is exec'd after all."""
     os.chdir(pod.path)
     from rkt.stage0.inprocess import run_builtin_in_process
 
-    run_builtin_in_process(argv, env)  # our own built-in run entrypoint: never returns
+    # our own built-in run entrypoint: never returns
+    run_builtin_in_process(argv, env, () if head is None else head.fds())
+    if head is not None:
+        head.abort()
     try:
         os.execve(argv[0], argv, env)
     except OSError as exc:

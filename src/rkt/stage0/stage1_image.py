@@ -274,6 +274,18 @@ def stage1_entrypoints(rec: ImageRecord) -> Stage1:
     return Stage1(rec, entrypoints, version)
 
 
+def builtin_flavor_chosen(choice: Stage1Choice, configured: dict[str, str]) -> str | None:
+    """The built-in flavor ``select_stage1`` resolves this choice to, known without the store;
+    None for any other image (or a choice it refuses)."""
+    given = choice.given()
+    if given:
+        return _flavor_of(choice.name) if given == ["name"] and choice.name else None
+    if configured.get("name"):
+        version = configured.get("version")
+        return _flavor_of(configured["name"] + (":" + version if version else ""))
+    return DEFAULT_FLAVOR
+
+
 def select_stage1(
     store: Store, choice: Stage1Choice, configured: dict[str, str], fetch: Callable[[str], str]
 ) -> Stage1:

@@ -19,7 +19,7 @@ from rkt.errors import UsageError
 from rkt.paths import Path
 from rkt.stage0.app import AppVolume, add_app
 from rkt.stage0.fetch import Fetcher, FetchRequest
-from rkt.stage0.prepare import PodRequest
+from rkt.stage0.request import PodRequest
 from rkt.store.store import Store
 
 USAGE = f"""Usage: rkt app add UUID IMAGE [app flags] [-- ARGS...]

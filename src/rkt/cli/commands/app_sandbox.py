@@ -16,8 +16,9 @@ from rkt.cli.globals import parse_globals
 from rkt.cli.pod_request import parse_env, stage1_choice
 from rkt.cli.run_args import ParsedRun, parse_run_args
 from rkt.errors import RktError, UsageError
+from rkt.stage0.headstart import HeadStart
 from rkt.stage0.pods import remove_pod
-from rkt.stage0.prepare import PodRequest
+from rkt.stage0.request import PodRequest
 from rkt.stage0.run import exec_stage1, start_run
 
 SANDBOX_FLAGS = {
@@ -74,12 +75,18 @@ def run_raw(argv: list[str]) -> int:
         return 0
     opts = parse_globals(parsed.globals)
     options = run_options(parsed, opts)._replace(mutable=True)
-    prepared = prepare_from_args(parsed, opts, "app sandbox", sandbox_request(parsed))
+    head = HeadStart(options)  # the sandbox's networks start before it is prepared
+    request = sandbox_request(parsed)
+    prepared = prepare_from_args(parsed, opts, "app sandbox", request, head=head)
     try:
-        _lock, stage1_argv, env = start_run(prepared.pod, options)
+        _lock, stage1_argv, env = start_run(prepared.pod, options, prepared.lock)
     except RktError:
+        head.abort()
         remove_pod(prepared.pod)  # an empty pod nobody asked to keep (e.g. a stage1 below v3)
+        raise
+    except BaseException:
+        head.abort()
         raise
     sys.stdout.flush()
     sys.stderr.flush()
-    exec_stage1(prepared.pod, stage1_argv, env)
+    exec_stage1(prepared.pod, stage1_argv, env, head)

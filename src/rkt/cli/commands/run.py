@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import sys
 
-from rkt.cli.common import progress_bar, warn
 from rkt.cli.globals import parse_globals
 from rkt.cli.net_flags import DEFAULT_NET, NETWORKS, network_options  # noqa: F401  (re-exported)
 from rkt.cli.pod_request import pod_request
@@ -22,11 +21,14 @@ from rkt.config import load_config
 from rkt.errors import UsageError
 from rkt.paths import Path
 from rkt.settings import GlobalOptions
-from rkt.stage0.fetch import Fetcher, FetchRequest
-from rkt.stage0.prepare import PodRequest, PreparedPod, prepare_pod
+from rkt.stage0.headstart import HeadStart
 from rkt.stage0.privileges import require_root
 from rkt.stage0.run import RunOptions, exec_stage1, start_run
-from rkt.store.store import Store
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from rkt.stage0.prepare import PreparedPod
+    from rkt.stage0.request import PodRequest
 
 USAGE = """Usage: rkt run [pod flags] IMAGE [app flags] [-- ARGS... ---] [IMAGE ...]
 
@@ -41,22 +43,44 @@ def usage() -> str:
 
 
 def prepare_from_args(
-    parsed: ParsedRun, opts: GlobalOptions, action: str, request: PodRequest | None = None
+    parsed: ParsedRun,
+    opts: GlobalOptions,
+    action: str,
+    request: PodRequest | None = None,
+    *,
+    head: HeadStart | None = None,
 ) -> PreparedPod:
-    """Shared by run, prepare and app sandbox: fetch images, lay out the pod, leave it prepared."""
+    """Shared by run, prepare and app sandbox: fetch images, lay out the pod, leave it prepared.
+    ``head`` (``rkt run``): the pod is created, and its networks started, before the store's
+    modules are loaded (stage0/headstart.py); the pod's lock stays held for the run."""
     require_root(action)
     config = load_config(opts.system_config, opts.local_config, opts.user_config)
     request = request if request is not None else pod_request(parsed)
-    with Store(opts.dir) as store:
+    stage1_config = {
+        **config.stage1,
+        **{k: v for k, v in config.paths.items() if k == "stage1-images"},
+    }
+    embryo = None
+    if head is not None:
+        head.decide(request, stage1_config)
+        embryo = head.create_pod(opts.dir)
+    try:
+        from rkt.cli.common import progress_bar, warn
+        from rkt.stage0.fetch import Fetcher, FetchRequest
+        from rkt.stage0.prepare import prepare_pod
+        from rkt.store.store import Store
+
+        store = Store(opts.dir)
+    except BaseException:
+        if embryo is not None and head is not None:
+            head.abandon(*embryo)
+        raise
+    with store:
         fetcher = Fetcher(opts, store, progress=progress_bar, warn=warn)
 
         def fetch(ref: str, signature: Path | None) -> str:
             return fetcher.fetch(FetchRequest(ref, signature, request.pull_policy))
 
-        stage1_config = {
-            **config.stage1,
-            **{k: v for k, v in config.paths.items() if k == "stage1-images"},
-        }
         prepared = prepare_pod(
             opts.dir,
             store,
@@ -64,6 +88,9 @@ def prepare_from_args(
             fetch=fetch,
             resolve_dependency=fetcher.resolve_dependency,
             stage1_config=stage1_config,
+            embryo=embryo,
+            on_abort=None if head is None else head.abort,
+            keep_lock=head is not None,
         )
     save = parsed.last("--uuid-file-save")
     if save:
@@ -104,8 +131,13 @@ def run_raw(argv: list[str]) -> int:
     options = run_options(parsed, opts)
     if options.interactive and len(parsed.apps) > 1:
         raise UsageError("--interactive works with exactly one app")
-    prepared = prepare_from_args(parsed, opts, "run")
-    _lock, stage1_argv, env = start_run(prepared.pod, options)
+    head = HeadStart(options)  # the pod's networks start before it is prepared
+    prepared = prepare_from_args(parsed, opts, "run", head=head)
+    try:
+        _lock, stage1_argv, env = start_run(prepared.pod, options, prepared.lock)
+    except BaseException:
+        head.abort()
+        raise
     sys.stdout.flush()
     sys.stderr.flush()
-    exec_stage1(prepared.pod, stage1_argv, env)
+    exec_stage1(prepared.pod, stage1_argv, env, head)

@@ -7,9 +7,12 @@ Imports only the standard library and ``rkt.errors``.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 
 from rkt.errors import EXIT_ERROR, EXIT_INTERNAL, RktError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 def run_entrypoint(name: str, func: Callable[[list[str]], int], argv: list[str]) -> int:

@@ -62,6 +62,15 @@ class PodDir:
     def from_cwd(cls, uuid: str) -> PodDir:
         return cls(Path(os.getcwd()), uuid)
 
+    @classmethod
+    def relative(cls, uuid: str) -> PodDir:
+        """The pod directory that is the working directory, by relative paths: they stay valid
+        while the directory is renamed (stage0 moves it between phases)."""
+        pod = cls.__new__(cls)
+        pod.path = Path(".")
+        pod.uuid = uuid
+        return pod
+
     def file(self, rel: str) -> Path:
         return self.path / rel
 

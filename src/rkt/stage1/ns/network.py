@@ -9,10 +9,13 @@ pod's network barrier. Meanwhile the run process enters the namespace, brings ``
 pod's other namespaces and its init are made inside it) and starts the pod, whose apps wait on
 the barrier (``PendingNetwork``). A failed ADD is undone at once, by the attacher (DEL of
 everything attempted, the namespace removed); gc undoes a pod that died, however it died, from
-the journal alone.
+the journal alone. ``rkt run`` with this flavor in-process starts all that earlier still, from
+stage0, before the pod is prepared (``head_start``, stage0/headstart.py); the run entrypoint
+then adopts the attacher.
 
-resolv.conf and hosts (``rkt.net.dns``): before the networks are attached, ``save_name_files``
-saves which file each app binds where (``plan.json``, ``plan_name_files``); once they are up,
+resolv.conf and hosts (``rkt.net.dns``): the run entrypoint saves which file each app binds
+where (``save_name_files``: ``plan.json``, ``plan_name_files``); once the networks are up,
+
 ``write_name_file_texts`` generates the files beside it; the app launch binds them inside the
 app's root (``launch.plan_filesystem``): flags and CNI DNS over the volumes, the fallback hosts
 under them, ``host`` the host's own file read-only (so later changes to it show in the pod).
@@ -67,15 +70,18 @@ def netns_path(uuid: str) -> Path:
 class PendingNetwork:
     """The pod's networks while the network attacher, a child of the run process, ADDs them.
 
-    ``start`` creates the pod's namespace and forks the attacher, which stays in the host's
-    network namespace and ADDs every selected network there, one after the other (each chain in
-    order: CNI allows no parallel operations on one container), journalling each step; then it
-    writes ``net-info.json`` and the pod's generated resolv.conf/hosts and writes "1" on the
-    barrier pipe. If anything fails it undoes everything (DEL of every network attempted, the
-    namespace removed), leaves the error in ``NET_ERROR`` and exits without writing: the
-    barrier then reads end of file. ``start`` returns at once, this process in the pod's
-    namespace with ``lo`` up, so the apps are resolved, the cgroups made and the plans written
-    while the plugins run.
+    ``start`` creates the pod's namespace and forks the attacher (``_attach``), which stays in
+    the host's network namespace and ADDs every selected network there, one after the other
+    (each chain in order: CNI allows no parallel operations on one container), journalling each
+    step; then it writes ``net-info.json`` and the pod's generated resolv.conf/hosts and writes
+    "1" on the barrier pipe. It works relative to the pod's directory (its working directory),
+    which may be renamed meanwhile. If anything fails it undoes everything (DEL of every network
+    attempted, the namespace removed), leaves the error in ``NET_ERROR`` and exits without
+    writing: the barrier then reads end of file. ``start`` returns at once, this process in the
+    pod's namespace with ``lo`` up, so the apps are resolved, the cgroups made and the plans
+    written while the plugins run. With ``rkt run`` and this flavor in-process, stage0 has
+    usually forked the attacher already (``head_start``, before the pod was even prepared):
+    ``start`` adopts it.
 
     Then one of: ``barrier`` hands the pipe's read end on (pod-init and app-exec wait on it:
     each app before its resolv.conf/hosts binds, the init before the pod is ready), ``finish``
@@ -93,14 +99,43 @@ class PendingNetwork:
     @classmethod
     def start(cls, host: Host, pod: PodDir, args: RunArgs) -> PendingNetwork:
         """Start attaching the pod's networks (CNI mode only) and save which resolv.conf/hosts
-        each app binds where (every mode)."""
-        net = cls(pod)
-        attachments = _cni_attachments(pod, args)
-        save_name_files(pod, args, cni=attachments is not None)
-        if attachments is None:
-            return net
+        each app binds where (every mode). A network stage0 started early for this pod
+        (``head_start``) is adopted instead of started again."""
+        net = _adopt_head_start(pod, args)
+        if net is not None:
+            try:
+                save_name_files(pod, args, cni=True)
+            except BaseException:
+                net.abort()
+                raise
+        else:
+            attachments = _cni_attachments(pod, args)
+            save_name_files(pod, args, cni=attachments is not None)
+            if attachments is None:
+                return cls(pod)
+            net = cls._attach(host, pod, args, attachments)
+        try:
+            # this process is done with the host's namespace: into the pod's, lo up
+            enter_netns(netns_path(pod.uuid))
+            host.bring_up_loopback()
+        except BaseException:
+            net.abort()
+            raise
+        return net
+
+    @classmethod
+    def _attach(
+        cls,
+        host: Host,
+        pod: PodDir,
+        args: RunArgs,
+        attachments: list[tuple[config.Attachment, dict[str, Any]]],
+    ) -> PendingNetwork:
+        """Journal, create the pod's namespace, fork the attacher; this process stays in the
+        host's namespace."""
         from rkt.net.state import NetJournal
 
+        net = cls(pod)
         path = netns_path(pod.uuid)
         net.journal = journal = NetJournal(pod.uuid, str(path))
         journal_file = pod.file(NET_JOURNAL)
@@ -115,16 +150,18 @@ class PendingNetwork:
             if pid == 0:
                 os.close(read_end)
                 _attach(host, parent, pod, args, journal, attachments, write_end)
+            os.sched_yield()  # the attacher first: its plugins are the longest path
             net._attacher = pid
             net._barrier = read_end
             os.close(write_end)
-            # this process is done with the host's namespace: into the pod's, lo up
-            enter_netns(path)
-            host.bring_up_loopback()
         except BaseException:
             net.abort()
             raise
         return net
+
+    def fds(self) -> tuple[int, ...]:
+        """The descriptors this object holds (stage0 keeps them across the in-process run)."""
+        return tuple(fd for fd in (self._barrier, self._home) if fd >= 0)
 
     def barrier(self) -> tuple[int, str] | None:
         """The barrier's read end (inheritable now) and the attacher's error file, for the pod
@@ -184,11 +221,68 @@ class PendingNetwork:
             self._home = -1
 
 
+# A pod's networks stage0 started before the run entrypoint (``head_start``): (the run
+# arguments they were started for, the attacher), until this process's run entrypoint adopts
+# them (``PendingNetwork.start``) or stage0 undoes them (``abort_head_start``).
+_head_started: list[tuple[RunArgs, PendingNetwork]] = []
+
+
+def head_start(host: Host, pod_path: Path, args: RunArgs) -> PendingNetwork | None:
+    """Start attaching the pod's CNI networks before its run entrypoint (stage0, in the process
+    that will run this flavor's run entrypoint in-process: stage0/headstart.py), so the plugins
+    work while stage0 still resolves images and lays the pod out. ``pod_path``: the pod's
+    directory now (it moves on to ``prepared`` and ``run``; the attacher follows it). Nothing is
+    started (None) outside CNI mode, for forwarded ports (they need the pod manifest) and for a
+    configuration the run entrypoint would refuse: it refuses it then, as without a head start."""
+    if args.net_mode != "cni" or args.port:
+        return None
+    pod = PodDir(pod_path, args.uuid)
+    try:
+        _dns_options(args)  # refused by the run entrypoint: nothing to start
+        attachments = _cni_attachments(pod, args, manifest_ports=False)
+    except RktError:
+        return None
+    if attachments is None:
+        return None
+    net = PendingNetwork._attach(host, pod, args, attachments)
+    _head_started.append((_head_key(args), net))
+    return net
+
+
+def abort_head_start(pod_path: Path) -> None:
+    """Undo head-started networks nobody adopted (stage0 failed, or execs its stage1 after all);
+    ``pod_path``: where the pod's directory is now."""
+    while _head_started:
+        _, net = _head_started.pop()
+        net.pod = PodDir(pod_path, net.pod.uuid)
+        net.abort()
+
+
+def _adopt_head_start(pod: PodDir, args: RunArgs) -> PendingNetwork | None:
+    if not _head_started:
+        return None
+    key, net = _head_started[-1]
+    if net.pod.uuid != pod.uuid or key != _head_key(args):
+        abort_head_start(pod.path)  # started for other arguments: undone, started afresh
+        return None
+    _head_started.pop()
+    net.pod = pod
+    return net
+
+
+def _head_key(args: RunArgs) -> RunArgs:
+    # stage0 adds --private-users (its uid range) only when it starts the run; the networks
+    # do not depend on it.
+    return args._replace(private_users=None)
+
+
 def _cni_attachments(
-    pod: PodDir, args: RunArgs
+    pod: PodDir, args: RunArgs, *, manifest_ports: bool = True
 ) -> list[tuple[config.Attachment, dict[str, Any]]] | None:
     """The CNI networks to attach, in order, each with its runtimeConfig; None outside CNI
-    mode. Refusals (an unknown network, a bad port) are raised here, before anything exists."""
+    mode. Refusals (an unknown network, a bad port) are raised here, before anything exists.
+    ``manifest_ports``: the pod manifest may forward ports (False: it does not exist yet, and
+    only ``--pod-manifest`` gives it ports)."""
     if len(args.net) == 1 and args.net[0] in ("host", "none"):
         return None  # what net_mode() says of these; without importing rkt.net.config
     from rkt.net import config
@@ -198,6 +292,8 @@ def _cni_attachments(
         return None
     local = Path(args.local_config) if args.local_config else None
     attachments = config.select_networks(requests, config.load_user_networks(local))
+    if not args.port and not manifest_ports:
+        return [(att, {}) for att in attachments]
     runtime = _port_config(pod, args, attachments)
     return list(zip(attachments, runtime, strict=True))
 
@@ -214,6 +310,10 @@ def _attach(
     """The network attacher (see ``PendingNetwork``); never returns."""
     code = EXIT_ERROR
     try:
+        # Relative to the pod directory from here on: stage0 may still move it between phases
+        # (a network started early, ``head_start``); the working directory follows renames.
+        os.chdir(pod.path)
+        pod = PodDir.relative(pod.uuid)
         signal.signal(signal.SIGTERM, _interrupted)  # the run process died: undo, as for ^C
         host.set_pdeathsig(signal.SIGTERM)
         if os.getppid() != parent:
@@ -223,6 +323,7 @@ def _attach(
 
         journal_file = pod.file(NET_JOURNAL)
         results: list[dict[str, Any]] = []
+
         try:
             for attachment, runtime in attachments:
                 entry = Entry(attachment, runtime)
@@ -427,6 +528,7 @@ def write_name_file_texts(pod: PodDir, args: RunArgs, results: list[dict[str, An
         result_dns = [cni.result_dns(r) for r in results]
     hostname = args.hostname or f"rkt-{pod.uuid}"
     files_dir = pod.file(NAME_FILES_DIR)
+    files_dir.mkdir(mode=0o755, parents=True, exist_ok=True)  # a head start: before the plan
     for name, text in name_file_texts(opts, result_dns, hostname, pod_ip).items():
         path = files_dir / name
         _replace_file(path, text.encode())
