@@ -446,6 +446,23 @@ def test_failing_plugin_is_undone_and_reported(
         assert not Path(f"/run/netns/rkt-{pod}").exists()
 
 
+def test_a_plugin_failing_at_once_is_reported(nrkt: NetRkt, net_images: dict[str, Path]) -> None:
+    # The attacher fails and removes the pod's namespace before the run process enters it (the
+    # networks start before the pod is prepared: stage0/headstart.py); the run process enters
+    # it through the descriptor it kept, and the pod reports the plugin's error.
+    net_d = nrkt.local_config / "net.d"
+    net_d.mkdir(parents=True)
+    (net_d / "10-gone.conf").write_text(
+        json.dumps({"cniVersion": "1.0.0", "name": "gone", "type": "nosuchplugin"})
+    )
+    proc = run_pod(nrkt, "--net=gone", str(net_images["bb"]), check=False)
+    assert proc.returncode == 254
+    assert 'plugin "nosuchplugin" not found' in proc.stderr, proc.stderr
+    assert "no such file" not in proc.stderr, proc.stderr
+    for pod in pod_uuids(nrkt):
+        assert not Path(f"/run/netns/rkt-{pod}").exists()
+
+
 def test_dns_and_hosts_flags(nrkt: NetRkt, net_images: dict[str, Path]) -> None:
     out = run_pod(
         nrkt,

@@ -31,7 +31,7 @@ from rkt import abi, jsonio
 from rkt.errors import EXIT_ERROR, NetworkError, RktError
 from rkt.host.api import MNT_DETACH, MS_PRIVATE, MS_REC, Host
 from rkt.host.flags import CLONE_NEWNET
-from rkt.host.netns import NETNS_DIR, create_netns, enter_netns, netns_pins, remove_netns
+from rkt.host.netns import NETNS_DIR, create_netns, netns_pins, remove_netns
 from rkt.host.signals import signal
 from rkt.net import dns
 from rkt.paths import Path
@@ -95,6 +95,7 @@ class PendingNetwork:
         self._attacher = 0  # its pid while it runs
         self._barrier = -1  # the barrier's read end
         self._home = -1  # the host's network namespace, while CNI networks are being attached
+        self._netns = -1  # the pod's, until this process enters it (it outlives a failed ADD)
 
     @classmethod
     def start(cls, host: Host, pod: PodDir, args: RunArgs) -> PendingNetwork:
@@ -115,8 +116,13 @@ class PendingNetwork:
                 return cls(pod)
             net = cls._attach(host, pod, args, attachments)
         try:
-            # this process is done with the host's namespace: into the pod's, lo up
-            enter_netns(netns_path(pod.uuid))
+            # this process is done with the host's namespace: into the pod's, lo up. Through
+            # the descriptor: a failed ADD may have unpinned it already (the pod then learns
+            # the attacher's error at the barrier, as it would have a moment later).
+            from rkt.host import libc
+
+            libc.setns(net._netns, CLONE_NEWNET)
+            net._close_netns()
             host.bring_up_loopback()
         except BaseException:
             net.abort()
@@ -144,6 +150,7 @@ class PendingNetwork:
         net._home = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         try:
             create_netns(path)
+            net._netns = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
             read_end, write_end = os.pipe()  # both close-on-exec
             parent = os.getpid()
             pid = os.fork()
@@ -161,7 +168,7 @@ class PendingNetwork:
 
     def fds(self) -> tuple[int, ...]:
         """The descriptors this object holds (stage0 keeps them across the in-process run)."""
-        return tuple(fd for fd in (self._barrier, self._home) if fd >= 0)
+        return tuple(fd for fd in (self._barrier, self._home, self._netns) if fd >= 0)
 
     def barrier(self) -> tuple[int, str] | None:
         """The barrier's read end (inheritable now) and the attacher's error file, for the pod
@@ -219,6 +226,12 @@ class PendingNetwork:
         if self._home >= 0:
             os.close(self._home)
             self._home = -1
+        self._close_netns()
+
+    def _close_netns(self) -> None:
+        if self._netns >= 0:
+            os.close(self._netns)
+            self._netns = -1
 
 
 # A pod's networks stage0 started before the run entrypoint (``head_start``): (the run
