@@ -25,7 +25,11 @@ $(NATIVE)/bin/%: $(NATIVE)/%.c $(wildcard $(NATIVE)/*.h) | $(STAMP)
 
 $(NATIVE)/bin/app-exec: NATIVE_LIBS := -lseccomp
 
-setup: $(STAMP) $(NATIVE_BIN)
+# the default seccomp filter, compiled once by app-exec (src/rkt/stage1/ns/prebuilt.py)
+$(NATIVE)/bin/seccomp-default: $(NATIVE)/bin/app-exec src/rkt/stage1/ns/prebuilt.py src/rkt/stage1/ns/launch.py src/rkt/stage1/common/seccomp.py | $(STAMP)
+	PYTHONPATH=src $(VENV)/bin/python -m rkt.stage1.ns.prebuilt $(NATIVE)/bin
+
+setup: $(STAMP) $(NATIVE_BIN) $(NATIVE)/bin/seccomp-default
 
 demo: setup
 	bash scripts/demo.sh

@@ -78,6 +78,13 @@ def build_native(native: Path) -> None:
         libs = ["-lseccomp"] if source.stem == "app-exec" else []
         out = tmp / source.stem
         subprocess.run(["cc", "-O2", "-static", "-o", str(out), str(source), *libs], check=True)
+    src = native.parents[2]  # <checkout>/src/rkt/stage1/native
+    if (src / "rkt" / "stage1" / "ns" / "prebuilt.py").is_file():  # its data files, as make setup
+        subprocess.run(
+            [sys.executable, "-m", "rkt.stage1.ns.prebuilt", str(tmp)],
+            env={**os.environ, "PYTHONPATH": str(src)},
+            check=True,
+        )
     tmp.rename(native / "bin")
 
 

@@ -12,7 +12,9 @@ import ctypes
 import errno
 import os
 import platform
+import shutil
 import signal
+import struct
 import subprocess
 import time
 from pathlib import Path
@@ -21,6 +23,7 @@ import pytest
 
 from rkt.stage0.stage1_image import NATIVE_DIR
 from rkt.stage1.common.seccomp import DEFAULT_POLICY, SeccompPolicy, policy_from_set
+from rkt.stage1.ns import prebuilt
 from rkt.stage1.ns.launch import LaunchPlan
 from tests.conftest import require, require_root, require_tool
 
@@ -327,17 +330,45 @@ def test_seccomp_filter_refuses_with_its_errno() -> None:
     assert _run(_plan(_exec([unshare, "--mount", "true"], []))).returncode == 0
 
 
-def _export_bpf(policy: SeccompPolicy) -> bytes:
+def _export_bpf(policy: SeccompPolicy, app_exec: Path = APP_EXEC) -> bytes:
     r, w = os.pipe()
     os.write(w, _plan(_seccomp(policy)).encode())
     os.close(w)
     try:
         proc = subprocess.run(
-            [str(APP_EXEC), "--export-bpf", str(r)], pass_fds=(r,), capture_output=True, check=True
+            [str(app_exec), "--export-bpf", str(r)], pass_fds=(r,), capture_output=True, check=True
         )
     finally:
         os.close(r)
     return proc.stdout
+
+
+# one instruction, "return SECCOMP_RET_ALLOW": told apart from anything libseccomp compiles
+ALLOW_ALL = struct.pack("<HBBI", 0x06, 0, 0, 0x7FFF0000)
+
+
+def test_the_default_filter_is_taken_from_the_prebuilt_file_beside_app_exec(
+    tmp_path: Path,
+) -> None:
+    """A step byte for byte the default one takes the file's BPF (rkt.stage1.ns.prebuilt); any
+    other step, or no file, is compiled: a stale file can only cost time, never a filter."""
+    shutil.copy2(APP_EXEC, tmp_path / "app-exec")
+    built = _export_bpf(DEFAULT_POLICY, tmp_path / "app-exec")  # no file: compiled
+    assert built and built != ALLOW_ALL
+    (tmp_path / prebuilt.NAME).write_bytes(prebuilt.step_bytes() + ALLOW_ALL)
+    assert _export_bpf(DEFAULT_POLICY, tmp_path / "app-exec") == ALLOW_ALL
+    other = policy_from_set("remove", ["@rkt/default-blacklist"], None)
+    assert _export_bpf(other, tmp_path / "app-exec") != ALLOW_ALL
+    (tmp_path / prebuilt.NAME).write_bytes(prebuilt.step_bytes() + ALLOW_ALL[:5])  # torn
+    assert _export_bpf(DEFAULT_POLICY, tmp_path / "app-exec") == built
+
+
+def test_the_shipped_prebuilt_filter_is_what_app_exec_compiles(tmp_path: Path) -> None:
+    shipped = (NATIVE_DIR / prebuilt.NAME).read_bytes()
+    step = prebuilt.step_bytes()
+    assert shipped.startswith(step)
+    shutil.copy2(APP_EXEC, tmp_path / "app-exec")
+    assert shipped[len(step) :] == _export_bpf(DEFAULT_POLICY, tmp_path / "app-exec")
 
 
 CLONE_NEW_FLAGS = (

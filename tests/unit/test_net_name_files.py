@@ -12,7 +12,8 @@ from rkt.host.flags import MS_BIND, MS_RDONLY, MS_REMOUNT
 from rkt.net import dns
 from rkt.stage1.common.appspec import AppSpec, NameFile, VolumeMount
 from rkt.stage1.common.poddir import PodDir
-from rkt.stage1.ns.launch import FsOp, app_plan, plan_filesystem
+from rkt.stage1.common.seccomp import DEFAULT_POLICY
+from rkt.stage1.ns.launch import FsOp, app_plan, enter_plan, plan_filesystem
 from rkt.stage1.ns.network import (
     HOST_HOSTS,
     HOST_RESOLV_CONF,
@@ -166,6 +167,14 @@ def test_apps_wait_for_the_network_before_their_first_name_file_bind() -> None:
     bare = [s[0] for s in app_plan(_spec(), "/root", network_fd=7).steps]
     assert bare[bare.index("await") + 1] == "pivot"
     assert "await" not in app_plan(spec, "/root").keywords()
+
+
+def test_apps_compile_their_seccomp_filter_while_they_wait_for_the_network() -> None:
+    spec = _spec()._replace(seccomp=DEFAULT_POLICY)
+    keywords = app_plan(spec, "/root", network_fd=7).keywords()
+    assert keywords[:2] == ["label", "seccomp"] and keywords.count("seccomp") == 1
+    assert keywords.index("seccomp") < keywords.index("await") < keywords.index("exec")
+    assert enter_plan(spec, ("/bin/sh",)).keywords()[:2] == ["label", "seccomp"]
 
 
 def test_an_optional_bind_is_decided_once_the_network_is_settled(tmp_path: Path) -> None:

@@ -142,23 +142,26 @@ def _spec(**kwargs: object) -> AppSpec:
     return AppSpec(**base)  # type: ignore[arg-type]
 
 
-def test_credentials_order_ambient_and_seccomp_last() -> None:
+def test_credentials_order_ambient_last_seccomp_compiled_first() -> None:
     plan = app_plan(_spec(), "/root")
     kw = plan.keywords()
-    creds = ["bounding", "keepcaps", "nnp", "ids", "caps", "ambient", "seccomp", "exec"]
+    creds = ["bounding", "keepcaps", "nnp", "ids", "caps", "ambient", "exec"]
     assert kw[kw.index("pivot") + 1 :] == creds
+    # the filter is compiled first (app-exec loads it at exec, after everything else)
+    assert kw[:2] == ["label", "seccomp"] and kw.count("seccomp") == 1
     seccomp = plan.steps[kw.index("seccomp")]
     assert seccomp[1:3] == ("1", str(errno.EPERM))  # retain, EPERM
     assert list(seccomp[4:]) == sorted(set(DEFAULT_POLICY.syscalls))
     assert int(seccomp[3]) == len(seccomp) - 4
     # enter: the same credentials, no filesystem steps
     enter = enter_plan(_spec(), ("/bin/sh",)).keywords()
-    assert enter == ["label", "write", *creds]
+    assert enter == ["label", "seccomp", "write", *creds]
 
 
 def test_app_plan_moves_into_the_cgroup_then_sets_oom_score() -> None:
     plan = app_plan(_spec(), "/root", ("/cg/memory/app-a", "/cg/pids/app-a"))
-    assert plan.steps[1:4] == [
+    assert plan.steps[1][0] == "seccomp"  # compiled first, loaded at exec
+    assert plan.steps[2:5] == [
         ("write", "/cg/memory/app-a/cgroup.procs", "0"),
         ("write", "/cg/pids/app-a/cgroup.procs", "0"),
         ("write", "/proc/self/oom_score_adj", "5"),

@@ -63,6 +63,11 @@ _ENTRY_FILES = {
 NATIVE_PROGRAMS: dict[str, tuple[str, ...]] = {
     "default": ("app-exec", "pod-init", "pod-supervisor", "run-waiter"),
 }
+# flavor -> data files its rootfs ships beside them, built by `make setup` too: app-exec's
+# prebuilt default seccomp filter (rkt.stage1.ns.prebuilt)
+NATIVE_FILES: dict[str, tuple[str, ...]] = {
+    "default": ("seccomp-default",),
+}
 NATIVE_DIR = Path(__file__).resolve().parent.parent / "stage1" / "native" / "bin"
 # entrypoint file -> (module in the flavor's package, function); default (file, "main")
 _ENTRY_TARGETS = {
@@ -143,7 +148,7 @@ def native_identity(flavor: str) -> str:
     """Size and mtime of each native program the flavor ships: a rebuilt program makes the
     generated image stale. Raises a clear error when they were never built."""
     parts = []
-    for program in NATIVE_PROGRAMS.get(flavor, ()):
+    for program in (*NATIVE_PROGRAMS.get(flavor, ()), *NATIVE_FILES.get(flavor, ())):
         path = NATIVE_DIR / program
         try:
             st = path.stat()
@@ -236,6 +241,9 @@ def ensure_builtin_stage1(store: Store, flavor: str) -> ImageRecord:
         for program in NATIVE_PROGRAMS.get(flavor, ()):
             shutil.copyfile(NATIVE_DIR / program, src / "rootfs" / program)
             (src / "rootfs" / program).chmod(0o755)
+        for name in NATIVE_FILES.get(flavor, ()):
+            shutil.copyfile(NATIVE_DIR / name, src / "rootfs" / name)
+            (src / "rootfs" / name).chmod(0o644)
         aci = tmp.path / "stage1.aci"
         build_aci(src, aci, mtime=0)
         image_id = import_image_file(store, aci, source=f"builtin:{flavor}", render=True)

@@ -41,8 +41,12 @@
  *   ids UID GID N GID...              setgroups, setresgid, setresuid
  *   caps KEEP                         clear the ambient set; effective, permitted, inheritable &= KEEP
  *   ambient MASK                      raise MASK (& permitted) in the inheritable and ambient sets
- *   seccomp RETAIN ERRNO N NAME...    load a filter: RETAIN 1 allows only NAMEs, 0 blocks them;
- *                                     a blocked call fails with ERRNO (rules: see build_filter)
+ *   seccomp RETAIN ERRNO N NAME...    the filter exec loads: RETAIN 1 allows only NAMEs, 0
+ *                                     blocks them; a blocked call fails with ERRNO (rules: see
+ *                                     build_filter). Compiled here, where the step is (the
+ *                                     planner puts it first: a pod's apps compile it while the
+ *                                     network is attached), or taken from the stage1's prebuilt
+ *                                     default (see prebuilt_filter)
  *   exec CWD ARGC ARG... ENVC ENV...  chdir, PATH lookup (in ENV's PATH), then the seccomp filter
  *                                     is loaded, every fd above 2 closed, execve. Always last.
  *
@@ -54,7 +58,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/capability.h>
+#include <linux/filter.h>
 #include <linux/openat2.h>
+#include <linux/seccomp.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <signal.h>
@@ -63,6 +69,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -407,8 +414,93 @@ static scmp_filter_ctx build_filter(int retain, int err, const char **names, siz
 #undef LISTED
 }
 
-static scmp_filter_ctx step_seccomp(void)
+/* The whole content of PATH (malloc'd, *len set), or NULL. */
+static char *read_all(const char *path, size_t *len)
 {
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	struct stat st;
+	char *data = NULL;
+	if (fstat(fd, &st) == 0 && st.st_size > 0 && (data = malloc((size_t)st.st_size)) != NULL) {
+		size_t got = 0;
+		while (got < (size_t)st.st_size) {
+			ssize_t r = read(fd, data + got, (size_t)st.st_size - got);
+			if (r <= 0)
+				break;
+			got += (size_t)r;
+		}
+		if (got != (size_t)st.st_size) {
+			free(data);
+			data = NULL;
+		}
+		*len = got;
+	}
+	close(fd);
+	return data;
+}
+
+/* The stage1 ships the default filter compiled at build time (`make setup`, by this program:
+ * scripts/seccomp_default.py): the file `seccomp-default` beside this program holds the step's
+ * arguments exactly as the planner writes them for rkt's default policy, then the BPF
+ * libseccomp compiled from them. When this step is byte for byte that one, the BPF is taken as
+ * is: compiling it costs ~1 ms of every app start. Any other step (or no such file, or one that
+ * does not parse) is compiled here. */
+static struct sock_fprog *prebuilt_filter(const char *step, size_t step_len)
+{
+	char exe[4096], path[4200];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	if (n <= 0)
+		return NULL;
+	exe[n] = '\0';
+	char *slash = strrchr(exe, '/');
+	if (slash == NULL)
+		return NULL;
+	*slash = '\0';
+	snprintf(path, sizeof path, "%s/seccomp-default", exe);
+	size_t len = 0;
+	char *data = read_all(path, &len);
+	if (data == NULL)
+		return NULL;
+	size_t bpf_len = len - step_len;
+	struct sock_fprog *prog = malloc(sizeof *prog);
+	if (len <= step_len || memcmp(data, step, step_len) != 0 ||
+	    bpf_len % sizeof(struct sock_filter) != 0 || bpf_len / sizeof(struct sock_filter) > 0xffff ||
+	    prog == NULL) {
+		free(prog);
+		free(data);
+		return NULL;
+	}
+	prog->len = (unsigned short)(bpf_len / sizeof(struct sock_filter));
+	prog->filter = (struct sock_filter *)(void *)(data + step_len);
+	return prog;
+}
+
+/* libseccomp's BPF for CTX, as the program exec loads. */
+static struct sock_fprog *compile_filter(scmp_filter_ctx ctx)
+{
+	int fd = memfd_create("seccomp", MFD_CLOEXEC);
+	if (fd < 0)
+		fail(errno, "seccomp: memfd");
+	check(seccomp_export_bpf(ctx, fd), "export");
+	off_t len = lseek(fd, 0, SEEK_END);
+	struct sock_fprog *prog = malloc(sizeof *prog);
+	char *data = len > 0 ? malloc((size_t)len) : NULL;
+	if (prog == NULL || data == NULL)
+		fail(ENOMEM, "seccomp");
+	if (len % (off_t)sizeof(struct sock_filter) != 0 ||
+	    len / (off_t)sizeof(struct sock_filter) > 0xffff ||
+	    pread(fd, data, (size_t)len, 0) != len)
+		fail(EIO, "seccomp: export");
+	close(fd);
+	prog->len = (unsigned short)(len / (off_t)sizeof(struct sock_filter));
+	prog->filter = (struct sock_filter *)(void *)data;
+	return prog;
+}
+
+static struct sock_fprog *step_seccomp(void)
+{
+	const char *step = cursor;
 	int retain = (int)next_num(), err = (int)next_num();
 	size_t n = (size_t)next_num();
 	const char **names = calloc(n ? n : 1, sizeof *names);
@@ -416,9 +508,14 @@ static scmp_filter_ctx step_seccomp(void)
 		fail(ENOMEM, "seccomp");
 	for (size_t i = 0; i < n; i++)
 		names[i] = next();
-	scmp_filter_ctx ctx = build_filter(retain, err, names, n);
+	struct sock_fprog *prog = prebuilt_filter(step, (size_t)(cursor - step));
+	if (prog == NULL) {
+		scmp_filter_ctx ctx = build_filter(retain, err, names, n);
+		prog = compile_filter(ctx);
+		seccomp_release(ctx);
+	}
 	free(names);
-	return ctx;
+	return prog;
 }
 
 /* -- exec ---------------------------------------------------------------------------------- */
@@ -447,7 +544,7 @@ static const char *find_executable(const char *name, char *const env[], char *bu
 	return NULL;
 }
 
-static void step_exec(scmp_filter_ctx filter)
+static void step_exec(struct sock_fprog *filter)
 {
 	const char *cwd = next();
 	size_t argc = (size_t)next_num();
@@ -472,10 +569,9 @@ static void step_exec(scmp_filter_ctx filter)
 		dprintf(2, "%s: %s: executable not found in PATH\n", label, argv[0]);
 		exit(127);
 	}
-	if (filter != NULL) { /* last: the filter applies to the rest of this program */
-		check(seccomp_load(filter), "load");
-		seccomp_release(filter);
-	}
+	if (filter != NULL) /* last: the filter applies to the rest of this program */
+		if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0U, filter) < 0)
+			fail(errno, "seccomp load");
 	if (syscall(SYS_close_range, 3U, ~0U, 0U) < 0)
 		for (int fd = 3; fd < 65536; fd++)
 			close(fd);
@@ -510,8 +606,16 @@ static int export_bpf(void)
 {
 	while (more()) {
 		if (strcmp(next(), "seccomp") == 0) {
-			scmp_filter_ctx ctx = step_seccomp();
-			check(seccomp_export_bpf(ctx, 1), "export");
+			struct sock_fprog *prog = step_seccomp();
+			size_t len = prog->len * sizeof(struct sock_filter);
+			const char *data = (const char *)prog->filter;
+			while (len > 0) {
+				ssize_t w = write(1, data, len);
+				if (w <= 0)
+					fail(errno, "export");
+				data += w;
+				len -= (size_t)w;
+			}
 			return 0;
 		}
 	}
@@ -535,7 +639,7 @@ int main(int argc, char **argv)
 	read_plan(plan_fd(argv[1]));
 	int root = -1;
 	const char *root_path = NULL;
-	scmp_filter_ctx filter = NULL;
+	struct sock_fprog *filter = NULL;
 	while (more()) {
 		const char *step = next();
 		if (strcmp(step, "label") == 0) {

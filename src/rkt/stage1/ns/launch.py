@@ -5,7 +5,10 @@ that the flavor's native ``app-exec`` (src/rkt/stage1/native/app-exec.c) perform
 child of the pod init, before it ``execve``s the app. The plan's steps, as ``app_plan`` emits
 them:
 
-0. into the app's cgroup (created by the init under the pod's, limits written), oom_score_adj.
+0. the seccomp filter, compiled now (or the stage1's prebuilt default taken), loaded at the
+   exec (``seccomp_step``; first, so an app whose pod still attaches its networks compiles it
+   meanwhile); into the app's cgroup (created by the init under the pod's, limits written),
+   oom_score_adj.
 1. ``unshare(CLONE_NEWNS)``: the app's own mount namespace, a private copy of the pod's.
 2. ``plan_filesystem``: fresh /proc (the pod's pid namespace), a minimal /dev (tmpfs with
    null, zero, full, random, urandom, tty bound from the host, a new devpts instance, /dev/shm,
@@ -23,7 +26,7 @@ them:
    own procfs and sysfs, so plain paths cannot be redirected by the image.
 4. ``credential_steps``: capability bounding set (rkt's 14 by default), no_new_privs, groups,
    gid, uid, then the remaining capability sets (and the ambient set of a non-root app whose
-   retain-set asks), and the seccomp filter.
+   retain-set asks).
 5. chdir to the working directory, PATH lookup, the seccomp filter loaded, ``execve`` with the
    app's environment.
 
@@ -60,6 +63,7 @@ if TYPE_CHECKING:
     from typing import NoReturn
 
     from rkt.stage1.common.masks import MaskKind
+    from rkt.stage1.common.seccomp import SeccompPolicy
 
 DEV_NODES = ("null", "zero", "full", "random", "urandom", "tty")
 DEV_SYMLINKS = (
@@ -219,10 +223,20 @@ def credential_steps(plan: LaunchPlan, spec: AppSpec) -> None:
         plan.step("caps", _mask(spec.capabilities))
     if spec.ambient:
         plan.step("ambient", _mask(spec.ambient))
-    if spec.seccomp is not None:  # loaded by the exec step, after chdir and the PATH lookup
-        policy = spec.seccomp
-        names = sorted(set(policy.syscalls))
-        plan.step("seccomp", int(policy.mode == "retain"), policy.errno, len(names), *names)
+
+
+def seccomp_step(plan: LaunchPlan, spec: AppSpec) -> None:
+    """The app's seccomp filter, if any: compiled (or taken from the stage1's prebuilt default)
+    where the step is, loaded by the exec step after chdir and the PATH lookup. The planner puts
+    it first, so an app whose pod is still attaching its networks compiles it meanwhile."""
+    if spec.seccomp is not None:
+        plan.step("seccomp", *seccomp_args(spec.seccomp))
+
+
+def seccomp_args(policy: SeccompPolicy) -> tuple[object, ...]:
+    """The seccomp step's arguments (app-exec.c): RETAIN ERRNO N NAME..., names sorted, unique."""
+    names = sorted(set(policy.syscalls))
+    return (int(policy.mode == "retain"), policy.errno, len(names), *names)
 
 
 def exec_step(plan: LaunchPlan, spec: AppSpec, argv: tuple[str, ...]) -> None:
@@ -239,6 +253,7 @@ def app_plan(
     app waits there ("await") before its first resolv.conf/hosts bind, whose files the network
     attacher writes, and never goes on if the network failed."""
     plan = LaunchPlan(f'stage1: app "{spec.name}"')
+    seccomp_step(plan, spec)
     for d in cgroup_dirs:
         plan.step("write", join_file(d), "0")
     if spec.limits.oom_score_adj is not None:
@@ -268,6 +283,7 @@ def app_plan(
 def enter_plan(spec: AppSpec, command: tuple[str, ...]) -> LaunchPlan:
     """``rkt enter``: the app's OOM score, credentials, working directory and environment."""
     plan = LaunchPlan(f"stage1 enter: {command[0]}")
+    seccomp_step(plan, spec)
     if spec.limits.oom_score_adj is not None:
         plan.step("write", "/proc/self/oom_score_adj", spec.limits.oom_score_adj)
     credential_steps(plan, spec)
