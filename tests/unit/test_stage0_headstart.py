@@ -253,6 +253,21 @@ def test_gc_undoes_early_networks_of_a_pod_killed_before_its_stage1_was_laid_out
     assert not pod.path.exists()
 
 
+def test_gc_undoes_an_orphan_even_when_stage1_entrypoints_are_execd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # RKT_STAGE1_EXEC=1 asks for the stage1's entrypoints to be exec'd; an orphan has none
+    monkeypatch.setenv(inprocess.FORCE_EXEC_ENV, "1")
+    pod = _garbage_pod(tmp_path)
+    journal = pod.file(headstart.EARLY_JOURNAL)
+    journal.parent.mkdir(parents=True)
+    doc = {"containerID": pod.uuid, "netns": "/nonexistent", "networks": []}
+    journal.write_text(json.dumps(doc))
+    pods.delete_pod(pod)  # the real built-in gc, forked: nothing attached, nothing to undo
+    assert not pod.path.exists()
+    assert "warning" not in capfd.readouterr().err
+
+
 def test_gc_warns_and_still_deletes_when_undoing_an_orphan_fails(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:

@@ -125,6 +125,8 @@ def undo_orphaned(pod: Pod) -> None:
 
     argv = ["gc", pod.uuid]
     result = call_builtin_forked(argv, str(pod.path), stage1_env(), 60, target=GC_TARGET)
-    if result is not None and result[0] != 0:
+    if result is None:  # another thread runs: no fork
+        raise PodError(f'pod "{pod.uuid}": cannot undo its networks from a threaded process')
+    if result[0] != 0:
         tail = (result[1].strip().splitlines() or ["no output"])[-1]
         raise PodError(f'pod "{pod.uuid}": undoing its networks: gc exited {result[0]}: {tail}')

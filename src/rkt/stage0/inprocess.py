@@ -152,9 +152,10 @@ def call_builtin_forked(
 ) -> tuple[int, str] | None:
     """Run the entrypoint ``argv[0]`` in a forked child if it is ours: (exit status, stderr).
     None: not ours (or a thread runs, or ``RKT_STAGE1_EXEC=1``): the caller execs it.
-    ``target``: this (module, function) of ours, whatever ``argv[0]`` is.
+    ``target``: this (module, function) of ours, whatever ``argv[0]`` is (there is no stage1
+    to exec instead: ``RKT_STAGE1_EXEC`` does not apply).
     Raises ``TimeoutError`` (the child killed) when it outlives ``timeout`` seconds."""
-    if not may_run_in_process():
+    if _other_threads() or (target is None and os.environ.get(FORCE_EXEC_ENV) == "1"):
         return None
     target = target or builtin_target(argv[0])
     if target is None:
