@@ -4,6 +4,7 @@ resource limits, the app flags that become isolators, and the order credentials 
 from __future__ import annotations
 
 import errno
+from pathlib import Path
 
 import pytest
 
@@ -23,7 +24,15 @@ from rkt.stage1.common.seccomp import (
     policy_from_set,
     resolve_seccomp,
 )
-from rkt.stage1.ns.launch import app_plan, enter_plan, mask_ops
+from rkt.stage1.ns.launch import (
+    PREBUILT,
+    app_plan,
+    encode_args,
+    enter_plan,
+    mask_ops,
+    read_prebuilt,
+    seccomp_args,
+)
 
 DEFAULT_MASK = 0xA80425FB
 
@@ -156,6 +165,28 @@ def test_credentials_order_ambient_last_seccomp_compiled_first() -> None:
     # enter: the same credentials, no filesystem steps
     enter = enter_plan(_spec(), ("/bin/sh",)).keywords()
     assert enter == ["label", "seccomp", "write", *creds]
+
+
+def test_the_default_filter_goes_to_app_exec_compiled_when_the_stage1_ships_it(
+    tmp_path: Path,
+) -> None:
+    bpf = bytes(range(16))  # two instructions' worth: only the planner's choice is tested
+    shipped = encode_args(seccomp_args(DEFAULT_POLICY)) + bpf
+    (tmp_path / PREBUILT).write_bytes(shipped)
+    prebuilt = read_prebuilt(str(tmp_path))
+    assert prebuilt == shipped and read_prebuilt(str(tmp_path / "none")) is None
+    for plan in (
+        app_plan(_spec(), "/root", prebuilt=prebuilt),
+        enter_plan(_spec(), ("sh",), prebuilt),
+    ):
+        assert plan.steps[1] == ("seccomp-bpf", bpf.hex()) and "seccomp" not in plan.keywords()
+    # other rules, or a torn file: app-exec compiles them
+    other = policy_from_set("remove", ["@rkt/default-blacklist"], None)
+    for spec, blob in ((_spec(seccomp=other), shipped), (_spec(), shipped[:-3])):
+        step = app_plan(spec, "/root", prebuilt=blob).steps[1]
+        assert spec.seccomp is not None
+        assert step == ("seccomp", *(str(a) for a in seccomp_args(spec.seccomp)))
+    assert "seccomp-bpf" not in app_plan(_spec(seccomp=None), "/root", prebuilt=shipped).keywords()
 
 
 def test_app_plan_moves_into_the_cgroup_then_sets_oom_score() -> None:

@@ -45,8 +45,9 @@
  *                                     blocks them; a blocked call fails with ERRNO (rules: see
  *                                     build_filter). Compiled here, where the step is (the
  *                                     planner puts it first: a pod's apps compile it while the
- *                                     network is attached), or taken from the stage1's prebuilt
- *                                     default (see prebuilt_filter)
+ *                                     network is attached)
+ *   seccomp-bpf HEX                   the filter exec loads, compiled beforehand (rkt's default:
+ *                                     the stage1's seccomp-default, rkt.stage1.ns.prebuilt)
  *   exec CWD ARGC ARG... ENVC ENV...  chdir, PATH lookup (in ENV's PATH), then the seccomp filter
  *                                     is loaded, every fd above 2 closed, execve. Always last.
  *
@@ -414,68 +415,6 @@ static scmp_filter_ctx build_filter(int retain, int err, const char **names, siz
 #undef LISTED
 }
 
-/* The whole content of PATH (malloc'd, *len set), or NULL. */
-static char *read_all(const char *path, size_t *len)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return NULL;
-	struct stat st;
-	char *data = NULL;
-	if (fstat(fd, &st) == 0 && st.st_size > 0 && (data = malloc((size_t)st.st_size)) != NULL) {
-		size_t got = 0;
-		while (got < (size_t)st.st_size) {
-			ssize_t r = read(fd, data + got, (size_t)st.st_size - got);
-			if (r <= 0)
-				break;
-			got += (size_t)r;
-		}
-		if (got != (size_t)st.st_size) {
-			free(data);
-			data = NULL;
-		}
-		*len = got;
-	}
-	close(fd);
-	return data;
-}
-
-/* The stage1 ships the default filter compiled at build time (`make setup`, by this program:
- * scripts/seccomp_default.py): the file `seccomp-default` beside this program holds the step's
- * arguments exactly as the planner writes them for rkt's default policy, then the BPF
- * libseccomp compiled from them. When this step is byte for byte that one, the BPF is taken as
- * is: compiling it costs ~1 ms of every app start. Any other step (or no such file, or one that
- * does not parse) is compiled here. */
-static struct sock_fprog *prebuilt_filter(const char *step, size_t step_len)
-{
-	char exe[4096], path[4200];
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-	if (n <= 0)
-		return NULL;
-	exe[n] = '\0';
-	char *slash = strrchr(exe, '/');
-	if (slash == NULL)
-		return NULL;
-	*slash = '\0';
-	snprintf(path, sizeof path, "%s/seccomp-default", exe);
-	size_t len = 0;
-	char *data = read_all(path, &len);
-	if (data == NULL)
-		return NULL;
-	size_t bpf_len = len - step_len;
-	struct sock_fprog *prog = malloc(sizeof *prog);
-	if (len <= step_len || memcmp(data, step, step_len) != 0 ||
-	    bpf_len % sizeof(struct sock_filter) != 0 || bpf_len / sizeof(struct sock_filter) > 0xffff ||
-	    prog == NULL) {
-		free(prog);
-		free(data);
-		return NULL;
-	}
-	prog->len = (unsigned short)(bpf_len / sizeof(struct sock_filter));
-	prog->filter = (struct sock_filter *)(void *)(data + step_len);
-	return prog;
-}
-
 /* libseccomp's BPF for CTX, as the program exec loads. */
 static struct sock_fprog *compile_filter(scmp_filter_ctx ctx)
 {
@@ -500,7 +439,6 @@ static struct sock_fprog *compile_filter(scmp_filter_ctx ctx)
 
 static struct sock_fprog *step_seccomp(void)
 {
-	const char *step = cursor;
 	int retain = (int)next_num(), err = (int)next_num();
 	size_t n = (size_t)next_num();
 	const char **names = calloc(n ? n : 1, sizeof *names);
@@ -508,13 +446,34 @@ static struct sock_fprog *step_seccomp(void)
 		fail(ENOMEM, "seccomp");
 	for (size_t i = 0; i < n; i++)
 		names[i] = next();
-	struct sock_fprog *prog = prebuilt_filter(step, (size_t)(cursor - step));
-	if (prog == NULL) {
-		scmp_filter_ctx ctx = build_filter(retain, err, names, n);
-		prog = compile_filter(ctx);
-		seccomp_release(ctx);
-	}
+	scmp_filter_ctx ctx = build_filter(retain, err, names, n);
+	struct sock_fprog *prog = compile_filter(ctx);
+	seccomp_release(ctx);
 	free(names);
+	return prog;
+}
+
+/* A filter compiled beforehand (rkt's default, at `make setup`: rkt.stage1.ns.prebuilt), given
+ * as the hex of its BPF instructions. */
+static struct sock_fprog *step_seccomp_bpf(void)
+{
+	const char *hex = next();
+	size_t n = strlen(hex), size = n / 2;
+	if (n == 0 || n % (2 * sizeof(struct sock_filter)) != 0 ||
+	    size / sizeof(struct sock_filter) > 0xffff)
+		fail(EINVAL, "seccomp-bpf: not a BPF program");
+	unsigned char *data = malloc(size);
+	struct sock_fprog *prog = malloc(sizeof *prog);
+	if (data == NULL || prog == NULL)
+		fail(ENOMEM, "seccomp-bpf");
+	for (size_t i = 0; i < size; i++) {
+		unsigned int byte;
+		if (sscanf(hex + 2 * i, "%2x", &byte) != 1)
+			fail(EINVAL, "seccomp-bpf: not hex");
+		data[i] = (unsigned char)byte;
+	}
+	prog->len = (unsigned short)(size / sizeof(struct sock_filter));
+	prog->filter = (struct sock_filter *)(void *)data;
 	return prog;
 }
 
@@ -605,8 +564,10 @@ static void reset_signals(void)
 static int export_bpf(void)
 {
 	while (more()) {
-		if (strcmp(next(), "seccomp") == 0) {
-			struct sock_fprog *prog = step_seccomp();
+		const char *step = next();
+		if (strcmp(step, "seccomp") == 0 || strcmp(step, "seccomp-bpf") == 0) {
+			struct sock_fprog *prog =
+				step[7] == '\0' ? step_seccomp() : step_seccomp_bpf();
 			size_t len = prog->len * sizeof(struct sock_filter);
 			const char *data = (const char *)prog->filter;
 			while (len > 0) {
@@ -683,10 +644,11 @@ int main(int argc, char **argv)
 			step_caps();
 		} else if (strcmp(step, "ambient") == 0) {
 			step_ambient();
-		} else if (strcmp(step, "seccomp") == 0) {
+		} else if (strcmp(step, "seccomp") == 0 || strcmp(step, "seccomp-bpf") == 0) {
 			if (filter != NULL)
 				fail(EINVAL, "the launch plan has two seccomp steps");
-			filter = step_seccomp(); /* loaded by exec, after chdir and the PATH lookup */
+			/* loaded by exec, after chdir and the PATH lookup */
+			filter = step[7] == '\0' ? step_seccomp() : step_seccomp_bpf();
 		} else if (strcmp(step, "exec") == 0) {
 			step_exec(filter);
 		} else {

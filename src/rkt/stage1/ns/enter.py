@@ -20,6 +20,7 @@ import os
 import signal
 import sys
 
+from rkt import abi
 from rkt.errors import PodError
 from rkt.host.api import CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUTS, Host
 from rkt.host.cgroups import PodCgroup, app_cgroup_name, detect_backend
@@ -30,7 +31,7 @@ from rkt.stage1.common.entry import describe_error, run_entrypoint
 from rkt.stage1.common.poddir import PodDir
 from rkt.stage1.common.status import read_app_status, wait_status_to_exit_code
 from rkt.stage1.ns._pod import load_pod_cgroup, open_app_process, open_pod_init
-from rkt.stage1.ns.launch import EXIT_SETUP_FAILED, enter_plan, exec_launcher
+from rkt.stage1.ns.launch import EXIT_SETUP_FAILED, enter_plan, exec_launcher, read_prebuilt
 from rkt.stage1.ns.native import LAUNCHER, check_programs, program
 
 
@@ -94,10 +95,13 @@ def app_cgroup(pod: PodCgroup, app: str) -> PodCgroup:
     return pod
 
 
-def run_in_app(launcher: int, spec: AppSpec, command: tuple[str, ...]) -> int:
+def run_in_app(
+    launcher: int, spec: AppSpec, command: tuple[str, ...], prebuilt: bytes | None = None
+) -> int:
     """Fork (to be inside the pid namespace); the child execs ``app-exec`` (``launcher``, an fd:
-    the app's mount namespace has no rkt) with the enter plan."""
-    plan = enter_plan(spec, command)
+    the app's mount namespace has no rkt) with the enter plan (``prebuilt``: the stage1's
+    default filter, ``launch.read_prebuilt``, read before joining the app)."""
+    plan = enter_plan(spec, command, prebuilt)
     pid = os.fork()
     if pid == 0:
         try:
@@ -128,8 +132,9 @@ def _enter(argv: list[str]) -> int:
     # Opened now: once in the app's mount namespace, the pod's stage1 rootfs is out of sight.
     check_programs(pod.path)
     launcher = os.open(program(pod.path, LAUNCHER), os.O_PATH | os.O_CLOEXEC)
+    prebuilt = read_prebuilt(str(pod.file(abi.STAGE1_ROOTFS)))
     join_pod(host, pod, app)
-    return run_in_app(launcher, spec, args.command)
+    return run_in_app(launcher, spec, args.command, prebuilt)
 
 
 def main(argv: list[str] | None = None) -> int:

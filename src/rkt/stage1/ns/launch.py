@@ -5,10 +5,10 @@ that the flavor's native ``app-exec`` (src/rkt/stage1/native/app-exec.c) perform
 child of the pod init, before it ``execve``s the app. The plan's steps, as ``app_plan`` emits
 them:
 
-0. the seccomp filter, compiled now (or the stage1's prebuilt default taken), loaded at the
-   exec (``seccomp_step``; first, so an app whose pod still attaches its networks compiles it
-   meanwhile); into the app's cgroup (created by the init under the pod's, limits written),
-   oom_score_adj.
+0. the seccomp filter, compiled now (or rkt's default, compiled at ``make setup``, given as
+   is), loaded at the exec (``seccomp_step``; first, so an app whose pod still attaches its
+   networks compiles it meanwhile); into the app's cgroup (created by the init under the
+   pod's, limits written), oom_score_adj.
 1. ``unshare(CLONE_NEWNS)``: the app's own mount namespace, a private copy of the pod's.
 2. ``plan_filesystem``: fresh /proc (the pod's pid namespace), a minimal /dev (tmpfs with
    null, zero, full, random, urandom, tty bound from the host, a new devpts instance, /dev/shm,
@@ -225,12 +225,21 @@ def credential_steps(plan: LaunchPlan, spec: AppSpec) -> None:
         plan.step("ambient", _mask(spec.ambient))
 
 
-def seccomp_step(plan: LaunchPlan, spec: AppSpec) -> None:
-    """The app's seccomp filter, if any: compiled (or taken from the stage1's prebuilt default)
-    where the step is, loaded by the exec step after chdir and the PATH lookup. The planner puts
-    it first, so an app whose pod is still attaching its networks compiles it meanwhile."""
-    if spec.seccomp is not None:
-        plan.step("seccomp", *seccomp_args(spec.seccomp))
+def seccomp_step(plan: LaunchPlan, spec: AppSpec, prebuilt: bytes | None = None) -> None:
+    """The app's seccomp filter, if any, loaded by the exec step after chdir and the PATH
+    lookup. ``prebuilt``: the stage1's ``seccomp-default`` (``read_prebuilt``): rkt's default
+    filter compiled at ``make setup``, given to app-exec as is ("seccomp-bpf") when the app's
+    rules are byte for byte the ones it was compiled from (~1 ms of every app start); any other
+    rules are compiled by app-exec where the step is. The planner puts it first, so an app
+    whose pod is still attaching its networks compiles it meanwhile."""
+    if spec.seccomp is None:
+        return
+    args = seccomp_args(spec.seccomp)
+    bpf = _prebuilt_bpf(prebuilt, args) if prebuilt else None
+    if bpf is not None:
+        plan.step("seccomp-bpf", bpf.hex())
+    else:
+        plan.step("seccomp", *args)
 
 
 def seccomp_args(policy: SeccompPolicy) -> tuple[object, ...]:
@@ -239,21 +248,52 @@ def seccomp_args(policy: SeccompPolicy) -> tuple[object, ...]:
     return (int(policy.mode == "retain"), policy.errno, len(names), *names)
 
 
+PREBUILT = "seccomp-default"  # in the stage1 rootfs, beside app-exec (rkt.stage1.ns.prebuilt)
+
+
+def encode_args(args: tuple[object, ...]) -> bytes:
+    """A step's arguments as a launch plan encodes them (``LaunchPlan.encode``)."""
+    return "".join(f"{a}\0" for a in args).encode("utf-8", "surrogateescape")
+
+
+def read_prebuilt(stage1_rootfs: str) -> bytes | None:
+    """The stage1's prebuilt default filter (its step's arguments, then the BPF); None when the
+    stage1 has none (an older image: every filter is compiled)."""
+    try:
+        with open(os.path.join(stage1_rootfs, PREBUILT), "rb") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def _prebuilt_bpf(prebuilt: bytes, args: tuple[object, ...]) -> bytes | None:
+    step = encode_args(args)
+    bpf = prebuilt[len(step) :]
+    if not prebuilt.startswith(step) or not bpf or len(bpf) % 8:
+        return None  # other rules (or a torn file): app-exec compiles them
+    return bpf
+
+
 def exec_step(plan: LaunchPlan, spec: AppSpec, argv: tuple[str, ...]) -> None:
     env = [f"{k}={v}" for k, v in spec.env_dict().items()]
     plan.step("exec", spec.working_dir, len(argv), *argv, len(env), *env)
 
 
 def app_plan(
-    spec: AppSpec, root: str, cgroup_dirs: tuple[str, ...] = (), network_fd: int | None = None
+    spec: AppSpec,
+    root: str,
+    cgroup_dirs: tuple[str, ...] = (),
+    network_fd: int | None = None,
+    prebuilt: bytes | None = None,
 ) -> LaunchPlan:
     """Everything from the app's cgroup to its ``execve`` (the steps in the module doc).
 
     ``network_fd``: the read end of the pod's network barrier (``network.PendingNetwork``); the
     app waits there ("await") before its first resolv.conf/hosts bind, whose files the network
-    attacher writes, and never goes on if the network failed."""
+    attacher writes, and never goes on if the network failed. ``prebuilt``: see
+    ``seccomp_step``."""
     plan = LaunchPlan(f'stage1: app "{spec.name}"')
-    seccomp_step(plan, spec)
+    seccomp_step(plan, spec, prebuilt)
     for d in cgroup_dirs:
         plan.step("write", join_file(d), "0")
     if spec.limits.oom_score_adj is not None:
@@ -280,10 +320,12 @@ def app_plan(
     return plan
 
 
-def enter_plan(spec: AppSpec, command: tuple[str, ...]) -> LaunchPlan:
+def enter_plan(
+    spec: AppSpec, command: tuple[str, ...], prebuilt: bytes | None = None
+) -> LaunchPlan:
     """``rkt enter``: the app's OOM score, credentials, working directory and environment."""
     plan = LaunchPlan(f"stage1 enter: {command[0]}")
-    seccomp_step(plan, spec)
+    seccomp_step(plan, spec, prebuilt)
     if spec.limits.oom_score_adj is not None:
         plan.step("write", "/proc/self/oom_score_adj", spec.limits.oom_score_adj)
     credential_steps(plan, spec)
@@ -334,7 +376,8 @@ def launch_app(
             for target, fd in enumerate(stdio):
                 os.dup2(fd, target)
         copy_up_volumes(spec, root)
-        exec_launcher(program, app_plan(spec, root, cgroup_dirs))
+        prebuilt = read_prebuilt(os.path.dirname(program))
+        exec_launcher(program, app_plan(spec, root, cgroup_dirs, prebuilt=prebuilt))
     except BaseException as exc:  # report in the app's own stderr (the log), then die
         try:
             os.write(2, f'stage1: app "{spec.name}": {describe_error(exc)}\n'.encode())

@@ -3,10 +3,11 @@
 ``python -m rkt.stage1.ns.prebuilt BIN_DIR`` writes ``BIN_DIR/seccomp-default``: the seccomp
 step's arguments exactly as the planner writes them for rkt's default policy
 (``launch.seccomp_args(DEFAULT_POLICY)``), then the BPF that ``BIN_DIR/app-exec`` compiles from
-them with its own (static) libseccomp. ``app-exec`` takes that BPF instead of compiling when an
-app's step is byte for byte the default one (app-exec.c ``prebuilt_filter``): ~1 ms of every
-app start. The file ships in the stage1 image beside ``app-exec`` (stage1_image.NATIVE_FILES).
-A stale file cannot give a wrong filter: a step that differs in any byte is compiled.
+them with its own (static) libseccomp. The file ships in the stage1 image beside ``app-exec``
+(stage1_image.NATIVE_FILES); the planner gives its BPF to ``app-exec`` as is ("seccomp-bpf")
+when an app's rules are byte for byte the default ones (``launch.seccomp_step``): ~1 ms of
+every app start. A stale file cannot give a wrong filter: rules that differ in any byte are
+compiled by ``app-exec``.
 """
 
 from __future__ import annotations
@@ -16,23 +17,18 @@ import subprocess
 import sys
 
 from rkt.stage1.common.seccomp import DEFAULT_POLICY
-from rkt.stage1.ns.launch import LaunchPlan, seccomp_args
+from rkt.stage1.ns.launch import PREBUILT, LaunchPlan, encode_args, seccomp_args
 
-NAME = "seccomp-default"
+NAME = PREBUILT
 
 
 def step_bytes() -> bytes:
     """The default step's arguments, encoded as in a launch plan (without the keyword)."""
-    plan = LaunchPlan("prebuilt")
-    plan.step("seccomp", *seccomp_args(DEFAULT_POLICY))
-    encoded = plan.encode()
-    prefix = LaunchPlan("prebuilt").encode() + b"seccomp\0"
-    assert encoded.startswith(prefix)
-    return encoded[len(prefix) :]
+    return encode_args(seccomp_args(DEFAULT_POLICY))
 
 
 def compile_default(app_exec: str) -> bytes:
-    """The BPF ``app_exec`` compiles for the default step (with no prebuilt file beside it)."""
+    """The BPF ``app_exec`` compiles for the default step."""
     plan = LaunchPlan("prebuilt")
     plan.step("seccomp", *seccomp_args(DEFAULT_POLICY))
     read_end, write_end = os.pipe()
@@ -58,10 +54,6 @@ def main(argv: list[str]) -> int:
         return 2
     bin_dir = argv[0]
     target = os.path.join(bin_dir, NAME)
-    try:
-        os.unlink(target)  # app-exec must compile, not read the old file back
-    except FileNotFoundError:
-        pass
     data = step_bytes() + compile_default(os.path.join(bin_dir, "app-exec"))
     tmp = target + ".tmp"
     with open(tmp, "wb") as f:

@@ -36,7 +36,13 @@ from rkt.stage1.common.poddir import (
     PodDir,
     write_atomic,
 )
-from rkt.stage1.ns.launch import LaunchPlan, app_plan, copy_up_volumes, exec_launcher
+from rkt.stage1.ns.launch import (
+    LaunchPlan,
+    app_plan,
+    copy_up_volumes,
+    exec_launcher,
+    read_prebuilt,
+)
 from rkt.stage1.ns.native import INIT, LAUNCHER, SUPERVISOR, WAITER, program
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
@@ -212,7 +218,8 @@ def _app_step(
     dirs = tuple(str(d) for d in app_cgroup.dirs) if app_cgroup is not None else ()
     oom = backend.oom_events_file(app_cgroup) if backend and app_cgroup else None
     plan_file = app_spec_path(pod, spec.name).with_suffix(".plan")
-    write_atomic(plan_file, app_plan(spec, root, dirs, network_fd).encode())
+    prebuilt = read_prebuilt(str(pod.file(abi.STAGE1_ROOTFS)))
+    write_atomic(plan_file, app_plan(spec, root, dirs, network_fd, prebuilt).encode())
     plan.step(
         "app",
         spec.name,
