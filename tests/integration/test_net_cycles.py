@@ -94,6 +94,21 @@ def test_run_of_a_missing_image_undoes_its_early_networks_at_once(
     assert not pod_uuids(nrkt)
 
 
+def test_run_failing_after_the_pod_is_prepared_undoes_its_early_networks(
+    nrkt: NetRkt, net_images: dict[str, Path], tmp_path: Path
+) -> None:
+    save = tmp_path / "no-such-dir" / "uuid"  # --uuid-file-save fails once the pod is prepared
+    proc = run_pod(
+        nrkt, "--net=default", f"--uuid-file-save={save}", str(net_images["bb"]), check=False
+    )
+    assert proc.returncode == 254, proc.stderr
+    assert str(save) in proc.stderr
+    pods = pod_uuids(nrkt)
+    assert len(pods) == 1
+    assert_no_leftovers(nrkt, pods)  # before gc
+    assert not os.path.exists(f"/run/netns/rkt-{pods[0]}")
+
+
 def _killed_while_preparing(nrkt: NetRkt, image: Path) -> str:
     """``rkt run --net=default IMAGE`` held at its next write to the store's index (this test
     holds the index's write lock) once its networks are up, then SIGKILLed with all its

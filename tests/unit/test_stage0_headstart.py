@@ -23,6 +23,15 @@ from rkt.stage1.common.poddir import PodDir
 from rkt.stage1.ns import network
 
 UUID = "6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b"
+
+
+@pytest.fixture(autouse=True)
+def _single_threaded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As ``rkt`` is: other tests of the session may leave threads (a registry, a server)
+    behind, and a process with threads neither runs nor forks an entrypoint in-process."""
+    monkeypatch.setattr(inprocess, "_other_threads", lambda: False)
+
+
 DEFAULT = "coreos.com/rkt/stage1-default"
 
 
@@ -266,6 +275,18 @@ def test_gc_undoes_an_orphan_even_when_stage1_entrypoints_are_execd(
     pods.delete_pod(pod)  # the real built-in gc, forked: nothing attached, nothing to undo
     assert not pod.path.exists()
     assert "warning" not in capfd.readouterr().err
+
+
+def test_gc_of_an_orphan_from_a_threaded_process_says_it_cannot_undo_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(inprocess, "_other_threads", lambda: True)
+    pod = _garbage_pod(tmp_path)
+    journal = pod.file(headstart.EARLY_JOURNAL)
+    journal.parent.mkdir(parents=True)
+    journal.write_text("{}")
+    pods.delete_pod(pod)
+    assert "cannot undo its networks from a threaded process" in capfd.readouterr().err
 
 
 def test_gc_warns_and_still_deletes_when_undoing_an_orphan_fails(

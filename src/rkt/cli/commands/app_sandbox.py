@@ -77,7 +77,11 @@ def run_raw(argv: list[str]) -> int:
     options = run_options(parsed, opts)._replace(mutable=True)
     head = HeadStart(options)  # the sandbox's networks start before it is prepared
     request = sandbox_request(parsed)
-    prepared = prepare_from_args(parsed, opts, "app sandbox", request, head=head)
+    try:
+        prepared = prepare_from_args(parsed, opts, "app sandbox", request, head=head)
+    except BaseException:
+        head.abort()  # (a failed prepare has undone them already)
+        raise
     try:
         _lock, stage1_argv, env = start_run(prepared.pod, options, prepared.lock)
     except RktError:

@@ -18,7 +18,7 @@ from rkt.cli.run_args import (
     reject_unsupported,
 )
 from rkt.config import load_config
-from rkt.errors import UsageError
+from rkt.errors import PodError, UsageError
 from rkt.paths import Path
 from rkt.settings import GlobalOptions
 from rkt.stage0.headstart import HeadStart
@@ -94,7 +94,12 @@ def prepare_from_args(
         )
     save = parsed.last("--uuid-file-save")
     if save:
-        Path(save).write_text(prepared.pod.uuid + "\n")
+        try:
+            Path(save).write_text(prepared.pod.uuid + "\n")
+        except OSError as exc:
+            raise PodError(
+                f'pod "{prepared.pod.uuid}": --uuid-file-save "{save}": {exc.strerror}'
+            ) from exc
     return prepared
 
 
@@ -132,11 +137,11 @@ def run_raw(argv: list[str]) -> int:
     if options.interactive and len(parsed.apps) > 1:
         raise UsageError("--interactive works with exactly one app")
     head = HeadStart(options)  # the pod's networks start before it is prepared
-    prepared = prepare_from_args(parsed, opts, "run", head=head)
     try:
+        prepared = prepare_from_args(parsed, opts, "run", head=head)
         _lock, stage1_argv, env = start_run(prepared.pod, options, prepared.lock)
     except BaseException:
-        head.abort()
+        head.abort()  # (a failed prepare has undone them already)
         raise
     sys.stdout.flush()
     sys.stderr.flush()
