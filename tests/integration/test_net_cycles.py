@@ -6,6 +6,7 @@ Runs inside a test-made namespace standing in for the host (see test_net_pods)."
 from __future__ import annotations
 
 import os
+import select
 import signal
 import sqlite3
 import subprocess
@@ -109,10 +110,13 @@ def test_run_failing_after_the_pod_is_prepared_undoes_its_early_networks(
     assert not os.path.exists(f"/run/netns/rkt-{pods[0]}")
 
 
-def _killed_while_preparing(nrkt: NetRkt, image: Path) -> str:
+def _signalled_while_preparing(
+    nrkt: NetRkt, image: Path, signum: int
+) -> tuple[str, subprocess.Popen[bytes]]:
     """``rkt run --net=default IMAGE`` held at its next write to the store's index (this test
-    holds the index's write lock) once its networks are up, then SIGKILLed with all its
-    processes: the pod is left in ``prepare``, its networks attached. Returns the pod."""
+    holds the index's write lock) once its networks are up, then ``signum`` sent to all its
+    processes (as a terminal's ^C or a service manager's stop does). Returns the pod and the
+    ended process."""
     index = sqlite3.connect(nrkt.dir / "cas" / "db" / "index.sqlite", isolation_level=None)
     index.execute("BEGIN IMMEDIATE")  # rkt waits for it (busy timeout: 60 s)
     proc = subprocess.Popen(
@@ -132,14 +136,45 @@ def _killed_while_preparing(nrkt: NetRkt, image: Path) -> str:
             if not attached:
                 select_wait(proc)  # a bounded poll of the pod's state, re-checked
         assert attached, "the pod's networks were never attached"
-        os.killpg(proc.pid, signal.SIGKILL)  # stage0 and, if still there, its attacher
-        proc.communicate(timeout=30)
+        # the attacher stays until the run process takes the networks over
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        attachers = [os.pidfd_open(int(pid)) for pid in children]
+        assert len(attachers) == 1, children
+        os.killpg(proc.pid, signum)  # stage0 and its attacher
+        try:  # until the attacher has done what it does on that signal
+            assert select.select(attachers, [], [], 60)[0], "the attacher did not end"
+        finally:
+            os.close(attachers[0])
     finally:
+        # ^C: stage0 itself is still waiting in sqlite's busy loop, which no signal ends
         index.execute("ROLLBACK")
         index.close()
-    pod = attached[0].parent.name
+    proc.communicate(timeout=60)
+    return attached[0].parent.name, proc
+
+
+def _killed_while_preparing(nrkt: NetRkt, image: Path) -> str:
+    """SIGKILLed while preparing: the pod is left in ``prepare``, its networks attached."""
+    pod, _ = _signalled_while_preparing(nrkt, image, signal.SIGKILL)
     assert os.path.exists(f"/run/netns/rkt-{pod}")  # really left attached: gc has work to do
     return pod
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_run_interrupted_while_preparing_undoes_its_networks(
+    nrkt: NetRkt, net_images: dict[str, Path], signum: int
+) -> None:
+    run_pod(nrkt, "--net=none", *sh(net_images["httpd"], "true"))  # the stage1 is in the store
+    collect(nrkt)
+    pod, proc = _signalled_while_preparing(nrkt, net_images["bb"], signum)
+    assert proc.returncode != 0
+    # nothing left attached, before any gc: the attacher, which stays until the run process
+    # has taken the networks over, undid them (and stage0, for ^C, had nothing left to undo)
+    assert not os.path.exists(f"/run/netns/rkt-{pod}")
+    assert_no_leftovers(nrkt, [pod])
+    assert all(not name.startswith("veth") for name in nrkt.hostnet.links())
+    collect(nrkt)
+    assert not pod_uuids(nrkt)
 
 
 def _gc_undoes(nrkt: NetRkt, pod: str) -> None:

@@ -302,3 +302,16 @@ def test_gc_warns_and_still_deletes_when_undoing_an_orphan_fails(
     pods.delete_pod(pod)
     assert "ptp DEL failed" in capfd.readouterr().err
     assert not pod.path.exists()
+
+
+def test_the_run_process_releases_an_attacher_that_already_failed(tmp_path: Path) -> None:
+    # the attacher writes "1" and waits for "a" on the hold pipe; one whose ADD failed is gone
+    net = network.PendingNetwork(PodDir(RktPath(tmp_path), UUID))
+    read_end, net._hold = os.pipe()
+    os.close(read_end)
+    net._release()  # no BrokenPipeError: the barrier tells the pod about the failure
+    assert net._hold == -1 and net.fds() == ()
+    read_end, net._hold = os.pipe()
+    net._release()
+    assert os.read(read_end, 1) == b"a" and os.read(read_end, 1) == b""  # then closed
+    os.close(read_end)

@@ -77,7 +77,9 @@ class PendingNetwork:
     "1" on the barrier pipe. It works relative to the pod's directory (its working directory),
     which may be renamed meanwhile. If anything fails it undoes everything (DEL of every network
     attempted, the namespace removed), leaves the error in ``NET_ERROR`` and exits without
-    writing: the barrier then reads end of file. ``start`` returns at once, this process in the
+    writing: the barrier then reads end of file. It stays until this process has entered the
+    pod's namespace (``_release``); if this process ends or aborts before that, it undoes the
+    networks itself. ``start`` returns at once, this process in the
     pod's namespace with ``lo`` up, so the apps are resolved, the cgroups made and the plans
     written while the plugins run. With ``rkt run`` and this flavor in-process, stage0 has
     usually forked the attacher already (``head_start``, before the pod was even prepared):
@@ -96,6 +98,7 @@ class PendingNetwork:
         self._barrier = -1  # the barrier's read end
         self._home = -1  # the host's network namespace, while CNI networks are being attached
         self._netns = -1  # the pod's, until this process enters it (it outlives a failed ADD)
+        self._hold = -1  # keeps the attacher until this process has the networks (``_release``)
 
     @classmethod
     def start(cls, host: Host, pod: PodDir, args: RunArgs) -> PendingNetwork:
@@ -127,6 +130,7 @@ class PendingNetwork:
         except BaseException:
             net.abort()
             raise
+        net._release()
         return net
 
     @classmethod
@@ -152,12 +156,15 @@ class PendingNetwork:
             create_netns(path)
             net._netns = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
             read_end, write_end = os.pipe()  # both close-on-exec
+            hold_read, net._hold = os.pipe()
             parent = os.getpid()
             pid = os.fork()
             if pid == 0:
                 os.close(read_end)
-                _attach(host, parent, pod, args, journal, attachments, write_end)
+                os.close(net._hold)
+                _attach(host, parent, pod, args, journal, attachments, write_end, hold_read)
             os.sched_yield()  # the attacher first: its plugins are the longest path
+            os.close(hold_read)
             net._attacher = pid
             net._barrier = read_end
             os.close(write_end)
@@ -168,7 +175,7 @@ class PendingNetwork:
 
     def fds(self) -> tuple[int, ...]:
         """The descriptors this object holds (stage0 keeps them across the in-process run)."""
-        return tuple(fd for fd in (self._barrier, self._home, self._netns) if fd >= 0)
+        return tuple(fd for fd in (self._barrier, self._home, self._netns, self._hold) if fd >= 0)
 
     def barrier(self) -> tuple[int, str] | None:
         """The barrier's read end (inheritable now) and the attacher's error file, for the pod
@@ -196,8 +203,9 @@ class PendingNetwork:
             return
         journal: NetJournal | None = self.journal
         journal_file = self.pod.file(NET_JOURNAL)
+        self._close_hold()  # not ours: an attacher done with its ADDs undoes them itself
         if self._attacher:
-            self._wait()  # a failed attacher undid its own work: no journal left
+            self._wait()  # an attacher that undid its own work left no journal
             from rkt.net.state import NetJournal
 
             try:
@@ -221,6 +229,21 @@ class PendingNetwork:
         os.waitpid(self._attacher, 0)
         self._attacher = 0
         return up
+
+    def _release(self) -> None:
+        """This process has the networks now (it is in the pod's namespace): the attacher may
+        end once they are up."""
+        if self._hold >= 0:
+            try:
+                os.write(self._hold, b"a")
+            except BrokenPipeError:
+                pass  # the attacher failed and is gone: the barrier tells the pod
+            self._close_hold()
+
+    def _close_hold(self) -> None:
+        if self._hold >= 0:
+            os.close(self._hold)
+            self._hold = -1
 
     def _close_home(self) -> None:
         if self._home >= 0:
@@ -319,8 +342,12 @@ def _attach(
     journal: NetJournal,
     attachments: list[tuple[config.Attachment, dict[str, Any]]],
     barrier: int,
+    hold: int,
 ) -> NoReturn:
-    """The network attacher (see ``PendingNetwork``); never returns."""
+    """The network attacher (see ``PendingNetwork``); never returns. Once the networks are up
+    it stays until the run process has taken them over ("a" on ``hold``); if that process
+    ends first (``hold`` at end of file: killed, interrupted, failed, or ``abort``), or this
+    one is stopped meanwhile, it undoes them: no one else would before gc."""
     code = EXIT_ERROR
     try:
         # Relative to the pod directory from here on: stage0 may still move it between phases
@@ -346,11 +373,17 @@ def _attach(
                 journal.save(journal_file)
                 results.append(entry.result)
         except BaseException:
-            teardown_journal(journal, journal_file, raise_errors=False)
+            _undo(journal, journal_file)
             raise
         write_atomic(pod.file(NET_INFO), jsonio.dumps(net_info(journal)).encode())
         write_name_file_texts(pod, args, results)
         os.write(barrier, b"1")
+        try:
+            adopted = os.read(hold, 1) == b"a"
+        except KeyboardInterrupt:  # SIGTERM (the run process died), ^C
+            adopted = False
+        if not adopted:
+            _undo(journal, journal_file)
         code = 0
     except BaseException as exc:
         if not isinstance(exc, (RktError, OSError, KeyboardInterrupt)):
@@ -367,6 +400,14 @@ def _attach(
 
 def _interrupted(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
+
+
+def _undo(journal: NetJournal, journal_file: Path) -> None:
+    """The attacher undoes what it attached, to the end: a stop often comes twice (the signal
+    to the whole process group, then the parent-death signal) and must not cut the DELs short."""
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_IGN)
+    teardown_journal(journal, journal_file, raise_errors=False)
 
 
 def _port_config(pod: PodDir, args: RunArgs, atts: list[config.Attachment]) -> list[dict[str, Any]]:
