@@ -363,14 +363,14 @@ def test_a_filter_compiled_beforehand_is_loaded_as_given() -> None:
 def test_a_prebuilt_filter_is_enforced() -> None:
     require_root()
     unshare = require_tool("unshare")
-    bpf = (NATIVE_DIR / prebuilt.NAME).read_bytes()[len(prebuilt.step_bytes()) :]
+    bpf = (NATIVE_DIR / prebuilt.PREBUILT).read_bytes()[len(prebuilt.step_bytes()) :]
     plan = _plan(("nnp",), ("seccomp-bpf", bpf.hex()), _exec([unshare, "--mount", "true"], []))
     proc = _run(plan)
     assert proc.returncode != 0 and "Operation not permitted" in proc.stderr
 
 
 def test_the_shipped_prebuilt_filter_is_what_app_exec_compiles() -> None:
-    shipped = (NATIVE_DIR / prebuilt.NAME).read_bytes()
+    shipped = (NATIVE_DIR / prebuilt.PREBUILT).read_bytes()
     step = prebuilt.step_bytes()
     assert shipped.startswith(step)
     assert shipped[len(step) :] == _export_bpf(DEFAULT_POLICY)

@@ -14,7 +14,7 @@ from rkt.stage1.common.appspec import AppSpec, NameFile, VolumeMount
 from rkt.stage1.common.poddir import PodDir
 from rkt.stage1.common.seccomp import DEFAULT_POLICY
 from rkt.stage1.ns.launch import FsOp, app_plan, enter_plan, plan_filesystem
-from rkt.stage1.ns.network import (
+from rkt.stage1.ns.namefiles import (
     HOST_HOSTS,
     HOST_RESOLV_CONF,
     NAME_FILES_DIR,

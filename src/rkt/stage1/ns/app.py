@@ -51,7 +51,7 @@ def check_mutable_pod(pod: PodDir) -> dict[str, object]:
 
 def resolve_app(pod: PodDir, args: AppArgs, config: dict[str, object]) -> None:
     """app/add: the app's launch, resolved and saved for the init (and later for enter)."""
-    from rkt.stage1.ns.network import with_name_files
+    from rkt.stage1.ns.namefiles import with_name_files
     from rkt.stage1.ns.run import save_app_spec
     from rkt.stage1.ns.start import prepare_added_app
 

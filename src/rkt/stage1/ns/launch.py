@@ -196,7 +196,7 @@ class LaunchPlan:
 
     def encode(self) -> bytes:
         tokens = [token for step in self.steps for token in step]
-        data = "\0".join(tokens).encode("utf-8", "surrogateescape") + b"\0"
+        data = encode_args(tuple(tokens))
         if data.count(b"\0") != len(tokens):
             raise ValueError("a launch plan value contains a NUL byte")
         return data

@@ -19,8 +19,6 @@ import sys
 from rkt.stage1.common.seccomp import DEFAULT_POLICY
 from rkt.stage1.ns.launch import PREBUILT, LaunchPlan, encode_args, seccomp_args
 
-NAME = PREBUILT
-
 
 def step_bytes() -> bytes:
     """The default step's arguments, encoded as in a launch plan (without the keyword)."""
@@ -53,7 +51,7 @@ def main(argv: list[str]) -> int:
         print("usage: python -m rkt.stage1.ns.prebuilt BIN_DIR", file=sys.stderr)
         return 2
     bin_dir = argv[0]
-    target = os.path.join(bin_dir, NAME)
+    target = os.path.join(bin_dir, PREBUILT)
     data = step_bytes() + compile_default(os.path.join(bin_dir, "app-exec"))
     tmp = target + ".tmp"
     with open(tmp, "wb") as f:

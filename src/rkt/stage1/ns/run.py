@@ -28,7 +28,8 @@ from rkt.host.api import CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, 
 from rkt.stage1.common.args import RunArgs, parse_run
 from rkt.stage1.common.entry import run_entrypoint
 from rkt.stage1.common.poddir import CGROUP_STATE, PodDir, write_atomic
-from rkt.stage1.ns.network import PendingNetwork, with_name_files
+from rkt.stage1.ns.namefiles import with_name_files
+from rkt.stage1.ns.network import PendingNetwork
 
 # The rest (app resolution, cgroups, plans: ~2.5 ms of imports) is imported where it is used,
 # after the network attacher is started: the plugins work meanwhile.

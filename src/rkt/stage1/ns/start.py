@@ -192,8 +192,11 @@ def _start_steps(
 ) -> None:
     """Each app's plan written beside its spec, then the steps that start them and supervise."""
     network_fd = network[0] if network is not None else None
+    prebuilt = read_prebuilt(str(pod.file(abi.STAGE1_ROOTFS)))  # once for every app
     for spec, root, app_cgroup in zip(specs, roots, app_cgroups, strict=True):
-        _app_step(plan, pod, base, spec, root, app_cgroup, backend, args.interactive, network_fd)
+        _app_step(
+            plan, pod, base, spec, root, app_cgroup, backend, args.interactive, network_fd, prebuilt
+        )
     plan.step("start", int(args.interactive))
     if network is not None:  # the apps wait for it too, each before its resolv.conf/hosts
         plan.step("network", *network)
@@ -213,12 +216,13 @@ def _app_step(
     backend: CgroupBackend | None,
     interactive: bool,
     network_fd: int | None = None,
+    prebuilt: bytes | None = None,
 ) -> None:
-    """The app's launch plan, written beside its spec, and its "app" step (see pod-init.c)."""
+    """The app's launch plan, written beside its spec, and its "app" step (see pod-init.c).
+    ``prebuilt``: the stage1's default seccomp filter (``launch.read_prebuilt``)."""
     dirs = tuple(str(d) for d in app_cgroup.dirs) if app_cgroup is not None else ()
     oom = backend.oom_events_file(app_cgroup) if backend and app_cgroup else None
     plan_file = app_spec_path(pod, spec.name).with_suffix(".plan")
-    prebuilt = read_prebuilt(str(pod.file(abi.STAGE1_ROOTFS)))
     write_atomic(plan_file, app_plan(spec, root, dirs, network_fd, prebuilt).encode())
     plan.step(
         "app",
@@ -253,7 +257,8 @@ def prepare_added_app(pod: PodDir, spec: AppSpec) -> None:
     record = LaunchPlan(f'app "{spec.name}"')
     record.step("overlay", root, data)
     # (a mutable pod is never interactive: run refuses the pair)
-    _app_step(record, pod, pod.path, spec, root, app_cgroup, backend, interactive=False)
+    prebuilt = read_prebuilt(str(pod.file(abi.STAGE1_ROOTFS)))
+    _app_step(record, pod, pod.path, spec, root, app_cgroup, backend, False, None, prebuilt)
     write_atomic(app_spec_path(pod, spec.name).with_suffix(".add"), record.encode())
 
 
