@@ -29,7 +29,14 @@ $(NATIVE)/bin/app-exec: NATIVE_LIBS := -lseccomp
 $(NATIVE)/bin/seccomp-default: $(NATIVE)/bin/app-exec src/rkt/stage1/ns/prebuilt.py src/rkt/stage1/ns/launch.py src/rkt/stage1/common/seccomp.py | $(STAMP)
 	PYTHONPATH=src $(VENV)/bin/python -m rkt.stage1.ns.prebuilt $(NATIVE)/bin
 
-setup: $(STAMP) $(NATIVE_BIN) $(NATIVE)/bin/seccomp-default
+# rkt's compiled modules in one file, which the launcher and the stage1 scripts load from
+# (src/rkt/bundle.py; a module edited since is imported from its source)
+BUNDLE := $(VENV)/.rkt-bundle-stamp
+$(BUNDLE): $(shell find src/rkt -name '*.py') | $(STAMP)
+	PYTHONPATH=src $(VENV)/bin/python -m rkt.bundle
+	touch $@
+
+setup: $(STAMP) $(NATIVE_BIN) $(NATIVE)/bin/seccomp-default $(BUNDLE)
 
 demo: setup
 	bash scripts/demo.sh

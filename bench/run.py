@@ -88,6 +88,16 @@ def build_native(native: Path) -> None:
     tmp.rename(native / "bin")
 
 
+def build_bundle(src: Path) -> None:
+    """A checkout that has rkt/bundle.py gets its module bundle, as `make setup` builds it."""
+    if (src / "rkt" / "bundle.py").is_file():
+        subprocess.run(
+            [sys.executable, "-m", "rkt.bundle"],
+            env={**os.environ, "PYTHONPATH": str(src)},
+            check=True,
+        )
+
+
 def other_sources(args: argparse.Namespace) -> list[tuple[str, Path]]:
     """``--against``: (label, src dir) per revision or src/ directory given."""
     others = []
@@ -97,6 +107,7 @@ def other_sources(args: argparse.Namespace) -> list[tuple[str, Path]]:
             continue
         src = checkout_src(rev, Path(args.disk_dir))
         build_native(src / "rkt" / "stage1" / "native")
+        build_bundle(src)
         others.append((rev, src))
     return others
 

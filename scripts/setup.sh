@@ -48,13 +48,21 @@ fi
 # The rkt command itself: pip's console script starts the interpreter with `site`, which reads
 # every .pth file and runs Debian's sitecustomize (~3 ms on each rkt command). Ours starts it
 # with -S and puts the venv's site-packages and our src/ on sys.path itself (PYTHONPATH still
-# comes first: bench/ --against relies on it). docs/architecture.md "Start-up".
+# comes first: bench/ --against relies on it), then loads rkt's modules from the bundle `make
+# setup` builds (rkt/bundle.py; a checkout without one imports as usual). docs/architecture.md
+# "Start-up".
 SITE_PACKAGES=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 cat > .venv/bin/rkt.tmp <<LAUNCHER
 #!$PWD/.venv/bin/python -S
 # rkt launcher (written by scripts/setup.sh)
 import sys
 sys.path += ["$SITE_PACKAGES", "$PWD/src"]
+try:
+    from rkt.bundle import install
+except ImportError:
+    pass
+else:
+    install()
 from rkt.cli.main import main
 sys.exit(main())
 LAUNCHER

@@ -80,6 +80,10 @@ NOT_ON_RUN_PATH = (
     "shutil",  # imports bz2 and lzma (~3 ms): the stage1 tree is linked by rkt.stage0.prepare
     "dataclasses",  # with inspect, ast, tokenize: ~7 ms, plus 0.3-1 ms per class
     "sqlite3",  # the index uses the C module _sqlite3; the package imports datetime (~1 ms)
+    "_sqlite3",  # a stored image is found in its name file (rkt.store.names): no index at all
+    "rkt.store.db",
+    "functools",  # (_sqlite3 imported it, and with it collections)
+    "collections",  # ~1 ms: collections.abc's classes come from the frozen _collections_abc
     "datetime",
     "typing",  # ~2.5 ms with re and contextlib; records are rkt.records, annotations strings
     "pathlib",  # ~4 ms with fnmatch, urllib.parse, ipaddress: paths are rkt.paths.Path

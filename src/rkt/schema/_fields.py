@@ -9,7 +9,8 @@ Pure: no I/O. Imports only ``rkt.errors`` and the standard library.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+# collections.abc without importing `collections` (~1 ms): the same classes
+from _collections_abc import Callable, Iterable, Mapping
 
 from rkt import jsonio
 from rkt.errors import ManifestError

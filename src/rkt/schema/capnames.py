@@ -6,7 +6,7 @@ without importing the isolator parsers. Imports only the standard library.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from _collections_abc import Mapping  # collections.abc without `collections` (~1 ms)
 from types import MappingProxyType
 
 _CAPABILITY_NAMES = [

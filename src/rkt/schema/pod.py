@@ -14,7 +14,7 @@ Pure: no I/O. Imports only ``rkt.errors`` and its sibling ``rkt.schema`` modules
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from _collections_abc import Mapping  # collections.abc without `collections` (~1 ms)
 
 from rkt import textcheck
 from rkt.records import NamedTuple

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
 
 from rkt.errors import (
     ArchiveError,
@@ -40,11 +39,12 @@ from rkt.paths import Path
 from rkt.records import NamedTuple
 from rkt.settings import GlobalOptions
 from rkt.stage0.privileges import RKT_ADMIN_GROUP, require_group
-from rkt.store.db import RemoteRecord
+from rkt.store.records import RemoteRecord
 from rkt.store.store import Store
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import BinaryIO
 
     from rkt.config import Config

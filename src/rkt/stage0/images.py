@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from rkt.errors import AmbiguousError, ImageError, NotFoundError, StoreError, UsageError
 from rkt.paths import Path
 from rkt.settings import GlobalOptions
-from rkt.store.db import ImageRecord
 from rkt.store.locks import locked, remove_tree
+from rkt.store.records import ImageRecord
 from rkt.store.store import Store
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from rkt.errors import ImageError
 from rkt.fetch.progress import NullProgress, Progress
 from rkt.paths import Path
-from rkt.store.db import ImageRecord, TreeRecord
+from rkt.store.records import ImageRecord, TreeRecord
 from rkt.store.render import render_chain, render_image_tree
 from rkt.store.store import Store, tree_id_for
 

@@ -90,8 +90,13 @@ def may_run_in_process() -> bool:
 
 
 def _holds_cloexec_fds(keep: tuple[int, ...]) -> bool:
-    """Whether an exec would close a descriptor we hold, other than ``keep`` (then exec: the
-    stage1 must not inherit, say, an index connection or a lock stage0 still has open)."""
+    """Whether an exec would close a descriptor we hold, other than ``keep`` and the module
+    bundle's (then exec: the stage1 must not inherit, say, an index connection or a lock stage0
+    still has open). The bundle's is not the stage1's business: the exec'd script would open
+    its own, and the code run here keeps importing through it."""
+    bundle = sys.modules.get("rkt.bundle")
+    if bundle is not None:
+        keep = (*keep, *bundle.descriptors())
     for name in os.listdir("/proc/self/fd"):
         fd = int(name)
         if fd <= 2 or fd in keep:

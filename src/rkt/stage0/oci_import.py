@@ -30,7 +30,6 @@ from rkt.errors import ArchiveError, ImageError, NotFoundError, PrivilegeError, 
 from rkt.formats.oci import Descriptor, derive_image_manifest, diff_ids
 from rkt.formats.oci_source import ImageSource, ResolvedImage, is_local_source
 from rkt.paths import Path
-from rkt.store.db import ImageRecord, RemoteRecord
 from rkt.store.layers import (
     LayerRecord,
     add_layered_image,
@@ -40,6 +39,7 @@ from rkt.store.layers import (
     layers_held,
     layers_size,
 )
+from rkt.store.records import ImageRecord, RemoteRecord
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:

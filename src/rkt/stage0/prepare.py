@@ -11,7 +11,6 @@ The requests are the records of ``rkt.stage0.request``.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 
 from rkt import abi, jsonio
 from rkt.errors import ImageError, PodError, RktError, UsageError
@@ -20,11 +19,12 @@ from rkt.pod.pod import Pod, PodLock, create_embryo, ensure_pods_root, write_ato
 from rkt.records import NamedTuple
 from rkt.stage0.request import AppRequest, Pairs, PodRequest
 from rkt.stage0.stage1_image import Stage1, select_stage1
-from rkt.store.db import ImageRecord
+from rkt.store.records import ImageRecord
 from rkt.store.store import Store
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
 
@@ -324,7 +324,7 @@ def _lay_out_layers(store: Store, info: Path, rec: ImageRecord) -> bool:
 
     ``rootfs`` points at the top-most layer (informational; the stack is what a stage1 mounts).
     """
-    digests = store.index.image_layers(rec.id)
+    digests = store.image_layers(rec.id)
     if not digests:
         return False  # an ACI: its rendered tree (no need for rkt.store.layers)
     from rkt.store.layers import layer_key, layer_path

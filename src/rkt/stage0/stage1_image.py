@@ -34,15 +34,16 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from rkt.store.db import ImageRecord
+    from rkt.store.records import ImageRecord
     from rkt.store.store import Store
 
 STAGE1_PREFIX = "coreos.com/rkt/stage1-"
 DEFAULT_FLAVOR = "default"
 INTERPRETER_ANNOTATION = "rkt.local/interpreter"
 ENTRYPOINT_FORMAT_ANNOTATION = "rkt.local/entrypoint-format"
-# 1 (no annotation): "-I" with site; 2: "-IS" and an explicit sys.path; 3: 2 + native programs
-ENTRYPOINT_FORMAT = "3"
+# 1 (no annotation): "-I" with site; 2: "-IS" and an explicit sys.path; 3: 2 + native programs;
+# 4: 3 + rkt's module bundle (rkt/bundle.py)
+ENTRYPOINT_FORMAT = "4"
 
 # flavor -> (python package holding its entrypoint modules, entrypoint names it ships)
 BUILTIN_FLAVORS: dict[str, str] = {
@@ -174,6 +175,8 @@ def _script(module: str, function: str = "main", paths: list[str] | None = None)
         "# rkt built-in stage1 entrypoint (generated; see docs/stage1-abi.md)\n"
         "import sys\n"
         f"sys.path += {extra!r}\n"
+        "from rkt.bundle import install\n"
+        "install()\n"
         f"from {module} import {function} as main\n"
         "sys.exit(main(sys.argv[1:]))\n"
     )

@@ -17,7 +17,8 @@ from collections.abc import Callable
 from rkt import jsonio
 from rkt.errors import StoreError
 from rkt.paths import Path
-from rkt.records import NamedTuple
+from rkt.store import names
+from rkt.store.records import ImageRecord, RemoteRecord, TreeRecord
 
 SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 60_000
@@ -96,38 +97,23 @@ def _migrate_to_2(conn: sqlite3.Connection) -> None:
 # MIGRATIONS[n] brings a database from version n to n + 1.
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {0: _migrate_to_1, 1: _migrate_to_2}
 
-
-class ImageRecord(NamedTuple):
-    id: str
-    name: str
-    labels: dict[str, str]
-    manifest: bytes
-    import_time: float
-    last_used: float
-    size: int
-    uncompressed_size: int
-    compression: str
-    source: str
-    tree_id: str | None
-    tree_size: int
-
-
-class RemoteRecord(NamedTuple):
-    url: str
-    sig_url: str | None
-    etag: str | None
-    image_id: str
-    max_age: int
-    download_time: float
-
-
-class TreeRecord(NamedTuple):
-    id: str
-    image_id: str
-    chain: tuple[str, ...]
-    hash: str
-    size: int
-    render_time: float
+# Temporary (per-connection) triggers reporting every name whose rows a write changes, for the
+# name files (rkt.store.names): whichever statement makes the change, the name is caught.
+_NAME_TRIGGERS = (
+    "CREATE TEMP TRIGGER rkt_images_insert AFTER INSERT ON images"
+    " BEGIN SELECT rkt_name_changed(NEW.name); END",
+    "CREATE TEMP TRIGGER rkt_images_update AFTER UPDATE ON images"
+    " BEGIN SELECT rkt_name_changed(OLD.name), rkt_name_changed(NEW.name); END",
+    "CREATE TEMP TRIGGER rkt_images_delete AFTER DELETE ON images"
+    " BEGIN SELECT rkt_name_changed(OLD.name); END",
+    "CREATE TEMP TRIGGER rkt_layers_insert AFTER INSERT ON image_layers"
+    " BEGIN SELECT rkt_name_changed((SELECT name FROM images WHERE id = NEW.image_id)); END",
+    "CREATE TEMP TRIGGER rkt_layers_update AFTER UPDATE ON image_layers"
+    " BEGIN SELECT rkt_name_changed((SELECT name FROM images WHERE id = OLD.image_id)),"
+    " rkt_name_changed((SELECT name FROM images WHERE id = NEW.image_id)); END",
+    "CREATE TEMP TRIGGER rkt_layers_delete AFTER DELETE ON image_layers"
+    " BEGIN SELECT rkt_name_changed((SELECT name FROM images WHERE id = OLD.image_id)); END",
+)
 
 
 _IMAGE_COLUMNS = (
@@ -179,9 +165,15 @@ class _CreationLock:
 class ImageIndex:
     """Typed queries over the index database; one connection per process."""
 
-    def __init__(self, path: Path, *, writable: bool = True) -> None:
+    def __init__(self, path: Path, *, writable: bool = True, names_dir: Path | None = None) -> None:
+        """``names_dir``: the store's name files (rkt.store.names), kept equal to the index by
+        every write transaction of this connection."""
         self.path = path
         self._tx_lock = _thread.RLock()  # the builtin: no `threading` import
+        self.names_dir = names_dir
+        self._names_lock = names.NamesLock(path.parent) if names_dir is not None else None
+        self._changed_names: set[str] = set()
+        self._in_transaction = False
         try:
             self.conn = sqlite3.connect(
                 path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
@@ -199,11 +191,53 @@ class ImageIndex:
                     self._migrate(writable)
             else:
                 self._migrate(writable)
+            if names_dir is not None:
+                self.conn.create_function("rkt_name_changed", 1, self._name_changed)
+                for statement in _NAME_TRIGGERS:
+                    self.conn.execute(statement)
         except sqlite3.Error as exc:
             raise StoreError(f'image index "{path}": {exc}') from exc
 
     def close(self) -> None:
         self.conn.close()
+        if self._names_lock is not None:
+            self._names_lock.close()
+
+    def _name_changed(self, name: object) -> None:
+        if isinstance(name, str):
+            self._changed_names.add(name)
+
+    # name files ---------------------------------------------------------------------------------
+
+    def entries_named(self, name: str) -> list[names.Entry]:
+        """The name's images with their layers, newest import first: a name file's content."""
+        return [(rec, self.image_layers(rec.id)) for rec in self.images_named(name)]
+
+    def write_name_files(self, changed: set[str]) -> None:
+        """Write the files of ``changed`` names from the index (the names lock is held). A file
+        that cannot be written stays absent: readers then ask the index."""
+        assert self.names_dir is not None
+        for name in sorted(changed):
+            try:
+                names.write(self.names_dir, name, self.entries_named(name))
+            except (OSError, sqlite3.Error):
+                pass
+
+    def repair_name_file(self, name: str) -> None:
+        """Write the name's file (a reader found none), in turn with the writers."""
+        if self._names_lock is None or self._in_transaction:
+            return  # (in a transaction of ours: it writes the files it changes)
+        self._tx_lock.acquire()
+        try:
+            self._names_lock.acquire()
+            try:
+                self.write_name_files({name})
+            finally:
+                self._names_lock.release()
+        except OSError:
+            pass  # no lock file (a read-only store): the index answers, as before
+        finally:
+            self._tx_lock.release()
 
     def transaction(self) -> _Transaction:
         """One write transaction at a time on this connection: layer imports commit from
@@ -377,17 +411,47 @@ class _Transaction:
     def __enter__(self) -> sqlite3.Connection:
         index = self.index
         index._tx_lock.acquire()
+        locked = False
         try:
+            if index._names_lock is not None:
+                index._names_lock.acquire()  # before the index's lock: rkt.store.names
+                locked = True
+            index._changed_names.clear()
             index.conn.execute("BEGIN IMMEDIATE")
+            index._in_transaction = True
         except BaseException as exc:
+            if locked:
+                index._names_lock.release()  # type: ignore[union-attr]
             index._tx_lock.release()
             if isinstance(exc, sqlite3.Error):
                 raise StoreError(f'image index "{index.path}": {exc}') from exc
+            if isinstance(exc, OSError):
+                raise StoreError(f'image index "{index.path}": names lock: {exc}') from exc
             raise
         return index.conn
 
     def __exit__(self, kind: type[BaseException] | None, *rest: object) -> None:
+        index = self.index
+        changed = set(index._changed_names) if index.names_dir is not None else set()
         try:
-            self.index.conn.execute("COMMIT" if kind is None else "ROLLBACK")
+            if kind is not None:
+                index.conn.execute("ROLLBACK")
+                return
+            if changed:
+                try:
+                    names.invalidate(index.names_dir, changed)  # type: ignore[arg-type]
+                except OSError as exc:
+                    index.conn.execute("ROLLBACK")
+                    raise StoreError(
+                        f'image index "{index.path}": cannot remove a name file ({exc}); '
+                        "nothing was changed"
+                    ) from exc
+            index.conn.execute("COMMIT")
+            if changed:
+                index.write_name_files(changed)
         finally:
-            self.index._tx_lock.release()
+            index._in_transaction = False
+            index._changed_names.clear()
+            if index._names_lock is not None:
+                index._names_lock.release()
+            index._tx_lock.release()

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 from rkt.errors import StoreError
 from rkt.paths import Path
-from rkt.store.db import ImageRecord
 from rkt.store.locks import FileLock
+from rkt.store.records import ImageRecord
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
@@ -90,7 +90,7 @@ def has_layer(store: Store, digest: str) -> bool:
 
 def image_layers(store: Store, image_id: str) -> list[str]:
     """The digests of an image's layers, bottom-most first ([] for an ACI)."""
-    return store.index.image_layers(image_id)
+    return store.image_layers(image_id)
 
 
 def layer_trees(store: Store, image_id: str) -> list[Path]:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from rkt import jsonio
 from rkt.errors import ImageError
 from rkt.paths import Path
-from rkt.store.db import TreeRecord
+from rkt.store.records import TreeRecord
 from rkt.store.store import Store, tree_id_for
 
 ResolveDependency = Callable[[str, dict[str, str], "str | None"], str]

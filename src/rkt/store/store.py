@@ -3,6 +3,7 @@
 Layout (documented in docs/architecture.md)::
 
     cas/db/index.sqlite            the index (WAL); see rkt.store.db
+    cas/db/names/<name>.json       the index's rows by image name; see rkt.store.names
     cas/blob/sha512/ab/sha512-ab…  each image as fetched (maybe compressed), named by its image ID
     cas/tree/deps-<hex>/           rendered trees: rootfs/ and manifest, named by the render chain
     cas/locks/<id>.lock            per-image and per-tree flock files
@@ -20,12 +21,18 @@ from __future__ import annotations
 import grp
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
 
 from rkt.errors import AmbiguousError, NotFoundError, StoreError
 from rkt.paths import Path
-from rkt.store.db import ImageIndex, ImageRecord, RemoteRecord, TreeRecord
+from rkt.store import names
 from rkt.store.locks import FileLock, TempDir, clean_stale_tempdirs, remove_tree
+from rkt.store.records import ImageRecord, RemoteRecord, TreeRecord
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+
+    from rkt.store.db import ImageIndex
 
 STORE_GROUP = "rkt"
 _DIR_MODE = 0o2775
@@ -61,6 +68,9 @@ def tree_id_for(chain: Sequence[str]) -> str:
 
 
 class Store:
+    """The store of one data directory. The index (sqlite) is opened on first use: a pod start
+    whose images are all in the name files (rkt.store.names) never opens it."""
+
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
         self.cas = data_dir / "cas"
@@ -69,15 +79,29 @@ class Store:
         self.tmp_dir = self.cas / "tmp"
         self.lock_dir = self.cas / "locks"
         self.db_dir = self.cas / "db"
-        gid = _store_gid()  # one group lookup (NSS reads /etc/group) for both steps
-        self._ensure_layout(gid)
-        db_path = self.db_dir / "index.sqlite"
-        self.index = ImageIndex(db_path)
-        self._share_db_files(db_path, gid)
+        self.names_dir = self.db_dir / names.DIR_NAME
+        self._gid = _store_gid()  # one group lookup (NSS reads /etc/group) for both steps
+        self._ensure_layout(self._gid)
+        self._index: ImageIndex | None = None
+        # images read from the name files by this process (id -> entry), while the index is
+        # not open; once it is, it answers (this process may be writing)
+        self._seen: dict[str, names.Entry] = {}
         clean_stale_tempdirs(self.tmp_dir)
 
+    @property
+    def index(self) -> ImageIndex:
+        if self._index is None:
+            from rkt.store.db import ImageIndex
+
+            db_path = self.db_dir / "index.sqlite"
+            self._index = ImageIndex(db_path, names_dir=self.names_dir)
+            self._share_db_files(db_path, self._gid)
+            self._seen.clear()
+        return self._index
+
     def close(self) -> None:
-        self.index.close()
+        if self._index is not None:
+            self._index.close()
 
     def __enter__(self) -> Store:
         return self
@@ -99,6 +123,7 @@ class Store:
                 self.tmp_dir,
                 self.lock_dir,
                 self.db_dir,
+                self.names_dir,
             ):
                 if path.is_dir():
                     continue
@@ -146,7 +171,13 @@ class Store:
     # lookups ----------------------------------------------------------------------------------
 
     def get(self, image_id: str) -> ImageRecord | None:
-        return self.index.get_image(image_id)
+        seen = self._seen.get(image_id) if self._index is None else None
+        return seen[0] if seen is not None else self.index.get_image(image_id)
+
+    def image_layers(self, image_id: str) -> list[str]:
+        """The digests of an image's Docker/OCI layers, bottom-most first ([] for an ACI)."""
+        seen = self._seen.get(image_id) if self._index is None else None
+        return list(seen[1]) if seen is not None else self.index.image_layers(image_id)
 
     def list_images(self) -> list[ImageRecord]:
         return self.index.all_images()
@@ -167,9 +198,23 @@ class Store:
         wanted = dict(labels or {})
         return [
             rec
-            for rec in self.index.images_named(name)
+            for rec in self._named(name)
             if all(rec.labels.get(k) == v for k, v in wanted.items())
         ]
+
+    def _named(self, name: str) -> list[ImageRecord]:
+        """The name's images: from its name file when there is one, else from the index (and
+        the file written for next time)."""
+        if self._index is None:
+            entries = names.read(self.names_dir, name)
+            if entries is not None:
+                for entry in entries:
+                    self._seen[entry[0].id] = entry
+                return [rec for rec, _layers in entries]
+        found = self.index.images_named(name)
+        if found:
+            self.index.repair_name_file(name)
+        return found
 
     def get_remote(self, url: str) -> RemoteRecord | None:
         return self.index.get_remote(url)

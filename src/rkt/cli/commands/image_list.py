@@ -14,7 +14,7 @@ from rkt.cli.output import (
 from rkt.cli.quickparse import add_bool
 from rkt.errors import UsageError
 from rkt.settings import GlobalOptions
-from rkt.store.db import ImageRecord
+from rkt.store.records import ImageRecord
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:

@@ -6,12 +6,15 @@ from __future__ import annotations
 import errno
 import os
 import select
-from collections.abc import Iterable
 
 from rkt.host.signals import signal
 from rkt.paths import Path
 
 _KILL_WAIT_MS = 5000
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 
 def counter(text: str, key: str) -> int:

@@ -13,13 +13,13 @@ Pure. Imports only the standard library and ``rkt.schema``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from rkt.records import NamedTuple
 from rkt.schema.capnames import CAPABILITIES, DEFAULT_CAPABILITIES
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from rkt.schema.isolators import CapabilitySet
 
 

@@ -12,13 +12,12 @@ Pure. Imports only the standard library, ``rkt.errors`` and ``rkt.schema``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from rkt.errors import PodError
 from rkt.records import NamedTuple
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from typing import Any
 
     from rkt.schema.isolators import Isolator

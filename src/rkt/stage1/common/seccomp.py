@@ -15,7 +15,6 @@ Pure: no I/O. Imports only the standard library, ``rkt.errors`` and ``rkt.schema
 from __future__ import annotations
 
 import errno as errno_names
-from collections.abc import Iterable
 
 from rkt import jsonio
 from rkt.errors import PodError
@@ -23,6 +22,7 @@ from rkt.records import NamedTuple
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from typing import Any, Literal
 
     from rkt.schema.isolators import SeccompSet

@@ -38,7 +38,6 @@ Imports only the standard library, ``rkt.host`` and ``rkt.stage1.common``.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 
 from rkt.host.api import (
     CLONE_NEWNS,
@@ -60,6 +59,7 @@ from rkt.stage1.common.masks import plan_masks
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import NoReturn
 
     from rkt.stage1.common.masks import MaskKind

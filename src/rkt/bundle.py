@@ -1,0 +1,208 @@
+"""rkt's compiled modules in one file: every command imports ~80 modules, and Python's path
+finder spends ~50 us on each one (directory caches, a stat, an open and a read of its ``.pyc``,
+the header check) before it unmarshals it. ``make setup`` writes the bundle; the ``rkt``
+launcher and the built-in stage1's entrypoint scripts install its finder first.
+
+The file (``rkt/__pycache__/rkt-bundle.<cache tag>.bin``): 8 bytes of index length, the index
+(marshalled ``{module: (offset, length, source path, is package, source mtime_ns, source
+size)}``), then each module's marshalled code object. A module is served from the bundle only
+while its source file has the size and mtime the bundle recorded (the check a ``.pyc`` gets);
+anything else, or any module not in it, is imported the usual way. A missing, torn or
+foreign bundle installs nothing. The code object is read with one ``pread`` when the module is
+first imported, so modules no command needs cost only their index entry.
+
+Bundled: every module of the ``rkt`` package, and the pure-Python standard library modules
+they import (not third-party packages: they are not on the start paths that matter).
+
+No ``from __future__ import annotations`` here: this module is imported the usual way, before
+the finder exists, and ``__future__`` is then served from the bundle like the rest.
+"""
+
+import marshal
+import os
+import sys
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from importlib.machinery import ModuleSpec
+    from types import ModuleType
+
+MAGIC = b"rktbndl1"
+_HEADER = len(MAGIC) + 8
+
+# name -> (offset, length, origin, is_package, mtime_ns, size)
+Index = dict[str, tuple[int, int, str, bool, int, int]]
+
+
+def bundle_path() -> str:
+    """Where this installation's bundle is, for this interpreter's bytecode format."""
+    package_dir = os.path.dirname(os.path.abspath(__file__))
+    tag = sys.implementation.cache_tag or "none"
+    return os.path.join(package_dir, "__pycache__", f"rkt-bundle.{tag}.bin")
+
+
+class BundleFinder:
+    """A ``sys.meta_path`` finder and loader serving modules from the bundle."""
+
+    def __init__(self, fd: int, index: Index, base: int) -> None:
+        self.fd = fd
+        self._index = index
+        self._base = base
+
+    def find_spec(
+        self, name: str, path: "Sequence[str] | None" = None, target: "ModuleType | None" = None
+    ) -> "ModuleSpec | None":
+        """The module's spec when the bundle has it and its source is unchanged. Without
+        ``has_location``: ``__file__`` is set by ``exec_module`` and there is no ``__cached__``
+        (computing it costs ~10 us a module)."""
+        entry = self._index.get(name)
+        if entry is None:
+            return None
+        _offset, _length, origin, is_package, mtime_ns, size = entry
+        try:
+            st = os.stat(origin)
+        except OSError:
+            return None
+        if st.st_mtime_ns != mtime_ns or st.st_size != size:
+            return None  # edited since the bundle was made: the usual import reads it
+        spec: ModuleSpec = sys.modules["_frozen_importlib"].ModuleSpec(
+            name, self, origin=origin, is_package=is_package
+        )
+        if is_package:
+            spec.submodule_search_locations = [os.path.dirname(origin)]
+        return spec
+
+    def create_module(self, spec: "ModuleSpec") -> None:
+        return None  # the default module object
+
+    def exec_module(self, module: "ModuleType") -> None:
+        name = module.__name__
+        offset, length, origin, _is_package, _mtime, _size = self._index[name]
+        data = os.pread(self.fd, length, self._base + offset)
+        if len(data) != length:
+            raise ImportError(f"rkt bundle: {name} is torn", name=name)
+        module.__file__ = origin
+        exec(marshal.loads(data), module.__dict__)
+
+    def get_source(self, name: str) -> "str | None":
+        """The source, for tracebacks and ``inspect``: the file the module came from."""
+        entry = self._index.get(name)
+        if entry is None:
+            return None
+        with open(entry[2], encoding="utf-8") as f:
+            return f.read()
+
+
+def descriptors() -> tuple[int, ...]:
+    """The descriptors the installed finders hold (close-on-exec: never inherited)."""
+    return tuple(f.fd for f in _finders())
+
+
+def _finders() -> "list[BundleFinder]":
+    return [f for f in sys.meta_path if isinstance(f, BundleFinder)]
+
+
+def install(path: "str | None" = None) -> bool:
+    """Put the bundle's finder first on ``sys.meta_path``; False (and nothing installed) when
+    there is no usable bundle."""
+    if _finders():
+        return True
+    try:
+        fd = os.open(path or bundle_path(), os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        head = os.pread(fd, _HEADER, 0)
+        if len(head) != _HEADER or head[: len(MAGIC)] != MAGIC:
+            raise ValueError("not a bundle")
+        size = int.from_bytes(head[len(MAGIC) :], "little")
+        raw = os.pread(fd, size, _HEADER)
+        if len(raw) != size:
+            raise ValueError("torn index")
+        index = marshal.loads(raw)
+        if not isinstance(index, dict):
+            raise ValueError("bad index")
+    except (OSError, ValueError, EOFError, TypeError):
+        os.close(fd)
+        return False
+    sys.meta_path.insert(0, BundleFinder(fd, index, _HEADER + size))
+    return True
+
+
+def package_modules(package_dir: str) -> dict[str, tuple[str, bool]]:
+    """The modules of the package at ``package_dir``: name -> (source path, is package)."""
+    out: dict[str, tuple[str, bool]] = {}
+    root = os.path.dirname(package_dir)
+    for dirpath, dirnames, filenames in os.walk(package_dir):
+        dirnames[:] = sorted(d for d in dirnames if d != "__pycache__" and not d.startswith("."))
+        for fname in sorted(filenames):
+            if not fname.endswith(".py"):
+                continue
+            parts = os.path.relpath(os.path.join(dirpath, fname), root)[: -len(".py")].split(os.sep)
+            is_package = parts[-1] == "__init__"
+            if is_package:
+                parts.pop()
+            out[".".join(parts)] = (os.path.join(dirpath, fname), is_package)
+    return out
+
+
+def stdlib_modules_used(names: list[str]) -> dict[str, tuple[str, bool]]:
+    """The pure-Python standard library modules that importing ``names`` loads (imports them
+    in this process: the one that builds the bundle)."""
+    for name in names:
+        try:
+            __import__(name)
+        except Exception:  # an optional dependency missing: not on a start path
+            pass
+    stdlib = os.path.dirname(os.__file__) + os.sep
+    out: dict[str, tuple[str, bool]] = {}
+    for name, module in sorted(sys.modules.items()):
+        spec = getattr(module, "__spec__", None)
+        origin = getattr(spec, "origin", None)
+        if not isinstance(origin, str) or not origin.endswith(".py"):
+            continue  # frozen or built in: already as fast as it gets
+        if origin.startswith(stdlib) and "site-packages" not in origin:
+            out[name] = (origin, getattr(spec, "submodule_search_locations", None) is not None)
+    return out
+
+
+def build(out_path: str, modules: dict[str, tuple[str, bool]]) -> int:
+    """Compile ``modules`` (name -> (source path, is package)) into a new bundle at
+    ``out_path`` (a temporary file, fsynced and renamed); returns how many it holds."""
+    index: Index = {}
+    blobs: list[bytes] = []
+    offset = 0
+    for name, (origin, is_package) in sorted(modules.items()):
+        with open(origin, "rb") as f:
+            st = os.fstat(f.fileno())
+            source = f.read()
+        blob = marshal.dumps(compile(source, origin, "exec", dont_inherit=True))
+        index[name] = (offset, len(blob), origin, is_package, st.st_mtime_ns, st.st_size)
+        blobs.append(blob)
+        offset += len(blob)
+    raw_index = marshal.dumps(index)
+    os.makedirs(os.path.dirname(out_path), exist_ok=True)
+    tmp = f"{out_path}.tmp{os.getpid()}"
+    with open(tmp, "wb") as f:
+        f.write(MAGIC + len(raw_index).to_bytes(8, "little") + raw_index)
+        for blob in blobs:
+            f.write(blob)
+        f.flush()
+        os.fsync(f.fileno())
+    os.rename(tmp, out_path)
+    return len(index)
+
+
+def main(argv: list[str]) -> int:
+    """``python -m rkt.bundle [OUT]``: build this installation's bundle (``make setup``)."""
+    out = argv[0] if argv else bundle_path()
+    modules = package_modules(os.path.dirname(os.path.abspath(__file__)))
+    used = [n for n in sorted(modules) if n != __spec__.name and not n.endswith("__main__")]
+    count = build(out, {**stdlib_modules_used(used), **modules})
+    print(f"rkt bundle: {count} modules in {out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,166 @@
+"""rkt's module bundle (rkt/bundle.py): modules come from it only while their sources are
+unchanged, a bad bundle installs nothing, and the installed launcher uses it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from rkt import bundle
+from tests.conftest import REPO
+
+SRC = str(REPO / "src")
+
+
+def _package(root: Path) -> Path:
+    pkg = root / "pkgb"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("VALUE = 'package'\n")
+    (pkg / "mod.py").write_text(
+        "def where():\n    return __file__\n\ndef fail():\n    raise KeyError('boom')\n"
+    )
+    (pkg / "sub" / "__init__.py").write_text("")
+    (pkg / "sub" / "leaf.py").write_text("from pkgb.mod import where\nVALUE = 'leaf'\n")
+    return pkg
+
+
+def _python(code: str, root: Path) -> subprocess.CompletedProcess[str]:
+    """``code`` in a fresh interpreter without site, with ``root`` and rkt's src on the path."""
+    prelude = f"import sys\nsys.path[:0] = [{str(root)!r}, {SRC!r}]\nfrom rkt import bundle\n"
+    return subprocess.run(
+        [sys.executable, "-S", "-c", prelude + code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def _loader_of(name: str) -> str:
+    return f"type(sys.modules[{name!r}].__spec__.loader).__name__"
+
+
+def test_modules_come_from_the_bundle_with_their_files_and_tracebacks(tmp_path: Path) -> None:
+    pkg = _package(tmp_path)
+    out = tmp_path / "b.bin"
+    assert bundle.build(str(out), bundle.package_modules(str(pkg))) == 4
+    proc = _python(
+        f"assert bundle.install({str(out)!r})\n"
+        "import pkgb.sub.leaf, pkgb.mod\n"
+        f"print({_loader_of('pkgb')}, {_loader_of('pkgb.sub')}, {_loader_of('pkgb.sub.leaf')})\n"
+        "print(pkgb.mod.where())\n"
+        "print(pkgb.sub.__path__)\n"
+        "pkgb.mod.fail()\n",
+        tmp_path,
+    )
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "BundleFinder BundleFinder BundleFinder", proc.stderr
+    assert lines[1] == str(pkg / "mod.py")
+    assert lines[2] == repr([str(pkg / "sub")])
+    # the traceback names the source file and shows its line
+    assert f'File "{pkg / "mod.py"}", line 5, in fail' in proc.stderr
+    assert "raise KeyError('boom')" in proc.stderr
+
+
+def test_an_edited_or_new_module_is_imported_from_its_source(tmp_path: Path) -> None:
+    pkg = _package(tmp_path)
+    out = tmp_path / "b.bin"
+    bundle.build(str(out), bundle.package_modules(str(pkg)))
+    (pkg / "sub" / "leaf.py").write_text("VALUE = 'edited, longer than before'\n")
+    (pkg / "new.py").write_text("VALUE = 'new'\n")
+    proc = _python(
+        f"assert bundle.install({str(out)!r})\n"
+        "import pkgb.sub.leaf, pkgb.new, pkgb.mod\n"
+        "print(pkgb.sub.leaf.VALUE, '|', pkgb.new.VALUE)\n"
+        f"print({_loader_of('pkgb.sub.leaf')}, {_loader_of('pkgb.mod')})\n",
+        tmp_path,
+    )
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "edited, longer than before | new", proc.stderr
+    assert lines[1] == "SourceFileLoader BundleFinder"
+
+
+def test_an_edit_that_keeps_the_size_is_seen_by_its_mtime(tmp_path: Path) -> None:
+    pkg = _package(tmp_path)
+    out = tmp_path / "b.bin"
+    bundle.build(str(out), bundle.package_modules(str(pkg)))
+    leaf = pkg / "sub" / "leaf.py"
+    st = leaf.stat()
+    leaf.write_text(leaf.read_text().replace("'leaf'", "'LEAF'"))
+    os.utime(leaf, ns=(st.st_atime_ns, st.st_mtime_ns + 1))
+    proc = _python(
+        f"bundle.install({str(out)!r})\nimport pkgb.sub.leaf\nprint(pkgb.sub.leaf.VALUE)\n",
+        tmp_path,
+    )
+    assert proc.stdout.strip() == "LEAF", proc.stderr
+
+
+def test_a_missing_torn_or_foreign_bundle_installs_nothing(tmp_path: Path) -> None:
+    pkg = _package(tmp_path)
+    good = tmp_path / "b.bin"
+    bundle.build(str(good), bundle.package_modules(str(pkg)))
+    data = good.read_bytes()
+    (tmp_path / "torn.bin").write_bytes(data[:40])
+    (tmp_path / "foreign.bin").write_bytes(b"PK\x03\x04" + data[4:])
+    (tmp_path / "empty.bin").write_bytes(b"")
+    for name in ("missing.bin", "torn.bin", "foreign.bin", "empty.bin"):
+        proc = _python(
+            f"print(bundle.install({str(tmp_path / name)!r}), bundle.descriptors())\n"
+            f"import pkgb.mod\nprint({_loader_of('pkgb.mod')})\n",
+            tmp_path,
+        )
+        assert proc.stdout.split() == ["False", "()", "SourceFileLoader"], (name, proc.stderr)
+
+
+def test_its_descriptor_is_close_on_exec_and_does_not_keep_the_stage1_from_running_here(
+    tmp_path: Path,
+) -> None:
+    """The in-process stage1 (rkt/stage0/inprocess.py) is refused while stage0 holds a
+    close-on-exec descriptor, except the bundle's."""
+    pkg = _package(tmp_path)
+    out = tmp_path / "b.bin"
+    bundle.build(str(out), bundle.package_modules(str(pkg)))
+    proc = _python(
+        f"assert bundle.install({str(out)!r})\n"
+        "import os\n"
+        "(fd,) = bundle.descriptors()\n"
+        "from rkt.stage0 import inprocess\n"
+        "print(os.get_inheritable(fd), inprocess._holds_cloexec_fds(()))\n",
+        tmp_path,
+    )
+    assert proc.stdout.split() == ["False", "False"], proc.stderr
+
+
+def test_the_installed_launcher_loads_rkt_from_the_bundle() -> None:
+    """`make setup` built this installation's bundle and the `rkt` launcher installs it."""
+    launcher = (REPO / ".venv" / "bin" / "rkt").read_text()
+    tail = "from rkt.cli.main import main\nsys.exit(main())\n"
+    assert launcher.endswith(tail)
+    code = launcher.replace(
+        tail, f"import rkt.cli.main, rkt.stage1.ns.run\nprint({_loader_of('rkt.stage1.ns.run')})\n"
+    )
+    proc = subprocess.run(
+        [str(REPO / ".venv" / "bin" / "python"), "-S", "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.stdout.strip() == "BundleFinder", proc.stderr
+    assert os.path.isfile(bundle.bundle_path())
+
+
+def test_the_stage1_entrypoint_scripts_load_rkt_from_the_bundle(tmp_path: Path) -> None:
+    from rkt.stage0.stage1_image import _script
+
+    script = _script("rkt.stage1.ns.gc", "main").replace(
+        "from rkt.stage1.ns.gc import main as main\nsys.exit(main(sys.argv[1:]))\n",
+        f"import rkt.stage1.ns.gc\nprint({_loader_of('rkt.stage1.ns.gc')})\n",
+    )
+    path = tmp_path / "gc"
+    path.write_text(script)
+    path.chmod(0o755)
+    proc = subprocess.run([str(path)], capture_output=True, text=True, timeout=60, check=False)
+    assert proc.stdout.strip() == "BundleFinder", proc.stderr
