@@ -15,6 +15,8 @@ from rkt.store import names
 from rkt.store.records import ImageRecord
 from rkt.store.store import Store
 
+LAYER = "sha256:" + "ab" * 32
+
 
 def _rec(n: int, name: str = "example.com/app", **labels: str) -> ImageRecord:
     manifest = b'{"acKind": "ImageManifest", "name": "%s", "\xc3\xa9": "\\u00e9"}'
@@ -22,7 +24,8 @@ def _rec(n: int, name: str = "example.com/app", **labels: str) -> ImageRecord:
         id="sha512-" + f"{n:02x}" * 64, name=name, labels={"version": str(n), **labels},
         manifest=manifest % name.encode(),
         import_time=1000.0 + n, last_used=2000.0 + n, size=10 + n, uncompressed_size=20 + n,
-        compression="gzip", source=f"/src/{n}.aci", tree_id=f"deps-{n}", tree_size=30 + n,
+        compression="gzip", source=f"/src/{n}.aci", tree_id="deps-" + f"{n:02x}" * 32,
+        tree_size=30 + n,
     )  # fmt: skip
 
 
@@ -59,7 +62,7 @@ def test_file_names_are_escaped_one_to_one_and_never_hidden() -> None:
 
 
 def test_a_file_reads_back_as_the_records_and_layers_written(tmp_path: Path) -> None:
-    entries = [(_rec(2), ["sha256:b", "sha256:a"]), (_rec(1), [])]
+    entries = [(_rec(2), [LAYER, "sha256:" + "cd" * 32]), (_rec(1), [])]
     names.write(tmp_path, "example.com/app", entries)
     assert names.read(tmp_path, "example.com/app") == entries
     assert names.read(tmp_path, "example.com/other") is None
@@ -72,6 +75,30 @@ def test_a_file_reads_back_as_the_records_and_layers_written(tmp_path: Path) -> 
 def test_a_torn_or_foreign_file_is_not_used(tmp_path: Path, content: bytes) -> None:
     names.write(tmp_path, "example.com/app", [(_rec(1), [])])
     (tmp_path / "example.com%2fapp.json").write_bytes(content)
+    assert names.read(tmp_path, "example.com/app") is None
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        (0, "sha512-../../etc"),
+        (10, "../../../../etc"),
+        (10, "deps-" + "0" * 63 + "/"),
+        (12, ["sha256:../x"]),
+        (12, ["sha256:" + "A" * 64]),
+    ],
+)
+def test_a_row_naming_paths_the_store_never_makes_is_not_used(
+    tmp_path: Path, field: int, value: object
+) -> None:
+    """Ids, tree ids and layer digests become paths in the store: only their own forms."""
+    from rkt import jsonio
+
+    names.write(tmp_path, "example.com/app", [(_rec(1), [LAYER])])
+    path = tmp_path / "example.com%2fapp.json"
+    doc = jsonio.loads(path.read_bytes())
+    doc["rows"][0][field] = value
+    path.write_text(jsonio.dumps(doc))
     assert names.read(tmp_path, "example.com/app") is None
 
 
@@ -115,12 +142,12 @@ def test_every_kind_of_write_keeps_the_file_equal_to_the_index(tmp_path: Path) -
         file_equals_index()
         with store.index.transaction() as conn:  # layers, written by plain SQL
             conn.execute(
-                "INSERT INTO image_layers (image_id, position, digest) VALUES (?, 0, 'sha256:l')",
-                (_rec(2).id,),
+                "INSERT INTO image_layers (image_id, position, digest) VALUES (?, 0, ?)",
+                (_rec(2).id, LAYER),
             )
-        assert names.read(store.names_dir, name)[0][1] == ["sha256:l"]  # type: ignore[index]
+        assert names.read(store.names_dir, name)[0][1] == [LAYER]  # type: ignore[index]
         with store.index.transaction() as conn:  # a tree dropped (an UPDATE by tree id)
-            store.index.delete_tree(conn, "deps-2")
+            store.index.delete_tree(conn, "deps-" + "02" * 32)
         assert names.read(store.names_dir, name)[0][0].tree_id is None  # type: ignore[index]
         file_equals_index()
         store.remove_image(_rec(2).id)

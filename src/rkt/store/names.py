@@ -4,6 +4,8 @@ start finds its images without loading sqlite (~4.5 ms of imports, connection an
 Layout: ``cas/db/names/<escaped name>.json`` holds ``{"v": 1, "rows": [...]}``, the name's images
 newest import first, each row the ``images`` columns in ``ImageRecord`` order (the manifest as
 text) followed by the image's layer digests. Names that cannot be files (too long) have none.
+A file whose rows name an image ID, tree ID or layer digest not in the form the store makes
+them (they become paths in the store) is not used, like a torn one.
 
 The index stays the truth; a name file is either absent or equal to what the index holds,
 because every write to the index goes through one protocol (``rkt.store.db``'s transactions):
@@ -32,6 +34,7 @@ import os
 
 from rkt import jsonio
 from rkt.store.records import ImageRecord
+from rkt.textcheck import is_lower_hex
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
@@ -100,6 +103,13 @@ def _entry(row: list[object]) -> Entry:
      tree_size, layers) = row  # fmt: skip
     if not isinstance(labels, dict) or not isinstance(layers, list):
         raise ValueError("bad row")
+    # what becomes a path in the store: the forms the store gives them, nothing else
+    if not _digest(id_, "sha512-", 128) or (
+        tree_id is not None and not _digest(tree_id, "deps-", 64)
+    ):
+        raise ValueError("bad row")
+    if not all(_digest(d, "sha256:", 64) for d in layers):
+        raise ValueError("bad row")
     rec = ImageRecord(
         id=str(id_),
         name=str(name),
@@ -115,6 +125,15 @@ def _entry(row: list[object]) -> Entry:
         tree_size=int(tree_size),  # type: ignore[call-overload]
     )
     return rec, [str(d) for d in layers]
+
+
+def _digest(value: object, prefix: str, length: int) -> bool:
+    return (
+        isinstance(value, str)
+        and value.startswith(prefix)
+        and len(value) == len(prefix) + length
+        and is_lower_hex(value[len(prefix) :])
+    )
 
 
 def _row(entry: Entry) -> list[object]:
