@@ -157,7 +157,14 @@ def run(
     rootfs = make_rootfs(work / "rootfs")
     bundle = _bundles(work, rootfs, pod_ns)
     name = "example.com/bench-net-true"
-    fetch_into(rkt, data, make_image(rkt, work, rootfs, name, ["/bin/true"]), env)
+    aci = make_image(rkt, work, rootfs, name, ["/bin/true"])
+    fetch_into(rkt, data, aci, env)
+    # each other source has a store of its own (an older rkt refuses a newer store's index)
+    stores: dict[str, tuple[Path, dict[str, str]]] = {"": (data, env)}
+    for label, src in others:
+        other_env = {**env, "PYTHONPATH": str(src)} if src is not None else env
+        stores[label] = (work / f"data-{label}", other_env)
+        fetch_into(rkt, stores[label][0], aci, other_env)
     image = f"{name}:1"
     rkt_argv = [str(rkt), f"--dir={data}", "--insecure-options=image"]
     gc_argv = [*rkt_argv, "gc", "--grace=0"]
@@ -167,6 +174,10 @@ def run(
         with BenchNamespace() as ns, contextlib.ExitStack() as stack:
             inside = [*ns.prefix[:-1], f"--net=/run/netns/{host_ns}", "--"]
             stack.callback(_clean_up, inside, gc_argv, pod_ns, env)  # inside, before ns goes
+            for label, (other, other_env) in stores.items():
+                if label:
+                    other_gc = [str(rkt), f"--dir={other}", "gc", "--grace=0"]
+                    stack.callback(_clean_up, inside, other_gc, pod_ns, other_env)
             subprocess.run([*inside, "ip", "link", "set", "lo", "up"], check=True)
 
             def hand(mode: str, ident: str) -> list[str]:
@@ -178,14 +189,16 @@ def run(
             def quiet(argv: list[str], extra: dict[str, str] | None = None) -> None:
                 subprocess.run(argv, check=True, capture_output=True, env={**env, **(extra or {})})
 
-            def gc() -> None:
-                quiet([*inside, *gc_argv])
+            def gc(label: str = "") -> None:
+                other, other_env = stores[label]
+                quiet([*inside, str(rkt), f"--dir={other}", "gc", "--grace=0"], other_env)
 
-            def rkt_run(net: str) -> list[str]:
-                return [*inside, *rkt_argv, "run", f"--net={net}", "--pull-policy=never", image]
+            def rkt_run(net: str, label: str = "") -> list[str]:
+                argv = [str(rkt), f"--dir={stores[label][0]}", "--insecure-options=image"]
+                return [*inside, *argv, "run", f"--net={net}", "--pull-policy=never", image]
 
-            def rkt_run_argv(net: str) -> Callable[[], list[str]]:
-                return lambda: rkt_run(net)
+            def rkt_run_argv(net: str, label: str = "") -> Callable[[], list[str]]:
+                return lambda: rkt_run(net, label)
 
             crun_id: list[str] = [""]
 
@@ -220,8 +233,8 @@ def run(
                     start.append(
                         Case(
                             f"{at}run --net={net}",
-                            rkt_run_argv(net),
-                            cleanup=gc,
+                            rkt_run_argv(net, label),
+                            cleanup=lambda label=label: gc(label),
                             check=ok,
                             env={**env, **extra},
                             description=f"rkt run --net={net} of /bin/true; rkt gc untimed"

@@ -234,7 +234,12 @@ def run(
     rootfs = make_rootfs(work / "rootfs")
     bundle = make_bundle(work / "bundle", rootfs, ["/bin/true"])
     data = work / "data"
-    fetch_into(rkt, data, make_image(rkt, work, rootfs, IMAGE_TRUE, ["/bin/true"]), env)
+    aci = make_image(rkt, work, rootfs, IMAGE_TRUE, ["/bin/true"])
+    fetch_into(rkt, data, aci, env)
+    # each other source has a store of its own (an older rkt refuses a newer store's index)
+    other_data = {label: work / f"data-{label}" for label, _ in others}
+    for label, src in others:
+        fetch_into(rkt, other_data[label], aci, {**env, "PYTHONPATH": str(src)})
     image = f"{IMAGE_TRUE}:1"
     rkt_run = [str(rkt), f"--dir={data}", "run", "--net=none", "--pull-policy=never"]
     tag = uuid.uuid4().hex[:6]
@@ -304,11 +309,19 @@ def run(
             *(
                 Case(
                     f"rkt@{label} run --net=none",
-                    lambda: [*enter, *rkt_run, image],
-                    cleanup=gc,
+                    lambda d=other_data[label]: [
+                        *enter,
+                        str(rkt),
+                        f"--dir={d}",
+                        *rkt_run[2:],
+                        image,
+                    ],
+                    cleanup=lambda d=other_data[label], e={**env, "PYTHONPATH": str(src)}: gc_pods(
+                        rkt, d, e, enter
+                    ),
                     check=ok,
                     env={**env, "PYTHONPATH": str(src)},
-                    description=f"the same, rkt from {src} (PYTHONPATH)",
+                    description=f"the same, rkt from {src} (PYTHONPATH), its own store",
                 )
                 for label, src in others
             ),

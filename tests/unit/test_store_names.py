@@ -259,3 +259,28 @@ def test_a_name_with_a_manifest_that_is_not_text_is_answered_by_the_index(tmp_pa
         assert not _file(store, "example.com/app").exists()
     with Store(data) as store:
         assert store.find_by_name("example.com/app") == [rec]
+
+
+def test_an_index_from_before_name_files_is_migrated_and_a_newer_one_refused(
+    tmp_path: Path,
+) -> None:
+    """Version 3 marks an index whose writers keep the name files: an rkt that predates them
+    (version 2) refuses it, as this one refuses a version it does not know."""
+    import _sqlite3
+
+    data = tmp_path / "data"
+    with Store(data) as store:
+        _add(store, _rec(1))
+        db_path = str(store.db_dir / "index.sqlite")
+    conn = _sqlite3.connect(db_path, isolation_level=None)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
+    conn.execute("PRAGMA user_version=2")  # as an rkt before name files left it
+    conn.close()
+    with Store(data) as store:
+        assert store.index.version() == 3
+        assert store.find_by_name("example.com/app") == [_rec(1)]
+    conn = _sqlite3.connect(db_path, isolation_level=None)
+    conn.execute("PRAGMA user_version=4")
+    conn.close()
+    with Store(data) as store, pytest.raises(StoreError, match="schema version 4 is newer"):
+        store.index.version()

@@ -20,7 +20,7 @@ from rkt.paths import Path
 from rkt.store import names
 from rkt.store.records import ImageRecord, RemoteRecord, TreeRecord
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_MS = 60_000
 
 
@@ -94,8 +94,18 @@ def _migrate_to_2(conn: sqlite3.Connection) -> None:
     )
 
 
+def _migrate_to_3(conn: sqlite3.Connection) -> None:
+    """No table changes: from version 3 on, every writer keeps the name files equal to the
+    index (rkt.store.names). The version makes an rkt that predates them refuse this index
+    instead of writing it without them, which would leave the files stale."""
+
+
 # MIGRATIONS[n] brings a database from version n to n + 1.
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {0: _migrate_to_1, 1: _migrate_to_2}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
+    0: _migrate_to_1,
+    1: _migrate_to_2,
+    2: _migrate_to_3,
+}
 
 # Temporary (per-connection) triggers reporting every name whose rows a write changes, for the
 # name files (rkt.store.names): whichever statement makes the change, the name is caught.

@@ -21,8 +21,8 @@ because every write to the index goes through one protocol (``rkt.store.db``'s t
 A reader takes no lock: a file it finds is current (a write in progress has removed it first).
 A reader that finds none reads the index and writes the file under the same flock (``repair``),
 so a store made before name files existed, or one a crash left without them, gets them back.
-Writers of another rkt build that predates name files would leave them stale: a store is used
-by one installation (the schema version guards the index itself).
+An rkt that predates name files would write the index without them and leave them stale: the
+index's schema version 3 makes it refuse the store instead.
 
 Imports only ``os``, ``fcntl`` and rkt's leaves.
 """
