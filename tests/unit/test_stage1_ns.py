@@ -110,6 +110,39 @@ def test_app_plan_mounts_inside_the_root_then_pivots_then_masks() -> None:
     assert kw[-1] == "exec"
 
 
+def _masked(plan_steps: list[tuple[str, ...]]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for step in plan_steps:
+        if step[0] == "mask":
+            out[step[1]] = out.get(step[1], 0) + 1
+    return out
+
+
+def test_app_plan_leaves_the_read_only_sysfs_alone_and_masks_the_rest() -> None:
+    """/sys is a read-only sysfs mount: rkt's read-only /sys paths need no binds of their own;
+    the /proc ones and the inaccessible /sys ones are still masked."""
+    masked = _masked(app_plan(_spec(mask_paths=True), "/r", own_sysfs=True).steps)
+    assert not any(p in masked for p in ("/sys/kernel", "/sys/devices", "/sys/block"))
+    assert masked["/proc/sys/kernel/core_pattern"] == 2  # a bind, then read-only
+    assert masked["/sys/firmware"] == 1 and masked["/proc/kcore"] == 1
+    fs = plan_filesystem(_spec())
+    assert any(op.target == "/sys" and op.fstype == "sysfs" and op.flags & MS_RDONLY for op in fs)
+
+
+@pytest.mark.parametrize("target", ["/sys", "/sys/kernel/debug", "/sys/../sys/fs/x"])
+def test_app_plan_masks_read_only_sys_paths_under_a_volume_at_sys(target: str) -> None:
+    spec = _spec(mask_paths=True, mounts=(VolumeMount("/host", target, False, False),))
+    masked = _masked(app_plan(spec, "/r", own_sysfs=True).steps)
+    assert masked["/sys/kernel"] == 2 and masked["/sys/devices"] == 2
+
+
+def test_app_plan_masks_read_only_sys_paths_when_sys_may_be_a_bind() -> None:
+    """In a user namespace app-exec may bind the current /sys instead (app-exec.c): the
+    Python init's plans (--private-users, mutable pods) keep every mask."""
+    masked = _masked(app_plan(_spec(mask_paths=True), "/r").steps)
+    assert masked["/sys/kernel"] == 2 and masked["/sys/block"] == 2
+
+
 def test_app_plan_without_masks_or_cgroup() -> None:
     kw = app_plan(_spec(), "/r").keywords()
     assert "mask" not in kw and "write" not in kw

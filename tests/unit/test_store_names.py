@@ -48,12 +48,12 @@ def _index_entries(data: Path, name: str) -> list[names.Entry]:
 
 
 def test_file_names_are_escaped_one_to_one_and_never_hidden() -> None:
-    assert names.file_name("example.com/app") == "example.com%2fapp.json"
-    assert names.file_name("a%2fb") == "a%252fb.json"  # "%" itself is escaped
+    assert names.file_name("example.com/app") == "example.com%2fapp.rows"
+    assert names.file_name("a%2fb") == "a%252fb.rows"  # "%" itself is escaped
     assert names.file_name("a/b") != names.file_name("a%2fb")
-    assert names.file_name("..") == "%2e..json"
-    assert names.file_name(".hidden") == "%2ehidden.json"
-    assert names.file_name("Upper:é") == "%55pper%3a%c3%a9.json"
+    assert names.file_name("..") == "%2e..rows"
+    assert names.file_name(".hidden") == "%2ehidden.rows"
+    assert names.file_name("Upper:é") == "%55pper%3a%c3%a9.rows"
     assert names.file_name("") is None
     assert names.file_name("x" * 241) is None
     for name in ("example.com/app", "..", "a/../../b", "/etc/passwd"):
@@ -70,11 +70,18 @@ def test_a_file_reads_back_as_the_records_and_layers_written(tmp_path: Path) -> 
 
 @pytest.mark.parametrize(
     "content",
-    [b"", b'{"v": 1, "name": "example.com/app", "rows": [["x"]]}', b'{"v": 2}', b"{", b"[]"],
+    [
+        b"",
+        b'{"v": 2, "name": "example.com/app", "rows": [["x"]]}\n',
+        b'{"v": 1, "name": "example.com/app", "rows": []}\n',
+        b'{"v": 2, "name": "example.com/app", "rows": []}',  # no newline: torn
+        b"{\n",
+        b"[]\n",
+    ],
 )
 def test_a_torn_or_foreign_file_is_not_used(tmp_path: Path, content: bytes) -> None:
     names.write(tmp_path, "example.com/app", [(_rec(1), [])])
-    (tmp_path / "example.com%2fapp.json").write_bytes(content)
+    (tmp_path / "example.com%2fapp.rows").write_bytes(content)
     assert names.read(tmp_path, "example.com/app") is None
 
 
@@ -95,16 +102,32 @@ def test_a_row_naming_paths_the_store_never_makes_is_not_used(
     from rkt import jsonio
 
     names.write(tmp_path, "example.com/app", [(_rec(1), [LAYER])])
-    path = tmp_path / "example.com%2fapp.json"
-    doc = jsonio.loads(path.read_bytes())
+    path = tmp_path / "example.com%2fapp.rows"
+    header, _, blobs = path.read_bytes().partition(b"\n")
+    doc = jsonio.loads(header)
     doc["rows"][0][field] = value
-    path.write_text(jsonio.dumps(doc))
+    path.write_bytes(jsonio.dumps(doc).encode() + b"\n" + blobs)
+    assert names.read(tmp_path, "example.com/app") is None
+
+
+@pytest.mark.parametrize("span", [[0, 10**6], [-1, 3], [5, -1], ["x", 1], [1]])
+def test_a_row_whose_manifest_is_not_in_the_file_is_not_used(
+    tmp_path: Path, span: list[object]
+) -> None:
+    from rkt import jsonio
+
+    names.write(tmp_path, "example.com/app", [(_rec(1), [])])
+    path = tmp_path / "example.com%2fapp.rows"
+    header, _, blobs = path.read_bytes().partition(b"\n")
+    doc = jsonio.loads(header)
+    doc["rows"][0][3] = span
+    path.write_bytes(jsonio.dumps(doc).encode() + b"\n" + blobs)
     assert names.read(tmp_path, "example.com/app") is None
 
 
 def test_a_file_of_another_name_is_not_used(tmp_path: Path) -> None:
     names.write(tmp_path, "example.com/app", [(_rec(1), [])])
-    os.rename(tmp_path / "example.com%2fapp.json", tmp_path / "example.com%2fother.json")
+    os.rename(tmp_path / "example.com%2fapp.rows", tmp_path / "example.com%2fother.rows")
     assert names.read(tmp_path, "example.com/other") is None
 
 
@@ -251,14 +274,17 @@ def test_a_store_made_before_name_files_gets_the_directory(tmp_path: Path) -> No
     assert names.read(names_dir, "example.com/app") == [(_rec(1), [])]
 
 
-def test_a_name_with_a_manifest_that_is_not_text_is_answered_by_the_index(tmp_path: Path) -> None:
+def test_manifests_are_kept_byte_for_byte(tmp_path: Path) -> None:
+    """Manifests follow the JSON line as they are: any bytes, newlines included."""
     data = tmp_path / "data"
-    rec = _rec(1)._replace(manifest=b'{"x": "\xff"}')
+    rec = _rec(1)._replace(manifest=b'{"x": "\xff"}\n\n')
+    other = _rec(2)._replace(manifest=b"")
     with Store(data) as store:
         _add(store, rec)
-        assert not _file(store, "example.com/app").exists()
+        _add(store, other)
     with Store(data) as store:
-        assert store.find_by_name("example.com/app") == [rec]
+        assert store.find_by_name("example.com/app") == [other, rec]
+        assert store._index is None
 
 
 def test_an_index_from_before_name_files_is_migrated_and_a_newer_one_refused(

@@ -1,9 +1,12 @@
 """The name files: the image index's rows for one image name, in a small JSON file, so a pod
 start finds its images without loading sqlite (~4.5 ms of imports, connection and queries).
 
-Layout: ``cas/db/names/<escaped name>.json`` holds ``{"v": 1, "rows": [...]}``, the name's images
-newest import first, each row the ``images`` columns in ``ImageRecord`` order (the manifest as
-text) followed by the image's layer digests. Names that cannot be files (too long) have none.
+Layout: ``cas/db/names/<escaped name>.rows``: one line of JSON, ``{"v": 2, "name": ..., "rows":
+[...]}``, the name's images newest import first, each row the ``images`` columns in
+``ImageRecord`` order followed by the image's layer digests; the manifests follow the line as
+they are, each row giving its manifest's offset and length there. So a reader parses only the
+small part (a store that kept every stage1 image rkt generated has dozens under one name) and
+a manifest is bytes as the index holds it. Names that cannot be files (too long) have none.
 A file whose rows name an image ID, tree ID or layer digest not in the form the store makes
 them (they become paths in the store) is not used, like a torn one.
 
@@ -42,11 +45,11 @@ if TYPE_CHECKING:
 
     from rkt.paths import Path
 
-FORMAT = 1
+FORMAT = 2
 DIR_NAME = "names"
 LOCK_NAME = "names.lock"
 _SAFE = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_.")
-_MAX_FILE_NAME = 240  # NAME_MAX is 255: room for ".json" and a temporary suffix
+_MAX_FILE_NAME = 240  # NAME_MAX is 255: room for ".rows" and a temporary suffix
 _ROW_LENGTH = len(ImageRecord._fields) + 1
 
 # one image: its ImageRecord and the digests of its Docker/OCI layers ([] for an ACI)
@@ -63,7 +66,7 @@ def file_name(name: str) -> str | None:
     )
     if not out or len(out) > _MAX_FILE_NAME:
         return None
-    return out + ".json"
+    return out + ".rows"
 
 
 def read(names_dir: Path | str, name: str) -> list[Entry] | None:
@@ -87,21 +90,29 @@ def read(names_dir: Path | str, name: str) -> list[Entry] | None:
         return None
     finally:
         os.close(fd)
+    header, newline, blobs = data.partition(b"\n")
     try:
-        doc = jsonio.loads(data)
-        if not isinstance(doc, dict) or doc.get("v") != FORMAT or doc.get("name") != name:
+        doc = jsonio.loads(header)
+        if not newline or not isinstance(doc, dict):
             return None
-        return [_entry(row) for row in doc["rows"]]
+        if doc.get("v") != FORMAT or doc.get("name") != name:
+            return None
+        return [_entry(row, blobs) for row in doc["rows"]]
     except (ValueError, KeyError, TypeError, UnicodeError):
         return None
 
 
-def _entry(row: list[object]) -> Entry:
+def _entry(row: list[object], blobs: bytes) -> Entry:
     if not isinstance(row, list) or len(row) != _ROW_LENGTH:
         raise ValueError("bad row")
     (id_, name, labels, manifest, import_time, last_used, size, usize, comp, source, tree_id,
      tree_size, layers) = row  # fmt: skip
     if not isinstance(labels, dict) or not isinstance(layers, list):
+        raise ValueError("bad row")
+    if not isinstance(manifest, list) or len(manifest) != 2:
+        raise ValueError("bad row")
+    offset, length = (int(n) for n in manifest)
+    if offset < 0 or length < 0 or offset + length > len(blobs):
         raise ValueError("bad row")
     # what becomes a path in the store: the forms the store gives them, nothing else
     if not _digest(id_, "sha512-", 128) or (
@@ -114,7 +125,7 @@ def _entry(row: list[object]) -> Entry:
         id=str(id_),
         name=str(name),
         labels={str(k): str(v) for k, v in labels.items()},
-        manifest=str(manifest).encode(),
+        manifest=blobs[offset : offset + length],
         import_time=float(import_time),  # type: ignore[arg-type]
         last_used=float(last_used),  # type: ignore[arg-type]
         size=int(size),  # type: ignore[call-overload]
@@ -136,13 +147,13 @@ def _digest(value: object, prefix: str, length: int) -> bool:
     )
 
 
-def _row(entry: Entry) -> list[object]:
+def _row(entry: Entry, offset: int) -> list[object]:
     rec, layers = entry
     return [
         rec.id,
         rec.name,
         rec.labels,
-        rec.manifest.decode(),
+        [offset, len(rec.manifest)],
         rec.import_time,
         rec.last_used,
         rec.size,
@@ -165,12 +176,14 @@ def write(names_dir: Path | str, name: str, entries: list[Entry]) -> None:
     if not entries:
         _unlink(path)
         return
-    try:
-        rows = [_row(e) for e in entries]
-    except UnicodeDecodeError:
-        _unlink(path)  # a manifest that is not UTF-8 text: such a name is read from the index
-        return
-    data = jsonio.dumps({"v": FORMAT, "name": name, "rows": rows}).encode()
+    rows = []
+    offset = 0
+    for entry in entries:
+        rows.append(_row(entry, offset))
+        offset += len(entry[0].manifest)
+    header = jsonio.dumps({"v": FORMAT, "name": name, "rows": rows}).encode()
+    assert b"\n" not in header  # compact JSON: a newline in a string is escaped
+    data = b"".join([header, b"\n", *(rec.manifest for rec, _layers in entries)])
     tmp = f"{path}.{os.getpid()}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o664)
     try:

@@ -3,7 +3,7 @@
 Layout (documented in docs/architecture.md)::
 
     cas/db/index.sqlite            the index (WAL); see rkt.store.db
-    cas/db/names/<name>.json       the index's rows by image name; see rkt.store.names
+    cas/db/names/<name>.rows       the index's rows by image name; see rkt.store.names
     cas/blob/sha512/ab/sha512-ab…  each image as fetched (maybe compressed), named by its image ID
     cas/tree/deps-<hex>/           rendered trees: rootfs/ and manifest, named by the render chain
     cas/locks/<id>.lock            per-image and per-tree flock files

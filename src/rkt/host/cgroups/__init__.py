@@ -127,13 +127,14 @@ def _fstype(line: str) -> str:
 
 def detect_backend(mountinfo: str | None = None, self_cgroup: str | None = None) -> CgroupBackend:
     """The backend for this host: v2 on a unified host, else v1 (hybrid hosts included)."""
-    from rkt.host.cgroups.v1 import CgroupV1
-    from rkt.host.cgroups.v2 import CgroupV2
-
     if mountinfo is None:
         mountinfo = Path("/proc/self/mountinfo").read_text()
     if self_cgroup is None:
         self_cgroup = Path("/proc/self/cgroup").read_text()
     if is_unified(mountinfo):
+        from rkt.host.cgroups.v2 import CgroupV2
+
         return CgroupV2(mountinfo, self_cgroup)
+    from rkt.host.cgroups.v1 import CgroupV1
+
     return CgroupV1(mountinfo, self_cgroup)

@@ -87,7 +87,8 @@ class CgroupV1:
                 if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT):
                     continue  # not ours to write: the pod just is not limited there
                 raise
-            _inherit_cpuset(parent, child)
+            if "cpuset" in hierarchy.controllers:
+                _inherit_cpuset(parent, child)
             dirs.append(child)
             rel = path.rstrip("/") + "/" + name
             relative = relative or rel
@@ -112,13 +113,25 @@ class CgroupV1:
         cgroup = pod.app(app)
         for parent, child in zip(pod.dirs, cgroup.dirs, strict=True):
             child.mkdir(exist_ok=True)
-            _inherit_cpuset(parent, child)
+            controllers = self._controllers_at(parent)
+            if controllers is None or "cpuset" in controllers:
+                _inherit_cpuset(parent, child)
+            devices = controllers is None or "devices" in controllers
+            if devices and (child / "devices.deny").exists():
+                restrict_devices(child)
         for knob, value in v1_knobs(limits):
             write_knob(cgroup, knob, value)
-        for d in cgroup.dirs:
-            if (d / "devices.deny").exists():
-                restrict_devices(d)
         return cgroup
+
+    def _controllers_at(self, path: Path) -> frozenset[str] | None:
+        """The controllers of the hierarchy holding ``path`` (None: not one of ours, then every
+        knob is looked for, as before)."""
+        text = str(path)
+        for h in self.hierarchies:
+            mount = str(h.mountpoint)
+            if text == mount or text.startswith(mount + "/"):
+                return h.controllers
+        return None
 
     def oom_kills(self, cgroup: PodCgroup) -> int:
         return oom_kill_count(self.oom_events_file(cgroup))
@@ -172,10 +185,15 @@ ALLOWED_DEVICES = (
 
 
 def restrict_devices(cgroup_dir: Path) -> None:
-    """v1 devices controller: deny every device, then allow the minimal /dev set."""
+    """v1 devices controller: deny every device, then allow the minimal /dev set (one rule
+    per write(2), as the controller reads them)."""
     (cgroup_dir / "devices.deny").write_text("a")
-    for rule in ALLOWED_DEVICES:
-        (cgroup_dir / "devices.allow").write_text(rule)
+    fd = os.open(cgroup_dir / "devices.allow", os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        for rule in ALLOWED_DEVICES:
+            os.write(fd, rule.encode())
+    finally:
+        os.close(fd)
 
 
 def write_knob(cgroup: PodCgroup, knob: str, value: str) -> None:

@@ -285,8 +285,13 @@ def app_plan(
     cgroup_dirs: tuple[str, ...] = (),
     network_fd: int | None = None,
     prebuilt: bytes | None = None,
+    *,
+    own_sysfs: bool = False,
 ) -> LaunchPlan:
     """Everything from the app's cgroup to its ``execve`` (the steps in the module doc).
+
+    ``own_sysfs``: the app's /sys is sure to be a sysfs mount of its own (no user namespace,
+    where app-exec falls back to binding the current one): see ``app_masks``.
 
     ``network_fd``: the read end of the pod's network barrier (``network.PendingNetwork``); the
     app waits there ("await") before its first resolv.conf/hosts bind, whose files the network
@@ -301,7 +306,8 @@ def app_plan(
     plan.step("unshare", CLONE_NEWNS)
     plan.step("root", root)
     name_files = {(nf.target, nf.source) for nf in spec.name_files}
-    for op in plan_filesystem(spec):
+    ops = plan_filesystem(spec)
+    for op in ops:
         if network_fd is not None and (op.target, op.source) in name_files:
             plan.step("await", network_fd)
             network_fd = None
@@ -313,11 +319,27 @@ def app_plan(
         plan.step("await", network_fd)
     plan.step("pivot")
     if spec.mask_paths:  # app-exec skips the paths this kernel does not have
-        for op in mask_ops(plan_masks(frozenset()), lambda path: True):
+        for op in mask_ops(app_masks(ops, own_sysfs=own_sysfs), lambda path: True):
             plan.step("mask", op.target, op.source, op.fstype, op.flags, op.data)
     credential_steps(plan, spec)
     exec_step(plan, spec, spec.exec)
     return plan
+
+
+def app_masks(ops: list[FsOp], *, own_sysfs: bool = False) -> list[tuple[str, MaskKind]]:
+    """rkt's masks for an app whose mounts are ``ops``. With ``own_sysfs``, the app's /sys is
+    a read-only sysfs mount of its own, and every path under it is read-only too: the read-only
+    masks would only repeat that (two mount calls each), unless something else was mounted at
+    or under /sys (a volume), which they then cover as rkt's did."""
+    masks = plan_masks(frozenset())
+    if not own_sysfs:
+        return masks
+    targets = [os.path.normpath("/" + op.target.lstrip("/")) for op in ops if op.fstype != "sysfs"]
+    over_sys = any(t == "/sys" or t.startswith("/sys/") for t in targets)
+    sys_read_only = any(op.fstype == "sysfs" and op.flags & MS_RDONLY for op in ops)
+    if over_sys or not sys_read_only:
+        return masks
+    return [(p, kind) for p, kind in masks if not (kind == "read-only" and p.startswith("/sys/"))]
 
 
 def enter_plan(

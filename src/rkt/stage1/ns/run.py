@@ -69,9 +69,7 @@ def prepare_apps(pod: PodDir, args: RunArgs) -> list[AppSpec]:
         raise PodError(f'pod "{pod.uuid}": --mutable with --private-users is not supported')
     specs = [build_app_spec(pod, manifest, app, args.insecure) for app in manifest.apps]
     pod.ensure_stage1_dirs()
-    for spec in specs:
-        save_app_spec(pod, spec)
-    return specs
+    return specs  # saved by start_pod, once their resolv.conf/hosts are known
 
 
 def save_app_spec(pod: PodDir, spec: AppSpec) -> None:

@@ -223,7 +223,8 @@ def _app_step(
     dirs = tuple(str(d) for d in app_cgroup.dirs) if app_cgroup is not None else ()
     oom = backend.oom_events_file(app_cgroup) if backend and app_cgroup else None
     plan_file = app_spec_path(pod, spec.name).with_suffix(".plan")
-    write_atomic(plan_file, app_plan(spec, root, dirs, network_fd, prebuilt).encode())
+    app = app_plan(spec, root, dirs, network_fd, prebuilt, own_sysfs=True)  # no user namespace
+    write_atomic(plan_file, app.encode())
     plan.step(
         "app",
         spec.name,
