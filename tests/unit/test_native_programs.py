@@ -451,3 +451,55 @@ def test_mutable_pod_serves_others_while_a_client_is_slow(mutable_pod: Path) -> 
         slow.sendall(b'"app": "slow"}\n')
         answer = json.loads(slow.makefile("rb").readline())
     assert answer == {"ok": False, "error": 'app "slow": is not in the pod'}
+
+
+# -- pod-init --pin-netns and the "netns" step (CNI pods: no ctypes in the run process) -------
+
+
+def _ns_id(path: str) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
+
+
+def test_pin_netns_pins_a_new_namespace_and_leaves_the_caller_where_it_was(
+    tmp_path: Path,
+) -> None:
+    from rkt.paths import Path as RktPath
+    from rkt.stage1.ns.network import pin_netns
+
+    require(INIT.exists(), "native programs not built (make setup)")
+    pin = tmp_path / "netns" / "rkt-test"
+    own = _ns_id("/proc/self/ns/net")
+    pin_netns(RktPath(pin), str(INIT))
+    try:
+        assert _ns_id(str(pin)) != own  # a namespace, pinned, not ours
+        assert _ns_id("/proc/self/ns/net") == own
+        # pod-init's "netns" step joins it through a descriptor: only lo there
+        fd = os.open(pin, os.O_RDONLY)
+        try:
+            proc = _pod_init(["label", "stage1: pod init", "netns", str(fd), "frobnicate"], fd)
+        finally:
+            os.close(fd)
+        assert 'unknown pod plan step "frobnicate"' in proc.stderr  # it got past "netns"
+    finally:
+        subprocess.run(["umount", str(pin)], check=True)
+        pin.unlink()
+
+
+def test_pin_netns_reports_why_it_could_not_and_leaves_nothing(tmp_path: Path) -> None:
+    from rkt.errors import NetworkError
+    from rkt.paths import Path as RktPath
+    from rkt.stage1.ns.network import pin_netns
+
+    require(INIT.exists(), "native programs not built (make setup)")
+    taken = tmp_path / "taken"
+    taken.write_text("")
+    with pytest.raises(NetworkError, match=r"stage1: network namespace: create .*: file exists"):
+        pin_netns(RktPath(taken), str(INIT))
+    assert taken.read_text() == ""  # not ours: left alone
+
+
+def test_pod_init_refuses_a_netns_step_without_a_namespace() -> None:
+    proc = _pod_init(["label", "stage1: pod init", "netns", "0"])
+    assert proc.returncode == 254
+    assert "join the pod's network namespace" in proc.stderr

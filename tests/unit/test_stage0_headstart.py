@@ -115,7 +115,10 @@ def test_the_early_start_gets_the_run_entrypoints_arguments_and_is_undone_where_
 ) -> None:
     started: list[tuple[RktPath, object]] = []
 
-    def fake_head_start(host: object, pod_path: RktPath, args: object) -> FakeNetwork:
+    def fake_head_start(
+        host: object, pod_path: RktPath, args: object, pin_helper: str
+    ) -> FakeNetwork:
+        assert pin_helper.endswith("/stage1/native/bin/pod-init")  # the built-in flavor's
         started.append((pod_path, args))
         net = FakeNetwork(PodDir(pod_path, args.uuid))  # type: ignore[attr-defined]
         network._head_started.append((network._head_key(args), net))  # type: ignore[arg-type]
@@ -170,7 +173,7 @@ def test_nothing_starts_early_that_the_run_entrypoint_would_refuse_or_needs_more
     tmp_path: Path, argv: list[str]
 ) -> None:
     args = parse_run([*argv, f"--local-config={tmp_path}", UUID])
-    assert network.head_start(object(), RktPath(tmp_path), args) is None  # type: ignore[arg-type]
+    assert network.head_start(object(), RktPath(tmp_path), args, "/no/helper") is None  # type: ignore[arg-type]
     assert list(tmp_path.iterdir()) == [] and not network._head_started
 
 

@@ -259,6 +259,27 @@ def test_pod_plan_for_pod_init(tmp_path: Path) -> None:
     assert steps[plan.keywords().index("start")] == ("start", "1")
 
 
+def test_a_cni_pods_init_joins_its_namespace_first(tmp_path: Path) -> None:
+    """The run process stays in the host's namespace (no ctypes): pod-init joins the pod's
+    through the descriptor, brings lo up, then unshares the rest."""
+    from rkt.stage1.common.appspec import app_spec_path
+    from rkt.stage1.ns.start import pod_plan
+
+    pod = PodDir(tmp_path, UUID)
+    app_spec_path(pod, "web").parent.mkdir(parents=True)
+    args = parse_run(["--net=default", UUID])
+    flags = run_entry.namespace_flags(args)
+    assert not flags & CLONE_NEWNET
+    plan = pod_plan(pod, args, [_spec()], flags, None, None, (5, "/err"), 9)
+    assert plan.steps[1:5] == [
+        ("netns", "9"),
+        ("loopback",),
+        ("unshare", str(flags)),
+        ("private",),
+    ]
+    assert ("network", "5", "/err") in plan.steps
+
+
 def test_mutable_pod_plan_hands_the_control_socket_to_the_supervisor(tmp_path: Path) -> None:
     from rkt.stage1.common.appspec import app_spec_path
     from rkt.stage1.ns.start import pod_plan

@@ -4,9 +4,8 @@ A namespace is pinned by bind-mounting ``/proc/self/ns/net`` onto a file under `
 it outlives the processes in it: CNI plugins need it after the pod died (a DEL without the
 namespace cannot find the interface and leaves the plugin's iptables rules behind).
 
-The caller unshares its own network namespace, pins it, and returns to the namespace it came
-from: no fork, and the CNI plugins (which treat their caller's namespace as "the host") are run
-from the original one.
+The stage1 pins a pod's namespace with its native ``pod-init --pin-netns`` (pod-init.c): no
+Python process loads ctypes for it. This module finds, enters and removes pins.
 
 Imports only the standard library and ``rkt.host``.
 """
@@ -16,31 +15,10 @@ from __future__ import annotations
 import errno
 import os
 
-from rkt.host.flags import CLONE_NEWNET, MNT_DETACH, MS_BIND
+from rkt.host.flags import CLONE_NEWNET, MNT_DETACH
 from rkt.paths import Path
 
 NETNS_DIR = Path("/run/netns")
-
-
-def create_netns(path: Path) -> None:
-    """Create a new network namespace pinned at ``path``; the caller stays where it was."""
-    from rkt.host import libc
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
-    os.close(fd)
-    home = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        libc.unshare(CLONE_NEWNET)
-        try:
-            libc.mount("/proc/self/ns/net", str(path), None, MS_BIND, None)
-        finally:
-            libc.setns(home, CLONE_NEWNET)
-    except BaseException:
-        _unlink(path)
-        raise
-    finally:
-        os.close(home)
 
 
 def enter_netns(path: Path) -> None:

@@ -83,7 +83,14 @@ class HeadStart:
 
         flags = self.options.stage1_flags(abi.INTERFACE_VERSION)
         try:
-            self.network = head_start(LinuxHost(), pod.path, parse_run([*flags, pod.uuid]))
+            from rkt.stage0.stage1_image import NATIVE_DIR
+
+            self.network = head_start(
+                LinuxHost(),
+                pod.path,
+                parse_run([*flags, pod.uuid]),
+                str(NATIVE_DIR / "pod-init"),  # the built-in flavor's, as the pod will have
+            )
         except (RktError, OSError):
             self.network = None  # the run entrypoint tries again, and reports what fails
 

@@ -19,10 +19,18 @@
  * the plan's steps in order and stops at the first that fails (one line on stderr, exit 254).
  *
  * usage: pod-init PLAN_FD
+ *        pod-init --pin-netns PATH
+ *
+ * The second form creates a new network namespace and pins it at PATH (a new empty file, bound
+ * to the namespace), leaving the caller where it was: for the network attacher
+ * (src/rkt/stage1/ns/network.py), so that no Python process loads ctypes for it. On failure
+ * PATH is removed.
  *
  * The plan is NUL-terminated strings, a keyword and its arguments (as app-exec's):
  *
  *   label TEXT                     prefix of error messages
+ *   netns FD                       join the network namespace FD refers to (the pod's CNI
+ *                                  namespace, which the run process never entered), close FD
  *   unshare FLAGS                  unshare(2) (the pid namespace applies to the fork below)
  *   private                        mount --make-rprivate /
  *   unpin DIR                      detach our copies of the namespaces pinned under DIR (so no
@@ -374,12 +382,31 @@ static void supervise(const char *program, int interactive)
 	fail(errno, "exec %s", program);
 }
 
+/* pod-init --pin-netns PATH: a new network namespace pinned at PATH; this process's own
+ * namespace is left behind with the process (it exits). */
+static int pin_netns(const char *path)
+{
+	label = "stage1: network namespace";
+	int fd = open(path, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
+	if (fd < 0)
+		fail(errno, "create %s", path);
+	close(fd);
+	if (unshare(CLONE_NEWNET) < 0 || mount("/proc/self/ns/net", path, NULL, MS_BIND, NULL) < 0) {
+		int err = errno;
+		unlink(path);
+		fail(err, "pin a new network namespace at %s", path);
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	label = "stage1: pod init";
 	plan_kind = "pod plan";
+	if (argc == 3 && strcmp(argv[1], "--pin-netns") == 0)
+		return pin_netns(argv[2]);
 	if (argc != 2) {
-		dprintf(2, "usage: pod-init PLAN_FD\n");
+		dprintf(2, "usage: pod-init PLAN_FD | --pin-netns PATH\n");
 		return 2;
 	}
 	/* The stop signals and SIGCHLD stay blocked through both exec's below: a stop request sent
@@ -393,6 +420,11 @@ int main(int argc, char **argv)
 		const char *step = next();
 		if (strcmp(step, "label") == 0) {
 			label = next();
+		} else if (strcmp(step, "netns") == 0) {
+			int fd = (int)next_num();
+			if (setns(fd, CLONE_NEWNET) < 0)
+				fail(errno, "join the pod's network namespace");
+			close(fd);
 		} else if (strcmp(step, "unshare") == 0) {
 			if (unshare((int)next_num()) < 0)
 				fail(errno, "unshare");

@@ -27,7 +27,7 @@ from rkt import jsonio
 from rkt.errors import EXIT_ERROR, NetworkError, RktError
 from rkt.host.api import MNT_DETACH, MS_PRIVATE, MS_REC, Host
 from rkt.host.flags import CLONE_NEWNET
-from rkt.host.netns import NETNS_DIR, create_netns, netns_pins, remove_netns
+from rkt.host.netns import NETNS_DIR, netns_pins, remove_netns
 from rkt.host.signals import signal
 from rkt.paths import Path
 from rkt.stage1.common.args import RunArgs
@@ -58,6 +58,32 @@ def netns_path(uuid: str) -> Path:
     return NETNS_DIR / f"rkt-{uuid}"
 
 
+def pin_netns(path: Path, helper: str) -> None:
+    """A new network namespace pinned at ``path``, by ``helper --pin-netns`` (pod-init.c):
+    this process stays where it is and loads no ctypes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    read_end, write_end = os.pipe()
+    try:
+        try:
+            pid = os.posix_spawn(
+                helper,
+                ["pod-init", "--pin-netns", str(path)],
+                {},
+                file_actions=[(os.POSIX_SPAWN_DUP2, write_end, 2)],
+            )
+        finally:
+            os.close(write_end)
+        message = b""
+        while chunk := os.read(read_end, 4096):
+            message += chunk
+    finally:
+        os.close(read_end)
+    _, status = os.waitpid(pid, 0)
+    if status != 0:
+        text = message.decode(errors="replace").strip()
+        raise NetworkError(text or f"cannot create the network namespace {path}")
+
+
 class PendingNetwork:
     """The pod's networks while the network attacher, a child of the run process, ADDs them.
 
@@ -68,11 +94,14 @@ class PendingNetwork:
     "1" on the barrier pipe. It works relative to the pod's directory (its working directory),
     which may be renamed meanwhile. If anything fails it undoes everything (DEL of every network
     attempted, the namespace removed), leaves the error in ``NET_ERROR`` and exits without
-    writing: the barrier then reads end of file. It stays until this process has entered the
-    pod's namespace (``_release``); if this process ends or aborts before that, it undoes the
-    networks itself. ``start`` returns at once, this process in the
-    pod's namespace with ``lo`` up, so the apps are resolved, the cgroups made and the plans
-    written while the plugins run. With ``rkt run`` and this flavor in-process, stage0 has
+    writing: the barrier then reads end of file. It stays until this process has taken the
+    networks over (``_release``: it holds a descriptor of the pod's namespace); if this process
+    ends or aborts before that, it undoes the networks itself. ``start`` returns at once, so the
+    apps are resolved, the cgroups made and the plans written while the plugins run. This
+    process stays in the host's namespace: pod-init joins the pod's through the descriptor
+    (``netns_for_init``), or ``finish`` enters it for the Python init. No Python process loads
+    ctypes for any of it: the namespace is created and pinned by ``pod-init --pin-netns``.
+    With ``rkt run`` and this flavor in-process, stage0 has
     usually forked the attacher already (``head_start``, before the pod was even prepared):
     ``start`` adopts it.
 
@@ -82,8 +111,9 @@ class PendingNetwork:
     waits and undoes whatever was attached, from the host's network namespace.
     """
 
-    def __init__(self, pod: PodDir) -> None:
+    def __init__(self, pod: PodDir, host: Host | None = None) -> None:
         self.pod = pod
+        self.host = host
         self.journal: NetJournal | None = None
         self._attacher = 0  # its pid while it runs
         self._barrier = -1  # the barrier's read end
@@ -98,6 +128,7 @@ class PendingNetwork:
         (``head_start``) is adopted instead of started again."""
         net = _adopt_head_start(pod, args)
         if net is not None:
+            net.host = host
             try:
                 save_name_files(pod, args, cni=True)
             except BaseException:
@@ -107,20 +138,12 @@ class PendingNetwork:
             attachments = _cni_attachments(pod, args)
             save_name_files(pod, args, cni=attachments is not None)
             if attachments is None:
-                return cls(pod)
-            net = cls._attach(host, pod, args, attachments)
-        try:
-            # this process is done with the host's namespace: into the pod's, lo up. Through
-            # the descriptor: a failed ADD may have unpinned it already (the pod then learns
-            # the attacher's error at the barrier, as it would have a moment later).
-            from rkt.host import libc
+                return cls(pod, host)
+            from rkt.stage1.ns.native import INIT, program
 
-            libc.setns(net._netns, CLONE_NEWNET)
-            net._close_netns()
-            host.bring_up_loopback()
-        except BaseException:
-            net.abort()
-            raise
+            net = cls._attach(host, pod, args, attachments, program(pod.path, INIT))
+        # This process holds the pod's namespace (the descriptor: a failed ADD may unpin it,
+        # and the pod then learns the attacher's error at the barrier).
         net._release()
         return net
 
@@ -131,20 +154,20 @@ class PendingNetwork:
         pod: PodDir,
         args: RunArgs,
         attachments: list[tuple[config.Attachment, dict[str, Any]]],
+        pin_helper: str,
     ) -> PendingNetwork:
-        """Journal, create the pod's namespace, fork the attacher; this process stays in the
-        host's namespace."""
+        """Journal, create the pod's namespace (``pin_helper``: a pod-init), fork the
+        attacher; this process stays in the host's namespace."""
         from rkt.net.state import NetJournal
 
-        net = cls(pod)
+        net = cls(pod, host)
         path = netns_path(pod.uuid)
         net.journal = journal = NetJournal(pod.uuid, str(path))
         journal_file = pod.file(NET_JOURNAL)
         journal_file.parent.mkdir(parents=True, exist_ok=True)
         journal.save(journal_file)
-        net._home = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         try:
-            create_netns(path)
+            pin_netns(path, pin_helper)
             net._netns = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
             read_end, write_end = os.pipe()  # both close-on-exec
             hold_read, net._hold = os.pipe()
@@ -164,6 +187,14 @@ class PendingNetwork:
             raise
         return net
 
+    def netns_for_init(self) -> int | None:
+        """The pod's namespace for pod-init to join (its "netns" step): the descriptor, now
+        inheritable; None without CNI networks."""
+        if self._netns < 0:
+            return None
+        os.set_inheritable(self._netns, True)
+        return self._netns
+
     def fds(self) -> tuple[int, ...]:
         """The descriptors this object holds (stage0 keeps them across the in-process run)."""
         return tuple(fd for fd in (self._barrier, self._home, self._netns, self._hold) if fd >= 0)
@@ -174,18 +205,26 @@ class PendingNetwork:
         execs (run-waiter reaps it)."""
         if self._barrier < 0:
             return None
-        self._close_home()
         os.set_inheritable(self._barrier, True)
         return self._barrier, str(self.pod.file(NET_ERROR))
 
     def finish(self) -> None:
-        """Wait until the networks are up; raise the attacher's error if they are not."""
+        """Wait until the networks are up, raise the attacher's error if they are not; then
+        this process enters the pod's namespace and brings ``lo`` up (the Python init starts
+        the apps from here)."""
         if self._attacher and not self._wait():
             try:
                 message = self.pod.file(NET_ERROR).read_text().strip()
             except OSError:
                 message = ""
             raise NetworkError(message or "the network attacher died")
+        if self._netns >= 0:
+            from rkt.host import libc
+
+            self._home = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+            libc.setns(self._netns, CLONE_NEWNET)
+            assert self.host is not None
+            self.host.bring_up_loopback()
         self._close_home()
 
     def abort(self) -> None:
@@ -203,10 +242,11 @@ class PendingNetwork:
                 journal = NetJournal.load(journal_file)  # with the results it recorded
             except NetworkError:
                 journal = self.journal
-        if journal is not None and self._home >= 0:
-            from rkt.host import libc
+        if journal is not None:
+            if self._home >= 0:  # (in the pod's namespace: back to the plugins' "host" one)
+                from rkt.host import libc
 
-            libc.setns(self._home, CLONE_NEWNET)  # the plugins' "host" namespace
+                libc.setns(self._home, CLONE_NEWNET)
             teardown_journal(journal, journal_file, raise_errors=False)
         self._close_home()
 
@@ -222,7 +262,7 @@ class PendingNetwork:
         return up
 
     def _release(self) -> None:
-        """This process has the networks now (it is in the pod's namespace): the attacher may
+        """This process has the networks now (it holds the pod's namespace): the attacher may
         end once they are up."""
         if self._hold >= 0:
             try:
@@ -254,13 +294,14 @@ class PendingNetwork:
 _head_started: list[tuple[RunArgs, PendingNetwork]] = []
 
 
-def head_start(host: Host, pod_path: Path, args: RunArgs) -> PendingNetwork | None:
+def head_start(host: Host, pod_path: Path, args: RunArgs, pin_helper: str) -> PendingNetwork | None:
     """Start attaching the pod's CNI networks before its run entrypoint (stage0, in the process
     that will run this flavor's run entrypoint in-process: stage0/headstart.py), so the plugins
     work while stage0 still resolves images and lays the pod out. ``pod_path``: the pod's
     directory now (it moves on to ``prepared`` and ``run``; the attacher follows it). Nothing is
     started (None) outside CNI mode, for forwarded ports (they need the pod manifest) and for a
-    configuration the run entrypoint would refuse: it refuses it then, as without a head start."""
+    configuration the run entrypoint would refuse: it refuses it then, as without a head start.
+    ``pin_helper``: this flavor's pod-init (the pod's stage1 is not laid out yet)."""
     if args.net_mode != "cni" or args.port:
         return None
     pod = PodDir(pod_path, args.uuid)
@@ -271,7 +312,7 @@ def head_start(host: Host, pod_path: Path, args: RunArgs) -> PendingNetwork | No
         return None
     if attachments is None:
         return None
-    net = PendingNetwork._attach(host, pod, args, attachments)
+    net = PendingNetwork._attach(host, pod, args, attachments, pin_helper)
     _head_started.append((_head_key(args), net))
     return net
 
@@ -345,8 +386,9 @@ def _attach(
         # (a network started early, ``head_start``); the working directory follows renames.
         os.chdir(pod.path)
         pod = PodDir.relative(pod.uuid)
-        signal.signal(signal.SIGTERM, _interrupted)  # the run process died: undo, as for ^C
-        host.set_pdeathsig(signal.SIGTERM)
+        # No parent-death signal (it would need ctypes here, beside the plugins): a run
+        # process that dies is seen at the hold pipe, and its networks undone then.
+        signal.signal(signal.SIGTERM, _interrupted)  # stopped: undo, as for ^C
         if os.getppid() != parent:
             raise NetworkError("the run process is gone")
         from rkt.net import cni

@@ -103,12 +103,15 @@ def start_pod(
     backend: CgroupBackend | None,
     cgroup: PodCgroup | None,
     network: tuple[int, str] | None = None,
+    netns: int | None = None,
 ) -> tuple[int, int]:
     """Unshare, fork the pod init, publish its pid; returns (our child to wait for, the init).
 
-    This process is in the pod's network namespace (CNI left it there). ``network``: the CNI
-    networks are still being attached (``PendingNetwork.barrier``), the pod's apps wait for
-    them; else they are up and resolv.conf/hosts written. The stop signals and SIGCHLD stay
+    ``network``: the CNI networks are still being attached (``PendingNetwork.barrier``), the
+    pod's apps wait for them; else they are up and resolv.conf/hosts written. ``netns``: the
+    pod's CNI namespace, which pod-init joins first (``PendingNetwork.netns_for_init``; this
+    process is still in the host's); None: this process is in the pod's already, or the pod
+    gets a new one. The stop signals and SIGCHLD stay
     blocked from here on (pod-init blocks them first thing): pending until the native programs
     exec'd next read them."""
     from rkt.stage1.ns.start import copy_up_before_start, exec_pod_init, has_copy_up, pod_plan
@@ -123,7 +126,7 @@ def start_pod(
         return start_pod_in_userns(host, pod, args, specs, backend, cgroup)
     if has_copy_up(specs):
         copy_up_before_start(host, pod, specs)
-    plan = pod_plan(pod, args, specs, namespace_flags(args), backend, cgroup, network)
+    plan = pod_plan(pod, args, specs, namespace_flags(args), backend, cgroup, network, netns)
     sys.stdout.flush()
     sys.stderr.flush()
     exec_pod_init(pod, plan)  # the native pod-init does the rest
@@ -152,12 +155,13 @@ def _run(argv: list[str]) -> int:
     except BaseException:
         network.abort()
         raise
-    barrier = None
+    barrier = netns = None
     if args.private_users is not None or has_copy_up(specs):
         network.finish()  # these pods copy resolv.conf/hosts, or start apps from Python
     else:
         barrier = network.barrier()  # pod-init's apps wait for it
-    child, init = start_pod(host, pod, args, specs, backend, cgroup, barrier)
+        netns = network.netns_for_init()  # pod-init joins it
+    child, init = start_pod(host, pod, args, specs, backend, cgroup, barrier, netns)
     sys.stdout.flush()
     sys.stderr.flush()
     exec_waiter(pod.path, child, None if init == child else init, interactive=args.interactive)

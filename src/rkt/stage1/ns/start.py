@@ -116,12 +116,17 @@ def pod_plan(
     backend: CgroupBackend | None,
     cgroup: PodCgroup | None,
     network: tuple[int, str] | None = None,
+    netns: int | None = None,
 ) -> LaunchPlan:
     """The pod-init steps (see pod-init.c); creates the app cgroups and writes the app plans.
     ``network``: the barrier of the networks still being attached and the attacher's error file
-    (``network.PendingNetwork.barrier``); the apps and the init wait for it."""
+    (``network.PendingNetwork.barrier``); the apps and the init wait for it. ``netns``: the
+    pod's CNI namespace (a descriptor), joined first, ``lo`` up."""
     path = pod.path
     plan = LaunchPlan("stage1: pod init")
+    if netns is not None:
+        plan.step("netns", netns)
+        plan.step("loopback")
     plan.step("unshare", flags)
     plan.step("private")
     plan.step("unpin", str(NETNS_DIR))
