@@ -51,6 +51,7 @@ LOCK_NAME = "names.lock"
 _SAFE = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_.")
 _MAX_FILE_NAME = 240  # NAME_MAX is 255: room for ".rows" and a temporary suffix
 _ROW_LENGTH = len(ImageRecord._fields) + 1
+_MANIFEST = ImageRecord._fields.index("manifest")
 
 # one image: its ImageRecord and the digests of its Docker/OCI layers ([] for an ACI)
 Entry = tuple[ImageRecord, list[str]]
@@ -148,22 +149,11 @@ def _digest(value: object, prefix: str, length: int) -> bool:
 
 
 def _row(entry: Entry, offset: int) -> list[object]:
+    """The record's fields in order, its manifest as (offset, length), then its layers."""
     rec, layers = entry
-    return [
-        rec.id,
-        rec.name,
-        rec.labels,
-        [offset, len(rec.manifest)],
-        rec.import_time,
-        rec.last_used,
-        rec.size,
-        rec.uncompressed_size,
-        rec.compression,
-        rec.source,
-        rec.tree_id,
-        rec.tree_size,
-        list(layers),
-    ]
+    row: list[object] = list(rec)
+    row[_MANIFEST] = [offset, len(rec.manifest)]
+    return [*row, list(layers)]
 
 
 def write(names_dir: Path | str, name: str, entries: list[Entry]) -> None:
