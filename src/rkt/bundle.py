@@ -5,7 +5,8 @@ launcher and the built-in stage1's entrypoint scripts install its finder first.
 
 The file (``rkt/__pycache__/rkt-bundle.<cache tag>.bin``): 8 bytes of index length, the index
 (marshalled ``{module: (offset, length, source path, is package, source mtime_ns, source
-size)}``), then each module's marshalled code object. A module is served from the bundle only
+size)}``; offset -1 for an extension module, found at its path), then each module's
+marshalled code object. A module is served from the bundle only
 while its source file has the size and mtime the bundle recorded (the check a ``.pyc`` gets);
 anything else, or any module not in it, is imported the usual way. A missing, torn or
 foreign bundle installs nothing. The code object is read with one ``pread`` when the module is
@@ -66,9 +67,13 @@ class BundleFinder:
             return None
         if st.st_mtime_ns != mtime_ns or st.st_size != size:
             return None  # edited since the bundle was made: the usual import reads it
-        spec: ModuleSpec = sys.modules["_frozen_importlib"].ModuleSpec(
-            name, self, origin=origin, is_package=is_package
-        )
+        bootstrap = sys.modules["_frozen_importlib"]
+        if _offset < 0:  # an extension module: its file, without a search of sys.path
+            loader = sys.modules["_frozen_importlib_external"].ExtensionFileLoader(name, origin)
+            ext: ModuleSpec = bootstrap.ModuleSpec(name, loader, origin=origin)
+            ext.has_location = True
+            return ext
+        spec: ModuleSpec = bootstrap.ModuleSpec(name, self, origin=origin, is_package=is_package)
         if is_package:
             spec.submodule_search_locations = [os.path.dirname(origin)]
         return spec
@@ -148,8 +153,10 @@ def package_modules(package_dir: str) -> dict[str, tuple[str, bool]]:
 
 
 def stdlib_modules_used(names: list[str]) -> dict[str, tuple[str, bool]]:
-    """The pure-Python standard library modules that importing ``names`` loads (imports them
-    in this process: the one that builds the bundle)."""
+    """The standard library modules that importing ``names`` loads (imports them in this
+    process: the one that builds the bundle): the pure-Python ones, and the extension modules
+    (``.so``: their path, so that they are found without a search of sys.path's directories,
+    which lists the whole standard library)."""
     for name in names:
         try:
             __import__(name)
@@ -160,7 +167,7 @@ def stdlib_modules_used(names: list[str]) -> dict[str, tuple[str, bool]]:
     for name, module in sorted(sys.modules.items()):
         spec = getattr(module, "__spec__", None)
         origin = getattr(spec, "origin", None)
-        if not isinstance(origin, str) or not origin.endswith(".py"):
+        if not isinstance(origin, str) or not origin.endswith((".py", ".so")):
             continue  # frozen or built in: already as fast as it gets
         if origin.startswith(stdlib) and "site-packages" not in origin:
             out[name] = (origin, getattr(spec, "submodule_search_locations", None) is not None)
@@ -174,6 +181,10 @@ def build(out_path: str, modules: dict[str, tuple[str, bool]]) -> int:
     blobs: list[bytes] = []
     offset = 0
     for name, (origin, is_package) in sorted(modules.items()):
+        if origin.endswith(".so"):  # an extension module: only where it is (offset -1)
+            st = os.stat(origin)
+            index[name] = (-1, 0, origin, False, st.st_mtime_ns, st.st_size)
+            continue
         with open(origin, "rb") as f:
             st = os.fstat(f.fileno())
             source = f.read()

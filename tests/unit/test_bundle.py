@@ -157,6 +157,32 @@ def test_the_installed_launcher_loads_rkt_from_the_bundle() -> None:
     assert os.path.isfile(bundle.bundle_path())
 
 
+def test_the_launcher_finds_rkt_and_its_extension_modules_without_listing_the_stdlib() -> None:
+    """rkt is imported from its own root first (PYTHONPATH's when given), and the extension
+    modules rkt uses (``_json``) from the bundle's index: no sys.path search goes on to list
+    lib-dynload and site-packages (the interpreter's start lists the standard library's own
+    directory, for ``encodings``)."""
+    launcher = (REPO / ".venv" / "bin" / "rkt").read_text()
+    tail = "from rkt.cli.main import main\nsys.exit(main())\n"
+    code = launcher.replace(
+        tail,
+        "import rkt.jsonio, _json\n"
+        "print(type(sys.modules['_json'].__spec__.loader).__name__)\n"
+        "searched = [p for p in sys.path_importer_cache if p.endswith(('-dynload', '-packages'))]\n"
+        "print(bool(searched))\n",
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run(
+        [str(REPO / ".venv" / "bin" / "python"), "-S", "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+    )
+    assert proc.stdout.split() == ["ExtensionFileLoader", "False"], proc.stderr
+
+
 def test_the_stage1_entrypoint_scripts_load_rkt_from_the_bundle(tmp_path: Path) -> None:
     from rkt.stage0.stage1_image import _script
 

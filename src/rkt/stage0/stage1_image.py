@@ -42,8 +42,8 @@ DEFAULT_FLAVOR = "default"
 INTERPRETER_ANNOTATION = "rkt.local/interpreter"
 ENTRYPOINT_FORMAT_ANNOTATION = "rkt.local/entrypoint-format"
 # 1 (no annotation): "-I" with site; 2: "-IS" and an explicit sys.path; 3: 2 + native programs;
-# 4: 3 + rkt's module bundle (rkt/bundle.py)
-ENTRYPOINT_FORMAT = "4"
+# 4: 3 + rkt's module bundle (rkt/bundle.py); 5: 4 + rkt looked for in its own root first
+ENTRYPOINT_FORMAT = "5"
 
 # flavor -> (python package holding its entrypoint modules, entrypoint names it ships)
 BUILTIN_FLAVORS: dict[str, str] = {
@@ -175,8 +175,10 @@ def _script(module: str, function: str = "main", paths: list[str] | None = None)
         "# rkt built-in stage1 entrypoint (generated; see docs/stage1-abi.md)\n"
         "import sys\n"
         f"sys.path += {extra!r}\n"
+        f"sys.path.insert(0, {extra[-1]!r})\n"  # rkt's root, before the standard library's
         "from rkt.bundle import install\n"
         "install()\n"
+        "del sys.path[0]\n"
         f"from {module} import {function} as main\n"
         "sys.exit(main(sys.argv[1:]))\n"
     )
