@@ -310,3 +310,16 @@ def test_an_index_from_before_name_files_is_migrated_and_a_newer_one_refused(
     conn.close()
     with Store(data) as store, pytest.raises(StoreError, match="schema version 4 is newer"):
         store.index.version()
+
+
+def test_a_process_with_the_index_open_asks_it_and_rewrites_nothing(tmp_path: Path) -> None:
+    """Once a process has opened the index (it may be writing), lookups go to the index and do
+    not rewrite the name file each time."""
+    data = tmp_path / "data"
+    with Store(data) as store:
+        _add(store, _rec(1))
+        path = _file(store, "example.com/app")
+        before = path.stat().st_ino
+        for _ in range(3):
+            assert store.find_by_name("example.com/app") == [_rec(1)]
+        assert path.stat().st_ino == before

@@ -203,14 +203,16 @@ class Store:
         ]
 
     def _named(self, name: str) -> list[ImageRecord]:
-        """The name's images: from its name file when there is one, else from the index (and
-        the file written for next time)."""
-        if self._index is None:
-            entries = names.read(self.names_dir, name)
-            if entries is not None:
-                for entry in entries:
-                    self._seen[entry[0].id] = entry
-                return [rec for rec, _layers in entries]
+        """The name's images: from its name file when there is one (while this process has
+        not opened the index: once it has, it may be writing, and the index answers), else
+        from the index, and the missing file written for next time."""
+        if self._index is not None:
+            return self._index.images_named(name)
+        entries = names.read(self.names_dir, name)
+        if entries is not None:
+            for entry in entries:
+                self._seen[entry[0].id] = entry
+            return [rec for rec, _layers in entries]
         found = self.index.images_named(name)
         if found:
             self.index.repair_name_file(name)
