@@ -133,25 +133,30 @@ def test_its_descriptor_is_close_on_exec_and_does_not_keep_the_stage1_from_runni
     assert proc.stdout.split() == ["False", "False"], proc.stderr
 
 
-def test_the_installed_launcher_loads_rkt_from_the_bundle() -> None:
-    """`make setup` built this installation's bundle and the `rkt` launcher installs it."""
+def _launcher_running(body: str) -> subprocess.CompletedProcess[str]:
+    """The installed `rkt` launcher with ``body`` in place of its call to rkt's main (without
+    PYTHONPATH, as a user runs it)."""
     launcher = (REPO / ".venv" / "bin" / "rkt").read_text()
     tail = "from rkt.cli.main import main\nsys.exit(main())\n"
     assert launcher.endswith(tail)
-    # (a module edited since `make setup` comes from its source: one of these will not be)
-    code = launcher.replace(
-        tail,
-        "import rkt.cli.main, rkt.stage1.ns.run, rkt.paths, rkt.records\n"
-        "names = ['rkt.cli.main', 'rkt.stage1.ns.run', 'rkt.paths', 'rkt.records']\n"
-        "loaders = {type(sys.modules[n].__spec__.loader).__name__ for n in names}\n"
-        "print('BundleFinder' if 'BundleFinder' in loaders else loaders)\n",
-    )
-    proc = subprocess.run(
-        [str(REPO / ".venv" / "bin" / "python"), "-S", "-c", code],
+    return subprocess.run(
+        [str(REPO / ".venv" / "bin" / "python"), "-S", "-c", launcher.replace(tail, body)],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+    )
+
+
+def test_the_installed_launcher_loads_rkt_from_the_bundle() -> None:
+    """`make setup` built this installation's bundle and the `rkt` launcher installs it."""
+    # (a module edited since `make setup` comes from its source: one of these will not be)
+    proc = _launcher_running(
+        "import rkt.cli.main, rkt.stage1.ns.run, rkt.paths, rkt.records\n"
+        "names = ['rkt.cli.main', 'rkt.stage1.ns.run', 'rkt.paths', 'rkt.records']\n"
+        "loaders = {type(sys.modules[n].__spec__.loader).__name__ for n in names}\n"
+        "print('BundleFinder' if 'BundleFinder' in loaders else loaders)\n"
     )
     assert proc.stdout.strip() == "BundleFinder", proc.stderr
     assert os.path.isfile(bundle.bundle_path())
@@ -162,23 +167,11 @@ def test_the_launcher_finds_rkt_and_its_extension_modules_without_listing_the_st
     modules rkt uses (``_json``) from the bundle's index: no sys.path search goes on to list
     lib-dynload and site-packages (the interpreter's start lists the standard library's own
     directory, for ``encodings``)."""
-    launcher = (REPO / ".venv" / "bin" / "rkt").read_text()
-    tail = "from rkt.cli.main import main\nsys.exit(main())\n"
-    code = launcher.replace(
-        tail,
+    proc = _launcher_running(
         "import rkt.jsonio, _json\n"
         "print(type(sys.modules['_json'].__spec__.loader).__name__)\n"
         "searched = [p for p in sys.path_importer_cache if p.endswith(('-dynload', '-packages'))]\n"
-        "print(bool(searched))\n",
-    )
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    proc = subprocess.run(
-        [str(REPO / ".venv" / "bin" / "python"), "-S", "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env=env,
+        "print(bool(searched))\n"
     )
     assert proc.stdout.split() == ["ExtensionFileLoader", "False"], proc.stderr
 

@@ -5,7 +5,7 @@ it outlives the processes in it: CNI plugins need it after the pod died (a DEL w
 namespace cannot find the interface and leaves the plugin's iptables rules behind).
 
 The stage1 pins a pod's namespace with its native ``pod-init --pin-netns`` (pod-init.c): no
-Python process loads ctypes for it. This module finds, enters and removes pins.
+Python process loads ctypes for it. This module finds and removes pins.
 
 Imports only the standard library and ``rkt.host``.
 """
@@ -15,21 +15,10 @@ from __future__ import annotations
 import errno
 import os
 
-from rkt.host.flags import CLONE_NEWNET, MNT_DETACH
+from rkt.host.flags import MNT_DETACH
 from rkt.paths import Path
 
 NETNS_DIR = Path("/run/netns")
-
-
-def enter_netns(path: Path) -> None:
-    """Move the calling thread into the namespace pinned at ``path``."""
-    from rkt.host import libc
-
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        libc.setns(fd, CLONE_NEWNET)
-    finally:
-        os.close(fd)
 
 
 def remove_netns(path: Path) -> None:

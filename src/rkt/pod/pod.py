@@ -31,7 +31,7 @@ from rkt.paths import Path
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
 EMBRYO, PREPARE, PREPARED, RUN, EXITED_GARBAGE, GARBAGE = (
     "embryo",
@@ -245,6 +245,18 @@ def create_embryo(pods_root: Path) -> tuple[Pod, PodLock]:
     (embryo / abi.POD_CREATED).touch()
     pod.move_to(PREPARE)
     return pod, lock
+
+
+def abandon_pod(pod: Pod, lock: PodLock, on_abort: Callable[[], None] | None = None) -> None:
+    """A pod whose preparation failed becomes garbage (rkt's 'aborted prepare'), removed by the
+    next gc; ``on_abort`` undoes what was started for it first, while it is still locked."""
+    if on_abort is not None:
+        on_abort()
+    try:
+        pod.move_to("garbage")
+    except (PodError, OSError):
+        pass
+    lock.close()
 
 
 def iter_pods(pods_root: Path) -> Iterator[Pod]:

@@ -29,9 +29,9 @@ import os
 from rkt import abi
 from rkt.errors import PodError
 from rkt.paths import Path
-from rkt.pod.pod import Pod, PodLock, create_embryo, ensure_pods_root
+from rkt.pod.pod import Pod, PodLock, abandon_pod, create_embryo, ensure_pods_root
 from rkt.stage0.run import RunOptions
-from rkt.stage0.stage1_image import DEFAULT_FLAVOR, builtin_flavor_chosen
+from rkt.stage0.stage1_image import DEFAULT_FLAVOR, NATIVE_DIR, builtin_flavor_chosen
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
@@ -68,12 +68,7 @@ class HeadStart:
 
     def abandon(self, pod: Pod, lock: PodLock) -> None:
         """The pod failed before ``prepare_pod`` took it over: undone, left to gc as garbage."""
-        self.abort()
-        try:
-            pod.move_to("garbage")
-        except (PodError, OSError):
-            pass
-        lock.close()
+        abandon_pod(pod, lock, self.abort)
 
     def _start(self, pod: Pod) -> None:
         from rkt.errors import RktError
@@ -83,8 +78,6 @@ class HeadStart:
 
         flags = self.options.stage1_flags(abi.INTERFACE_VERSION)
         try:
-            from rkt.stage0.stage1_image import NATIVE_DIR
-
             self.network = head_start(
                 LinuxHost(),
                 pod.path,
@@ -114,9 +107,8 @@ class HeadStart:
 def _eligible(options: RunOptions, request: PodRequest, stage1_config: dict[str, str]) -> bool:
     from rkt.stage0.inprocess import may_run_in_process
 
-    cni = any(n.split(":")[0] not in ("host", "none") for n in options.net.split(","))
     return (
-        cni
+        options.net not in ("host", "none")  # CNI mode, as RunArgs.net_mode decides it
         and not options.ports
         and request.pod_manifest is None
         and builtin_flavor_chosen(request.stage1, stage1_config) == DEFAULT_FLAVOR

@@ -15,7 +15,14 @@ import os
 from rkt import abi, jsonio
 from rkt.errors import ImageError, PodError, RktError, UsageError
 from rkt.paths import Path
-from rkt.pod.pod import Pod, PodLock, create_embryo, ensure_pods_root, write_atomic
+from rkt.pod.pod import (
+    Pod,
+    PodLock,
+    abandon_pod,
+    create_embryo,
+    ensure_pods_root,
+    write_atomic,
+)
 from rkt.records import NamedTuple
 from rkt.stage0.request import AppRequest, Pairs, PodRequest
 from rkt.stage0.stage1_image import Stage1, select_stage1
@@ -386,18 +393,6 @@ def prepare_pod(
         return PreparedPod(pod, stage1, lock)
     lock.close()
     return PreparedPod(pod, stage1)
-
-
-def abandon_pod(pod: Pod, lock: PodLock, on_abort: Callable[[], None] | None = None) -> None:
-    """A failed prepare becomes garbage (rkt's 'aborted prepare'), removed by the next gc;
-    ``on_abort`` undoes what was started for it first, while the pod is still locked."""
-    if on_abort is not None:
-        on_abort()
-    try:
-        pod.move_to("garbage")
-    except (PodError, OSError):
-        pass
-    lock.close()
 
 
 def _load_pod_manifest(store: Store, path: Path) -> tuple[dict[str, Any], list[ImageRecord]]:

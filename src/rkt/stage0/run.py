@@ -148,11 +148,9 @@ def start_run(
 ) -> tuple[PodLock, list[str], dict[str, str]]:
     """Take the pod's lock (``lock``: the caller holds it already, since ``prepare_pod``), move
     it to ``run``; return what to exec."""
-    if pod.phase != PREPARED:
-        if lock is not None:
-            lock.close()
-        raise PodError(f'pod "{pod.uuid}": is {pod.state()}, not prepared')
     try:
+        if pod.phase != PREPARED:
+            raise PodError(f'pod "{pod.uuid}": is {pod.state()}, not prepared')
         # Refuse version skew before anything changes: the pod stays prepared.
         flags = options.stage1_flags(stage1_interface_version(pod))
     except BaseException:

@@ -2,12 +2,13 @@
 
 ``--net=host`` keeps the caller's namespace; ``--net=none`` gets a fresh one with ``lo`` only
 (``run.namespace_flags``); anything else is CNI (``rkt.net``): the run process creates the pod's
-namespace pinned at ``/run/netns/rkt-<uuid>`` and forks the network attacher, which ADDs every
-selected network from the host side (journalled in ``stage1/rootfs/rkt/private/net.json``
-before each step), one network after the other, then writes ``net-info.json`` and signals the
-pod's network barrier. Meanwhile the run process enters the namespace, brings ``lo`` up (so the
-pod's other namespaces and its init are made inside it) and starts the pod, whose apps wait on
-the barrier (``PendingNetwork``). A failed ADD is undone at once, by the attacher (DEL of
+namespace pinned at ``/run/netns/rkt-<uuid>`` (``pod-init --pin-netns``) and forks the network
+attacher, which ADDs every selected network from the host side (journalled in
+``stage1/rootfs/rkt/private/net.json`` before each step), one network after the other, then
+writes ``net-info.json`` and signals the pod's network barrier. Meanwhile the run process,
+still in the host's namespace, starts the pod: pod-init joins the namespace, brings ``lo`` up
+and makes the pod's other namespaces and its init inside it; the apps wait on the barrier
+(``PendingNetwork``). A failed ADD is undone at once, by the attacher (DEL of
 everything attempted, the namespace removed); gc undoes a pod that died, however it died, from
 the journal alone. ``rkt run`` with this flavor in-process starts all that earlier still, from
 stage0, before the pod is prepared (``head_start``, stage0/headstart.py); the run entrypoint
@@ -117,7 +118,6 @@ class PendingNetwork:
         self.journal: NetJournal | None = None
         self._attacher = 0  # its pid while it runs
         self._barrier = -1  # the barrier's read end
-        self._home = -1  # the host's network namespace, while CNI networks are being attached
         self._netns = -1  # the pod's, until this process enters it (it outlives a failed ADD)
         self._hold = -1  # keeps the attacher until this process has the networks (``_release``)
 
@@ -197,7 +197,7 @@ class PendingNetwork:
 
     def fds(self) -> tuple[int, ...]:
         """The descriptors this object holds (stage0 keeps them across the in-process run)."""
-        return tuple(fd for fd in (self._barrier, self._home, self._netns, self._hold) if fd >= 0)
+        return tuple(fd for fd in (self._barrier, self._netns, self._hold) if fd >= 0)
 
     def barrier(self) -> tuple[int, str] | None:
         """The barrier's read end (inheritable now) and the attacher's error file, for the pod
@@ -219,13 +219,10 @@ class PendingNetwork:
                 message = ""
             raise NetworkError(message or "the network attacher died")
         if self._netns >= 0:
-            from rkt.host import libc
-
-            self._home = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-            libc.setns(self._netns, CLONE_NEWNET)
             assert self.host is not None
+            self.host.setns(self._netns, CLONE_NEWNET)
             self.host.bring_up_loopback()
-        self._close_home()
+        self._close_netns()
 
     def abort(self) -> None:
         """Undo whatever was attached; errors are swallowed (the caller has its own)."""
@@ -242,13 +239,9 @@ class PendingNetwork:
                 journal = NetJournal.load(journal_file)  # with the results it recorded
             except NetworkError:
                 journal = self.journal
-        if journal is not None:
-            if self._home >= 0:  # (in the pod's namespace: back to the plugins' "host" one)
-                from rkt.host import libc
-
-                libc.setns(self._home, CLONE_NEWNET)
+        if journal is not None:  # (this process never left the host's namespace)
             teardown_journal(journal, journal_file, raise_errors=False)
-        self._close_home()
+        self._close_netns()
 
     def _wait(self) -> bool:
         """Wait for the attacher to finish: True if the networks are up."""
@@ -275,12 +268,6 @@ class PendingNetwork:
         if self._hold >= 0:
             os.close(self._hold)
             self._hold = -1
-
-    def _close_home(self) -> None:
-        if self._home >= 0:
-            os.close(self._home)
-            self._home = -1
-        self._close_netns()
 
     def _close_netns(self) -> None:
         if self._netns >= 0:
