@@ -16,7 +16,12 @@ cycle once more, end to end. Three comparisons, each interleaved round by round
    in that namespace; its DEL and ``ip netns del`` run untimed afterwards, as rkt's gc does.
    ``crun (own netns)``: ``crun run`` making its own empty namespace. ``rkt run --net=default`` and
    ``rkt run --net=none``, ``rkt gc`` untimed. The network's own share is the difference in each
-   pair, per round: it is printed under the table ("network part").
+   pair, per round: it is printed under the table ("network part"). rkt's built-in ``default``
+   masquerades with rules of its own, in one ``iptables-restore`` (``rkt.net.masquerade``),
+   where the hand-wired ptp runs ``iptables`` nine times; so ``rkt run --net=default (ptp
+   ipMasq)`` runs rkt once more with a user network named ``default`` (which replaces the
+   built-in one) configured exactly as the hand-wired one: the same plugins doing the same
+   work, masquerade included.
 2. Teardown. ``ptp DEL + ip netns del`` (baseline) of a namespace wired untimed just before;
    ``rkt gc`` of one exited ``--net=default`` pod and of one ``--net=none`` pod (each run untimed
    just before); ``bash wrapper alone`` (the same wrapper doing nothing), so that the hand-wired
@@ -60,6 +65,7 @@ BASELINE = "crun in ptp(ipMasq) netns"
 CRUN_OWN = "crun (own netns)"
 RKT_DEFAULT = "rkt run --net=default"
 RKT_NONE = "rkt run --net=none"
+RKT_PTP_MASQ = "rkt run --net=default (ptp ipMasq)"
 DEL_BASELINE = "ptp DEL + ip netns del"
 WRAPPER = "bash wrapper alone"
 GC_DEFAULT = "rkt gc (a --net=default pod)"
@@ -99,15 +105,16 @@ def _bundles(work: Path, rootfs: Path, netns: str) -> Path:
     return bundle
 
 
-def _ptp_conf(path: Path, name: str, ipam: Path) -> Path:
-    """rkt's built-in ``default`` (``rkt.net.config.builtin_networks``) under another name."""
+def _ptp_conf(path: Path, name: str, ipam: Path, subnet: str = "10.235.0.0/24") -> Path:
+    """rkt's built-in ``default`` (``rkt.net.config.builtin_networks``) under another name,
+    masqueraded by ptp itself (``ipMasq``)."""
     plugin = {
         "type": "ptp",
         "ipMasq": True,
         "mtu": 1500,
         "ipam": {
             "type": "host-local",
-            "ranges": [[{"subnet": "10.235.0.0/24"}]],
+            "ranges": [[{"subnet": subnet}]],
             "routes": [{"dst": "0.0.0.0/0"}],
             "dataDir": str(ipam),
         },
@@ -152,6 +159,15 @@ def run(
     data = work / "data"
     ipam = work / f"ipam-{tag}"
     conf = _ptp_conf(work / "ptp-masq.conf", f"bench-ptpmasq-{tag}", ipam)
+    # a user "default" as the hand-wired network (own subnet and leases): RKT_PTP_MASQ
+    local_config = work / f"local-config-{tag}"
+    (local_config / "net.d").mkdir(parents=True)
+    _ptp_conf(
+        local_config / "net.d" / "default.conf",
+        "default",
+        work / f"ipam-rkt-{tag}",
+        "10.235.1.0/24",
+    )
     script = work / "crun-ptp.sh"
     script.write_text(CRUN_SCRIPT)
     rootfs = make_rootfs(work / "rootfs")
@@ -193,9 +209,10 @@ def run(
                 other, other_env = stores[label]
                 quiet([*inside, str(rkt), f"--dir={other}", "gc", "--grace=0"], other_env)
 
-            def rkt_run(net: str, label: str = "") -> list[str]:
+            def rkt_run(net: str, label: str = "", *flags: str) -> list[str]:
                 argv = [str(rkt), f"--dir={stores[label][0]}", "--insecure-options=image"]
-                return [*inside, *argv, "run", f"--net={net}", "--pull-policy=never", image]
+                run = ["run", f"--net={net}", "--pull-policy=never", image]
+                return [*inside, *argv, *flags, *run]
 
             def rkt_run_argv(net: str, label: str = "") -> Callable[[], list[str]]:
                 return lambda: rkt_run(net, label)
@@ -241,6 +258,18 @@ def run(
                             + (f" (rkt from {src})" if src else ""),
                         )
                     )
+            start.insert(
+                3,
+                Case(
+                    RKT_PTP_MASQ,
+                    lambda: rkt_run("default", "", f"--local-config={local_config}"),
+                    cleanup=gc,
+                    check=ok,
+                    env=env,
+                    description="rkt run --net=default of /bin/true with net.d's default "
+                    "configured as the hand-wired network (ptp's own ipMasq); rkt gc untimed",
+                ),
+            )
             pod_start = compare(
                 "pod start: rkt run --net=default vs crun in a hand-wired ptp(ipMasq) netns",
                 start,
@@ -251,6 +280,11 @@ def run(
             )
             pod_start.notes.append(
                 network_part(pod_start, (RKT_DEFAULT, RKT_NONE), (BASELINE, CRUN_OWN), "set-up")
+            )
+            pod_start.notes.append(
+                network_part(
+                    pod_start, (RKT_PTP_MASQ, RKT_NONE), (BASELINE, CRUN_OWN), "set-up, ptp ipMasq"
+                )
             )
             for label, _ in others:
                 pod_start.notes.append(

@@ -43,7 +43,7 @@ def _cycles(nrkt: NetRkt, image: Path, count: int) -> None:
 
 
 def _rules(dump: str) -> list[str]:
-    return [line for line in dump.splitlines() if line.startswith(("-A", ":CNI"))]
+    return [line for line in dump.splitlines() if line.startswith(("-A", ":CNI", ":RKT"))]
 
 
 def test_run_gc_cycles_leave_nothing(nrkt: NetRkt, net_images: dict[str, Path]) -> None:
@@ -73,7 +73,7 @@ def test_sigkilled_run_is_cleaned_by_gc(
     assert lock_free
     assert_no_leftovers(nrkt, [pod])
     assert not os.path.exists(f"/run/netns/rkt-{pod}")
-    assert "CNI-DN" not in nrkt.hostnet.nat_rules()
+    assert "CNI-DN" not in nrkt.hostnet.nat_rules() and "RKT-" not in nrkt.hostnet.nat_rules()
 
 
 def test_run_of_a_missing_image_undoes_its_early_networks_at_once(
@@ -90,7 +90,7 @@ def test_run_of_a_missing_image_undoes_its_early_networks_at_once(
     assert len(pods) == 1 and (nrkt.dir / "pods" / "garbage" / pods[0]).is_dir()
     assert_no_leftovers(nrkt, pods)  # before gc: stage0 undid them itself
     assert not os.path.exists(f"/run/netns/rkt-{pods[0]}")
-    assert "CNI-" not in nrkt.hostnet.nat_rules()
+    assert "CNI-" not in nrkt.hostnet.nat_rules() and "RKT-" not in nrkt.hostnet.nat_rules()
     collect(nrkt)
     assert not pod_uuids(nrkt)
 

@@ -265,6 +265,55 @@ def test_pods_on_default_reach_each_other_and_the_host(
         stop(server)
 
 
+PEER_SERVER = (
+    "import socket, sys\n"
+    "s = socket.socket()\n"
+    "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+    "s.bind((sys.argv[1], int(sys.argv[2])))\n"
+    "s.listen()\n"
+    "print('ready', flush=True)\n"
+    "c, peer = s.accept()\n"
+    "c.sendall(f'peer={peer[0]}\\n'.encode())\n"
+    "c.close()\n"
+)
+
+
+def test_default_masquerades_traffic_leaving_the_host(
+    nrkt: NetRkt, net_images: dict[str, Path]
+) -> None:
+    """A server beyond the host (another namespace, routed through the host, with no route back
+    to the pods' subnet) sees the host's address: rkt's masquerade rules, there until gc."""
+    outside = make_netns(f"rkt-test-out-{uuidlib.uuid4().hex[:6]}")
+    server = None
+    try:
+        nrkt.hostnet.run("ip", "link", "add", "vout", "type", "veth", "peer", "name", "vin")
+        nrkt.hostnet.run("ip", "link", "set", "vin", "netns", outside.path)
+        nrkt.hostnet.run("ip", "addr", "add", "198.18.7.1/24", "dev", "vout")
+        nrkt.hostnet.run("ip", "link", "set", "vout", "up")
+        outside.run("ip", "addr", "add", "198.18.7.2/24", "dev", "vin")
+        outside.run("ip", "link", "set", "vin", "up")
+        server = subprocess.Popen(
+            outside.argv(sys.executable, "-c", PEER_SERVER, "198.18.7.2", "8082"),
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+        out = run_pod(nrkt, *sh(net_images["bb"], "busybox nc -w 5 198.18.7.2 8082")).stdout
+        assert out.strip() == "peer=198.18.7.1", out
+        (pod,) = pod_uuids(nrkt)
+        rules = nrkt.hostnet.nat_rules()
+        assert f"rkt network default pod {pod}" in rules and "-j MASQUERADE" in rules, rules
+        assert "CNI-" not in rules  # ptp's own ipMasq is off for the built-in network
+        collect(nrkt)
+        assert pod not in nrkt.hostnet.nat_rules() and "RKT-" not in nrkt.hostnet.nat_rules()
+    finally:
+        if server is not None:
+            server.kill()
+            server.wait()
+        nrkt.hostnet.run("ip", "link", "del", "vout", check=False)
+        subprocess.run(["ip", "netns", "del", outside.name], check=False)
+
+
 def test_private_users_pod_on_default(nrkt: NetRkt, net_images: dict[str, Path]) -> None:
     """A --private-users pod waits for its networks in the run process (its resolv.conf/hosts
     are copied under the idmapped tree): the address, and the hosts file naming it."""

@@ -11,6 +11,10 @@ Spec (github.com/containernetworking/cni SPEC.md, "Execution of Network Configur
   ``portMappings`` for portmap.
 - A failing plugin prints ``{"code", "msg", "details"}`` on stdout: it becomes ``CniError``.
 
+A network rkt masquerades itself (``NetworkConfig.masquerade``, the built-in ``default``) gets
+its rules after the chain's ADD, loses them before the chain's DEL, and has them checked after
+the chain's CHECK (``rkt.net.masquerade``).
+
 Records are ``NamedTuple``s for the start-up cost (see ``rkt.net.config``).
 
 Imports only the standard library, ``rkt.errors`` and ``rkt.net``.
@@ -208,8 +212,14 @@ def start_add(net: NetworkConfig, inv: Invocation) -> PendingAdd:
 
 
 def add_network(net: NetworkConfig, inv: Invocation) -> dict[str, Any]:
-    """ADD the whole chain; on failure the caller must DEL (see ``del_network``)."""
-    return start_add(net, inv).wait()
+    """ADD the whole chain (and rkt's masquerade); on failure the caller must DEL (see
+    ``del_network``)."""
+    result = start_add(net, inv).wait()
+    if net.masquerade:
+        from rkt.net import masquerade
+
+        masquerade.add_rules(net.name, inv.container_id, result, inv.ifname)
+    return result
 
 
 def check_network(net: NetworkConfig, inv: Invocation, cached: dict[str, Any]) -> None:
@@ -217,11 +227,23 @@ def check_network(net: NetworkConfig, inv: Invocation, cached: dict[str, Any]) -
         return
     for plugin in net.plugins:
         exec_plugin("CHECK", net, plugin, inv, cached)
+    if net.masquerade:
+        from rkt.net import masquerade
+
+        masquerade.check_rules(net.name, inv.container_id, cached, inv.ifname)
 
 
 def del_network(net: NetworkConfig, inv: Invocation, cached: dict[str, Any] | None) -> None:
-    """DEL in reverse order; every plugin is tried, the first failure is raised at the end."""
+    """DEL in reverse order (rkt's masquerade first); every step is tried, the first failure
+    is raised at the end."""
     first: CniError | None = None
+    if net.masquerade:
+        from rkt.net import masquerade
+
+        try:
+            masquerade.remove_rules(net.name, inv.container_id, cached, inv.ifname)
+        except CniError as exc:
+            first = exc
     for plugin in reversed(net.plugins):
         try:
             exec_plugin("DEL", net, plugin, inv, cached)

@@ -5,8 +5,9 @@ configurations. The plugin objects stay JSON objects (``dict``): they are the pl
 contract and rkt passes them through, reading only ``type`` and ``capabilities``.
 
 Where networks come from:
-- built in: ``default`` (ptp, host-local 172.16.28.0/24, default route, IP masquerade) and
-  ``default-restricted`` (ptp, host-local 172.31.0.0/16, no default route, no masquerade);
+- built in: ``default`` (ptp, host-local 172.16.28.0/24, default route, IP masquerade: by rkt
+  itself, ``rkt.net.masquerade``) and ``default-restricted`` (ptp, host-local 172.31.0.0/16, no
+  default route, no masquerade);
 - ``<local-config>/net.d/*.conf`` (one plugin) and ``*.conflist`` (a chain), in lexical order; the
   first file defining a name wins; a user network named ``default`` replaces the built-in one.
 
@@ -39,13 +40,16 @@ CNI_VERSION = "1.0.0"
 
 
 class NetworkConfig(NamedTuple):
-    """One CNI network (a configuration list); ``source`` is a path or ``built-in``."""
+    """One CNI network (a configuration list); ``source`` is a path or ``built-in``.
+    ``masquerade``: rkt masquerades the pods' addresses itself after the chain's ADD (and undoes
+    it before its DEL): the built-in ``default``, never a network from a file."""
 
     name: str
     cni_version: str
     plugins: tuple[dict[str, Any], ...]
     source: str = "built-in"
     disable_check: bool = False
+    masquerade: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -57,12 +61,11 @@ class NetworkConfig(NamedTuple):
 
     @property
     def ip_masq(self) -> bool:
-        return any(p.get("ipMasq") is True for p in self.plugins)
+        """Whether the pods' traffic is masqueraded (by rkt, or by a plugin's ``ipMasq``)."""
+        return self.masquerade or any(p.get("ipMasq") is True for p in self.plugins)
 
     def with_plugin(self, plugin: dict[str, Any]) -> NetworkConfig:
-        return NetworkConfig(
-            self.name, self.cni_version, (*self.plugins, plugin), self.source, self.disable_check
-        )
+        return self._replace(plugins=(*self.plugins, plugin))
 
 
 class NetRequest(NamedTuple):
@@ -88,12 +91,14 @@ def _ptp(name: str, subnet: str, masq: bool, routes: list[dict[str, str]]) -> Ne
     ipam: dict[str, Any] = {"type": "host-local", "ranges": [[{"subnet": subnet}]]}
     if routes:
         ipam["routes"] = routes
-    plugin = {"type": "ptp", "ipMasq": masq, "mtu": 1500, "ipam": ipam}
-    return NetworkConfig(name, CNI_VERSION, (plugin,))
+    # ptp's own ipMasq stays off: rkt adds the same rules in one transaction (rkt.net.masquerade)
+    plugin = {"type": "ptp", "ipMasq": False, "mtu": 1500, "ipam": ipam}
+    return NetworkConfig(name, CNI_VERSION, (plugin,), masquerade=masq)
 
 
 def builtin_networks() -> dict[str, NetworkConfig]:
-    """rkt's stage1/net/rootfs/etc/rkt/net.d/99-default*.conf, in CNI 1.0 form."""
+    """rkt's stage1/net/rootfs/etc/rkt/net.d/99-default*.conf, in CNI 1.0 form; ``default``'s
+    masquerade is rkt's own (``NetworkConfig.masquerade``) instead of ptp's ``ipMasq``."""
     return {
         DEFAULT: _ptp(DEFAULT, "172.16.28.0/24", True, [{"dst": "0.0.0.0/0"}]),
         DEFAULT_RESTRICTED: _ptp(DEFAULT_RESTRICTED, "172.31.0.0/16", False, []),

@@ -48,11 +48,14 @@ class Entry:
             "args": self.attachment.cni_args,
             "runtimeConfig": self.runtime_config,
             "result": self.result,
+            "masquerade": self.attachment.network.masquerade,  # rkt's own (rkt.net.masquerade)
         }
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> Entry:
         net = parse_network_config(jsonio.dumps(doc["network"]).encode(), "journal")
+        if doc.get("masquerade") is True:
+            net = net._replace(masquerade=True)
         att = Attachment(net, str(doc["ifname"]), str(doc.get("args") or ""))
         result = doc.get("result")
         return cls(att, dict(doc.get("runtimeConfig") or {}), result if result else None)
