@@ -71,9 +71,12 @@ def test_create_copies_cpuset_from_parent(tmp_path: Path) -> None:
     (root / "cpuset/rkt-x").mkdir()
     (root / "cpuset/rkt-x/cpuset.cpus").write_text("\n")
     (root / "cpuset/rkt-x/cpuset.mems").write_text("")
+    (root / "cpuset/rkt-x/cgroup.clone_children").write_text("")
     CgroupV1(_mountinfo(root), SELF).create("rkt-x")
     assert (root / "cpuset/rkt-x/cpuset.cpus").read_text() == "0-1\n"
     assert (root / "cpuset/rkt-x/cpuset.mems").read_text() == "0\n"
+    # the apps' cgroups get them from the kernel as they are made (no writes of ours)
+    assert (root / "cpuset/rkt-x/cgroup.clone_children").read_text() == "1"
 
 
 def test_attach_writes_pid_everywhere_and_processes_lists_them(tmp_path: Path) -> None:
