@@ -80,19 +80,28 @@ def _pod_address(network: str, result: dict[str, Any] | None, ifname: str) -> tu
     return ipc.ip, f"{subnet}/{ipc.prefix}"
 
 
+def _transaction(lines: list[str]) -> str:
+    return "*nat\n" + "".join(f"{line}\n" for line in lines) + "COMMIT\n"
+
+
+def _rules(
+    network: str, container_id: str, result: dict[str, Any] | None, ifname: str
+) -> tuple[str, list[str], str]:
+    """The chain, its two rules, and the POSTROUTING jump (each without ``-A CHAIN``)."""
+    chain, note = _words(network, container_id)
+    address, subnet = _pod_address(network, result, ifname)
+    tag = f"-m comment --comment {note}"
+    own = [f"-d {subnet} {tag} -j ACCEPT", f"! -d {MULTICAST} {tag} -j MASQUERADE"]
+    return chain, own, f"-s {address}/32 {tag} -j {chain}"
+
+
 def add_rules_text(
     network: str, container_id: str, result: dict[str, Any] | None, ifname: str
 ) -> str:
     """The ``iptables-restore`` input that adds the pod's rules."""
-    chain, note = _words(network, container_id)
-    address, subnet = _pod_address(network, result, ifname)
-    return (
-        "*nat\n"
-        f":{chain} - [0:0]\n"
-        f"-A {chain} -d {subnet} -m comment --comment {note} -j ACCEPT\n"
-        f"-A {chain} ! -d {MULTICAST} -m comment --comment {note} -j MASQUERADE\n"
-        f"-A POSTROUTING -s {address}/32 -m comment --comment {note} -j {chain}\n"
-        "COMMIT\n"
+    chain, own, jump = _rules(network, container_id, result, ifname)
+    return _transaction(
+        [f":{chain} - [0:0]", *(f"-A {chain} {rule}" for rule in own), f"-A POSTROUTING {jump}"]
     )
 
 
@@ -100,15 +109,8 @@ def remove_rules_text(
     network: str, container_id: str, result: dict[str, Any] | None, ifname: str
 ) -> str:
     """The ``iptables-restore`` input that removes the rules ``add_rules_text`` added."""
-    chain, note = _words(network, container_id)
-    address, _ = _pod_address(network, result, ifname)
-    return (
-        "*nat\n"
-        f"-D POSTROUTING -s {address}/32 -m comment --comment {note} -j {chain}\n"
-        f"-F {chain}\n"
-        f"-X {chain}\n"
-        "COMMIT\n"
-    )
+    chain, _, jump = _rules(network, container_id, result, ifname)
+    return _transaction([f"-D POSTROUTING {jump}", f"-F {chain}", f"-X {chain}"])
 
 
 def leftover_rules_text(listing: str, network: str, container_id: str) -> str | None:
@@ -134,9 +136,7 @@ def leftover_rules_text(listing: str, network: str, container_id: str) -> str | 
             lines.append("-D" + line[2:])
     if exists:
         lines += [f"-F {chain}", f"-X {chain}"]
-    if not lines:
-        return None
-    return "*nat\n" + "".join(f"{line}\n" for line in lines) + "COMMIT\n"
+    return _transaction(lines) if lines else None
 
 
 def add_rules(network: str, container_id: str, result: dict[str, Any] | None, ifname: str) -> None:
@@ -169,7 +169,8 @@ def check_rules(
     network: str, container_id: str, result: dict[str, Any] | None, ifname: str
 ) -> None:
     """CHECK: the pod's rules are all there. Raises ``CniError``."""
-    expected = add_rules_text(network, container_id, result, ifname).splitlines()[2:-1]
+    chain, own, jump = _rules(network, container_id, result, ifname)
+    expected = [*(f"-A {chain} {rule}" for rule in own), f"-A POSTROUTING {jump}"]
     listing = _run(network, ["iptables", "-w", "-t", "nat", "-S"], b"", "listing")
     present = {" ".join(line.split()) for line in listing.decode(errors="replace").splitlines()}
     missing = [rule for rule in expected if _normal(rule) not in present]
