@@ -652,3 +652,19 @@ def test_dns_flags_beat_a_volume_on_the_same_path(
     ).stdout
     assert "nameserver 10.1.1.1" in flagged and "10.2.2.2\tdb" in flagged, flagged
     assert "10.5.5.5" not in flagged and "fromvolume" not in flagged, flagged
+
+
+def test_copy_up_pods_on_default(nrkt: NetRkt, tmp_path: Path) -> None:
+    """A Docker image's implicit volume is filled before pod-init runs, while the networks are
+    still being attached; the pod gets both, with and without --private-users."""
+    from tests.integration.oci_registry import LayoutWriter, busybox_tree
+
+    layout = LayoutWriter(tmp_path / "layout")
+    tree = busybox_tree({"data": None, "data/seed.txt": b"seed\n"})
+    config = {"Env": ["PATH=/bin"], "Cmd": ["sh"], "Volumes": {"/data": {}}}
+    layout.tag("v1", layout.image([(tree, "gzip")], config))
+    image = f"oci:{tmp_path / 'layout'}:v1"
+    script = "cat /data/seed.txt; busybox ip -4 -o addr show eth0"
+    for extra in ((), ("--private-users",)):
+        out = run_pod(nrkt, *extra, image, "--", "sh", "-c", script).stdout
+        assert out.startswith("seed\n") and "inet 172.16.28." in out, out

@@ -76,3 +76,18 @@ def test_explicit_volume_disables_copy_up(rkt: Rkt, volume_image: str) -> None:
     )
     assert ANNOTATION not in _annotations(rkt, uuid)
     assert "empty-ok" in rkt.run("run-prepared", uuid).stdout
+
+
+def test_copy_up_in_a_private_users_pod(rkt: Rkt, volume_image: str) -> None:
+    """A --private-users pod with a copy-up volume: the volume is filled (as host root, with
+    the image's owners) before the pod's user namespace exists, then bound idmapped like any
+    volume: the pod's root owns what the image's root owned, and its writes land there."""
+    require_root()
+    script = "cat /data/seed.txt /data/sub/new.txt; echo written > /data/out"
+    script += "; stat -c %u /data/seed.txt; id -u"
+    out = rkt.run(
+        "run", INSECURE, "--net=none", "--private-users", volume_image, "--", "sh", "-c", script
+    ).stdout
+    assert out.split() == ["seed", "new", "0", "0"]
+    [written] = list(rkt.dir.glob("pods/*/*/volumes/volume-data/out"))
+    assert written.read_text() == "written\n"

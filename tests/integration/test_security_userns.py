@@ -110,3 +110,30 @@ def test_private_users_pod_gets_volumes_and_its_hosts_file(
         *sh("echo x > /data/y && cat /data/y; cat /hv/file; grep -c userns-pod /etc/hosts"),
     )  # fmt: skip
     assert proc.stdout.split("\n")[:3] == ["x", "from the host", "1"]
+
+
+def test_private_users_pod_reports_its_status_and_stops(rkt: Rkt, image: Path) -> None:
+    """The pod's exit status reaches ``rkt run`` through the helper (two waiters); a running pod
+    is found by its published pid and stopped by ``rkt stop``; ``rkt status`` has both."""
+    failed = rkt.run(
+        "run", INSECURE, "--net=none", "--private-users", str(image), *sh("exit 7"), check=False
+    )  # fmt: skip
+    assert failed.returncode == 7, failed.stderr
+    proc = rkt.popen(
+        "run", INSECURE, "--net=none", "--private-users", str(image),
+        *sh("echo ready; exec sleep 300"),
+    )  # fmt: skip
+    try:
+        read_until(proc, b"ready")
+        listing = rkt.run("list", "--no-legend", "--full").stdout.split("\n")
+        uuid = next(line.split()[0] for line in listing if "running" in line)
+        pid = (next((rkt.dir / "pods" / "run").glob(uuid)) / "pid").read_text()
+        assert os.readlink(f"/proc/{pid}/ns/user") != os.readlink("/proc/self/ns/user")
+        rkt.run("stop", uuid)
+        proc.communicate(timeout=30)
+        status = rkt.run("status", uuid).stdout
+        assert "state=exited" in status, status
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=30)

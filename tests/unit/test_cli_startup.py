@@ -105,7 +105,6 @@ NOT_ON_RUN_PATH = (
 NOT_ON_STAGE1_PATH = (
     "ctypes",  # the privileged calls are pod-init's and app-exec's; LinuxHost loads it lazily
     "rkt.host.libc",
-    "rkt.stage1.ns.init",  # the Python init: mutable, --private-users and copy-up pods only
     "rkt.stage1.ns.userns",
     "dataclasses",
     "inspect",

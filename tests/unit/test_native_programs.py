@@ -11,11 +11,13 @@ import json
 import os
 import random
 import select
+import shutil
 import signal
 import socket
 import stat
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from collections.abc import Iterator
@@ -27,7 +29,7 @@ from rkt.errors import PodError
 from rkt.stage0.stage1_image import NATIVE_DIR
 from rkt.stage1.common.control import ControlRequest, call_pod_init
 from rkt.stage1.common.poddir import CONTROL_SOCKET
-from tests.conftest import require
+from tests.conftest import require, require_root
 
 WAITER = NATIVE_DIR / "run-waiter"
 SUPERVISOR = NATIVE_DIR / "pod-supervisor"
@@ -254,6 +256,9 @@ INIT = NATIVE_DIR / "pod-init"
         (b"label\0stage1: pod init\0frobnicate\0", 'unknown pod plan step "frobnicate"'),
         (b"label\0stage1: pod init\0", "has no supervise step"),
         (b"label\0stage1: pod init\0wait\0", "wait: no fork before it"),
+        (b"idmap\0/\0/mnt\0", "idmap: no userns step before it"),
+        (b"userns-go\0pid\0/bin/true\x000\0", "userns-go: no userns step before it"),
+        (b"userns-child\0", "userns-child: no userns step before it"),
         (b"unshare\0lots\0", 'has "lots" where a number belongs'),
         (b"hostname", "does not end with a NUL"),
     ],
@@ -503,3 +508,67 @@ def test_pod_init_refuses_a_netns_step_without_a_namespace() -> None:
     proc = _pod_init(["label", "stage1: pod init", "netns", "0"])
     assert proc.returncode == 254
     assert "join the pod's network namespace" in proc.stderr
+
+
+# -- --private-users: pod-init's userns steps (the run process's part, then the helper's) ----
+
+
+def _pod_init_owning(steps: list[str], *fds: int) -> tuple[subprocess.Popen[str], str]:
+    """pod-init with the plan ``steps`` and ``fds``, which only it keeps (closed here), as when
+    the run process execs it; returns it ended, and its stderr."""
+    r, w = os.pipe()
+    os.write(w, "\0".join(steps).encode() + b"\0")
+    os.close(w)
+    try:
+        proc = subprocess.Popen(
+            [str(INIT), str(r)], pass_fds=(r, *fds), stderr=subprocess.PIPE, text=True
+        )
+    finally:
+        for fd in (r, *fds):
+            os.close(fd)
+    _, stderr = proc.communicate(timeout=30)
+    return proc, stderr
+
+
+def test_userns_steps_start_a_helper_as_root_of_a_mapped_namespace(tmp_path: Path) -> None:
+    """The run process forks the helper, maps it (0 -> 1000000, 65536), releases it and
+    publishes the pid of the init the helper forked (the pid file), then becomes the waiter of
+    the helper. The helper skips the run process's strings and goes on as root of its
+    namespace: a directory its init makes is owned by host uid 1000000 (the overlay mount that
+    follows is refused: the helper has no mount namespace of its own here); the helper's
+    waiter relays the init's 254 to the run process's waiter."""
+    require_root()
+    shared = Path(tempfile.mkdtemp(prefix="rkt-userns-test-", dir="/tmp"))
+    shared.chmod(0o777)  # the helper is no one on the host
+    pid_r, pid_w = os.pipe()
+    start_r, start_w = os.pipe()
+    waiter = str(NATIVE_DIR / "run-waiter")
+    try:
+        ours = ["userns-go", str(tmp_path / "pid"), waiter, "1", "run-waiter", "userns-child"]
+        helper = ["label", "helper", "fork-fds", str(pid_w), str(start_r), waiter, "2"]
+        helper += ["run-waiter", "--ignore-signals", "wait"]
+        helper += ["overlay", f"{shared}/root", "lowerdir=/tmp"]
+        steps = ["label", "stage1: private users", "userns", "1000000", "65536"]
+        steps += [str(fd) for fd in (pid_r, pid_w, start_r, start_w)]
+        steps += [str(len(ours)), "0", *ours, *helper]
+        proc, stderr = _pod_init_owning(steps, pid_r, pid_w, start_r, start_w)
+        assert proc.returncode == 254, stderr
+        assert stderr.startswith(f"helper: mount the overlay on {shared}/root: "), stderr
+        assert (shared / "root").stat().st_uid == 1000000
+        assert (tmp_path / "pid").read_text().isdigit()
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
+
+
+def test_userns_helper_refuses_a_plan_whose_steps_it_cannot_find() -> None:
+    """SKIP must land just after "userns-child": anything else is refused by the helper."""
+    require_root()
+    pid_r, pid_w = os.pipe()
+    start_r, start_w = os.pipe()
+    steps = ["label", "stage1: private users", "userns", "1000000", "65536"]
+    steps += [str(fd) for fd in (pid_r, pid_w, start_r, start_w)]
+    steps += ["1", "0", "userns-go", "/nonexistent/pid", "/bin/true", "0", "userns-child"]
+    proc, stderr = _pod_init_owning(steps, pid_r, pid_w, start_r, start_w)
+    assert proc.returncode == 254
+    assert "userns: the helper's steps do not start after 1 strings" in stderr
+    assert "stage1: private users: the pod init did not start" in stderr

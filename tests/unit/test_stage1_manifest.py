@@ -206,7 +206,7 @@ def test_the_run_path_does_not_import_the_schema(tmp_path: Path) -> None:
         f"pod = PodDir(Path({str(path)!r}), {UUID!r})\n"
         "m = pod.read_manifest()\n"
         "[build_app_spec(pod, m, a, frozenset()) for a in m.apps]\n"
-        "import rkt.stage1.ns.run, rkt.stage1.ns.init\n"
+        "import rkt.stage1.ns.run, rkt.stage1.ns.userns\n"
         "print(sorted(n for n in sys.modules if n.startswith('rkt.schema.')))\n"
     )
     import subprocess

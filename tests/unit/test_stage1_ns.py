@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from rkt import abi
-from rkt.host.fake import RecordingHost
 from rkt.host.flags import (
     CLONE_NEWIPC,
     CLONE_NEWNET,
@@ -16,7 +15,6 @@ from rkt.host.flags import (
     CLONE_NEWPID,
     CLONE_NEWUTS,
     MS_BIND,
-    MS_PRIVATE,
     MS_RDONLY,
     MS_REC,
     MS_REMOUNT,
@@ -27,7 +25,6 @@ from rkt.stage1.common.poddir import CGROUP_STATE, PodDir
 from rkt.stage1.ns import ENTRYPOINTS
 from rkt.stage1.ns import run as run_entry
 from rkt.stage1.ns._pod import load_pod_cgroup
-from rkt.stage1.ns.init import PodInit
 from rkt.stage1.ns.launch import app_plan, enter_plan, plan_filesystem
 from rkt.stage1.ns.start import overlay_options
 
@@ -137,10 +134,39 @@ def test_app_plan_masks_read_only_sys_paths_under_a_volume_at_sys(target: str) -
 
 
 def test_app_plan_masks_read_only_sys_paths_when_sys_may_be_a_bind() -> None:
-    """In a user namespace app-exec may bind the current /sys instead (app-exec.c): the
-    Python init's plans (--private-users, mutable pods) keep every mask."""
+    """In a user namespace app-exec may bind the current /sys instead (app-exec.c): such
+    plans keep every mask."""
     masked = _masked(app_plan(_spec(mask_paths=True), "/r").steps)
     assert masked["/sys/kernel"] == 2 and masked["/sys/block"] == 2
+
+
+@pytest.mark.parametrize("private_users", [False, True])
+def test_only_private_users_pods_keep_the_read_only_sys_masks(
+    tmp_path: Path, private_users: bool
+) -> None:
+    """A --private-users pod's /sys may be a bind of the current one (its network namespace
+    is not its user namespace's with --net=host or CNI): its apps' plans keep the read-only
+    /sys masks; an ordinary pod's apps get a sysfs of their own and skip them."""
+    from rkt.stage1.common.appspec import app_spec_path
+    from rkt.stage1.ns.start import pod_plan, userns_pod_plan
+
+    pod = PodDir(tmp_path, UUID)
+    app_spec_path(pod, "web").parent.mkdir(parents=True)
+    spec = _spec(mask_paths=True)
+    if private_users:
+        args = parse_run(["--net=host", "--private-users=65536:65536", UUID])
+        userns_pod_plan(pod, args, [spec], run_entry.namespace_flags(args), None, {}, 7, 9)
+    else:
+        args = parse_run(["--net=host", UUID])
+        pod_plan(pod, args, [spec], run_entry.namespace_flags(args), None, None)
+    tokens = app_spec_path(pod, "web").with_suffix(".plan").read_bytes().split(b"\0")
+    masked: dict[str, int] = {}
+    for i, token in enumerate(tokens[:-1]):
+        if token == b"mask":
+            path = tokens[i + 1].decode()
+            masked[path] = masked.get(path, 0) + 1
+    assert ("/sys/block" in masked) is private_users
+    assert masked["/proc/sys/kernel/core_pattern"] == 2
 
 
 def test_app_plan_without_masks_or_cgroup() -> None:
@@ -184,20 +210,6 @@ def test_run_refuses_unknown_flags(capsys: pytest.CaptureFixture[str]) -> None:
 def test_overlay_options_escape_separators() -> None:
     assert overlay_options("/a,b", "/u:1", "/w\\") == (
         "lowerdir=/a\\,b,upperdir=/u\\:1,workdir=/w\\\\"
-    )
-
-
-def test_pod_init_setup_mounts_privately_inside_pod_namespace(tmp_path: Path) -> None:
-    host = RecordingHost()
-    init = PodInit(host, tmp_path, [_spec()], interactive=False)
-    roots = init.setup("rkt-pod")
-    assert host.calls[0] == ("mount", None, "/", None, MS_REC | MS_PRIVATE, None)
-    assert host.calls[1] == ("sethostname", "rkt-pod")
-    _, source, target, fstype, _, data = host.calls[2]
-    assert (source, fstype, target) == ("overlay", "overlay", roots[0])
-    assert roots[0] == str(tmp_path / abi.stage2_rootfs("web"))
-    assert data == overlay_options(
-        "/tree", str(tmp_path / "overlay/web/upper"), str(tmp_path / "overlay/web/work")
     )
 
 
@@ -361,3 +373,57 @@ def test_limits_without_a_writable_cgroup_are_refused_for_userns_pods_too() -> N
     limited = _spec(limits=AppLimits(memory_bytes=1 << 26))
     with pytest.raises(OSError, match="resource limits need a writable cgroup"):
         _prepare_app_cgroups(None, None, [limited], 65536)
+
+
+def test_userns_pod_is_one_pod_init_plan_the_helper_resumes_after_our_steps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A --private-users pod without copy-up: the run process execs pod-init once. Its own
+    steps (netns, mount namespace, the helper, idmapped binds, overlay, publish) come first; the
+    "userns" step says how many strings the helper skips to reach its own (userns_pod_plan)."""
+    from rkt.stage1.common.appspec import app_spec_path
+    from rkt.stage1.ns import start as start_module
+    from rkt.stage1.ns.userns import exec_userns_pod
+
+    pod = PodDir(tmp_path, UUID)
+    app_spec_path(pod, "web").parent.mkdir(parents=True)
+    for rel in (abi.STATUS_DIR, abi.LOGS_DIR, abi.app_overlay("web") + "/upper"):
+        pod.file(rel).mkdir(parents=True, exist_ok=True)
+    plans: list[object] = []
+
+    def captured(pod_dir: PodDir, plan: object) -> None:
+        plans.append(plan)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(start_module, "exec_pod_init", captured)
+    args = parse_run(["--net=default", "--private-users=65536:65536", UUID])
+    vol = VolumeMount("/srv/data", "/data", False, False)
+    with pytest.raises(SystemExit):
+        exec_userns_pod(pod, args, [_spec(mounts=(vol,))], None, None, netns=11)
+    (plan,) = plans
+    steps = plan.steps  # type: ignore[attr-defined]
+    kw = [s[0] for s in steps]
+    assert kw[:6] == ["label", "netns", "loopback", "unshare", "private", "unpin"]
+    assert steps[1] == ("netns", "11") and steps[3] == ("unshare", str(CLONE_NEWNS))
+    userns = steps[6]
+    assert userns[0] == "userns" and userns[1:3] == ("65536", "65536")
+    assert userns[-1] == "0"  # no pod cgroup to join here
+    marker = kw.index("userns-child")
+    ours = steps[7 : marker + 1]
+    assert [s[0] for s in ours] == ["idmap", "idmap", "overlay", "userns-go", "userns-child"]
+    assert int(userns[7]) == sum(len(s) for s in ours)  # what the helper skips
+    assert ours[0] == (
+        "idmap",
+        "/tree",
+        str(tmp_path / "stage1/rootfs/rkt/private/idmap/web/lower0"),
+    )
+    assert ours[1][1] == "/srv/data" and ours[1][2].endswith("idmap/web/volume0")
+    assert ours[2][1] == str(tmp_path / abi.stage2_rootfs("web"))
+    assert ours[2][2].startswith("lowerdir=" + str(tmp_path / "stage1/rootfs/rkt/private/idmap"))
+    go = ours[3]
+    assert go[1] == str(pod.file(abi.PID_FILE)) and go[3:] == ("1", "run-waiter")
+    # the helper's: userns_pod_plan's, from its label on, with the pipes' other ends
+    assert steps[marker + 1] == ("label", "stage1: pod init")
+    fork = steps[kw.index("fork-fds")]
+    assert (fork[1], fork[2]) == (userns[4], userns[5])
+    assert kw[marker + 2 :][:2] == ["unshare", "private"]

@@ -75,12 +75,7 @@ class Host(Protocol):
 
     def sethostname(self, name: str) -> None: ...
 
-    def set_pdeathsig(self, signum: int) -> None: ...
-
     def set_dumpable(self, dumpable: bool) -> None: ...
 
     def write_file(self, path: str, data: str) -> None:
         """Write ``data`` to an existing file (cgroup and /proc knobs), no create, no truncate."""
-
-    def bring_up_loopback(self) -> None:
-        """Set ``lo`` up in the current network namespace."""

@@ -41,14 +41,8 @@ class RecordingHost:
     def sethostname(self, name: str) -> None:
         self._record("sethostname", name)
 
-    def set_pdeathsig(self, signum: int) -> None:
-        self._record("set_pdeathsig", signum)
-
     def set_dumpable(self, dumpable: bool) -> None:
         self._record("set_dumpable", dumpable)
 
     def write_file(self, path: str, data: str) -> None:
         self._record("write_file", path, data)
-
-    def bring_up_loopback(self) -> None:
-        self._record("bring_up_loopback")

@@ -50,12 +50,6 @@ def umount2(target: str, flags: int) -> None:
     _check(_libc.umount2(_b(target), flags), "umount2", target)
 
 
-def socket(family: int, kind: int) -> int:
-    """socket(2) as a bare descriptor (close-on-exec): for an ioctl, without importing the
-    ``socket`` module (~2 ms on every pod start)."""
-    return _check(_libc.socket(family, kind | 0o2000000, 0), "socket")  # SOCK_CLOEXEC
-
-
 def unshare(flags: int) -> None:
     _check(_libc.unshare(flags), "unshare")
 

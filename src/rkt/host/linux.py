@@ -10,11 +10,7 @@ from __future__ import annotations
 
 import os
 
-from rkt.host.flags import O_PATH, PR_SET_DUMPABLE, PR_SET_PDEATHSIG, RESOLVE_IN_ROOT
-
-_SIOCGIFFLAGS = 0x8913
-_SIOCSIFFLAGS = 0x8914
-_IFF_UP = 0x1
+from rkt.host.flags import O_PATH, PR_SET_DUMPABLE, RESOLVE_IN_ROOT
 
 
 class LinuxHost:
@@ -47,11 +43,6 @@ class LinuxHost:
 
         libc.sethostname(name)
 
-    def set_pdeathsig(self, signum: int) -> None:
-        from rkt.host import libc
-
-        libc.prctl(PR_SET_PDEATHSIG, signum)
-
     def set_dumpable(self, dumpable: bool) -> None:
         from rkt.host import libc
 
@@ -65,20 +56,6 @@ class LinuxHost:
             raise OSError(exc.errno, f"write: {exc.strerror}", path) from exc
         finally:
             os.close(fd)
-
-    def bring_up_loopback(self) -> None:
-        import fcntl
-        import struct
-
-        from rkt.host import libc
-
-        sock = libc.socket(2, 2)  # AF_INET, SOCK_DGRAM
-        try:
-            ifreq = struct.pack("16sH14x", b"lo", 0)
-            flags = struct.unpack("16sH14x", fcntl.ioctl(sock, _SIOCGIFFLAGS, ifreq))[1]
-            fcntl.ioctl(sock, _SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | _IFF_UP))
-        finally:
-            os.close(sock)
 
 
 def read_file_in_root(root: str, path: str) -> bytes:

@@ -41,17 +41,6 @@ def is_netns(path: Path) -> bool:
         return False
 
 
-def netns_pins(mountinfo: str) -> list[str]:
-    """Mount points of pinned namespaces under ``/run/netns`` in a ``/proc/self/mountinfo``."""
-    prefix = str(NETNS_DIR) + "/"
-    points = []
-    for line in mountinfo.splitlines():
-        fields = line.split()
-        if len(fields) > 4 and fields[4].startswith(prefix):
-            points.append(fields[4])
-    return points
-
-
 def _unlink(path: Path) -> None:
     try:
         path.unlink()

@@ -36,6 +36,23 @@
  *   unpin DIR                      detach our copies of the namespaces pinned under DIR (so no
  *                                  pod keeps another pod's network namespace alive)
  *   loopback                       set lo up (a new network namespace)
+ *   userns SHIFT COUNT PID_R PID_W START_R START_W SKIP N CGROUP_FILE...
+ *                                  (--private-users) fork the pod's helper, which joins the pod
+ *                                  cgroup (writes "0" to each CGROUP_FILE) while host root,
+ *                                  unshares a user namespace and waits; here: write its uid and
+ *                                  gid maps (0 SHIFT COUNT), keep a descriptor of its namespace
+ *                                  for "idmap", go on with the steps up to "userns-go". The
+ *                                  helper, once released, becomes root of its namespace, skips
+ *                                  the SKIP strings that follow the step (ours, up to and with
+ *                                  "userns-child") and goes on. PID_R/START_W stay here, PID_W/
+ *                                  START_R in the helper (its "fork-fds")
+ *   idmap SOURCE TARGET            bind SOURCE (recursively) at TARGET, its ids mapped through
+ *                                  the helper's namespace (TARGET made: a file if SOURCE is one)
+ *   userns-go PID_FILE WAITER N ARG...
+ *                                  release the helper, read the init's pid from PID_R, write
+ *                                  PID_FILE, release the init (START_W) and exec WAITER with
+ *                                  ARG..., the helper's pid and the init's
+ *   userns-child                   where the helper goes on (the steps before it are ours)
  *   fork PID_FILE WAITER N ARG...  fork the init; here: write PID_FILE, release the init, exec
  *                                  WAITER with ARG... and the init's pid. The init goes on with:
  *   fork-fds PID_FD GO_FD WAITER N ARG...
@@ -81,6 +98,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
+#include <grp.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -399,6 +417,169 @@ static int pin_netns(const char *path)
 	return 0;
 }
 
+/* -- --private-users: the helper in its user namespace, the idmapped roots ------------------- */
+
+static int userns_fd = -1;                   /* the helper's user namespace (idmap) */
+static pid_t helper_pid;
+static int helper_go = -1, pid_r = -1, start_w = -1;
+
+static void read_one(int fd, const char *what)
+{
+	char c = 0;
+	ssize_t n;
+	do
+		n = read(fd, &c, 1);
+	while (n < 0 && errno == EINTR);
+	if (n != 1 || c != '1')
+		fail(n < 0 ? errno : EPIPE, "%s", what);
+	close(fd);
+}
+
+static void write_one(int fd, const char *what)
+{
+	if (write(fd, "1", 1) != 1)
+		fail(errno, "%s", what);
+	close(fd);
+}
+
+/* Returns in the helper (released, root of its namespace), which skips to "userns-child". */
+static int fork_userns(void)
+{
+	char line[64], path[64];
+	unsigned long long shift = next_num(), count = next_num();
+	int pid_rd = (int)next_num(), pid_wr = (int)next_num();
+	int start_rd = (int)next_num(), start_wr = (int)next_num();
+	unsigned long long skip = next_num(), n = next_num();
+	const char *cgroup_files[16];
+	if (n > 16)
+		fail(E2BIG, "userns: %llu cgroup files", n);
+	for (unsigned long long i = 0; i < n; i++)
+		cgroup_files[i] = next();
+	int ready[2], go[2];
+	if (pipe2(ready, O_CLOEXEC) < 0 || pipe2(go, O_CLOEXEC) < 0)
+		fail(errno, "pipe");
+	pid_t pid = fork();
+	if (pid < 0)
+		fail(errno, "fork the pod's helper");
+	if (pid == 0) {
+		close(ready[0]);
+		close(go[1]);
+		close(pid_rd);
+		close(start_wr);
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+			fail(errno, "PR_SET_PDEATHSIG");
+		for (unsigned long long i = 0; i < n; i++) /* while host root: the pod is accounted */
+			write_file(cgroup_files[i], "0", 1);
+		if (unshare(CLONE_NEWUSER) < 0)
+			fail(errno, "unshare the user namespace");
+		write_one(ready[1], "tell the run process the user namespace is there");
+		char c = 0;
+		ssize_t got;
+		do
+			got = read(go[0], &c, 1);
+		while (got < 0 && errno == EINTR);
+		if (got != 1 || c != '1')
+			_exit(EXIT_SETUP_FAILED); /* the run process failed or died */
+		close(go[0]);
+		if (setgroups(0, NULL) < 0 || setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
+			fail(errno, "become root of the user namespace");
+		/* a credential change clears the parent-death signal (prctl(2)) */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+			fail(errno, "PR_SET_PDEATHSIG");
+		if (getppid() == 1)
+			_exit(EXIT_SETUP_FAILED); /* the run process died in between */
+		const char *last = "";
+		for (unsigned long long i = 0; i < skip; i++)
+			last = next();
+		if (strcmp(last, "userns-child") != 0)
+			fail(EINVAL, "userns: the helper's steps do not start after %llu strings", skip);
+		return 0;
+	}
+	close(ready[1]);
+	close(go[0]);
+	close(pid_wr);
+	close(start_rd);
+	helper_pid = pid;
+	helper_go = go[1];
+	pid_r = pid_rd;
+	start_w = start_wr;
+	read_one(ready[0], "the pod's helper died before its user namespace");
+	int len = snprintf(line, sizeof line, "0 %llu %llu\n", shift, count);
+	snprintf(path, sizeof path, "/proc/%d/uid_map", (int)pid);
+	write_file(path, line, (size_t)len);
+	snprintf(path, sizeof path, "/proc/%d/gid_map", (int)pid);
+	write_file(path, line, (size_t)len);
+	snprintf(path, sizeof path, "/proc/%d/ns/user", (int)pid);
+	userns_fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (userns_fd < 0)
+		fail(errno, "open %s", path);
+	return 1;
+}
+
+static void idmap(const char *source, char *target)
+{
+	struct stat st;
+	if (userns_fd < 0)
+		fail(EINVAL, "idmap: no userns step before it");
+	if (stat(source, &st) < 0)
+		fail(errno, "%s", source);
+	if (S_ISDIR(st.st_mode)) {
+		mkdir_p(target);
+	} else {
+		char *slash = strrchr(target, '/');
+		if (slash != NULL && slash != target) {
+			*slash = '\0';
+			mkdir_p(target);
+			*slash = '/';
+		}
+		int fd = open(target, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+		if (fd < 0)
+			fail(errno, "create %s", target);
+		close(fd);
+	}
+	int tree = open_tree(AT_FDCWD, source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+	if (tree < 0)
+		fail(errno, "open_tree %s", source);
+	struct mount_attr attr = {.attr_set = MOUNT_ATTR_IDMAP, .userns_fd = (__u64)userns_fd};
+	if (mount_setattr(tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) < 0)
+		fail(errno, "idmap %s", source);
+	if (move_mount(tree, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+		fail(errno, "mount %s at %s", source, target);
+	close(tree);
+}
+
+/* Never returns: the run process becomes the waiter of the helper (which relays the pod's
+ * status) and signals the init. */
+static void userns_go(void)
+{
+	const char *pid_file = next(), *waiter;
+	unsigned long long argc;
+	char **argv = waiter_argv(&waiter, &argc);
+	char text[24], helper_text[24];
+	if (helper_go < 0)
+		fail(EINVAL, "userns-go: no userns step before it");
+	close(userns_fd);
+	write_one(helper_go, "release the pod's helper");
+	ssize_t got; /* one write of a few bytes: atomic on a pipe */
+	do
+		got = read(pid_r, text, sizeof text - 1);
+	while (got < 0 && errno == EINTR);
+	if (got < 0)
+		fail(errno, "read the init's pid");
+	close(pid_r);
+	if (got == 0)
+		fail(EPIPE, "the pod init did not start");
+	text[got] = '\0';
+	write_atomic(pid_file, text, (size_t)got);
+	write_one(start_w, "release the pod init");
+	snprintf(helper_text, sizeof helper_text, "%d", (int)helper_pid);
+	argv[argc] = helper_text;
+	argv[argc + 1] = text;
+	argv[argc + 2] = NULL;
+	execv(waiter, argv);
+	fail(errno, "exec %s", waiter);
+}
+
 int main(int argc, char **argv)
 {
 	label = "stage1: pod init";
@@ -435,6 +616,19 @@ int main(int argc, char **argv)
 			unpin(next());
 		} else if (strcmp(step, "loopback") == 0) {
 			loopback_up();
+		} else if (strcmp(step, "userns") == 0) {
+			fork_userns();
+		} else if (strcmp(step, "idmap") == 0) {
+			const char *source = next();
+			char *target = strdup(next());
+			if (target == NULL)
+				fail(ENOMEM, "idmap");
+			idmap(source, target);
+			free(target);
+		} else if (strcmp(step, "userns-go") == 0) {
+			userns_go();
+		} else if (strcmp(step, "userns-child") == 0) {
+			fail(EINVAL, "userns-child: no userns step before it");
 		} else if (strcmp(step, "fork") == 0) {
 			go = fork_init(0);
 		} else if (strcmp(step, "fork-fds") == 0) {

@@ -54,7 +54,6 @@ from rkt.host.api import (
 from rkt.host.cgroups import join_file
 from rkt.records import NamedTuple
 from rkt.stage1.common.appspec import AppSpec
-from rkt.stage1.common.entry import describe_error
 from rkt.stage1.common.masks import plan_masks
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
@@ -382,26 +381,3 @@ def copy_up_volumes(spec: AppSpec, root: str) -> None:
             copy_up_once(root_fd, op.target, str(op.source), str(op.copy_up))
     finally:
         os.close(root_fd)
-
-
-def launch_app(
-    program: str,
-    spec: AppSpec,
-    root: str,
-    stdio: tuple[int, int, int] | None,
-    cgroup_dirs: tuple[str, ...] = (),
-) -> NoReturn:
-    """The body of the forked app child: copy-up, stdio, then exec app-exec; never returns."""
-    try:
-        if stdio is not None:
-            os.setsid()  # its own session: the caller's terminal signals go to rkt, not here
-            for target, fd in enumerate(stdio):
-                os.dup2(fd, target)
-        copy_up_volumes(spec, root)
-        prebuilt = read_prebuilt(os.path.dirname(program))
-        exec_launcher(program, app_plan(spec, root, cgroup_dirs, prebuilt=prebuilt))
-    except BaseException as exc:  # report in the app's own stderr (the log), then die
-        try:
-            os.write(2, f'stage1: app "{spec.name}": {describe_error(exc)}\n'.encode())
-        finally:
-            os._exit(EXIT_SETUP_FAILED)

@@ -5,8 +5,8 @@ the Python processes set the pod up and then ``exec`` them, so what stays reside
 lifetime is a few hundred kB instead of two interpreters (docs/architecture.md "Native resident
 processes"), and an app starts without Python work in its own process:
 
-- ``run-waiter``: the run entrypoint (and the ``--private-users`` helper) after the pod init is
-  forked: waits for it, forwards SIGTERM/SIGHUP/SIGINT as SIGTERM, exits with its status.
+- ``run-waiter``: the run process (and a ``--private-users`` pod's helper) after the pod init
+  is forked: waits for it, forwards SIGTERM/SIGHUP/SIGINT as SIGTERM, exits with its status.
 - ``pod-supervisor``: the pod init (PID 1) once every app is started: copies output to the
   terminal and the CRI logs, reaps, writes exit statuses, stops the pod as rkt does.
 - ``pod-init``: an ordinary pod's start after the run entrypoint's Python set-up: unshares,
@@ -15,8 +15,8 @@ processes"), and an app starts without Python work in its own process:
 - ``app-exec``: each app's child of the init (and ``rkt enter``'s child): performs the launch
   plan ``rkt.stage1.ns.launch`` made (mounts, pivot_root, credentials, seccomp), execs the app.
 
-Both read signals from a signalfd; the caller blocks ``HANDOFF_SIGNALS`` before forking the init,
-so a stop request sent before the exec stays pending instead of being lost.
+Both read signals from a signalfd; ``pod-init`` blocks ``HANDOFF_SIGNALS`` first thing, so a stop
+request sent before their exec stays pending instead of being lost.
 
 Imports only the standard library, ``rkt.abi``, ``rkt.errors`` and ``rkt.stage1.common``.
 """
@@ -34,7 +34,6 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
     from typing import NoReturn
 
-    from rkt.stage1.common.status import AppStatus
 
 SUPERVISOR = "pod-supervisor"
 WAITER = "run-waiter"
@@ -72,47 +71,3 @@ def exec_waiter(
     if signal_pid is not None:
         argv.append(str(signal_pid))
     os.execv(program(pod_path, WAITER), argv)
-
-
-def supervisor_app_args(
-    status: AppStatus,
-    pid: int,
-    pipes: tuple[int, int] | None,
-    pod_path: Path,
-    oom_file: Path | None,
-    root: str | None = None,
-) -> list[str]:
-    """The 14 arguments of one app (see pod-supervisor.c); the pipes become inheritable. (The
-    Python init's apps were launched without a plan file: they are not started again.)"""
-    fds = ["-", "-"]
-    if pipes is not None:
-        for i, fd in enumerate(pipes):
-            os.set_inheritable(fd, True)
-            fds[i] = str(fd)
-    log = "-" if pipes is None else str(pod_path / abi.app_log(status.name))
-
-    def num(value: int | None) -> str:
-        return "-" if value is None else str(value)
-
-    return [
-        status.name,
-        str(pid),
-        *fds,
-        log,
-        str(pod_path / abi.app_status(status.name)),
-        str(pod_path / abi.app_status_json(status.name)),
-        "-" if oom_file is None else str(oom_file),
-        num(status.pid),
-        num(status.created),
-        num(status.started),
-        root or "-",
-        "-",  # launcher
-        "-",  # plan
-    ]
-
-
-def exec_supervisor(pod_path: Path, apps: list[list[str]], *, interactive: bool) -> NoReturn:
-    argv = [SUPERVISOR] + (["--interactive"] if interactive else []) + ["--"]
-    for args in apps:
-        argv += args
-    os.execv(program(pod_path, SUPERVISOR), argv)

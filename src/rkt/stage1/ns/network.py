@@ -26,9 +26,8 @@ import os
 
 from rkt import jsonio
 from rkt.errors import EXIT_ERROR, NetworkError, RktError
-from rkt.host.api import MNT_DETACH, MS_PRIVATE, MS_REC, Host
-from rkt.host.flags import CLONE_NEWNET
-from rkt.host.netns import NETNS_DIR, netns_pins, remove_netns
+from rkt.host.api import Host
+from rkt.host.netns import NETNS_DIR, remove_netns
 from rkt.host.signals import signal
 from rkt.paths import Path
 from rkt.stage1.common.args import RunArgs
@@ -100,14 +99,14 @@ class PendingNetwork:
     ends or aborts before that, it undoes the networks itself. ``start`` returns at once, so the
     apps are resolved, the cgroups made and the plans written while the plugins run. This
     process stays in the host's namespace: pod-init joins the pod's through the descriptor
-    (``netns_for_init``), or ``finish`` enters it for the Python init. No Python process loads
+    (``netns_for_init``, or ``settle`` once the networks are up). No Python process loads
     ctypes for any of it: the namespace is created and pinned by ``pod-init --pin-netns``.
     With ``rkt run`` and this flavor in-process, stage0 has
     usually forked the attacher already (``head_start``, before the pod was even prepared):
     ``start`` adopts it.
 
     Then one of: ``barrier`` hands the pipe's read end on (pod-init and app-exec wait on it:
-    each app before its resolv.conf/hosts binds, the init before the pod is ready), ``finish``
+    each app before its resolv.conf/hosts binds, the init before the pod is ready), ``settle``
     waits here and raises the attacher's error, and ``abort`` (a caller that failed meanwhile)
     waits and undoes whatever was attached, from the host's network namespace.
     """
@@ -208,21 +207,13 @@ class PendingNetwork:
         os.set_inheritable(self._barrier, True)
         return self._barrier, str(self.pod.file(NET_ERROR))
 
-    def finish(self) -> None:
-        """Wait until the networks are up, raise the attacher's error if they are not; then
-        this process enters the pod's namespace and brings ``lo`` up (the Python init starts
-        the apps from here)."""
-        if self._attacher and not self._wait():
-            try:
-                message = self.pod.file(NET_ERROR).read_text().strip()
-            except OSError:
-                message = ""
-            raise NetworkError(message or "the network attacher died")
-        if self._netns >= 0:
-            assert self.host is not None
-            self.host.setns(self._netns, CLONE_NEWNET)
-            self.host.bring_up_loopback()
-        self._close_netns()
+    def settle(self) -> int | None:
+        """Wait until the networks are up, raise the attacher's error if they are not; then the
+        pod's namespace for pod-init to join (``netns_for_init``; this process stays in the
+        host's). For ``--private-users`` pods, whose resolv.conf/hosts must exist before
+        pod-init runs."""
+        self._wait_up()
+        return self.netns_for_init()
 
     def abort(self) -> None:
         """Undo whatever was attached; errors are swallowed (the caller has its own)."""
@@ -242,6 +233,14 @@ class PendingNetwork:
         if journal is not None:  # (this process never left the host's namespace)
             teardown_journal(journal, journal_file, raise_errors=False)
         self._close_netns()
+
+    def _wait_up(self) -> None:
+        if self._attacher and not self._wait():
+            try:
+                message = self.pod.file(NET_ERROR).read_text().strip()
+            except OSError:
+                message = ""
+            raise NetworkError(message or "the network attacher died")
 
     def _wait(self) -> bool:
         """Wait for the attacher to finish: True if the networks are up."""
@@ -504,15 +503,3 @@ def teardown_network(pod: PodDir) -> None:
     if journal.container_id != pod.uuid:
         raise NetworkError(f'pod "{pod.uuid}": its network journal names another pod')
     teardown_journal(journal, journal_file, raise_errors=True)
-
-
-def isolate_mounts(host: Host) -> None:
-    """run's hook right after the pod's mount namespace is unshared: make it private and drop its
-    copies of the pinned namespaces, so no pod keeps another pod's namespace alive after that
-    pod's gc unpinned it (the kernel frees a namespace only when its last pin goes)."""
-    host.mount(None, "/", None, MS_REC | MS_PRIVATE, None)
-    for point in netns_pins(Path("/proc/self/mountinfo").read_text()):
-        try:
-            host.umount(point, MNT_DETACH)
-        except OSError:
-            pass  # unpinned meanwhile by its own pod's gc

@@ -121,9 +121,13 @@ def start_pod(
     for spec in specs:
         save_app_spec(pod, spec)
     if args.private_users is not None:  # issue 4: see stage1/ns/userns.py
-        from rkt.stage1.ns.userns import start_pod_in_userns
+        from rkt.stage1.ns.userns import exec_userns_pod
 
-        return start_pod_in_userns(host, pod, args, specs, backend, cgroup)
+        if has_copy_up(specs):  # as host root, before the idmapped roots exist
+            copy_up_before_start(host, pod, specs)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        exec_userns_pod(pod, args, specs, backend, cgroup, netns)  # pod-init does the rest
     if has_copy_up(specs):
         copy_up_before_start(host, pod, specs)
     plan = pod_plan(pod, args, specs, namespace_flags(args), backend, cgroup, network, netns)
@@ -146,7 +150,6 @@ def _run(argv: list[str]) -> int:
     # the plans written (PendingNetwork.start returns with the network attacher running).
     network = PendingNetwork.start(host, pod, args)
     from rkt.stage1.ns.native import check_programs, exec_waiter
-    from rkt.stage1.ns.start import has_copy_up
 
     try:
         specs = prepare_apps(pod, args)
@@ -155,9 +158,9 @@ def _run(argv: list[str]) -> int:
     except BaseException:
         network.abort()
         raise
-    barrier = netns = None
-    if args.private_users is not None or has_copy_up(specs):
-        network.finish()  # these pods copy resolv.conf/hosts, or start apps from Python
+    barrier = None
+    if args.private_users is not None:
+        netns = network.settle()  # resolv.conf/hosts are bound idmapped before pod-init runs
     else:
         barrier = network.barrier()  # pod-init's apps wait for it
         netns = network.netns_for_init()  # pod-init joins it

@@ -8,14 +8,13 @@ with the pod plan: unshare the namespaces, fork the init, publish ``pid`` and be
 root, start the apps through ``app-exec`` and become ``pod-supervisor``. No Python runs in the
 pod's namespaces, and the run process never forks an interpreter.
 
-A ``--private-users`` pod comes here too, through ``userns_pod_plan``: its roots are mounted
-beforehand (idmapped) and its init is released by the run process. A Docker image's implicit
-volumes are filled first (``copy_up_before_start``). A mutable pod also gets its control socket
-(a ``listen`` step), which ``pod-supervisor`` serves; an app added later is prepared here too, by
-the app/add entrypoint (``prepare_added_app``: cgroup, launch plan, the record the supervisor
-mounts and starts it from) and forgotten by app/rm (``forget_removed_app``). Only
-``--private-users`` pods with a copy-up volume keep the Python init (``rkt.stage1.ns.init``; the
-copy is made as the pod's root there), which shares the helpers below.
+A ``--private-users`` pod comes here too, through ``userns_pod_plan``: the helper's part of its
+plan (stage1/ns/userns.py); its roots are mounted beforehand (idmapped) and its init is
+released by the run process. A Docker image's implicit volumes are filled first, for every pod
+(``copy_up_before_start``). A mutable pod also gets its control socket (a ``listen`` step),
+which ``pod-supervisor`` serves; an app added later is prepared here too, by the app/add
+entrypoint (``prepare_added_app``: cgroup, launch plan, the record the supervisor mounts and
+starts it from) and forgotten by app/rm (``forget_removed_app``).
 
 Imports only the standard library, ``rkt.abi``, ``rkt.host`` and ``rkt.stage1``.
 """
@@ -108,6 +107,18 @@ def copy_up_before_start(host: Host, pod: PodDir, specs: list[AppSpec]) -> None:
             host.umount(root)  # not lazily: the overlay's work dir must be free for pod-init
 
 
+def namespace_steps(plan: LaunchPlan, netns: int | None, flags: int) -> None:
+    """Join the pod's CNI namespace (``netns``, a descriptor; ``lo`` up), unshare ``flags``,
+    make every mount private and drop our copies of the pinned network namespaces (so no pod
+    keeps another pod's alive after that pod's gc)."""
+    if netns is not None:
+        plan.step("netns", netns)
+        plan.step("loopback")
+    plan.step("unshare", flags)
+    plan.step("private")
+    plan.step("unpin", str(NETNS_DIR))
+
+
 def pod_plan(
     pod: PodDir,
     args: RunArgs,
@@ -124,12 +135,7 @@ def pod_plan(
     pod's CNI namespace (a descriptor), joined first, ``lo`` up."""
     path = pod.path
     plan = LaunchPlan("stage1: pod init")
-    if netns is not None:
-        plan.step("netns", netns)
-        plan.step("loopback")
-    plan.step("unshare", flags)
-    plan.step("private")
-    plan.step("unpin", str(NETNS_DIR))
+    namespace_steps(plan, netns, flags)
     if flags & CLONE_NEWNET:
         plan.step("loopback")
     waiter = ["run-waiter", *(["--interactive"] if args.interactive else [])]
@@ -180,7 +186,9 @@ def userns_pod_plan(
         plan.step("bind", root)
     plan.step("wait")
     cgroups = [app_cgroups.get(spec.name) for spec in specs]
-    _start_steps(plan, pod, base, args, specs, roots, cgroups, backend)
+    # /sys may be a bind of the current one there (app-exec's fallback: sysfs mounts only for a
+    # network namespace the user namespace owns), so the read-only masks under it stay
+    _start_steps(plan, pod, base, args, specs, roots, cgroups, backend, own_sysfs=False)
     return plan
 
 
@@ -194,14 +202,18 @@ def _start_steps(
     app_cgroups: list[PodCgroup | None],
     backend: CgroupBackend | None,
     network: tuple[int, str] | None = None,
+    *,
+    own_sysfs: bool = True,
 ) -> None:
-    """Each app's plan written beside its spec, then the steps that start them and supervise."""
+    """Each app's plan written beside its spec, then the steps that start them and supervise.
+    ``own_sysfs``: each app's /sys is a sysfs mount of its own (``launch.app_masks``)."""
     network_fd = network[0] if network is not None else None
     prebuilt = read_prebuilt(str(pod.file(abi.STAGE1_ROOTFS)))  # once for every app
     for spec, root, app_cgroup in zip(specs, roots, app_cgroups, strict=True):
         _app_step(
-            plan, pod, base, spec, root, app_cgroup, backend, args.interactive, network_fd, prebuilt
-        )
+            plan, pod, base, spec, root, app_cgroup, backend, args.interactive, network_fd,
+            prebuilt, own_sysfs,
+        )  # fmt: skip
     plan.step("start", int(args.interactive))
     if network is not None:  # the apps wait for it too, each before its resolv.conf/hosts
         plan.step("network", *network)
@@ -222,13 +234,15 @@ def _app_step(
     interactive: bool,
     network_fd: int | None = None,
     prebuilt: bytes | None = None,
+    own_sysfs: bool = True,
 ) -> None:
     """The app's launch plan, written beside its spec, and its "app" step (see pod-init.c).
-    ``prebuilt``: the stage1's default seccomp filter (``launch.read_prebuilt``)."""
+    ``prebuilt``: the stage1's default seccomp filter (``launch.read_prebuilt``).
+    ``own_sysfs``: see ``launch.app_masks``."""
     dirs = tuple(str(d) for d in app_cgroup.dirs) if app_cgroup is not None else ()
     oom = backend.oom_events_file(app_cgroup) if backend and app_cgroup else None
     plan_file = app_spec_path(pod, spec.name).with_suffix(".plan")
-    app = app_plan(spec, root, dirs, network_fd, prebuilt, own_sysfs=True)  # no user namespace
+    app = app_plan(spec, root, dirs, network_fd, prebuilt, own_sysfs=own_sysfs)
     write_atomic(plan_file, app.encode())
     plan.step(
         "app",
