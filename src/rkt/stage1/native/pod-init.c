@@ -450,8 +450,8 @@ static int fork_userns(void)
 	int pid_rd = (int)next_num(), pid_wr = (int)next_num();
 	int start_rd = (int)next_num(), start_wr = (int)next_num();
 	unsigned long long skip = next_num(), n = next_num();
-	const char *cgroup_files[16];
-	if (n > 16)
+	const char *cgroup_files[32];
+	if (n > 32)
 		fail(E2BIG, "userns: %llu cgroup files", n);
 	for (unsigned long long i = 0; i < n; i++)
 		cgroup_files[i] = next();
