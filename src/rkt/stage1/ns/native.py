@@ -32,7 +32,7 @@ from rkt.paths import Path
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
-    from typing import NoReturn
+    pass
 
 
 SUPERVISOR = "pod-supervisor"
@@ -52,22 +52,3 @@ def check_programs(pod_path: Path) -> None:
     for name in (SUPERVISOR, WAITER, LAUNCHER, INIT):
         if not os.access(program(pod_path, name), os.X_OK):
             raise PodError(f'stage1: program "{name}" is missing from the pod\'s stage1 rootfs')
-
-
-def exec_waiter(
-    pod_path: Path,
-    wait_pid: int,
-    signal_pid: int | None = None,
-    *,
-    interactive: bool = False,
-    ignore_signals: bool = False,
-) -> NoReturn:
-    argv = [WAITER]
-    if interactive:
-        argv.append("--interactive")
-    if ignore_signals:
-        argv.append("--ignore-signals")
-    argv.append(str(wait_pid))
-    if signal_pid is not None:
-        argv.append(str(signal_pid))
-    os.execv(program(pod_path, WAITER), argv)

@@ -35,6 +35,8 @@ from rkt.stage1.ns.network import PendingNetwork
 # after the network attacher is started: the plugins work meanwhile.
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
+    from typing import NoReturn
+
     from rkt.host.api import Host
     from rkt.host.cgroups import CgroupBackend, PodCgroup
     from rkt.stage1.common.appspec import AppSpec
@@ -104,8 +106,9 @@ def start_pod(
     cgroup: PodCgroup | None,
     network: tuple[int, str] | None = None,
     netns: int | None = None,
-) -> tuple[int, int]:
-    """Unshare, fork the pod init, publish its pid; returns (our child to wait for, the init).
+) -> NoReturn:
+    """Exec ``pod-init`` with the pod's plan: it unshares, forks the pod init, publishes its
+    pid and becomes the waiter (a ``--private-users`` pod's plan: stage1/ns/userns.py).
 
     ``network``: the CNI networks are still being attached (``PendingNetwork.barrier``), the
     pod's apps wait for them; else they are up and resolv.conf/hosts written. ``netns``: the
@@ -120,25 +123,20 @@ def start_pod(
     specs = [with_name_files(pod, spec, settled=settled) for spec in specs]  # resolv.conf/hosts
     for spec in specs:
         save_app_spec(pod, spec)
+    if has_copy_up(specs):  # as host root, before any root of the pod is mounted for good
+        copy_up_before_start(host, pod, specs)
+    sys.stdout.flush()
+    sys.stderr.flush()
     if args.private_users is not None:  # issue 4: see stage1/ns/userns.py
         from rkt.stage1.ns.userns import exec_userns_pod
 
-        if has_copy_up(specs):  # as host root, before the idmapped roots exist
-            copy_up_before_start(host, pod, specs)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        exec_userns_pod(pod, args, specs, backend, cgroup, netns)  # pod-init does the rest
-    if has_copy_up(specs):
-        copy_up_before_start(host, pod, specs)
+        exec_userns_pod(pod, args, specs, backend, cgroup, netns)
     plan = pod_plan(pod, args, specs, namespace_flags(args), backend, cgroup, network, netns)
-    sys.stdout.flush()
-    sys.stderr.flush()
     exec_pod_init(pod, plan)  # the native pod-init does the rest
 
 
 def _run(argv: list[str]) -> int:
-    # No cyclic collections here: this process only prepares and ends in an exec (pod-init or,
-    # for --private-users, run-waiter).
+    # No cyclic collections here: this process only prepares and ends in an exec of pod-init.
     gc.disable()
     args = parse_run(argv)
     check_lock_fd()
@@ -149,7 +147,7 @@ def _run(argv: list[str]) -> int:
     # CNI networks first: their plugins work while the apps are resolved, the cgroups made and
     # the plans written (PendingNetwork.start returns with the network attacher running).
     network = PendingNetwork.start(host, pod, args)
-    from rkt.stage1.ns.native import check_programs, exec_waiter
+    from rkt.stage1.ns.native import check_programs
 
     try:
         specs = prepare_apps(pod, args)
@@ -164,10 +162,7 @@ def _run(argv: list[str]) -> int:
     else:
         barrier = network.barrier()  # pod-init's apps wait for it
         netns = network.netns_for_init()  # pod-init joins it
-    child, init = start_pod(host, pod, args, specs, backend, cgroup, barrier, netns)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    exec_waiter(pod.path, child, None if init == child else init, interactive=args.interactive)
+    start_pod(host, pod, args, specs, backend, cgroup, barrier, netns)
 
 
 def main(argv: list[str] | None = None) -> int:
