@@ -442,8 +442,8 @@ static void write_one(int fd, const char *what)
 	close(fd);
 }
 
-/* Returns in the helper (released, root of its namespace), which skips to "userns-child". */
-static int fork_userns(void)
+/* Returns in both: in the helper (released, root of its namespace) after "userns-child". */
+static void fork_userns(void)
 {
 	char line[64], path[64];
 	unsigned long long shift = next_num(), count = next_num();
@@ -473,14 +473,7 @@ static int fork_userns(void)
 		if (unshare(CLONE_NEWUSER) < 0)
 			fail(errno, "unshare the user namespace");
 		write_one(ready[1], "tell the run process the user namespace is there");
-		char c = 0;
-		ssize_t got;
-		do
-			got = read(go[0], &c, 1);
-		while (got < 0 && errno == EINTR);
-		if (got != 1 || c != '1')
-			_exit(EXIT_SETUP_FAILED); /* the run process failed or died */
-		close(go[0]);
+		wait_go(go[0]); /* the run process failed or died: exit */
 		if (setgroups(0, NULL) < 0 || setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
 			fail(errno, "become root of the user namespace");
 		/* a credential change clears the parent-death signal (prctl(2)) */
@@ -493,7 +486,7 @@ static int fork_userns(void)
 			last = next();
 		if (strcmp(last, "userns-child") != 0)
 			fail(EINVAL, "userns: the helper's steps do not start after %llu strings", skip);
-		return 0;
+		return;
 	}
 	close(ready[1]);
 	close(go[0]);
@@ -513,7 +506,6 @@ static int fork_userns(void)
 	userns_fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (userns_fd < 0)
 		fail(errno, "open %s", path);
-	return 1;
 }
 
 static void idmap(const char *source, char *target)
