@@ -81,3 +81,18 @@ def test_started_program_runs_while_the_caller_works(tmp_path: Path) -> None:
     running = start_program(["/bin/sh", "-c", script], stdin=b"config", timeout=20)
     go.touch()  # the caller's own work, done after start returned
     assert running.wait().stdout == b"config"
+
+
+def test_a_bare_name_is_found_on_the_path_it_is_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not on this process's PATH (posix_spawnp's, or glibc's /bin:/usr/bin without one): a
+    stage1 entrypoint may have no PATH, and iptables lives in /usr/sbin."""
+    tool = tmp_path / "rkt-test-tool"
+    tool.write_text("#!/bin/sh\necho found\n")
+    tool.chmod(0o755)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    res = run_program(["rkt-test-tool"], env={"PATH": f"/nowhere:{tmp_path}"})
+    assert res.stdout == b"found\n"
+    with pytest.raises(ProgramError, match="cannot run"):
+        run_program(["rkt-test-tool"], env={"PATH": "/nowhere"})

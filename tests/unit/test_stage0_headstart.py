@@ -115,9 +115,7 @@ def test_the_early_start_gets_the_run_entrypoints_arguments_and_is_undone_where_
 ) -> None:
     started: list[tuple[RktPath, object]] = []
 
-    def fake_head_start(
-        host: object, pod_path: RktPath, args: object, pin_helper: str
-    ) -> FakeNetwork:
+    def fake_head_start(pod_path: RktPath, args: object, pin_helper: str) -> FakeNetwork:
         assert pin_helper.endswith("/stage1/native/bin/pod-init")  # the built-in flavor's
         started.append((pod_path, args))
         net = FakeNetwork(PodDir(pod_path, args.uuid))  # type: ignore[attr-defined]
@@ -173,7 +171,7 @@ def test_nothing_starts_early_that_the_run_entrypoint_would_refuse_or_needs_more
     tmp_path: Path, argv: list[str]
 ) -> None:
     args = parse_run([*argv, f"--local-config={tmp_path}", UUID])
-    assert network.head_start(object(), RktPath(tmp_path), args, "/no/helper") is None  # type: ignore[arg-type]
+    assert network.head_start(RktPath(tmp_path), args, "/no/helper") is None
     assert list(tmp_path.iterdir()) == [] and not network._head_started
 
 

@@ -28,7 +28,7 @@ from types import MappingProxyType
 from rkt import jsonio
 from rkt.errors import NetworkError
 from rkt.net.config import Attachment, NetworkConfig
-from rkt.net.program import ProgramError, start_program, stderr_tail
+from rkt.net.program import ProgramError, start_program, stderr_tail, tool_path
 from rkt.paths import Path
 from rkt.records import NamedTuple
 
@@ -39,7 +39,6 @@ if TYPE_CHECKING:
 
 PLUGIN_DIRS = ("/usr/lib/rkt/plugins/net", "/usr/lib/cni", "/usr/libexec/cni", "/opt/cni/bin")
 PLUGIN_TIMEOUT = 60.0
-_HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 class CniError(NetworkError):
@@ -67,7 +66,7 @@ class Invocation(NamedTuple):
             "CNI_NETNS": self.netns,
             "CNI_IFNAME": self.ifname,
             "CNI_PATH": ":".join(self.plugin_dirs),
-            "PATH": os.environ.get("PATH", _HOST_PATH),  # plugins run iptables, ip
+            "PATH": tool_path(),  # plugins run iptables, ip
         }
         if self.cni_args:
             # Every plugin of the chain sees every argument; most refuse keys they do not know

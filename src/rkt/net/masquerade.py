@@ -27,10 +27,8 @@ Imports only the standard library, ``rkt.errors`` and ``rkt.net``.
 
 from __future__ import annotations
 
-import os
-
 from rkt.net.cni import CniError, result_ip
-from rkt.net.program import ProgramError, run_program, stderr_tail
+from rkt.net.program import ProgramError, run_program, stderr_tail, tool_path
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
@@ -39,7 +37,6 @@ if TYPE_CHECKING:
 CHAIN_PREFIX = "RKT-"
 MULTICAST = "224.0.0.0/4"
 TIMEOUT = 60.0
-_HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
 # FNV-1a, 128 bits (no hashlib: it costs the attacher ~10 ms to import here)
 _FNV_OFFSET = 0x6C62272E07BB014262B821756295C58D
@@ -117,22 +114,14 @@ def leftover_rules_text(listing: str, network: str, container_id: str) -> str | 
     """From ``iptables -t nat -S``: the input that removes every jump to the pod's chain and
     the chain itself, whatever of them is there; None when nothing is."""
     chain, _ = _words(network, container_id)
+    jump = ["-j", chain]
     lines: list[str] = []
     exists = False
     for line in listing.splitlines():
         words = line.split()
         if words[:2] == ["-N", chain]:
             exists = True
-        elif (
-            len(words) > 2
-            and words[0] == "-A"
-            and words[1] != chain
-            and words[-2:]
-            == [
-                "-j",
-                chain,
-            ]
-        ):
+        elif len(words) > 2 and words[0] == "-A" and words[1] != chain and words[-2:] == jump:
             lines.append("-D" + line[2:])
     if exists:
         lines += [f"-F {chain}", f"-X {chain}"]
@@ -151,16 +140,12 @@ def remove_rules(
     """Remove the pod's masquerade rules on ``network``, whatever is left of them (before the
     chain's DEL). ``result``: the cached ADD result, None if the ADD did not complete."""
     if result_ip(result, ifname) is not None:
-        text = remove_rules_text(network, container_id, result, ifname)
         try:
-            run_program(
-                [_which("iptables-restore"), "-w", "--noflush"], env=_env(), stdin=text.encode()
-            )
+            _restore(network, remove_rules_text(network, container_id, result, ifname), "removing")
             return
-        except ProgramError:
+        except CniError:
             pass  # not all there: remove what is
-    listing = _run(network, ["iptables", "-w", "-t", "nat", "-S"], b"", "listing")
-    text_or_none = leftover_rules_text(listing.decode(errors="replace"), network, container_id)
+    text_or_none = leftover_rules_text(_listing(network), network, container_id)
     if text_or_none is not None:
         _restore(network, text_or_none, "removing")
 
@@ -171,8 +156,7 @@ def check_rules(
     """CHECK: the pod's rules are all there. Raises ``CniError``."""
     chain, own, jump = _rules(network, container_id, result, ifname)
     expected = [*(f"-A {chain} {rule}" for rule in own), f"-A POSTROUTING {jump}"]
-    listing = _run(network, ["iptables", "-w", "-t", "nat", "-S"], b"", "listing")
-    present = {" ".join(line.split()) for line in listing.decode(errors="replace").splitlines()}
+    present = {_normal(line) for line in _listing(network).splitlines()}
     missing = [rule for rule in expected if _normal(rule) not in present]
     if missing:
         raise CniError(f'network "{network}": IP masquerade: rule missing: {missing[0]}')
@@ -183,31 +167,21 @@ def _normal(rule: str) -> str:
     return " ".join(rule.split())
 
 
+def _listing(network: str) -> str:
+    """``iptables -t nat -S``: the nat table's chains and rules, one per line."""
+    out = _run(network, ["iptables", "-w", "-t", "nat", "-S"], b"", "listing")
+    return out.decode(errors="replace")
+
+
 def _restore(network: str, text: str, doing: str) -> None:
     _run(network, ["iptables-restore", "-w", "--noflush"], text.encode(), doing)
 
 
 def _run(network: str, argv: list[str], stdin: bytes, doing: str) -> bytes:
     try:
-        return run_program(
-            [_which(argv[0]), *argv[1:]], env=_env(), stdin=stdin, timeout=TIMEOUT
-        ).stdout
+        return run_program(argv, env={"PATH": tool_path()}, stdin=stdin, timeout=TIMEOUT).stdout
     except ProgramError as exc:
         tail = stderr_tail(exc.result.stderr) if exc.result is not None else ""
         raise CniError(
             f'network "{network}": IP masquerade: {doing} rules: {tail or exc.message}'
         ) from exc
-
-
-def _env() -> dict[str, str]:
-    return {"PATH": os.environ.get("PATH", _HOST_PATH)}
-
-
-def _which(name: str) -> str:
-    """``name`` on the PATH the plugins get (``posix_spawnp`` would search this process's own,
-    or glibc's /bin:/usr/bin when it has none: iptables lives in /usr/sbin)."""
-    for directory in _env()["PATH"].split(":"):
-        path = f"{directory}/{name}"
-        if directory and os.access(path, os.X_OK) and not os.path.isdir(path):
-            return path
-    return name  # not found: run_program reports it

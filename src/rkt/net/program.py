@@ -32,6 +32,15 @@ if TYPE_CHECKING:
 
 STDERR_TAIL = 400
 _CHUNK = 65536
+# The PATH external programs get when rkt has none (a stage1 entrypoint's environment):
+# iptables and ip live in /usr/sbin, which glibc's own fallback lacks.
+HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def tool_path() -> str:
+    """The PATH rkt's external programs run with, and are found on: rkt's own, else
+    ``HOST_PATH``."""
+    return os.environ.get("PATH", HOST_PATH)
 
 
 class ProgramResult(NamedTuple):
@@ -195,17 +204,19 @@ def start_program(
     stdin: bytes = b"",
     timeout: float = 60.0,
 ) -> RunningProgram:
-    """Start ``argv`` (searched on ``PATH`` when it has no ``/``); raises ``ProgramError``."""
+    """Start ``argv``; raises ``ProgramError``. A program named without a ``/`` is searched on
+    the ``PATH`` it is given (``env``'s, else ``tool_path()``), not on this process's own as
+    ``posix_spawnp`` would."""
     name = argv[0].rsplit("/", 1)[-1]
+    path = argv[0] if "/" in argv[0] else _find(argv[0], (env or {}).get("PATH") or tool_path())
     pipes = [os.pipe() for _ in range(3)]  # not inheritable: only the dup2'ed copies are
     child = (pipes[0][0], pipes[1][1], pipes[2][1])
     ours = (pipes[0][1], pipes[1][0], pipes[2][0])
     actions: list[tuple[int, ...]] = [(os.POSIX_SPAWN_DUP2, fd, n) for n, fd in enumerate(child)]
     actions += [(os.POSIX_SPAWN_CLOSE, fd) for fd in _inheritable_fds()]
-    spawn = os.posix_spawn if "/" in argv[0] else os.posix_spawnp
     try:
-        pid = spawn(
-            argv[0],
+        pid = os.posix_spawn(
+            path,
             list(argv),
             dict(env) if env is not None else os.environ,
             file_actions=actions,
@@ -231,6 +242,16 @@ def run_program(
 ) -> ProgramResult:
     """Run ``argv`` to its end; with ``check``, a non-zero exit raises ``ProgramError``."""
     return start_program(argv, env=env, stdin=stdin, timeout=timeout).wait(check)
+
+
+def _find(name: str, search: str) -> str:
+    """``name`` in the first directory of ``search`` that has it executable; else ``name``
+    itself, which ``posix_spawn`` then reports as not found."""
+    for directory in search.split(":"):
+        candidate = f"{directory}/{name}"
+        if directory and os.access(candidate, os.X_OK) and not os.path.isdir(candidate):
+            return candidate
+    return name
 
 
 def _inheritable_fds() -> list[int]:

@@ -72,14 +72,12 @@ class HeadStart:
 
     def _start(self, pod: Pod) -> None:
         from rkt.errors import RktError
-        from rkt.host.linux import LinuxHost
         from rkt.stage1.common.args import parse_run
         from rkt.stage1.ns.network import head_start
 
         flags = self.options.stage1_flags(abi.INTERFACE_VERSION)
         try:
             self.network = head_start(
-                LinuxHost(),
                 pod.path,
                 parse_run([*flags, pod.uuid]),
                 str(NATIVE_DIR / "pod-init"),  # the built-in flavor's, as the pod will have

@@ -26,7 +26,6 @@ import os
 
 from rkt import jsonio
 from rkt.errors import EXIT_ERROR, NetworkError, RktError
-from rkt.host.api import Host
 from rkt.host.netns import NETNS_DIR, remove_netns
 from rkt.host.signals import signal
 from rkt.paths import Path
@@ -111,9 +110,8 @@ class PendingNetwork:
     waits and undoes whatever was attached, from the host's network namespace.
     """
 
-    def __init__(self, pod: PodDir, host: Host | None = None) -> None:
+    def __init__(self, pod: PodDir) -> None:
         self.pod = pod
-        self.host = host
         self.journal: NetJournal | None = None
         self._attacher = 0  # its pid while it runs
         self._barrier = -1  # the barrier's read end
@@ -121,13 +119,12 @@ class PendingNetwork:
         self._hold = -1  # keeps the attacher until this process has the networks (``_release``)
 
     @classmethod
-    def start(cls, host: Host, pod: PodDir, args: RunArgs) -> PendingNetwork:
+    def start(cls, pod: PodDir, args: RunArgs) -> PendingNetwork:
         """Start attaching the pod's networks (CNI mode only) and save which resolv.conf/hosts
         each app binds where (every mode). A network stage0 started early for this pod
         (``head_start``) is adopted instead of started again."""
         net = _adopt_head_start(pod, args)
         if net is not None:
-            net.host = host
             try:
                 save_name_files(pod, args, cni=True)
             except BaseException:
@@ -137,10 +134,10 @@ class PendingNetwork:
             attachments = _cni_attachments(pod, args)
             save_name_files(pod, args, cni=attachments is not None)
             if attachments is None:
-                return cls(pod, host)
+                return cls(pod)
             from rkt.stage1.ns.native import INIT, program
 
-            net = cls._attach(host, pod, args, attachments, program(pod.path, INIT))
+            net = cls._attach(pod, args, attachments, program(pod.path, INIT))
         # This process holds the pod's namespace (the descriptor: a failed ADD may unpin it,
         # and the pod then learns the attacher's error at the barrier).
         net._release()
@@ -149,7 +146,6 @@ class PendingNetwork:
     @classmethod
     def _attach(
         cls,
-        host: Host,
         pod: PodDir,
         args: RunArgs,
         attachments: list[tuple[config.Attachment, dict[str, Any]]],
@@ -159,7 +155,7 @@ class PendingNetwork:
         attacher; this process stays in the host's namespace."""
         from rkt.net.state import NetJournal
 
-        net = cls(pod, host)
+        net = cls(pod)
         path = netns_path(pod.uuid)
         net.journal = journal = NetJournal(pod.uuid, str(path))
         journal_file = pod.file(NET_JOURNAL)
@@ -175,7 +171,7 @@ class PendingNetwork:
             if pid == 0:
                 os.close(read_end)
                 os.close(net._hold)
-                _attach(host, parent, pod, args, journal, attachments, write_end, hold_read)
+                _attach(parent, pod, args, journal, attachments, write_end, hold_read)
             os.sched_yield()  # the attacher first: its plugins are the longest path
             os.close(hold_read)
             net._attacher = pid
@@ -280,7 +276,7 @@ class PendingNetwork:
 _head_started: list[tuple[RunArgs, PendingNetwork]] = []
 
 
-def head_start(host: Host, pod_path: Path, args: RunArgs, pin_helper: str) -> PendingNetwork | None:
+def head_start(pod_path: Path, args: RunArgs, pin_helper: str) -> PendingNetwork | None:
     """Start attaching the pod's CNI networks before its run entrypoint (stage0, in the process
     that will run this flavor's run entrypoint in-process: stage0/headstart.py), so the plugins
     work while stage0 still resolves images and lays the pod out. ``pod_path``: the pod's
@@ -298,7 +294,7 @@ def head_start(host: Host, pod_path: Path, args: RunArgs, pin_helper: str) -> Pe
         return None
     if attachments is None:
         return None
-    net = PendingNetwork._attach(host, pod, args, attachments, pin_helper)
+    net = PendingNetwork._attach(pod, args, attachments, pin_helper)
     _head_started.append((_head_key(args), net))
     return net
 
@@ -353,7 +349,6 @@ def _cni_attachments(
 
 
 def _attach(
-    host: Host,
     parent: int,
     pod: PodDir,
     args: RunArgs,

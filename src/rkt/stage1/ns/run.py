@@ -113,8 +113,7 @@ def start_pod(
     ``network``: the CNI networks are still being attached (``PendingNetwork.barrier``), the
     pod's apps wait for them; else they are up and resolv.conf/hosts written. ``netns``: the
     pod's CNI namespace, which pod-init joins first (``PendingNetwork.netns_for_init``; this
-    process is still in the host's); None: this process is in the pod's already, or the pod
-    gets a new one. The stop signals and SIGCHLD stay
+    process stays in the host's); None without CNI networks. The stop signals and SIGCHLD stay
     blocked from here on (pod-init blocks them first thing): pending until the native programs
     exec'd next read them."""
     from rkt.stage1.ns.start import copy_up_before_start, exec_pod_init, has_copy_up, pod_plan
@@ -146,7 +145,7 @@ def _run(argv: list[str]) -> int:
     host = LinuxHost()
     # CNI networks first: their plugins work while the apps are resolved, the cgroups made and
     # the plans written (PendingNetwork.start returns with the network attacher running).
-    network = PendingNetwork.start(host, pod, args)
+    network = PendingNetwork.start(pod, args)
     from rkt.stage1.ns.native import check_programs
 
     try:
