@@ -25,6 +25,14 @@ $(NATIVE)/bin/%: $(NATIVE)/%.c $(wildcard $(NATIVE)/*.h) | $(STAMP)
 
 $(NATIVE)/bin/app-exec: NATIVE_LIBS := -lseccomp
 
+# pod-init carries app-exec's code (its main renamed) and runs it in each app's fork instead of
+# exec'ing the app-exec beside it (src/rkt/stage1/native/apps.h, RKT_BUILTIN_APP_EXEC)
+$(NATIVE)/bin/pod-init: $(NATIVE)/pod-init.c $(NATIVE)/app-exec.c $(wildcard $(NATIVE)/*.h) | $(STAMP)
+	mkdir -p $(@D)
+	$(CC) -O2 -Wall -Wextra -Werror -Dmain=app_exec_main -c -o $@.app-exec.o $(NATIVE)/app-exec.c
+	$(CC) -O2 -Wall -Wextra -Werror -static -DRKT_BUILTIN_APP_EXEC -o $@.tmp $< $@.app-exec.o -lseccomp \
+	  && rm -f $@.app-exec.o && mv $@.tmp $@
+
 # the default seccomp filter, compiled once by app-exec (src/rkt/stage1/ns/prebuilt.py)
 $(NATIVE)/bin/seccomp-default: $(NATIVE)/bin/app-exec src/rkt/stage1/ns/prebuilt.py src/rkt/stage1/ns/launch.py src/rkt/stage1/common/seccomp.py | $(STAMP)
 	PYTHONPATH=src $(VENV)/bin/python -m rkt.stage1.ns.prebuilt $(NATIVE)/bin

@@ -320,6 +320,51 @@ def test_pod_init_waits_for_the_network_before_the_pod_is_ready(
     assert not (tmp_path / "ready").is_symlink()
 
 
+def test_pod_init_runs_app_exec_itself_only_for_the_launcher_beside_it(tmp_path: Path) -> None:
+    """pod-init carries app-exec's code: an app whose launcher is the app-exec beside pod-init
+    is started by that code in pod-init's fork, without an exec (here there is no such file at
+    all, and the app still runs); any other launcher is exec'd as the plan says."""
+    require(INIT.exists(), "native programs not built (make setup)")
+    stage1 = tmp_path / "stage1"
+    stage1.mkdir()
+    shutil.copy2(INIT, stage1 / "pod-init")
+    marks = tmp_path / "exec-marks"
+    other = tmp_path / "other-launcher"
+    other.write_text(f'#!/bin/sh\necho "$0 $*" >> {marks}\nexec {NATIVE_DIR / "app-exec"} "$@"\n')
+    other.chmod(0o755)
+    steps = ["label", "stage1: pod init"]
+    for name, launcher in (("inside", stage1 / "app-exec"), ("outside", other)):
+        plan = tmp_path / f"{name}.plan"
+        argv = ["/bin/sh", "-c", f"echo ran > {tmp_path / name}.ran"]
+        plan.write_bytes(
+            "\0".join(["label", f"stage1: app {name}", "exec", "/", "3", *argv, "0"]).encode()
+            + b"\0"
+        )
+        status, json_path = tmp_path / name, tmp_path / f"{name}.json"
+        steps += ["app", name, str(launcher), str(plan), str(status), str(json_path), "", "", ""]
+    steps += ["start", "0", "supervise", str(SUPERVISOR)]
+    r, w = os.pipe()
+    os.write(w, "\0".join(steps).encode() + b"\0")
+    os.close(w)
+    try:
+        proc = subprocess.run(
+            [str(stage1 / "pod-init"), str(r)],
+            pass_fds=(r,),
+            capture_output=True,
+            text=True,
+            timeout=30,
+            preexec_fn=_blocked(signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD),
+        )
+    finally:
+        os.close(r)
+    assert (proc.returncode, proc.stderr) == (0, "")
+    for name in ("inside", "outside"):
+        assert (tmp_path / name).read_text() == "0"
+        assert (tmp_path / f"{name}.ran").exists()
+    lines = marks.read_text().splitlines()  # only the other launcher was exec'd
+    assert len(lines) == 1 and lines[0].startswith(f"{other} ")
+
+
 # -- a mutable pod: pod-init's listen step, pod-supervisor serving the control socket --------
 
 

@@ -1,5 +1,5 @@
 /* apps.h: what pod-init and pod-supervisor both do for an app they start: spawn it through
- * app-exec, find its pid as the host sees it, write its status JSON (the layout of
+ * app-exec (pod-init: app-exec's code, linked in), find its pid as the host sees it, write its status JSON (the layout of
  * rkt.stage1.common.status.AppStatus) atomically, make its root's mount point. Each function
  * reports a failure by returning -1 with errno set: pod-init fails the pod, the supervisor
  * answers the request. Static functions, included by each program (each is one static binary). */
@@ -92,15 +92,68 @@ static int mkdir_parents(char *path)
 	}
 }
 
+#ifdef RKT_BUILTIN_APP_EXEC
+#include <dirent.h>
+#include <sys/prctl.h>
+
+/* app-exec's code, linked into this program (the Makefile builds pod-init with app-exec.c, its
+ * main renamed). An app whose launcher is the app-exec beside this program, from the same
+ * build, runs that code in the forked process itself: the exec of app-exec and its start-up
+ * are off the pod's start (docs/architecture.md, "Native resident processes"). */
+int app_exec_main(int argc, char **argv);
+
+/* Whether LAUNCHER is the app-exec in this program's own directory. Anything else (another
+ * path, a path we cannot compare) is exec'd. */
+static int launcher_is_builtin(const char *launcher)
+{
+	char self[4096], sibling[4096];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+	if (n <= 0)
+		return 0;
+	self[n] = '\0';
+	char *slash = strrchr(self, '/');
+	if (slash == NULL)
+		return 0;
+	*slash = '\0';
+	if (snprintf(sibling, sizeof sibling, "%s/app-exec", self) >= (int)sizeof sibling)
+		return 0;
+	return strcmp(sibling, launcher) == 0;
+}
+
+/* What an exec would do to our descriptors: every close-on-exec one is closed. */
+static void close_cloexec_fds(void)
+{
+	DIR *dir = opendir("/proc/self/fd");
+	if (dir == NULL)
+		return;
+	int own = dirfd(dir);
+	struct dirent *entry;
+	while ((entry = readdir(dir)) != NULL) {
+		int fd = atoi(entry->d_name);
+		if (fd <= 2 || fd == own || entry->d_name[0] == '.')
+			continue;
+		int flags = fcntl(fd, F_GETFD);
+		if (flags >= 0 && (flags & FD_CLOEXEC))
+			close(fd);
+	}
+	closedir(dir);
+}
+#endif
+
 /* Fork the app NAME: its own session, /dev/null, OUT and ERR (pipes' write ends) as its stdio
  * unless INTERACTIVE (then it keeps ours), and exec LAUNCHER (app-exec) with the launch plan
- * PLAN on an inherited descriptor. Returns its pid; the caller closes OUT and ERR. */
+ * PLAN on an inherited descriptor (or run app-exec's code in the fork: RKT_BUILTIN_APP_EXEC).
+ * Returns its pid; the caller closes OUT and ERR. */
 static pid_t spawn_app(const char *name, const char *launcher, const char *plan, int interactive,
 		       int out, int err)
 {
 	int plan_fd = open(plan, O_RDONLY); /* inherited by app-exec */
 	if (plan_fd < 0)
 		return -1;
+#ifdef RKT_BUILTIN_APP_EXEC
+	int builtin = launcher_is_builtin(launcher);
+	fflush(NULL); /* nothing of ours is written twice by the child's exit() */
+#endif
 	int devnull = interactive ? -1 : open("/dev/null", O_RDONLY | O_CLOEXEC);
 	pid_t pid = interactive || devnull >= 0 ? fork() : -1;
 	if (pid == 0) {
@@ -111,6 +164,14 @@ static pid_t spawn_app(const char *name, const char *launcher, const char *plan,
 		}
 		char fd_text[16];
 		snprintf(fd_text, sizeof fd_text, "%d", plan_fd);
+#ifdef RKT_BUILTIN_APP_EXEC
+		if (builtin) {
+			char *argv[] = {"app-exec", fd_text, NULL};
+			close_cloexec_fds();
+			prctl(PR_SET_NAME, "app-exec", 0, 0, 0);
+			exit(app_exec_main(2, argv));
+		}
+#endif
 		execl(launcher, "app-exec", fd_text, (char *)NULL);
 		dprintf(2, "stage1: app \"%s\": exec %s: %s\n", name, launcher, strerror(errno));
 		_exit(254);

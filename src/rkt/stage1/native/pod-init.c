@@ -10,12 +10,13 @@
  *     file, lets the init go on, and exec's run-waiter (the caller's child for the pod's life);
  *   - the init: dies with its parent, joins the pod's cgroup, sets the hostname, mounts each
  *     app's overlay root, waits until `pid` is written, writes each app's "created" status,
- *     starts each app (output pipes, its own session, then app-exec with the app's launch plan),
+ *     starts each app (output pipes, its own session, then app-exec with the app's launch plan:
+ *     app-exec's own code, linked into this program, when the launcher is the app-exec beside
+ *     it; apps.h),
  *     writes its "running" status with the host pid, marks the pod ready and exec's
  *     pod-supervisor with every app's pid, pipes and status paths.
  *
- * --private-users pods with a Docker copy-up volume keep the Python init
- * (src/rkt/stage1/ns/init.py), which does the same from its own Python loop. Like app-exec, this program makes no decision: it performs
+ * Like app-exec, this program makes no decision: it performs
  * the plan's steps in order and stops at the first that fails (one line on stderr, exit 254).
  *
  * usage: pod-init PLAN_FD
