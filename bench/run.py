@@ -74,10 +74,21 @@ def build_native(native: Path) -> None:
         return
     tmp = native / "bin.tmp"
     tmp.mkdir(exist_ok=True)
+    # pod-init with app-exec's code linked in, where the checkout's apps.h has that (the
+    # Makefile's rule for bin/pod-init)
+    builtin = "RKT_BUILTIN_APP_EXEC" in (native / "apps.h").read_text(errors="replace")
     for source in sorted(native.glob("*.c")):
         libs = ["-lseccomp"] if source.stem == "app-exec" else []
         out = tmp / source.stem
+        if builtin and source.stem == "pod-init":
+            obj = tmp / "app-exec.o"
+            app_exec = native / "app-exec.c"
+            cc = ["cc", "-O2", "-Dmain=app_exec_main", "-c", "-o", str(obj), str(app_exec)]
+            subprocess.run(cc, check=True)
+            libs = ["-DRKT_BUILTIN_APP_EXEC", str(obj), "-lseccomp"]
         subprocess.run(["cc", "-O2", "-static", "-o", str(out), str(source), *libs], check=True)
+    for leftover in tmp.glob("*.o"):
+        leftover.unlink()
     src = native.parents[2]  # <checkout>/src/rkt/stage1/native
     if (src / "rkt" / "stage1" / "ns" / "prebuilt.py").is_file():  # its data files, as make setup
         subprocess.run(

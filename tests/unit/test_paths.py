@@ -125,6 +125,79 @@ def test_filesystem_methods(tmp_path: pathlib.Path) -> None:
     assert Path.cwd() == pathlib.Path.cwd()
 
 
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"plain\n",
+        b"dos\r\nlines\r\n",
+        b"old\rmac\r",
+        b"mixed\r\n\r\n\rx",
+        "h\u00e9llo".encode(),
+        b"\xff\xfe bad",
+        b"x" * 200_000,
+    ],
+)
+def test_whole_file_reads_are_pathlibs(tmp_path: pathlib.Path, data: bytes) -> None:
+    f = tmp_path / "f"
+    f.write_bytes(data)
+    ours, theirs = Path(f), f
+    assert ours.read_bytes() == theirs.read_bytes()
+    for encoding, errors in (
+        (None, None),
+        ("latin-1", None),
+        ("utf-8", "replace"),
+        ("locale", None),
+    ):
+        try:
+            expected: object = theirs.read_text(encoding=encoding, errors=errors)
+        except UnicodeDecodeError as exc:
+            expected = type(exc)
+        try:
+            got: object = ours.read_text(encoding=encoding, errors=errors)
+        except UnicodeDecodeError as exc:
+            got = type(exc)
+        assert got == expected
+
+
+@pytest.mark.parametrize("newline", [None, "", "\n", "\r", "\r\n"])
+def test_whole_file_writes_are_pathlibs(tmp_path: pathlib.Path, newline: str | None) -> None:
+    text = "one\ntwo\r\nthr\u00e9e\n"
+    assert Path(tmp_path / "a").write_text(text, newline=newline) == (
+        (tmp_path / "b").write_text(text, newline=newline)
+    )
+    assert (tmp_path / "a").read_bytes() == (tmp_path / "b").read_bytes()
+    assert Path(tmp_path / "a").write_text(text, encoding="utf-16") == len(text)
+    assert Path(tmp_path / "a").read_text(encoding="utf-16") == text.replace("\r\n", "\n")
+    import array
+
+    numbers = array.array("i", [1, 2, 3])
+    assert Path(tmp_path / "c").write_bytes(numbers) == (tmp_path / "d").write_bytes(numbers)
+    assert (tmp_path / "c").read_bytes() == (tmp_path / "d").read_bytes()
+
+
+def test_whole_file_errors_are_pathlibs(tmp_path: pathlib.Path) -> None:
+    def same_error(target: pathlib.Path, method: str, *args: object) -> None:
+        outcomes = []
+        for path in (Path(target), target):
+            with pytest.raises(Exception) as info:
+                getattr(path, method)(*args)
+            outcomes.append((type(info.value), str(info.value)))
+        assert outcomes[0] == outcomes[1]
+
+    for target in (tmp_path, tmp_path / "missing", tmp_path / "missing" / "below"):
+        same_error(target, "read_bytes")
+        same_error(target, "read_text")
+    for target in (tmp_path, tmp_path / "missing" / "below"):  # a directory, no parent
+        same_error(target, "write_bytes", b"x")
+        same_error(target, "write_text", "x")
+    same_error(tmp_path / "f", "write_text", b"x")
+    same_error(tmp_path / "f", "write_text", "x", None, None, "\t")
+    same_error(tmp_path / "f", "write_bytes", "x")
+    status = Path("/proc/self/status").read_text()  # st_size 0: read to the end all the same
+    assert status.startswith("Name:") and "\nPid:" in status
+
+
 def test_paths_module_imports_no_pathlib_or_re() -> None:
     code = (
         "import sys\nfrom rkt.paths import Path\n"

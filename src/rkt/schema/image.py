@@ -19,7 +19,6 @@ Pure: no I/O. Imports only ``rkt.errors`` and its sibling ``rkt.schema`` modules
 from __future__ import annotations
 
 from _collections_abc import Mapping  # collections.abc without `collections` (~1 ms)
-from types import MappingProxyType
 
 from rkt import textcheck
 from rkt.errors import ManifestError
@@ -55,9 +54,12 @@ from rkt.schema.names import (
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
+    from types import MappingProxyType
     from typing import Any
 
     from rkt.schema.isolators import Isolator
+else:
+    MappingProxyType = type(type.__dict__)  # as `types` defines it, without importing it (~0.2 ms)
 
 SPEC_VERSION = "0.8.11"
 IMAGE_MANIFEST_KIND = "ImageManifest"

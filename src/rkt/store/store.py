@@ -80,8 +80,8 @@ class Store:
         self.lock_dir = self.cas / "locks"
         self.db_dir = self.cas / "db"
         self.names_dir = self.db_dir / names.DIR_NAME
-        self._gid = _store_gid()  # one group lookup (NSS reads /etc/group) for both steps
-        self._ensure_layout(self._gid)
+        self._group: tuple[int | None] | None = None  # the rkt group's gid, once looked up
+        self._ensure_layout()
         self._index: ImageIndex | None = None
         # images read from the name files by this process (id -> entry), while the index is
         # not open; once it is, it answers (this process may be writing)
@@ -95,7 +95,7 @@ class Store:
 
             db_path = self.db_dir / "index.sqlite"
             self._index = ImageIndex(db_path, names_dir=self.names_dir)
-            self._share_db_files(db_path, self._gid)
+            self._share_db_files(db_path, self._gid())
             self._seen.clear()
         return self._index
 
@@ -111,7 +111,15 @@ class Store:
 
     # layout -----------------------------------------------------------------------------------
 
-    def _ensure_layout(self, gid: int | None) -> None:
+    def _gid(self) -> int | None:
+        """Group ``rkt``'s gid, looked up (NSS reads /etc/group) once, and only when something
+        is created: not on the way of a store that is already laid out and whose index stays
+        closed (``rkt run`` of a stored image)."""
+        if self._group is None:
+            self._group = (_store_gid(),)
+        return self._group[0]
+
+    def _ensure_layout(self) -> None:
         old_umask = os.umask(0o002)
         try:
             for path in (
@@ -129,7 +137,8 @@ class Store:
                     continue
                 try:
                     path.mkdir(mode=_DIR_MODE if path != self.data_dir else 0o755, exist_ok=True)
-                    if os.geteuid() == 0 and gid is not None and path != self.data_dir:
+                    gid = self._gid() if os.geteuid() == 0 and path != self.data_dir else None
+                    if gid is not None:
                         os.chown(path, 0, gid)
                         os.chmod(path, _DIR_MODE)
                 except PermissionError as exc:

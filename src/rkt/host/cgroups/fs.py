@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import errno
 import os
-import select
 
 from rkt.host.signals import signal
 from rkt.paths import Path
@@ -53,6 +52,8 @@ def read_procs(cgroup_dir: Path) -> list[int]:
 
 def kill_and_wait(pids: list[int]) -> None:
     """SIGKILL each pid through a pidfd (no pid-reuse race) and wait until they have exited."""
+    import select  # only here: not on a pod's start
+
     poller = select.poll()
     fds = []
     for pid in pids:
