@@ -322,8 +322,9 @@ def test_pod_init_waits_for_the_network_before_the_pod_is_ready(
 
 def test_pod_init_runs_app_exec_itself_only_for_the_launcher_beside_it(tmp_path: Path) -> None:
     """pod-init carries app-exec's code: an app whose launcher is the app-exec beside pod-init
-    is started by that code in pod-init's fork, without an exec (here there is no such file at
-    all, and the app still runs); any other launcher is exec'd as the plan says."""
+    (by its absolute path, or relative to the working directory) is started by that code in
+    pod-init's fork, without an exec (here there is no such file at all, and the app still
+    runs); any other launcher is exec'd as the plan says."""
     require(INIT.exists(), "native programs not built (make setup)")
     stage1 = tmp_path / "stage1"
     stage1.mkdir()
@@ -333,7 +334,9 @@ def test_pod_init_runs_app_exec_itself_only_for_the_launcher_beside_it(tmp_path:
     other.write_text(f'#!/bin/sh\necho "$0 $*" >> {marks}\nexec {NATIVE_DIR / "app-exec"} "$@"\n')
     other.chmod(0o755)
     steps = ["label", "stage1: pod init"]
-    for name, launcher in (("inside", stage1 / "app-exec"), ("outside", other)):
+    apps = [("inside", str(stage1 / "app-exec")), ("relative", "stage1/app-exec")]
+    apps.append(("outside", str(other)))  # relative: from the cwd (--private-users plans)
+    for name, launcher in apps:
         plan = tmp_path / f"{name}.plan"
         argv = ["/bin/sh", "-c", f"echo ran > {tmp_path / name}.ran"]
         plan.write_bytes(
@@ -341,7 +344,7 @@ def test_pod_init_runs_app_exec_itself_only_for_the_launcher_beside_it(tmp_path:
             + b"\0"
         )
         status, json_path = tmp_path / name, tmp_path / f"{name}.json"
-        steps += ["app", name, str(launcher), str(plan), str(status), str(json_path), "", "", ""]
+        steps += ["app", name, launcher, str(plan), str(status), str(json_path), "", "", ""]
     steps += ["start", "0", "supervise", str(SUPERVISOR)]
     r, w = os.pipe()
     os.write(w, "\0".join(steps).encode() + b"\0")
@@ -349,6 +352,7 @@ def test_pod_init_runs_app_exec_itself_only_for_the_launcher_beside_it(tmp_path:
     try:
         proc = subprocess.run(
             [str(stage1 / "pod-init"), str(r)],
+            cwd=tmp_path,
             pass_fds=(r,),
             capture_output=True,
             text=True,
@@ -358,7 +362,7 @@ def test_pod_init_runs_app_exec_itself_only_for_the_launcher_beside_it(tmp_path:
     finally:
         os.close(r)
     assert (proc.returncode, proc.stderr) == (0, "")
-    for name in ("inside", "outside"):
+    for name, _ in apps:
         assert (tmp_path / name).read_text() == "0"
         assert (tmp_path / f"{name}.ran").exists()
     lines = marks.read_text().splitlines()  # only the other launcher was exec'd

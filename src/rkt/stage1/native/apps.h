@@ -102,11 +102,14 @@ static int mkdir_parents(char *path)
  * are off the pod's start (docs/architecture.md, "Native resident processes"). */
 int app_exec_main(int argc, char **argv);
 
-/* Whether LAUNCHER is the app-exec in this program's own directory. Anything else (another
- * path, a path we cannot compare) is exec'd. */
+/* Whether LAUNCHER is the app-exec in this program's own directory: LAUNCHER absolute, or
+ * relative to the working directory (a --private-users pod's plan names its files from the pod
+ * directory). Compared as text, without looking anything up (the --private-users helper may
+ * not search the pod's parent directories); anything else, or anything we cannot compare, is
+ * exec'd. */
 static int launcher_is_builtin(const char *launcher)
 {
-	char self[4096], sibling[4096];
+	char self[4096], sibling[4096], cwd[4096], path[8192];
 	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
 	if (n <= 0)
 		return 0;
@@ -117,7 +120,12 @@ static int launcher_is_builtin(const char *launcher)
 	*slash = '\0';
 	if (snprintf(sibling, sizeof sibling, "%s/app-exec", self) >= (int)sizeof sibling)
 		return 0;
-	return strcmp(sibling, launcher) == 0;
+	if (launcher[0] == '/')
+		return strcmp(sibling, launcher) == 0;
+	if (getcwd(cwd, sizeof cwd) == NULL ||
+	    snprintf(path, sizeof path, "%s/%s", cwd, launcher) >= (int)sizeof path)
+		return 0;
+	return strcmp(sibling, path) == 0;
 }
 
 /* What an exec would do to our descriptors: every close-on-exec one is closed. */
