@@ -74,21 +74,49 @@ def build_native(native: Path) -> None:
         return
     tmp = native / "bin.tmp"
     tmp.mkdir(exist_ok=True)
-    # pod-init with app-exec's code linked in, where the checkout's apps.h has that (the
-    # Makefile's rule for bin/pod-init)
+    # The Makefile's rules, as the checkout's sources ask for them: pod-init with app-exec's
+    # code linked in (RKT_BUILTIN_APP_EXEC), and the programs a pod start execs built with musl
+    # (RKT_APP_EXEC_BPF_ONLY: app-exec's code without libseccomp)
     builtin = "RKT_BUILTIN_APP_EXEC" in (native / "apps.h").read_text(errors="replace")
+    musl = "RKT_APP_EXEC_BPF_ONLY" in (native / "app-exec.c").read_text(errors="replace")
+    headers = tmp / "kernel-headers"
+    if musl:
+        headers.mkdir(exist_ok=True)
+        multiarch = subprocess.run(["cc", "-print-multiarch"], capture_output=True, text=True)
+        for name, target in (
+            ("linux", "/usr/include/linux"),
+            ("asm-generic", "/usr/include/asm-generic"),
+            ("asm", f"/usr/include/{multiarch.stdout.strip() or 'x86_64-linux-gnu'}/asm"),
+        ):
+            (headers / name).symlink_to(target)
     for source in sorted(native.glob("*.c")):
-        libs = ["-lseccomp"] if source.stem == "app-exec" else []
         out = tmp / source.stem
+        with_musl = musl and source.stem in ("pod-init", "pod-supervisor", "run-waiter")
+        cc = (
+            ["musl-gcc", "-O2", "-static", f"-I{headers}"]
+            if with_musl
+            else ["cc", "-O2", "-static"]
+        )
+        libs = ["-lseccomp"] if source.stem == "app-exec" else []
         if builtin and source.stem == "pod-init":
             obj = tmp / "app-exec.o"
+            flags = ["-DRKT_APP_EXEC_BPF_ONLY"] if with_musl else []
             app_exec = native / "app-exec.c"
-            cc = ["cc", "-O2", "-Dmain=app_exec_main", "-c", "-o", str(obj), str(app_exec)]
-            subprocess.run(cc, check=True)
-            libs = ["-DRKT_BUILTIN_APP_EXEC", str(obj), "-lseccomp"]
-        subprocess.run(["cc", "-O2", "-static", "-o", str(out), str(source), *libs], check=True)
+            compile_app_exec = [*cc, *flags, "-Dmain=app_exec_main", "-c", "-o", str(obj)]
+            subprocess.run([*compile_app_exec, str(app_exec)], check=True)
+            libs = [
+                "-DRKT_BUILTIN_APP_EXEC",
+                *flags,
+                str(obj),
+                *([] if with_musl else ["-lseccomp"]),
+            ]
+        subprocess.run([*cc, "-o", str(out), str(source), *libs], check=True)
     for leftover in tmp.glob("*.o"):
         leftover.unlink()
+    if musl:
+        for link in headers.iterdir():
+            link.unlink()
+        headers.rmdir()
     src = native.parents[2]  # <checkout>/src/rkt/stage1/native
     if (src / "rkt" / "stage1" / "ns" / "prebuilt.py").is_file():  # its data files, as make setup
         subprocess.run(

@@ -13,6 +13,8 @@ APT_PACKAGES=(
   zstd bzip2 xz-utils openssl   # compressed test images, test CAs
   passwd                        # useradd/groupadd for the privilege tests
   libseccomp-dev                # seccomp filters: the native app-exec links libseccomp.a
+  musl-tools                    # musl-gcc: pod-init, run-waiter, pod-supervisor start without glibc's
+                                # cpuid probing (~0.7 ms a process here; docs/architecture.md)
   util-linux                    # unshare, used by the ABI test stage1
   docker-registry skopeo umoci  # Docker/OCI images: test registry, pushes, bench peer
   containernetworking-plugins iptables  # pod networks: CNI plugins (/usr/lib/cni), portmap/ipMasq rules

@@ -323,26 +323,30 @@ def test_pod_init_waits_for_the_network_before_the_pod_is_ready(
 def test_pod_init_runs_app_exec_itself_only_for_the_launcher_beside_it(tmp_path: Path) -> None:
     """pod-init carries app-exec's code: an app whose launcher is the app-exec beside pod-init
     (by its absolute path, or relative to the working directory) is started by that code in
-    pod-init's fork, without an exec (here there is no such file at all, and the app still
-    runs); any other launcher is exec'd as the plan says."""
+    pod-init's fork, without an exec; a plan whose seccomp rules must be compiled goes to that
+    app-exec program (pod-init's copy has no libseccomp), and any other launcher is exec'd as
+    the plan says. Here the app-exec beside pod-init only records that it was exec'd."""
     require(INIT.exists(), "native programs not built (make setup)")
     stage1 = tmp_path / "stage1"
     stage1.mkdir()
     shutil.copy2(INIT, stage1 / "pod-init")
     marks = tmp_path / "exec-marks"
-    other = tmp_path / "other-launcher"
-    other.write_text(f'#!/bin/sh\necho "$0 $*" >> {marks}\nexec {NATIVE_DIR / "app-exec"} "$@"\n')
-    other.chmod(0o755)
+    recorder = f'#!/bin/sh\necho "$0" >> {marks}\nexec {NATIVE_DIR / "app-exec"} "$@"\n'
+    for launcher in (stage1 / "app-exec", tmp_path / "other-launcher"):
+        launcher.write_text(recorder)
+        launcher.chmod(0o755)
     steps = ["label", "stage1: pod init"]
-    apps = [("inside", str(stage1 / "app-exec")), ("relative", "stage1/app-exec")]
-    apps.append(("outside", str(other)))  # relative: from the cwd (--private-users plans)
-    for name, launcher in apps:
+    apps = [
+        ("inside", str(stage1 / "app-exec"), []),
+        ("relative", "stage1/app-exec", []),  # from the cwd, as --private-users plans have it
+        ("compiles", str(stage1 / "app-exec"), ["seccomp", "0", "1", "1", "reboot"]),
+        ("outside", str(tmp_path / "other-launcher"), []),
+    ]
+    for name, launcher, seccomp in apps:
         plan = tmp_path / f"{name}.plan"
         argv = ["/bin/sh", "-c", f"echo ran > {tmp_path / name}.ran"]
-        plan.write_bytes(
-            "\0".join(["label", f"stage1: app {name}", "exec", "/", "3", *argv, "0"]).encode()
-            + b"\0"
-        )
+        words = ["label", f"stage1: app {name}", *seccomp, "exec", "/", "3", *argv, "0"]
+        plan.write_bytes("\0".join(words).encode() + b"\0")
         status, json_path = tmp_path / name, tmp_path / f"{name}.json"
         steps += ["app", name, launcher, str(plan), str(status), str(json_path), "", "", ""]
     steps += ["start", "0", "supervise", str(SUPERVISOR)]
@@ -362,11 +366,11 @@ def test_pod_init_runs_app_exec_itself_only_for_the_launcher_beside_it(tmp_path:
     finally:
         os.close(r)
     assert (proc.returncode, proc.stderr) == (0, "")
-    for name, _ in apps:
+    for name, _, _ in apps:
         assert (tmp_path / name).read_text() == "0"
         assert (tmp_path / f"{name}.ran").exists()
-    lines = marks.read_text().splitlines()  # only the other launcher was exec'd
-    assert len(lines) == 1 and lines[0].startswith(f"{other} ")
+    exec_d = sorted(marks.read_text().splitlines())
+    assert exec_d == sorted([str(stage1 / "app-exec"), str(tmp_path / "other-launcher")])
 
 
 # -- a mutable pod: pod-init's listen step, pod-supervisor serving the control socket --------

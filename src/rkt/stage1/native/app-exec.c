@@ -12,6 +12,10 @@
  * usage: app-exec PLAN_FD
  *        app-exec --export-bpf PLAN_FD   (tests: write the plan's seccomp filter as BPF to stdout)
  *
+ * The same code is linked into pod-init, built with musl and RKT_APP_EXEC_BPF_ONLY (no
+ * libseccomp): pod-init runs it in each app's fork for a plan whose filter is compiled already
+ * ("seccomp-bpf", rkt's default), and exec's this program for one that names rules (apps.h).
+ *
  * The plan is a sequence of NUL-terminated strings. Each step is a keyword and its arguments;
  * an empty argument means "none" (a NULL pointer) where the argument is optional. Numbers are
  * decimal. The steps, in the order the planner emits them:
@@ -63,7 +67,9 @@
 #include <linux/openat2.h>
 #include <linux/seccomp.h>
 #include <sched.h>
+#ifndef RKT_APP_EXEC_BPF_ONLY
 #include <seccomp.h>
+#endif
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -334,6 +340,7 @@ static void step_ambient(void)
 
 /* -- seccomp ------------------------------------------------------------------------------- */
 
+#ifndef RKT_APP_EXEC_BPF_ONLY
 static const uint64_t clone_new_flags[] = {
 	0x00000080, /* CLONE_NEWTIME */
 	0x00020000, /* CLONE_NEWNS */
@@ -457,6 +464,16 @@ static struct sock_fprog *step_seccomp(void)
 	free(names);
 	return prog;
 }
+
+#else
+/* The build linked into pod-init (musl, no libseccomp): pod-init hands a plan whose filter must
+ * be compiled to the app-exec program instead (apps.h), so this is never reached from there. */
+static struct sock_fprog *step_seccomp(void)
+{
+	fail(ENOTSUP, "seccomp: this build only loads compiled filters (seccomp-bpf)");
+	return NULL;
+}
+#endif
 
 /* A filter compiled beforehand (rkt's default, at `make setup`: rkt.stage1.ns.prebuilt), given
  * as the hex of its BPF instructions. */

@@ -103,6 +103,36 @@
 #include <time.h>
 #include <unistd.h>
 
+#ifndef OPEN_TREE_CLONE /* a libc without the mount API's wrappers (musl): the system calls,
+			  * with the kernel's definitions (<linux/mount.h> clashes with musl's
+			  * <sys/mount.h>) */
+#include <linux/types.h>
+#define OPEN_TREE_CLONE 1
+#define OPEN_TREE_CLOEXEC O_CLOEXEC
+#define MOVE_MOUNT_F_EMPTY_PATH 0x00000004
+#define MOUNT_ATTR_IDMAP 0x00100000
+struct mount_attr {
+	__u64 attr_set;
+	__u64 attr_clr;
+	__u64 propagation;
+	__u64 userns_fd;
+};
+static int open_tree(int dfd, const char *path, unsigned int flags)
+{
+	return (int)syscall(SYS_open_tree, dfd, path, flags);
+}
+static int mount_setattr(int dfd, const char *path, unsigned int flags, struct mount_attr *attr,
+			 size_t size)
+{
+	return (int)syscall(SYS_mount_setattr, dfd, path, flags, attr, size);
+}
+static int move_mount(int from_dfd, const char *from, int to_dfd, const char *to,
+		      unsigned int flags)
+{
+	return (int)syscall(SYS_move_mount, from_dfd, from, to_dfd, to, flags);
+}
+#endif
+
 #include "handoff.h"
 #include "plan.h"
 #include "apps.h"
