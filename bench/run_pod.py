@@ -350,7 +350,7 @@ def run(
                 cases,
                 rounds=rounds,
                 warmup=warmup,
-                baselines=[BASELINE],
+                baselines=[BASELINE, "runc run"],  # the aim: within 2x crun, ahead of runc
                 log=log,
             )
             result.notes.append(
