@@ -1,6 +1,7 @@
 /* apps.h: what pod-init and pod-supervisor both do for an app they start: spawn it through
- * app-exec (pod-init: app-exec's code, linked in), find its pid as the host sees it, write its status JSON (the layout of
- * rkt.stage1.common.status.AppStatus) atomically, make its root's mount point. Each function
+ * app-exec (pod-init: through app-exec's code, linked in), find its pid as the host sees it,
+ * write its status JSON (the layout of rkt.stage1.common.status.AppStatus) atomically, make its
+ * root's mount point. Each function
  * reports a failure by returning -1 with errno set: pod-init fails the pod, the supervisor
  * answers the request. Static functions, included by each program (each is one static binary). */
 #ifndef RKT_APPS_H
