@@ -279,6 +279,33 @@ def test_gc_respects_grace_period_and_mark_only(pods: Pods) -> None:
     assert pods.listing() == {}
 
 
+def _age_every_image(data_dir: Path, seconds: float) -> None:
+    """Every image of the store last used ``seconds`` earlier, as in a long-lived store: the
+    index says so, and the name files (a cache of its rows) are removed for readers to rebuild."""
+    import sqlite3
+
+    with sqlite3.connect(data_dir / "cas" / "db" / "index.sqlite") as conn:
+        conn.execute("UPDATE images SET last_used = last_used - ?", (seconds,))
+    for rows in (data_dir / "cas" / "db" / "names").glob("*.rows"):
+        rows.unlink()
+
+
+def test_image_gc_keeps_the_stage1_a_pod_starts_with(pods: Pods) -> None:
+    """Starting a pod counts as a use of its stage1 image, as of its apps' images (rkt's
+    LastUsed): in a store unused for two days, the images of a pod that just started survive
+    ``image gc --grace-period=24h`` (a built-in stage1 would otherwise be made again by the next
+    run, a fetched one fetched again)."""
+    image = str(pods.image())
+    pods.run(image, *sh("true"), check=True)
+    used = {img["id"] for img in pods.rkt.image_list()}
+    assert len(used) == 2  # the app's image and the stage1's
+    _age_every_image(pods.rkt.dir, 2 * 86400)
+    pods.run(image, *sh("true"), check=True)
+    pods.rkt.run("gc", "--grace-period=0s")  # no pod left to hold an image: only its last use
+    pods.rkt.run("image", "gc", "--grace-period=24h")
+    assert {img["id"] for img in pods.rkt.image_list()} == used
+
+
 def test_gc_removes_expired_prepared_pods(pods: Pods) -> None:
     uuid = pods.prepare(str(pods.image()))
     pods.rkt.run("gc", "--grace-period=0s")

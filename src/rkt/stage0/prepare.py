@@ -278,7 +278,9 @@ def _link_tree(source: str, target: str) -> None:
 
 
 def _copy_stage1(store: Store, stage1: Stage1, pod_dir: Path) -> None:
-    """A private copy of the (small) stage1 tree: hard links where possible, no mounts."""
+    """A private copy of the (small) stage1 tree: hard links where possible, no mounts. The
+    stage1 image counts as used, as the apps' images do: ``image gc`` keeps what pods start
+    with (rkt's LastUsed)."""
     rec = stage1.image
     if rec.tree_id is None:
         from rkt.store.render import render_image_tree
@@ -293,6 +295,7 @@ def _copy_stage1(store: Store, stage1: Stage1, pod_dir: Path) -> None:
     (pod_dir / abi.STAGE1_MANIFEST).write_bytes(rec.manifest)
     for sub in (abi.STATUS_DIR, abi.LOGS_DIR, abi.ENV_DIR):
         (pod_dir / sub).mkdir(parents=True, exist_ok=True)
+    store.touch(rec.id, rec.last_used)
 
 
 def _lay_out_apps(
