@@ -190,6 +190,25 @@ def test_list_verify_and_rm_with_dependency_trees(rkt: Rkt, chain: dict[str, str
     assert not (rkt.root / "out").exists()
 
 
+def test_image_rm_refuses_the_images_a_prepared_pods_tree_is_rendered_from(
+    rkt: Rkt, chain: dict[str, str]
+) -> None:
+    """A prepared pod of A will run on A's tree, rendered from B, D, C and A: while it exists,
+    neither A nor a dependency may be removed (that would remove the tree); once the pod is
+    gone, they may."""
+    prepare = ("prepare", "--quiet", "--insecure-options=image", "example.com/a")
+    uuid = rkt.run(*prepare, "--exec=/from-A").stdout.strip()
+    for letter in "AD":
+        refused = rkt.run("image", "rm", chain[letter], check=False)
+        assert refused.returncode == 254 and refused.stderr.count("\n") == 1
+        assert f'used by prepared pod "{uuid}"' in refused.stderr
+    listed = {img["id"] for img in rkt.image_list()}  # (and the stage1's)
+    assert {chain[x] for x in "ABCD"} <= listed
+    rkt.run("rm", uuid)
+    rkt.run("image", "rm", chain["D"])
+    assert {img["id"] for img in rkt.image_list()} == listed - {chain["D"]}
+
+
 def test_fetch_of_image_with_missing_dependency_lists_nothing(rkt: Rkt, tmp_path: Path) -> None:
     """A dependency neither in the store nor discoverable (nothing listens on localhost:443):
     the fetch fails and leaves nothing behind."""

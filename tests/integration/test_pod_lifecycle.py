@@ -306,6 +306,29 @@ def test_image_gc_keeps_the_stage1_a_pod_starts_with(pods: Pods) -> None:
     assert {img["id"] for img in pods.rkt.image_list()} == used
 
 
+def test_image_rm_refuses_the_image_of_a_prepared_or_running_pod(pods: Pods) -> None:
+    """Their app roots are overlays on the image's tree: ``image rm`` says which pod holds it
+    (one line, 254) and removes nothing; once the pod has exited, the image may go (as in rkt;
+    list, status and gc still work)."""
+    image = str(pods.image())
+    prepared = pods.prepare(image, *sh("true"))
+    (image_id,) = [str(i["id"]) for i in pods.rkt.image_list() if "busybox" in str(i["name"])]
+    refused = pods.rkt.run("image", "rm", image_id, check=False)
+    assert refused.returncode == 254 and refused.stderr.count("\n") == 1
+    assert f'used by prepared pod "{prepared}"' in refused.stderr
+    pods.rkt.run("rm", prepared)
+    uuid, proc = pods.start(image, *sh("sleep 600"))
+    refused = pods.rkt.run("image", "rm", image_id, check=False)
+    assert refused.returncode == 254 and f'used by running pod "{uuid}"' in refused.stderr
+    pods.rkt.run("enter", uuid, "/bin/true")  # its root is whole
+    pods.rkt.run("stop", uuid)
+    proc.communicate(timeout=30)
+    pods.rkt.run("image", "rm", image_id)
+    assert pods.status(uuid)["state"] == "exited"
+    pods.rkt.run("gc", "--grace-period=0s")
+    assert pods.listing() == {}
+
+
 def test_gc_removes_expired_prepared_pods(pods: Pods) -> None:
     uuid = pods.prepare(str(pods.image()))
     pods.rkt.run("gc", "--grace-period=0s")

@@ -10,7 +10,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from rkt.errors import AmbiguousError, ImageError, NotFoundError, StoreError, UsageError
+from rkt import abi, jsonio
+from rkt.errors import (
+    AmbiguousError,
+    ImageError,
+    NotFoundError,
+    RktError,
+    StoreError,
+    UsageError,
+)
 from rkt.paths import Path
 from rkt.settings import GlobalOptions
 from rkt.store.locks import locked, remove_tree
@@ -172,6 +180,35 @@ def gc_images(store: Store, grace_seconds: float, in_use: set[str]) -> tuple[lis
         except NotFoundError:
             continue
     return removed, store.remove_orphans()
+
+
+def pods_holding_images(pods_root: Path) -> dict[str, list[tuple[str, str]]]:
+    """Image ID, and rendered tree ID, -> (UUID, state) of each prepared or running pod whose
+    apps use it: their roots are overlays on the tree (a prepared pod's will be), so removing
+    the image, or an image the tree was rendered from (a dependency), would take the files from
+    under them. An exited pod does not hold its images (as in rkt, ``image rm`` may remove
+    them; ``list``, ``status`` and ``gc`` still work)."""
+    from rkt.pod.pod import STATE_PREPARED, STATE_RUNNING, iter_pods
+
+    held: dict[str, list[tuple[str, str]]] = {}
+    for pod in iter_pods(pods_root):
+        state = pod.state()
+        if state not in (STATE_PREPARED, STATE_RUNNING):
+            continue
+        try:
+            doc = jsonio.loads(pod.read_manifest())
+        except (OSError, ValueError, RktError):
+            continue
+        for app in doc.get("apps", []):
+            image_id = app.get("image", {}).get("id")
+            if isinstance(image_id, str):
+                held.setdefault(image_id, []).append((pod.uuid, state))
+            try:
+                tree = pod.file(f"{abi.appsinfo(str(app.get('name')))}/treeStoreID").read_text()
+            except OSError:
+                continue
+            held.setdefault(tree.strip(), []).append((pod.uuid, state))
+    return held
 
 
 def images_in_use(opts: GlobalOptions) -> set[str]:

@@ -289,19 +289,24 @@ class Store:
                 )
             self.index.insert_image(conn, rec)
 
+    def trees_built_on(self, image_id: str) -> list[str]:
+        """The rendered trees that have the image in their chain (its own, and those of the
+        images that depend on it): what removing it removes."""
+        return [t.id for t in self.index.all_trees() if image_id in t.chain]
+
     def remove_image(self, image_id: str) -> None:
         """Unlist the image first, then delete its blob and the trees rendered from it."""
         with self.lock_for(image_id):
             rec = self.index.get_image(image_id)
             if rec is None:
                 raise NotFoundError(f'image "{image_id}": not in the store')
-            trees = [t for t in self.index.all_trees() if image_id in t.chain]
+            trees = self.trees_built_on(image_id)
             with self.index.transaction() as conn:
                 self.index.delete_image(conn, image_id)
                 for tree in trees:
-                    self.index.delete_tree(conn, tree.id)
+                    self.index.delete_tree(conn, tree)
             for tree in trees:
-                self._discard(self.tree_path(tree.id))
+                self._discard(self.tree_path(tree))
             self._discard(self.blob_path(image_id))
         from rkt.store.layers import reclaim_layers
 
