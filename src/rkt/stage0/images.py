@@ -199,15 +199,18 @@ def pods_holding_images(pods_root: Path) -> dict[str, list[tuple[str, str]]]:
             doc = jsonio.loads(pod.read_manifest())
         except (OSError, ValueError, RktError):
             continue
+        keys: set[str] = set()
         for app in doc.get("apps", []):
             image_id = app.get("image", {}).get("id")
             if isinstance(image_id, str):
-                held.setdefault(image_id, []).append((pod.uuid, state))
+                keys.add(image_id)
             try:
                 tree = pod.file(f"{abi.appsinfo(str(app.get('name')))}/treeStoreID").read_text()
             except OSError:
                 continue
-            held.setdefault(tree.strip(), []).append((pod.uuid, state))
+            keys.add(tree.strip())
+        for key in keys:  # a pod once per key, however many of its apps share it
+            held.setdefault(key, []).append((pod.uuid, state))
     return held
 
 
