@@ -99,7 +99,7 @@ def test_interactive_app_gets_the_terminal(default_pods: Pods) -> None:
             "--net=host",
             "--interactive",
             str(image),
-            *sh("test -t 0 && test -t 1 && echo is-a-tty; read line; echo got-$line"),
+            *sh("test -t 0 && test -t 1 && echo is-a-tty; tty; read line; echo got-$line"),
         ),
         stdin=terminal,
         stdout=terminal,
@@ -121,6 +121,7 @@ def test_interactive_app_gets_the_terminal(default_pods: Pods) -> None:
     assert proc.wait(timeout=60) == 0
     os.close(controller)
     assert b"is-a-tty" in seen and b"got-hello" in seen
+    assert b"/dev/console" in seen  # the terminal has a name there (ttyname), as in rkt
 
 
 def _mount_points() -> set[str]:

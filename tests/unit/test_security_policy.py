@@ -10,6 +10,7 @@ import pytest
 
 from rkt.cli.isolator_flags import isolator_flags, parse_seccomp_flag
 from rkt.errors import PodError, UsageError
+from rkt.host.api import MS_BIND
 from rkt.schema.isolators import CAPABILITIES, CapabilitySet, Isolator, SeccompSet, parse_isolator
 from rkt.stage1.common.appspec import AppSpec
 from rkt.stage1.common.caps import resolve_capabilities
@@ -165,6 +166,18 @@ def test_credentials_order_ambient_last_seccomp_compiled_first() -> None:
     # enter: the same credentials, no filesystem steps
     enter = enter_plan(_spec(), ("/bin/sh",)).keywords()
     assert enter == ["label", "seccomp", "write", *creds]
+
+
+def test_an_interactive_apps_terminal_is_bound_at_dev_console() -> None:
+    """``--interactive``: the caller's terminal (the app's stdio) gets a name in the app's
+    /dev, bound over /dev/console after the other mounts and before the pivot; no terminal, no
+    such mount."""
+    plan = app_plan(_spec(), "/root", console="/dev/pts/7")
+    kw = plan.keywords()
+    console = [s for s in plan.steps if s[:2] == ("mount", "/dev/console")]
+    assert console == [("mount", "/dev/console", "/dev/pts/7", "", str(MS_BIND), "", "file")]
+    assert kw.index("pivot") == plan.steps.index(console[0]) + 1
+    assert not [s for s in app_plan(_spec(), "/root").steps if "/dev/console" in s]
 
 
 def test_the_default_filter_goes_to_app_exec_compiled_when_the_stage1_ships_it(

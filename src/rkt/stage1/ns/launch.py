@@ -286,11 +286,16 @@ def app_plan(
     prebuilt: bytes | None = None,
     *,
     own_sysfs: bool = False,
+    console: str | None = None,
 ) -> LaunchPlan:
     """Everything from the app's cgroup to its ``execve`` (the steps in the module doc).
 
     ``own_sysfs``: the app's /sys is sure to be a sysfs mount of its own (no user namespace,
     where app-exec falls back to binding the current one): see ``app_masks``.
+
+    ``console``: the caller's terminal (``--interactive``: the app's stdio), bound at
+    /dev/console, so that the app finds its name (``ttyname``, ``tty``) as it did in rkt; its
+    own /dev/pts is a new instance, where the caller's pty is not.
 
     ``network_fd``: the read end of the pod's network barrier (``network.PendingNetwork``); the
     app waits there ("await") before its first resolv.conf/hosts bind, whose files the network
@@ -316,6 +321,8 @@ def app_plan(
             plan.step("mount", op.target, op.source, op.fstype, op.flags, op.data, op.create)
     if network_fd is not None:
         plan.step("await", network_fd)
+    if console is not None:
+        plan.step("mount", "/dev/console", console, None, MS_BIND, None, "file")
     plan.step("pivot")
     if spec.mask_paths:  # app-exec skips the paths this kernel does not have
         for op in mask_ops(app_masks(ops, own_sysfs=own_sysfs), lambda path: True):

@@ -21,6 +21,8 @@ Imports only the standard library, ``rkt.abi``, ``rkt.host`` and ``rkt.stage1``.
 
 from __future__ import annotations
 
+import os
+
 from rkt import abi
 from rkt.host.api import CLONE_NEWNET, CLONE_NEWNS, MS_PRIVATE, MS_REC, Host
 from rkt.host.cgroups import CgroupBackend, Limits, PodCgroup, join_file
@@ -223,6 +225,14 @@ def _start_steps(
     plan.step("supervise", program(base, SUPERVISOR))
 
 
+def _terminal() -> str | None:
+    """The terminal on our stdin (an ``--interactive`` pod's caller's), if it has a name."""
+    try:
+        return os.ttyname(0)
+    except OSError:
+        return None
+
+
 def _app_step(
     plan: LaunchPlan,
     pod: PodDir,
@@ -242,7 +252,8 @@ def _app_step(
     dirs = tuple(str(d) for d in app_cgroup.dirs) if app_cgroup is not None else ()
     oom = backend.oom_events_file(app_cgroup) if backend and app_cgroup else None
     plan_file = app_spec_path(pod, spec.name).with_suffix(".plan")
-    app = app_plan(spec, root, dirs, network_fd, prebuilt, own_sysfs=own_sysfs)
+    console = _terminal() if interactive else None
+    app = app_plan(spec, root, dirs, network_fd, prebuilt, own_sysfs=own_sysfs, console=console)
     write_atomic(plan_file, app.encode())
     plan.step(
         "app",
