@@ -127,6 +127,28 @@ def test_a_member_of_rkt_fetches_a_signed_image_and_lists_it(
     assert blob.stat().st_gid == grp.getgrnam("rkt").gr_gid
 
 
+def test_a_member_of_rkt_may_not_remove_images_the_pods_it_cannot_see_may_use(
+    shared_rkt: Rkt, shared_images: ImageFactory
+) -> None:
+    """Pods are root's (``pods/`` is 0750): ``image rm`` and ``image gc`` cannot tell whether
+    one uses an image, so a member of group rkt gets one line and nothing is removed (gc used
+    to pass over the pods it could not see); root may."""
+    rkt = shared_rkt
+    aci = _readable(shared_images.build(APP))
+    _make_store_as_root(rkt)
+    image_id = rkt.run("--insecure-options=image", "fetch", "--full", str(aci)).stdout.strip()
+    rkt.run("--insecure-options=image", "prepare", "--quiet", APP, "--exec=/bin/true")
+    refused = rkt.run("image", "rm", image_id, user=MEMBER, check=False)
+    assert refused.returncode == 254 and refused.stderr.count("\n") == 1
+    assert "cannot see which pods use images" in refused.stderr and "run as root" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    gc = rkt.run("image", "gc", "--grace-period=0s", user=MEMBER, check=False)
+    assert gc.returncode == 254 and "cannot see which pods use images" in gc.stderr
+    assert image_id in {img["id"] for img in rkt.image_list()}
+    rkt.run("gc", "--grace-period=0s", "--expire-prepared=0s")
+    rkt.run("image", "rm", image_id)  # root, no pod left
+
+
 def test_a_member_of_rkt_fetches_with_insecure_image_and_reads_the_manifest(
     shared_rkt: Rkt, shared_images: ImageFactory
 ) -> None:

@@ -15,6 +15,7 @@ from rkt.errors import (
     AmbiguousError,
     ImageError,
     NotFoundError,
+    PrivilegeError,
     RktError,
     StoreError,
     UsageError,
@@ -24,6 +25,10 @@ from rkt.settings import GlobalOptions
 from rkt.store.locks import locked, remove_tree
 from rkt.store.records import ImageRecord
 from rkt.store.store import Store
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from rkt.pod.pod import Pod
 
 
 def open_store(opts: GlobalOptions) -> Store:
@@ -187,11 +192,12 @@ def pods_holding_images(pods_root: Path) -> dict[str, list[tuple[str, str]]]:
     apps use it: their roots are overlays on the tree (a prepared pod's will be), so removing
     the image, or an image the tree was rendered from (a dependency), would take the files from
     under them. An exited pod does not hold its images (as in rkt, ``image rm`` may remove
-    them; ``list``, ``status`` and ``gc`` still work)."""
-    from rkt.pod.pod import STATE_PREPARED, STATE_RUNNING, iter_pods
+    them; ``list``, ``status`` and ``gc`` still work). Pods are root's: a member of group
+    ``rkt``, who cannot see them, gets a one-line refusal rather than a removal in the dark."""
+    from rkt.pod.pod import STATE_PREPARED, STATE_RUNNING
 
     held: dict[str, list[tuple[str, str]]] = {}
-    for pod in iter_pods(pods_root):
+    for pod in _visible_pods(pods_root):
         state = pod.state()
         if state not in (STATE_PREPARED, STATE_RUNNING):
             continue
@@ -214,16 +220,27 @@ def pods_holding_images(pods_root: Path) -> dict[str, list[tuple[str, str]]]:
     return held
 
 
+def _visible_pods(pods_root: Path) -> list[Pod]:
+    """Every pod, for a command that must not remove what one uses: pods are root's, and a
+    member of group ``rkt`` who cannot list them gets a one-line refusal (``PrivilegeError``)
+    rather than a removal in the dark."""
+    from rkt.pod.pod import iter_pods
+
+    try:
+        return list(iter_pods(pods_root))
+    except PermissionError as exc:
+        raise PrivilegeError(
+            f'cannot see which pods use images ("{exc.filename}": permission denied); run as root'
+        ) from None
+
+
 def images_in_use(opts: GlobalOptions) -> set[str]:
     """Image IDs referenced by pods that still exist (read from their pod manifests)."""
-    import json
-
     used: set[str] = set()
-    pods = opts.dir / "pods"
-    for manifest in pods.glob("*/*/pod"):
+    for pod in _visible_pods(opts.dir / "pods"):
         try:
-            doc = json.loads(manifest.read_bytes())
-        except (OSError, ValueError):
+            doc = jsonio.loads(pod.read_manifest())
+        except (OSError, ValueError, RktError):
             continue
         for app in doc.get("apps", []):
             image_id = app.get("image", {}).get("id")
