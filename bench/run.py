@@ -46,7 +46,8 @@ def _csv(choices: tuple[str, ...]) -> Callable[[str], list[str]]:
 
 
 def checkout_src(rev: str, workdir: Path) -> Path:
-    """``src/`` of the git revision ``rev`` (read with ``git archive``), for A/B runs."""
+    """``src/`` of the git revision ``rev`` (read with ``git archive``, with its Makefile), for
+    A/B runs."""
     commit = subprocess.run(
         ["git", "-C", str(ROOT), "rev-parse", "--short", f"{rev}^{{commit}}"],
         capture_output=True,
@@ -55,10 +56,10 @@ def checkout_src(rev: str, workdir: Path) -> Path:
     if commit.returncode != 0:
         raise BenchError(f'--against: unknown revision "{rev}"')
     dest = workdir / f"src-{commit.stdout.strip()}"
-    if not (dest / "src" / "rkt").is_dir():
+    if not (dest / "src" / "rkt").is_dir() or not (dest / "Makefile").is_file():
         dest.mkdir(parents=True, exist_ok=True)
         archive = subprocess.run(
-            ["git", "-C", str(ROOT), "archive", commit.stdout.strip(), "src"],
+            ["git", "-C", str(ROOT), "archive", commit.stdout.strip(), "src", "Makefile"],
             capture_output=True,
             check=True,
         )
@@ -66,65 +67,20 @@ def checkout_src(rev: str, workdir: Path) -> Path:
     return dest / "src"
 
 
-def build_native(native: Path) -> None:
+def build_native(checkout: Path) -> None:
     """The stage1's native programs are build outputs (make setup), not in git: a checkout that
-    has their sources gets them built from its own sources, as the Makefile builds them (plans
-    change with the Python that writes them, so another checkout's binaries will not do)."""
-    if not native.is_dir() or (native / "bin").exists():
+    has their sources gets them built by its own Makefile's rules (plans change with the Python
+    that writes them, so another checkout's programs will not do), with this tree's .venv and
+    without its set-up step (``make -o``: the machine is set up already)."""
+    native = checkout / "src" / "rkt" / "stage1" / "native"
+    if not native.is_dir():
         return
-    tmp = native / "bin.tmp"
-    tmp.mkdir(exist_ok=True)
-    # The Makefile's rules, as the checkout's sources ask for them: pod-init with app-exec's
-    # code linked in (RKT_BUILTIN_APP_EXEC), and the programs a pod start execs built with musl
-    # (RKT_APP_EXEC_BPF_ONLY: app-exec's code without libseccomp)
-    builtin = "RKT_BUILTIN_APP_EXEC" in (native / "apps.h").read_text(errors="replace")
-    musl = "RKT_APP_EXEC_BPF_ONLY" in (native / "app-exec.c").read_text(errors="replace")
-    headers = tmp / "kernel-headers"
-    if musl:
-        headers.mkdir(exist_ok=True)
-        multiarch = subprocess.run(["cc", "-print-multiarch"], capture_output=True, text=True)
-        for name, target in (
-            ("linux", "/usr/include/linux"),
-            ("asm-generic", "/usr/include/asm-generic"),
-            ("asm", f"/usr/include/{multiarch.stdout.strip() or 'x86_64-linux-gnu'}/asm"),
-        ):
-            (headers / name).symlink_to(target)
-    for source in sorted(native.glob("*.c")):
-        out = tmp / source.stem
-        with_musl = musl and source.stem in ("pod-init", "pod-supervisor", "run-waiter")
-        cc = (
-            ["musl-gcc", "-O2", "-static", f"-I{headers}"]
-            if with_musl
-            else ["cc", "-O2", "-static"]
-        )
-        libs = ["-lseccomp"] if source.stem == "app-exec" else []
-        if builtin and source.stem == "pod-init":
-            obj = tmp / "app-exec.o"
-            flags = ["-DRKT_APP_EXEC_BPF_ONLY"] if with_musl else []
-            app_exec = native / "app-exec.c"
-            compile_app_exec = [*cc, *flags, "-Dmain=app_exec_main", "-c", "-o", str(obj)]
-            subprocess.run([*compile_app_exec, str(app_exec)], check=True)
-            libs = [
-                "-DRKT_BUILTIN_APP_EXEC",
-                *flags,
-                str(obj),
-                *([] if with_musl else ["-lseccomp"]),
-            ]
-        subprocess.run([*cc, "-o", str(out), str(source), *libs], check=True)
-    for leftover in tmp.glob("*.o"):
-        leftover.unlink()
-    if musl:
-        for link in headers.iterdir():
-            link.unlink()
-        headers.rmdir()
-    src = native.parents[2]  # <checkout>/src/rkt/stage1/native
-    if (src / "rkt" / "stage1" / "ns" / "prebuilt.py").is_file():  # its data files, as make setup
-        subprocess.run(
-            [sys.executable, "-m", "rkt.stage1.ns.prebuilt", str(tmp)],
-            env={**os.environ, "PYTHONPATH": str(src)},
-            check=True,
-        )
-    tmp.rename(native / "bin")
+    venv = ROOT / ".venv"
+    targets = [f"src/rkt/stage1/native/bin/{c.stem}" for c in sorted(native.glob("*.c"))]
+    if (checkout / "src" / "rkt" / "stage1" / "ns" / "prebuilt.py").is_file():
+        targets.append("src/rkt/stage1/native/bin/seccomp-default")  # its data file
+    make = ["make", "-s", "-C", str(checkout), f"VENV={venv}", "-o", f"{venv}/.rkt-setup-stamp"]
+    subprocess.run([*make, *targets], check=True)
 
 
 def build_bundle(src: Path) -> None:
@@ -145,7 +101,7 @@ def other_sources(args: argparse.Namespace) -> list[tuple[str, Path]]:
             others.append((Path(rev).resolve().parent.name, Path(rev).resolve()))
             continue
         src = checkout_src(rev, Path(args.disk_dir))
-        build_native(src / "rkt" / "stage1" / "native")
+        build_native(src.parent)
         build_bundle(src)
         others.append((rev, src))
     return others

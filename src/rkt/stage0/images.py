@@ -28,6 +28,8 @@ from rkt.store.store import Store
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
+    from typing import Any
+
     from rkt.pod.pod import Pod
 
 
@@ -201,14 +203,9 @@ def pods_holding_images(pods_root: Path) -> dict[str, list[tuple[str, str]]]:
         state = pod.state()
         if state not in (STATE_PREPARED, STATE_RUNNING):
             continue
-        try:
-            doc = jsonio.loads(pod.read_manifest())
-        except (OSError, ValueError, RktError):
-            continue
         keys: set[str] = set()
-        for app in doc.get("apps", []):
-            image_id = app.get("image", {}).get("id")
-            if isinstance(image_id, str):
+        for app, image_id in _pod_apps(pod):
+            if image_id is not None:
                 keys.add(image_id)
             try:
                 tree = pod.file(f"{abi.appsinfo(str(app.get('name')))}/treeStoreID").read_text()
@@ -236,14 +233,23 @@ def _visible_pods(pods_root: Path) -> list[Pod]:
 
 def images_in_use(opts: GlobalOptions) -> set[str]:
     """Image IDs referenced by pods that still exist (read from their pod manifests)."""
-    used: set[str] = set()
-    for pod in _visible_pods(opts.dir / "pods"):
-        try:
-            doc = jsonio.loads(pod.read_manifest())
-        except (OSError, ValueError, RktError):
-            continue
-        for app in doc.get("apps", []):
-            image_id = app.get("image", {}).get("id")
-            if isinstance(image_id, str):
-                used.add(image_id)
-    return used
+    return {
+        image_id
+        for pod in _visible_pods(opts.dir / "pods")
+        for _, image_id in _pod_apps(pod)
+        if image_id is not None
+    }
+
+
+def _pod_apps(pod: Pod) -> list[tuple[dict[str, Any], str | None]]:
+    """The apps of the pod's manifest, each with its image ID; none if the manifest is not
+    there (yet) or not readable."""
+    try:
+        doc = jsonio.loads(pod.read_manifest())
+    except (OSError, ValueError, RktError):
+        return []
+    out = []
+    for app in doc.get("apps", []):
+        image_id = app.get("image", {}).get("id")
+        out.append((app, image_id if isinstance(image_id, str) else None))
+    return out
