@@ -205,6 +205,29 @@ def test_cat_manifest(pods: Pods) -> None:
     assert compact.count("\n") == 1 and json.loads(compact) == doc
 
 
+def test_a_usage_error_leaves_no_pod_behind(pods: Pods) -> None:
+    """What the flags alone get wrong is refused (exit 2, one line) before ``rkt run`` creates
+    its pod, and ``run-prepared`` leaves a prepared pod prepared."""
+    image = str(pods.image())
+    for flags in (
+        [image, "--mount=volume=nope,target=/x"],
+        ["--volume=v,kind=host", image],
+        ["--volume=v,kind=empty,mode=77777", image],
+        ["--volume=v,kind=empty", "--volume=v,kind=empty", image],
+        [image, "--name=a", image, "--name=a"],
+        [image, "--name=Not_An_AC_Name"],
+        [image, "--working-dir=relative"],
+        ["--hostname=bad host", image],
+    ):
+        proc = pods.run(*flags)
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1, (flags, proc.stderr)
+    assert pods.listing() == {}
+    uuid = pods.prepare(image, *sh("true"))
+    proc = pods.rkt.run("run-prepared", "--hostname=bad host", uuid, check=False)
+    assert proc.returncode == 2 and "not a valid hostname" in proc.stderr
+    assert pods.listing()[uuid]["state"] == "prepared"
+
+
 def test_unknown_pod_is_one_line_error(pods: Pods) -> None:
     for command in (["status"], ["stop"], ["rm"], ["cat-manifest"], ["enter"], ["logs"]):
         proc = pods.rkt.run(*command, "deadbeef", check=False)

@@ -31,7 +31,13 @@ def test_empty_volume_with_mode_and_owner() -> None:
         ("v", "kind must be host or empty"),
         ("v,kind=host,source=/x,color=red", "unknown field"),
         ("v,kind=empty,mode=999", "mode must be octal"),
-        ("v,kind=empty,uid=root", "mode must be octal, uid/gid numbers"),
+        ("v,kind=empty,mode=77777", "mode must be octal"),
+        ("v,kind=empty,uid=root", "uid and gid must be numbers"),
+        ("v,kind=empty,gid=-1", "uid and gid must be numbers"),
+        ("v,kind=empty,uid=4294967296", "uid and gid must be numbers"),
+        ("Data,kind=empty", "not a valid AC Name"),
+        ("v,kind=host", "kind=host needs an absolute source="),
+        ("v,kind=host,source=relative", "kind=host needs an absolute source="),
         ("v,kind=host,readOnly=maybe", "invalid boolean"),
         ("v,kind=host,source", "is not KEY=VALUE"),
     ],
@@ -39,6 +45,32 @@ def test_empty_volume_with_mode_and_owner() -> None:
 def test_bad_volumes_are_usage_errors(text: str, message: str) -> None:
     with pytest.raises(UsageError, match=message):
         parse_volume(text)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--volume=v,kind=empty", "--volume=v,kind=empty", "img"], 'volume "v" given twice'),
+        (["img", "--mount=volume=nope,target=/x"], 'volume "nope" is not defined by --volume'),
+        (["--mount=volume=nope,target=/x", "img"], 'volume "nope" is not defined by --volume'),
+        (["img", "--name=a", "img2", "--name=a"], 'app name "a" is used twice'),
+        (["img", "--name=Bad_Name"], "not a valid AC Name"),
+        (["img", "--working-dir=relative"], "must be an absolute path"),
+    ],
+)
+def test_what_the_flags_alone_get_wrong_is_refused_by_the_request(
+    argv: list[str], message: str
+) -> None:
+    """Refused before any pod exists: rkt run creates its pod before it reads an image."""
+    with pytest.raises(UsageError, match=message):
+        pod_request(parse_run_args(argv))
+
+
+def test_a_mounted_volume_and_distinct_names_make_a_request() -> None:
+    argv = ["--volume=v,kind=empty", "img", "--name=a", "--mount=volume=v,target=/x", "img2"]
+    req = pod_request(parse_run_args(argv))
+    assert [a.name for a in req.apps] == ["a", None]
+    assert req.apps[0].mounts == (MountSpec("v", "/x"),)
 
 
 def test_mount() -> None:

@@ -1,18 +1,30 @@
 """The network flags of ``rkt run`` and ``rkt run-prepared`` (``--net``, ``--dns*``,
-``--hosts-entry``, ``--port``), in a module of their own so that ``run-prepared`` does not import
-the whole ``run`` command (pod requests, the store, fetching)."""
+``--hosts-entry``, ``--port``) and ``--hostname``, in a module of their own so that
+``run-prepared`` does not import the whole ``run`` command (pod requests, the store, fetching)."""
 
 from __future__ import annotations
 
+from rkt.errors import UsageError
 from rkt.settings import GlobalOptions
+from rkt.textcheck import is_hostname
 
-__all__ = ["DEFAULT_NET", "NETWORKS", "network_options"]
+__all__ = ["DEFAULT_NET", "NETWORKS", "hostname_option", "network_options"]
 
 NETWORKS = ("default", "default-restricted", "none", "host", "all", "NAME[:K=V;...]")
 # rkt's default is "default". It stays "host" until the integration tests that run pods without
 # --net and never gc them are fixed: on "default" each such pod leaves a veth, NAT rules and an
 # IPAM lease in the machine's own namespace (see docs/networking.md, "Default network").
 DEFAULT_NET = "default"
+
+
+def hostname_option(value: str | None) -> str | None:
+    """``--hostname``, refused as a usage error before any pod exists (the stage1 checks it
+    again); None or "" is the default, ``rkt-UUID``."""
+    if value and not is_hostname(value):
+        raise UsageError(
+            f'--hostname "{value}": not a valid hostname (letters, digits, "." and "-", at most 63)'
+        )
+    return value or None
 
 
 def network_options(

@@ -9,6 +9,7 @@ from rkt.errors import UsageError
 from rkt.paths import Path
 from rkt.stage0.request import AppRequest, MountSpec, Pairs, PodRequest, VolumeSpec
 from rkt.stage0.stage1_image import Stage1Choice
+from rkt.textcheck import is_ac_name, is_octal_mode
 
 
 def _kv_list(text: str, flag: str) -> dict[str, str]:
@@ -26,6 +27,11 @@ def parse_volume(text: str) -> VolumeSpec:
     name, _, rest = text.partition(",")
     if not name or "=" in name:
         raise UsageError(f'--volume "{text}": must start with the volume name')
+    if not is_ac_name(name):
+        raise UsageError(
+            f'--volume "{text}": "{name}" is not a valid AC Name (lower-case letters, digits'
+            " and - separators)"
+        )
     fields = _kv_list(rest, "--volume") if rest else {}
     kind = fields.pop("kind", "")
     if kind not in ("host", "empty"):
@@ -36,6 +42,8 @@ def parse_volume(text: str) -> VolumeSpec:
         source = fields.pop("source", None)
         if fields:
             raise UsageError(f'--volume "{text}": unknown field(s) {", ".join(fields)}')
+        if not source or not source.startswith("/"):
+            raise UsageError(f"--volume {name}: kind=host needs an absolute source=")
         return VolumeSpec(
             name,
             "host",
@@ -45,10 +53,13 @@ def parse_volume(text: str) -> VolumeSpec:
         )
     mode = fields.pop("mode", "0755")
     try:
-        int(mode, 8)
         uid, gid = int(fields.pop("uid", "0")), int(fields.pop("gid", "0"))
-    except ValueError as exc:
-        raise UsageError(f'--volume "{text}": mode must be octal, uid/gid numbers') from exc
+    except ValueError:
+        uid = gid = -1
+    if not is_octal_mode(mode):
+        raise UsageError(f'--volume "{text}": mode must be octal, like 0755')
+    if not (0 <= uid < 1 << 32 and 0 <= gid < 1 << 32):
+        raise UsageError(f'--volume "{text}": uid and gid must be numbers from 0 to 4294967295')
     if fields:
         raise UsageError(f'--volume "{text}": unknown field(s) {", ".join(fields)}')
     return VolumeSpec(name, "empty", read_only=read_only, mode=mode, uid=uid, gid=gid)
@@ -111,16 +122,24 @@ def _app_request(app: ParsedApp, shared: dict[str, list[str]]) -> AppRequest:
     }
     readonly = _last(flags, "--readonly-rootfs")
     signature = _last(flags, "--signature")
+    name = _last(flags, "--name")
+    if name is not None and not is_ac_name(name):
+        raise UsageError(
+            f'--name: "{name}" is not a valid AC Name (lower-case letters, digits and - separators)'
+        )
+    working_dir = _last(flags, "--working-dir")
+    if working_dir is not None and not working_dir.startswith("/"):
+        raise UsageError(f'--working-dir "{working_dir}": must be an absolute path')
     return AppRequest(
         image=app.image,
-        name=_last(flags, "--name"),
+        name=name,
         exec_=_last(flags, "--exec"),
         args=tuple(app.args),
         has_args=app.has_args,
         user=_last(flags, "--user"),
         group=_last(flags, "--group"),
         supplementary_gids=_gids(_last(flags, "--supplementary-gids")),
-        working_dir=_last(flags, "--working-dir"),
+        working_dir=working_dir,
         environment=parse_env(flags.get("--environment", []), "--environment"),
         readonly_rootfs=None if readonly is None else parse_bool(readonly, "--readonly-rootfs"),
         mounts=tuple(parse_mount(m) for m in flags.get("--mount", [])),
@@ -128,6 +147,27 @@ def _app_request(app: ParsedApp, shared: dict[str, list[str]]) -> AppRequest:
         annotations=parse_env(flags.get("--annotation", []), "--annotation"),
         isolators=isolator_flags(flags),
     )
+
+
+def _check_names(apps: tuple[AppRequest, ...], volumes: tuple[VolumeSpec, ...]) -> None:
+    """What the flags alone can get wrong about names, refused before any pod exists (``rkt
+    run`` creates its pod before it reads an image: stage0/headstart.py): a volume given twice,
+    a ``--mount`` of a volume no ``--volume`` defines, an app ``--name`` given twice. rkt.stage0
+    .prepare checks the same again with the images (an app's default name is its image's)."""
+    defined: set[str] = set()
+    for vol in volumes:
+        if vol.name in defined:
+            raise UsageError(f'--volume: volume "{vol.name}" given twice')
+        defined.add(vol.name)
+    names: set[str] = set()
+    for app in apps:
+        for mount in app.mounts:
+            if mount.volume not in defined:
+                raise UsageError(f'--mount: volume "{mount.volume}" is not defined by --volume')
+        if app.name is not None:
+            if app.name in names:
+                raise UsageError(f'--name: app name "{app.name}" is used twice')
+            names.add(app.name)
 
 
 def stage1_choice(parsed: ParsedRun) -> Stage1Choice:
@@ -152,9 +192,12 @@ def pod_request(parsed: ParsedRun, *, pull_policy_default: str = "new") -> PodRe
     if policy not in ("new", "update", "never"):
         raise UsageError(f'--pull-policy: "{policy}" is not one of new, update, never')
     manifest = parsed.last("--pod-manifest")
+    apps = tuple(_app_request(app, parsed.shared_app) for app in parsed.apps)
+    volumes = tuple(parse_volume(v) for v in pod.get("--volume", []))
+    _check_names(apps, volumes)
     return PodRequest(
-        apps=tuple(_app_request(app, parsed.shared_app) for app in parsed.apps),
-        volumes=tuple(parse_volume(v) for v in pod.get("--volume", [])),
+        apps=apps,
+        volumes=volumes,
         set_env=parse_env(pod.get("--set-env", []), "--set-env"),
         set_env_file=read_env_files(pod.get("--set-env-file", [])),
         inherit_env=parsed.flag_bool("--inherit-env"),

@@ -8,7 +8,12 @@ from __future__ import annotations
 import sys
 
 from rkt.cli.globals import parse_globals
-from rkt.cli.net_flags import DEFAULT_NET, NETWORKS, network_options  # noqa: F401  (re-exported)
+from rkt.cli.net_flags import (  # noqa: F401  (re-exported)
+    DEFAULT_NET,
+    NETWORKS,
+    hostname_option,
+    network_options,
+)
 from rkt.cli.pod_request import pod_request
 from rkt.cli.run_args import (
     APP_FLAGS,
@@ -115,7 +120,7 @@ def run_options(parsed: ParsedRun, opts: GlobalOptions) -> RunOptions:
         ports=parsed.pod.get("--port", []),
     )
     return RunOptions(
-        hostname=parsed.last("--hostname"),
+        hostname=hostname_option(parsed.last("--hostname")),
         interactive=parsed.flag_bool("--interactive"),
         private_users=parsed.flag_bool("--private-users"),
         debug=opts.debug,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from rkt.cli.net_flags import DEFAULT_NET, NETWORKS, network_options
+from rkt.cli.net_flags import DEFAULT_NET, NETWORKS, hostname_option, network_options
 from rkt.cli.quickparse import add_bool
 from rkt.pod.pod import ensure_pods_root, find_pod
 from rkt.settings import GlobalOptions
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace, opts: GlobalOptions) -> int:
     )
     pod = find_pod(ensure_pods_root(opts.dir), args.uuid)
     options = RunOptions(
-        hostname=args.hostname,
+        hostname=hostname_option(args.hostname),
         interactive=args.interactive,
         debug=opts.debug,
         insecure=tuple(
