@@ -299,6 +299,23 @@ def test_setuid_binary_gains_nothing_under_no_new_privs(
     assert euid("seccomp") == "euid=0"  # without the filter, no_new_privs is not forced
 
 
+def test_a_seccomp_filter_the_app_cannot_run_under_is_refused_on_one_line(
+    rkt: Rkt, escape_image: Path, gc_after: None
+) -> None:
+    """A name libseccomp does not know, or a filter that blocks execve: the pod's one app
+    fails to start with the reason (it used to end in SIGSEGV, exit 139, and no message)."""
+    for flag, reason in (
+        ("--seccomp=mode=retain,nosuchsyscall", 'unknown system call "nosuchsyscall"'),
+        ("--seccomp=mode=remove,@rkt/default-blacklist,nosuchsyscall", "unknown system call"),
+        ("--seccomp=mode=retain,write", "the filter blocks execve, which starts the app"),
+        ("--seccomp=mode=remove,@appc.io/all", "the filter blocks execve"),
+    ):
+        proc = run_pod(rkt, str(escape_image), flag, "--exec=/escape", "--", "keyctl", "---")
+        assert proc.returncode == 254, (flag, proc.stderr)
+        lines = [line for line in proc.stderr.splitlines() if "rkt: warning:" not in line]
+        assert len(lines) == 1 and reason in lines[0], (flag, proc.stderr)
+
+
 @pytest.mark.slow
 def test_seccomp_flag_modes_and_errno(rkt: Rkt, escape_image: Path, gc_after: None) -> None:
     def attempt(*flags: str, action: str = "keyctl") -> str:

@@ -351,6 +351,43 @@ def _export_plan(*steps: tuple[str | int, ...]) -> subprocess.CompletedProcess[b
         os.close(r)
 
 
+@pytest.mark.parametrize("retain", [1, 0])
+def test_a_filter_naming_an_unknown_system_call_is_refused(retain: int) -> None:
+    """A typo cannot silently allow (remove) or block (retain) nothing: refused, nothing run."""
+    names = sorted({*DEFAULT_POLICY.syscalls, "nosuchsyscall"})
+    plan = _plan(("seccomp", retain, errno.EPERM, len(names), *names), _exec(["/bin/true"], []))
+    proc = _run(plan)
+    assert proc.returncode == 254
+    assert 'seccomp: unknown system call "nosuchsyscall"' in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "rules", [(1, "write"), (1, "exit_group"), (0, "execve"), (0, "mkdir", "execve")]
+)
+def test_a_filter_that_blocks_execve_is_refused(rules: tuple[str | int, ...]) -> None:
+    """The app could never start: said on one line (it used to die of SIGSEGV, silently)."""
+    retain, *names = rules
+    plan = _plan(("seccomp", retain, errno.EPERM, len(names), *names), _exec(["/bin/true"], []))
+    proc = _run(plan)
+    assert proc.returncode == 254
+    assert "seccomp: the filter blocks execve, which starts the app" in proc.stderr
+
+
+@pytest.mark.parametrize("retain", [1, 0])
+def test_a_filter_never_blocks_ending(retain: int) -> None:
+    """exit and exit_group run whatever the rules say, so the app ends with its own status
+    (denied both, glibc's _exit falls through to a crash)."""
+    require_root()
+    ends = {"exit", "exit_group"}
+    names = sorted(set(DEFAULT_POLICY.syscalls) - ends) if retain else sorted(ends)
+    plan = _plan(
+        ("nnp",),
+        ("seccomp", retain, errno.EPERM, len(names), *names),
+        _exec(["/bin/sh", "-c", "exit 3"], []),
+    )
+    assert _run(plan).returncode == 3
+
+
 def test_a_filter_compiled_beforehand_is_loaded_as_given() -> None:
     """seccomp-bpf HEX (rkt's default, compiled at make setup): those instructions, as is."""
     proc = _export_plan(("seccomp-bpf", (ALLOW_ALL * 2).hex()))

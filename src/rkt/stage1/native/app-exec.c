@@ -367,16 +367,41 @@ static int listed(const char **names, size_t n, const char *name)
 	return 0;
 }
 
+/* A refused filter: "LABEL: seccomp: WHAT" on stderr, exit 254, before anything is loaded. */
+static void refuse_filter(const char *fmt, const char *name)
+{
+	dprintf(2, "%s: seccomp: ", label);
+	dprintf(2, fmt, name);
+	dprintf(2, "\n");
+	exit(EXIT_SETUP_FAILED);
+}
+
+/* Ending is never blocked: exit and exit_group run whatever the rules say (systemd's @default,
+ * which rkt's filters had, keeps them too). A process denied them does not end with its status
+ * but spins into a crash (glibc's _exit falls through to a faulting instruction), and app-exec
+ * itself could not report a failed execve. */
+static int never_blocked(const char *name)
+{
+	return strcmp(name, "exit") == 0 || strcmp(name, "exit_group") == 0;
+}
+
 /* With RETAIN only NAMES run, otherwise NAMES are blocked; a blocked call fails with ERRNO.
  * Native architecture only: any other ABI (i386 through int 0x80, x32) hits the bad-arch
- * action, which kills the process. Names libseccomp does not know here are skipped. When
- * unshare is blocked, clone with any CLONE_NEW* flag fails too, and clone3 (whose flags a
- * filter cannot read) fails with ENOSYS so that libc falls back to clone. The planner sends
- * NAMES sorted and unique. */
+ * action, which kills the process. Names of another architecture's calls (vm86 here) are
+ * skipped; a name libseccomp does not know at all (a typo, or a call newer than this
+ * libseccomp) is refused, since the filter cannot do what it asks: allow it, or block it. So is
+ * a filter that blocks execve, which starts the app. When unshare is blocked, clone with any
+ * CLONE_NEW* flag fails too, and clone3 (whose flags a filter cannot read) fails with ENOSYS so
+ * that libc falls back to clone. The planner sends NAMES sorted and unique. */
 static scmp_filter_ctx build_filter(int retain, int err, const char **names, size_t n)
 {
 #define LISTED(name) listed(names, n, name)
 #define BLOCKS(name) (LISTED(name) != retain)
+	for (size_t i = 0; i < n; i++)
+		if (seccomp_syscall_resolve_name(names[i]) == __NR_SCMP_ERROR)
+			refuse_filter("unknown system call \"%s\" (not in libseccomp's tables)", names[i]);
+	if (BLOCKS("execve"))
+		refuse_filter("the filter blocks %s, which starts the app", "execve");
 	uint32_t blocked = SCMP_ACT_ERRNO((uint32_t)err);
 	scmp_filter_ctx ctx = seccomp_init(retain ? blocked : SCMP_ACT_ALLOW);
 	if (ctx == NULL)
@@ -395,9 +420,20 @@ static scmp_filter_ctx build_filter(int retain, int err, const char **names, siz
 			continue;
 		if (guard_ns && (strcmp(names[i], "clone") == 0 || strcmp(names[i], "clone3") == 0))
 			continue;
+		if (!retain && never_blocked(names[i]))
+			continue;
 		check(seccomp_rule_add_array(ctx, retain ? SCMP_ACT_ALLOW : blocked, nr, 0, NULL),
 		      names[i]);
 	}
+	if (retain)
+		for (size_t i = 0; i < 2; i++) {
+			const char *end = i ? "exit_group" : "exit";
+			if (!LISTED(end))
+				check(seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW,
+							     seccomp_syscall_resolve_name(end), 0,
+							     NULL),
+				      end);
+		}
 	if (guard_ns) {
 		int clone_nr = seccomp_syscall_resolve_name("clone");
 		if (!BLOCKS("clone") && clone_nr >= 0) {
