@@ -5,11 +5,11 @@ from __future__ import annotations
 from rkt.cli.flags import parse_bool
 from rkt.cli.isolator_flags import isolator_flags
 from rkt.cli.run_args import ParsedApp, ParsedRun
-from rkt.errors import UsageError
+from rkt.errors import ManifestError, UsageError
 from rkt.paths import Path
 from rkt.stage0.request import AppRequest, MountSpec, Pairs, PodRequest, VolumeSpec
 from rkt.stage0.stage1_image import Stage1Choice
-from rkt.textcheck import is_ac_name, is_octal_mode
+from rkt.textcheck import is_octal_mode
 
 
 def _kv_list(text: str, flag: str) -> dict[str, str]:
@@ -22,16 +22,22 @@ def _kv_list(text: str, flag: str) -> dict[str, str]:
     return out
 
 
+def _ac_name(value: str, what: str) -> str:
+    """``value`` if it is an AC Name, else the schema's own message as a usage error."""
+    from rkt.schema.names import validate_ac_name  # every run loads it later anyway
+
+    try:
+        return validate_ac_name(value, what)
+    except ManifestError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def parse_volume(text: str) -> VolumeSpec:
     """``NAME,kind=host,source=PATH[,readOnly=B][,recursive=B]`` or ``NAME,kind=empty,...``."""
     name, _, rest = text.partition(",")
     if not name or "=" in name:
         raise UsageError(f'--volume "{text}": must start with the volume name')
-    if not is_ac_name(name):
-        raise UsageError(
-            f'--volume "{text}": "{name}" is not a valid AC Name (lower-case letters, digits'
-            " and - separators)"
-        )
+    _ac_name(name, f'--volume "{text}": name')
     fields = _kv_list(rest, "--volume") if rest else {}
     kind = fields.pop("kind", "")
     if kind not in ("host", "empty"):
@@ -52,14 +58,12 @@ def parse_volume(text: str) -> VolumeSpec:
             recursive=None if recursive is None else parse_bool(recursive, "recursive"),
         )
     mode = fields.pop("mode", "0755")
-    try:
-        uid, gid = int(fields.pop("uid", "0")), int(fields.pop("gid", "0"))
-    except ValueError:
-        uid = gid = -1
     if not is_octal_mode(mode):
         raise UsageError(f'--volume "{text}": mode must be octal, like 0755')
-    if not (0 <= uid < 1 << 32 and 0 <= gid < 1 << 32):
+    ids = fields.pop("uid", "0"), fields.pop("gid", "0")
+    if not all(i.isascii() and i.isdigit() and int(i) < 1 << 32 for i in ids):
         raise UsageError(f'--volume "{text}": uid and gid must be numbers from 0 to 4294967295')
+    uid, gid = int(ids[0]), int(ids[1])
     if fields:
         raise UsageError(f'--volume "{text}": unknown field(s) {", ".join(fields)}')
     return VolumeSpec(name, "empty", read_only=read_only, mode=mode, uid=uid, gid=gid)
@@ -123,10 +127,8 @@ def _app_request(app: ParsedApp, shared: dict[str, list[str]]) -> AppRequest:
     readonly = _last(flags, "--readonly-rootfs")
     signature = _last(flags, "--signature")
     name = _last(flags, "--name")
-    if name is not None and not is_ac_name(name):
-        raise UsageError(
-            f'--name: "{name}" is not a valid AC Name (lower-case letters, digits and - separators)'
-        )
+    if name is not None:
+        _ac_name(name, "--name")
     working_dir = _last(flags, "--working-dir")
     if working_dir is not None and not working_dir.startswith("/"):
         raise UsageError(f'--working-dir "{working_dir}": must be an absolute path')

@@ -144,13 +144,9 @@ def _volumes_and_mounts(
     of Docker/OCI VOLUMEs, which that app fills from its image (copy-up, docs/images.md)."""
     volumes: dict[str, dict[str, Any]] = {}
     copy_up: dict[str, str] = {}
-    for vol in req.volumes:
-        if vol.name in volumes:
-            raise UsageError(f'--volume: volume "{vol.name}" given twice')
+    for vol in req.volumes:  # checked with the flags (rkt.cli.pod_request)
         doc: dict[str, Any] = {"name": vol.name, "kind": vol.kind}
         if vol.kind == "host":
-            if not vol.source or not vol.source.startswith("/"):
-                raise UsageError(f"--volume {vol.name}: kind=host needs an absolute source=")
             doc.update(source=vol.source, readOnly=vol.read_only)
             if vol.recursive is not None:
                 doc["recursive"] = vol.recursive
@@ -210,10 +206,7 @@ def build_pod_manifest(
             raise ImageError(f'image "{areq.image}": not in the store after fetching')
         manifest = jsonio.loads(rec.manifest)
         name = areq.name or manifest["name"].rsplit("/", 1)[-1]
-        if areq.name is not None:
-            from rkt.schema.names import validate_ac_name
-
-            validate_ac_name(areq.name, "--name")
+        if areq.name is not None:  # an AC Name (rkt.cli.pod_request); taken: the pod's
             if areq.name in taken:
                 raise UsageError(f'--name: app name "{areq.name}" is used twice')
         else:

@@ -359,7 +359,7 @@ static void check(int rc, const char *what)
 		fail(-rc, "seccomp %s", what);
 }
 
-static int listed(const char **names, size_t n, const char *name)
+static int listed(const char *const *names, size_t n, const char *name)
 {
 	for (size_t i = 0; i < n; i++)
 		if (strcmp(names[i], name) == 0)
@@ -367,23 +367,12 @@ static int listed(const char **names, size_t n, const char *name)
 	return 0;
 }
 
-/* A refused filter: "LABEL: seccomp: WHAT" on stderr, exit 254, before anything is loaded. */
-static void refuse_filter(const char *fmt, const char *name)
-{
-	dprintf(2, "%s: seccomp: ", label);
-	dprintf(2, fmt, name);
-	dprintf(2, "\n");
-	exit(EXIT_SETUP_FAILED);
-}
-
 /* Ending is never blocked: exit and exit_group run whatever the rules say (systemd's @default,
  * which rkt's filters had, keeps them too). A process denied them does not end with its status
  * but spins into a crash (glibc's _exit falls through to a faulting instruction), and app-exec
  * itself could not report a failed execve. */
-static int never_blocked(const char *name)
-{
-	return strcmp(name, "exit") == 0 || strcmp(name, "exit_group") == 0;
-}
+static const char *const never_blocked[] = {"exit", "exit_group"};
+#define N_NEVER_BLOCKED (sizeof never_blocked / sizeof never_blocked[0])
 
 /* With RETAIN only NAMES run, otherwise NAMES are blocked; a blocked call fails with ERRNO.
  * Native architecture only: any other ABI (i386 through int 0x80, x32) hits the bad-arch
@@ -399,9 +388,10 @@ static scmp_filter_ctx build_filter(int retain, int err, const char **names, siz
 #define BLOCKS(name) (LISTED(name) != retain)
 	for (size_t i = 0; i < n; i++)
 		if (seccomp_syscall_resolve_name(names[i]) == __NR_SCMP_ERROR)
-			refuse_filter("unknown system call \"%s\" (not in libseccomp's tables)", names[i]);
+			fail(0, "seccomp: unknown system call \"%s\" (not in libseccomp's tables)",
+			     names[i]);
 	if (BLOCKS("execve"))
-		refuse_filter("the filter blocks %s, which starts the app", "execve");
+		fail(0, "seccomp: the filter blocks execve, which starts the app");
 	uint32_t blocked = SCMP_ACT_ERRNO((uint32_t)err);
 	scmp_filter_ctx ctx = seccomp_init(retain ? blocked : SCMP_ACT_ALLOW);
 	if (ctx == NULL)
@@ -420,20 +410,18 @@ static scmp_filter_ctx build_filter(int retain, int err, const char **names, siz
 			continue;
 		if (guard_ns && (strcmp(names[i], "clone") == 0 || strcmp(names[i], "clone3") == 0))
 			continue;
-		if (!retain && never_blocked(names[i]))
+		if (!retain && listed(never_blocked, N_NEVER_BLOCKED, names[i]))
 			continue;
 		check(seccomp_rule_add_array(ctx, retain ? SCMP_ACT_ALLOW : blocked, nr, 0, NULL),
 		      names[i]);
 	}
-	if (retain)
-		for (size_t i = 0; i < 2; i++) {
-			const char *end = i ? "exit_group" : "exit";
-			if (!LISTED(end))
-				check(seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW,
-							     seccomp_syscall_resolve_name(end), 0,
-							     NULL),
-				      end);
-		}
+	for (size_t i = 0; retain && i < N_NEVER_BLOCKED; i++) {
+		const char *end = never_blocked[i];
+		if (!LISTED(end))
+			check(seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW,
+						     seccomp_syscall_resolve_name(end), 0, NULL),
+			      end);
+	}
 	if (guard_ns) {
 		int clone_nr = seccomp_syscall_resolve_name("clone");
 		if (!BLOCKS("clone") && clone_nr >= 0) {

@@ -29,7 +29,7 @@ static const char *cause(int err)
 	return text;
 }
 
-/* "LABEL: what: cause" on stderr, exit 254 */
+/* "LABEL: what: cause" on stderr (without the cause when ERR is 0), exit 254 */
 static void fail(int err, const char *fmt, ...)
 {
 	char what[4096];
@@ -37,7 +37,10 @@ static void fail(int err, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof what, fmt, ap);
 	va_end(ap);
-	dprintf(2, "%s: %s: %s\n", label, what, cause(err));
+	if (err)
+		dprintf(2, "%s: %s: %s\n", label, what, cause(err));
+	else
+		dprintf(2, "%s: %s\n", label, what);
 	exit(EXIT_SETUP_FAILED);
 }
 
