@@ -188,3 +188,115 @@ def test_the_stage1_entrypoint_scripts_load_rkt_from_the_bundle(tmp_path: Path) 
     path.chmod(0o755)
     proc = subprocess.run([str(path)], capture_output=True, text=True, timeout=60, check=False)
     assert proc.stdout.strip() == "BundleFinder", proc.stderr
+
+
+def _preload_package(root: Path) -> Path:
+    """A package whose modules record the order their bodies end in (``pkgp.log.ENDED``)."""
+    pkg = root / "pkgp"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text(
+        "shadowed = 'an attribute of the package'\nNAME = 'from the package'\n"
+        "from pkgp.star import STAR\n"  # (as ctypes and ctypes._endian)
+    )
+    (pkg / "star.py").write_text("from pkgp import *\nSTAR = NAME\n")
+    (pkg / "log.py").write_text("ENDED = []\n")
+    end = "from pkgp import log\nlog.ENDED.append(__name__)\n"
+    (pkg / "a.py").write_text(
+        "import os\nimport pkgp.b\nfrom . import c\nfrom pkgp import shadowed\n"
+        "if True:\n    import pkgp.lazy\n"
+        "def later():\n    import pkgp.never\n" + end
+    )
+    (pkg / "b.py").write_text("from pkgp.c import VALUE\n" + end)
+    (pkg / "c.py").write_text("VALUE = 3\n" + end)
+    (pkg / "lazy.py").write_text(end)
+    (pkg / "never.py").write_text(end)
+    (pkg / "shadowed.py").write_text(end)
+    (pkg / "x.py").write_text("import pkgp.y\nFROM_X = 1\n" + end)
+    (pkg / "y.py").write_text("import pkgp.x\n" + end)
+    return pkg
+
+
+def test_the_imports_a_module_makes_unconditionally_are_listed_in_order_without_cycles(
+    tmp_path: Path,
+) -> None:
+    pkg = _preload_package(tmp_path)
+    sources = {
+        name: (Path(origin).read_bytes(), is_package)
+        for name, (origin, is_package) in bundle.package_modules(str(pkg)).items()
+    }
+    lists = bundle.preload_lists(sources)
+    # parents first, relative imports resolved; not what is under `if`, in a function, or an
+    # attribute the package binds itself; not modules outside the bundle (os)
+    assert lists["pkgp.a"] == ("pkgp", "pkgp.b", "pkgp.c", "pkgp.log")
+    assert lists["pkgp.b"] == ("pkgp", "pkgp.c", "pkgp.log")
+    assert lists["pkgp.c"] == ("pkgp", "pkgp.log")
+    # x and y import each other: neither preloads the other; nor do pkgp and pkgp.star
+    assert lists["pkgp.x"] == ("pkgp", "pkgp.log")
+    assert lists["pkgp.y"] == ("pkgp", "pkgp.log")
+    assert lists["pkgp"] == lists["pkgp.star"] == ()
+
+
+def test_a_module_s_imports_are_loaded_by_the_bundle_as_python_would(tmp_path: Path) -> None:
+    """Importing ``pkgp.a`` asks importlib's finders only for it and for what it imports
+    conditionally; the modules end in the order a plain import ends them, with the same
+    attributes; an import cycle still works."""
+    pkg = _preload_package(tmp_path)
+    out = tmp_path / "b.bin"
+    bundle.build(str(out), bundle.package_modules(str(pkg)))
+    program = (
+        "asked = []\n"
+        "class Spy:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        asked.append(name) if name.startswith('pkgp') else None\n"
+        "USE_BUNDLE\n"
+        "sys.meta_path.insert(0, Spy())\n"
+        "import pkgp.a, pkgp.y\n"
+        "from pkgp import log\n"
+        "print(' '.join(log.ENDED))\n"
+        "print(' '.join(asked))\n"
+        "print(sorted(n for n in sys.modules if n.startswith('pkgp')))\n"
+        "print(pkgp.a.c.VALUE, pkgp.b.VALUE, pkgp.shadowed, pkgp.x.FROM_X, pkgp.STAR)\n"
+        "print(type(sys.modules['pkgp.b'].__spec__.loader).__name__, pkgp.b.__package__)\n"
+    )
+    with_bundle = _python(program.replace("USE_BUNDLE", f"bundle.install({str(out)!r})"), tmp_path)
+    plain = _python(program.replace("USE_BUNDLE", ""), tmp_path)
+    got, want = with_bundle.stdout.splitlines(), plain.stdout.splitlines()
+    assert len(got) == 5, with_bundle.stderr
+    assert got[0] == want[0] == "pkgp.c pkgp.b pkgp.lazy pkgp.a pkgp.x pkgp.y"
+    assert got[1] == "pkgp pkgp.star pkgp.a pkgp.lazy pkgp.y pkgp.x"  # importlib's: not log, b, c
+    assert got[2:4] == want[2:4]
+    assert got[3] == "3 3 an attribute of the package 1 from the package"
+    assert got[4] == "BundleFinder pkgp"
+
+
+def test_the_installed_bundle_loads_the_same_modules_as_a_plain_import() -> None:
+    """Every rkt module imported, with or without the bundle (which only makes it faster):
+    the same modules, rkt's and the standard library's, each with the same names."""
+    program = (
+        "import os, rkt\n"
+        "from rkt.bundle import package_modules\n"
+        "for name in sorted(package_modules(os.path.dirname(rkt.__file__))):\n"
+        "    if not name.endswith('__main__'):\n"
+        "        __import__(name)\n"
+        "for name in sorted(sys.modules):\n"
+        "    names = [n for n in vars(sys.modules[name]) if n != '__cached__']\n"
+        "    print(name, sorted(names))\n"
+    )
+    with_bundle = _launcher_running(program)
+    launcher = (REPO / ".venv" / "bin" / "rkt").read_text()
+    site = next(line for line in launcher.splitlines() if line.startswith("sys.path += "))
+    plain = subprocess.run(
+        [sys.executable, "-S", "-c", f"import sys\n{site}\nsys.path[:0] = [{SRC!r}]\n" + program],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert with_bundle.returncode == plain.returncode == 0, with_bundle.stderr + plain.stderr
+    got, want = (
+        dict(ln.split(" ", 1) for ln in p.stdout.splitlines()) for p in (with_bundle, plain)
+    )
+    del got["__main__"], want["__main__"]
+    assert len(want) > 250
+    assert sorted(got) == sorted(want)
+    assert [name for name in want if got[name] != want[name]] == []
