@@ -1,5 +1,6 @@
-"""rkt's module bundle (rkt/bundle.py): modules come from it only while their sources are
-unchanged, a bad bundle installs nothing, and the installed launcher uses it."""
+"""rkt's module bundle (rkt/bundle.py, built by rkt/bundle_build.py): modules come from it
+only while their sources are unchanged, a bad bundle installs nothing, and the installed
+launcher uses it."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from rkt import bundle
+from rkt import bundle, bundle_build
 from tests.conftest import REPO
 
 SRC = str(REPO / "src")
@@ -45,7 +46,7 @@ def _loader_of(name: str) -> str:
 def test_modules_come_from_the_bundle_with_their_files_and_tracebacks(tmp_path: Path) -> None:
     pkg = _package(tmp_path)
     out = tmp_path / "b.bin"
-    assert bundle.build(str(out), bundle.package_modules(str(pkg))) == 4
+    assert bundle_build.build(str(out), bundle_build.package_modules(str(pkg))) == 4
     proc = _python(
         f"assert bundle.install({str(out)!r})\n"
         "import pkgb.sub.leaf, pkgb.mod\n"
@@ -67,7 +68,7 @@ def test_modules_come_from_the_bundle_with_their_files_and_tracebacks(tmp_path: 
 def test_an_edited_or_new_module_is_imported_from_its_source(tmp_path: Path) -> None:
     pkg = _package(tmp_path)
     out = tmp_path / "b.bin"
-    bundle.build(str(out), bundle.package_modules(str(pkg)))
+    bundle_build.build(str(out), bundle_build.package_modules(str(pkg)))
     (pkg / "sub" / "leaf.py").write_text("VALUE = 'edited, longer than before'\n")
     (pkg / "new.py").write_text("VALUE = 'new'\n")
     proc = _python(
@@ -85,7 +86,7 @@ def test_an_edited_or_new_module_is_imported_from_its_source(tmp_path: Path) -> 
 def test_an_edit_that_keeps_the_size_is_seen_by_its_mtime(tmp_path: Path) -> None:
     pkg = _package(tmp_path)
     out = tmp_path / "b.bin"
-    bundle.build(str(out), bundle.package_modules(str(pkg)))
+    bundle_build.build(str(out), bundle_build.package_modules(str(pkg)))
     leaf = pkg / "sub" / "leaf.py"
     st = leaf.stat()
     leaf.write_text(leaf.read_text().replace("'leaf'", "'LEAF'"))
@@ -100,7 +101,7 @@ def test_an_edit_that_keeps_the_size_is_seen_by_its_mtime(tmp_path: Path) -> Non
 def test_a_missing_torn_or_foreign_bundle_installs_nothing(tmp_path: Path) -> None:
     pkg = _package(tmp_path)
     good = tmp_path / "b.bin"
-    bundle.build(str(good), bundle.package_modules(str(pkg)))
+    bundle_build.build(str(good), bundle_build.package_modules(str(pkg)))
     data = good.read_bytes()
     (tmp_path / "torn.bin").write_bytes(data[:40])
     (tmp_path / "foreign.bin").write_bytes(b"PK\x03\x04" + data[4:])
@@ -121,7 +122,7 @@ def test_its_descriptor_is_close_on_exec_and_does_not_keep_the_stage1_from_runni
     close-on-exec descriptor, except the bundle's."""
     pkg = _package(tmp_path)
     out = tmp_path / "b.bin"
-    bundle.build(str(out), bundle.package_modules(str(pkg)))
+    bundle_build.build(str(out), bundle_build.package_modules(str(pkg)))
     proc = _python(
         f"assert bundle.install({str(out)!r})\n"
         "import os\n"
@@ -222,9 +223,9 @@ def test_the_imports_a_module_makes_unconditionally_are_listed_in_order_without_
     pkg = _preload_package(tmp_path)
     sources = {
         name: (Path(origin).read_bytes(), is_package)
-        for name, (origin, is_package) in bundle.package_modules(str(pkg)).items()
+        for name, (origin, is_package) in bundle_build.package_modules(str(pkg)).items()
     }
-    lists = bundle.preload_lists(sources)
+    lists = bundle_build.preload_lists(sources)
     # parents first, relative imports resolved; not what is under `if`, in a function, or an
     # attribute the package binds itself; not modules outside the bundle (os)
     assert lists["pkgp.a"] == ("pkgp", "pkgp.b", "pkgp.c", "pkgp.log")
@@ -242,7 +243,7 @@ def test_a_module_s_imports_are_loaded_by_the_bundle_as_python_would(tmp_path: P
     attributes; an import cycle still works."""
     pkg = _preload_package(tmp_path)
     out = tmp_path / "b.bin"
-    bundle.build(str(out), bundle.package_modules(str(pkg)))
+    bundle_build.build(str(out), bundle_build.package_modules(str(pkg)))
     program = (
         "asked = []\n"
         "class Spy:\n"
@@ -274,7 +275,7 @@ def test_the_installed_bundle_loads_the_same_modules_as_a_plain_import() -> None
     the same modules, rkt's and the standard library's, each with the same names."""
     program = (
         "import os, rkt\n"
-        "from rkt.bundle import package_modules\n"
+        "from rkt.bundle_build import package_modules\n"
         "for name in sorted(package_modules(os.path.dirname(rkt.__file__))):\n"
         "    if not name.endswith('__main__'):\n"
         "        __import__(name)\n"
