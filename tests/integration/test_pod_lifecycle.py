@@ -228,6 +228,27 @@ def test_a_usage_error_leaves_no_pod_behind(pods: Pods) -> None:
     assert pods.listing()[uuid]["state"] == "prepared"
 
 
+def test_how_a_prepared_pod_runs_is_given_to_run_prepared(pods: Pods) -> None:
+    """rkt's split: ``prepare`` makes the pod, ``run-prepared`` chooses how it runs. prepare
+    refuses the run-time flags (it would not keep them) and leaves nothing behind; run-prepared
+    takes them, ``--private-users`` included (stage1 interface 2: not the ABI test stage1's)."""
+    image = str(pods.image())
+    for flag in ("--net=host", "--dns=192.0.2.1", "--hostname=x", "--private-users", "--port=p:80"):
+        proc = pods.rkt.run("prepare", INSECURE, flag, image, check=False)
+        name = flag.split("=")[0]
+        want = f"rkt: {name} is a flag of rkt run-prepared: a prepared pod does not keep it\n"
+        assert (proc.returncode, proc.stderr) == (2, want)
+    assert pods.listing() == {}
+    uuid = pods.prepare(image, *sh("cat /proc/self/uid_map; hostname"))
+    private = [] if pods.stage1 else ["--private-users"]
+    proc = pods.rkt.run("run-prepared", "--net=host", *private, "--hostname=later", uuid)
+    inside, shift, count, hostname = proc.stdout.split()
+    assert (inside, hostname) == ("0", "later")
+    if private:  # a range of its own, not the host's ids
+        assert int(shift) >= 65536 and count == "65536"
+    assert pods.status(uuid)["app-busybox"] == "0"
+
+
 def test_unknown_pod_is_one_line_error(pods: Pods) -> None:
     for command in (["status"], ["stop"], ["rm"], ["cat-manifest"], ["enter"], ["logs"]):
         proc = pods.rkt.run(*command, "deadbeef", check=False)

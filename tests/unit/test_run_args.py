@@ -98,7 +98,7 @@ def test_help_is_noticed_anywhere() -> None:
     assert parse_run_args(["-h"]).help
 
 
-def test_allowed_pod_flags_limit_what_prepare_accepts() -> None:
+def test_allowed_pod_flags_limit_what_a_command_accepts() -> None:
     with pytest.raises(UsageError, match="unknown flag: --interactive"):
         parse_run_args(["--interactive", "img"], allowed_pod={"--net"})
 
@@ -162,3 +162,29 @@ def test_command_usage_lists_its_own_flags_then_the_global_ones() -> None:
     assert parser.format_usage().rstrip().endswith("[global flags]")
     text = parser.format_help()
     assert "list pods" in text and "--insecure-options" in text
+
+
+@pytest.mark.parametrize(
+    ("command", "argv", "message"),
+    [
+        ("app_sandbox", ["--no-overlay=true"], "--no-overlay=true is not supported"),
+        ("app_add", ["0123abcd", "img", "--stdin=stream"], "--stdin=stream is not supported"),
+        ("app_add", ["0123abcd", "img", "--stderr=tty"], "--stderr=tty is not supported"),
+    ],
+)
+def test_app_sandbox_and_app_add_refuse_what_they_cannot_honour(
+    command: str, argv: list[str], message: str
+) -> None:
+    """As run and prepare do: before any pod is made or looked up."""
+    module = __import__(f"rkt.cli.commands.{command}", fromlist=["run_raw"])
+    with pytest.raises(UsageError, match=message):
+        module.run_raw(argv)
+
+
+def test_prepare_refuses_the_flags_of_run_prepared() -> None:
+    from rkt.cli.commands import prepare
+
+    for flag in ("--net=host", "--dns=192.0.2.1", "--interactive", "--private-users", "--ipc=auto"):
+        name = flag.split("=")[0]
+        with pytest.raises(UsageError, match=f"^{name} is a flag of rkt run-prepared"):
+            prepare.run_raw([flag, "img"])

@@ -78,3 +78,22 @@ def test_invalid_config_names_the_file(
     with pytest.raises(ConfigError, match=message) as err:
         load_config(tmp_path / "none", tmp_path)
     assert "bad.json" in str(err.value)
+
+
+def test_rkt_config_prints_one_line_with_pretty_print_false(tmp_path: Path) -> None:
+    """``rkt config`` indents by default; ``--pretty-print=false`` gives one line, as
+    ``cat-manifest`` and ``image cat-manifest`` do."""
+    import subprocess
+
+    from tests.conftest import REPO
+
+    dirs = [f"--{kind}-config={tmp_path / kind}" for kind in ("system", "local", "user")]
+    rkt = str(REPO / ".venv" / "bin" / "rkt")
+    outs = [
+        subprocess.run(
+            [rkt, "config", *flag, *dirs], capture_output=True, text=True, check=True
+        ).stdout
+        for flag in ([], ["--pretty-print=false"], ["--pretty-print"])
+    ]
+    assert outs[0] == outs[2] == '{\n  "stage0": []\n}\n'
+    assert outs[1] == '{"stage0": []}\n'

@@ -11,9 +11,7 @@ from rkt.textcheck import is_hostname
 __all__ = ["DEFAULT_NET", "NETWORKS", "hostname_option", "network_options"]
 
 NETWORKS = ("default", "default-restricted", "none", "host", "all", "NAME[:K=V;...]")
-# rkt's default is "default". It stays "host" until the integration tests that run pods without
-# --net and never gc them are fixed: on "default" each such pod leaves a veth, NAT rules and an
-# IPAM lease in the machine's own namespace (see docs/networking.md, "Default network").
+# rkt's default: the "default" network (ptp, host-local, masquerade; docs/networking.md).
 DEFAULT_NET = "default"
 
 

@@ -193,7 +193,22 @@ def reject_unsupported(parsed: ParsedRun) -> None:
     """Refuse compatibility flags given a value this rkt cannot honour."""
     sources = [parsed.pod, parsed.shared_app, *(app.flags for app in parsed.apps)]
     for flags in sources:
-        for flag, (accepted, why) in _DEFAULT_ONLY.items():
+        for flag in _DEFAULT_ONLY:
             for value in flags.get(flag, []):
-                if value.lower() not in accepted:
-                    raise UsageError(f"{flag}={value} is not supported: {why}")
+                check_default_only(flag, value)
+
+
+def check_default_only(flag: str, value: str) -> None:
+    """Refuse ``value`` for one of the compatibility flags unless it is the default."""
+    accepted, why = _DEFAULT_ONLY[flag]
+    if value.lower() not in accepted:
+        raise UsageError(f"{flag}={value} is not supported: {why}")
+
+
+# The pod flags that choose how a pod runs rather than what it is: rkt's run-prepared flags
+# (rkt/run_prepared.go), given to ``rkt run`` or ``rkt run-prepared``. ``rkt prepare`` refuses
+# them: a prepared pod does not keep them.
+RUN_TIME_FLAGS = frozenset(
+    ("--net", "--dns", "--dns-search", "--dns-opt", "--dns-domain", "--hosts-entry", "--port",
+     "--hostname", "--interactive", "--private-users", "--mds-register", "--ipc")
+)  # fmt: skip

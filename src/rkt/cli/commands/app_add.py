@@ -14,7 +14,7 @@ from rkt.cli.common import progress_bar, warn
 from rkt.cli.flags import parse_bool
 from rkt.cli.globals import parse_globals
 from rkt.cli.pod_request import _app_request
-from rkt.cli.run_args import APP_FLAGS, parse_run_args
+from rkt.cli.run_args import APP_FLAGS, parse_run_args, reject_unsupported
 from rkt.errors import UsageError
 from rkt.paths import Path
 from rkt.stage0.app import AppVolume, add_app
@@ -79,6 +79,7 @@ def run_raw(argv: list[str]) -> int:
         return 0
     if len(parsed.apps) != 2 or parsed.apps[0].flags or parsed.apps[0].has_args:
         raise UsageError("app add needs a pod UUID, then one image and its flags")
+    reject_unsupported(parsed)
     uuid, app = parsed.apps[0].image, parsed.apps[1]
     volumes = tuple(parse_mnt_volume(v) for v in mnt)
     opts = parse_globals(parsed.globals)

@@ -14,7 +14,7 @@ from rkt import abi
 from rkt.cli.commands.run import prepare_from_args, run_options
 from rkt.cli.globals import parse_globals
 from rkt.cli.pod_request import parse_env, stage1_choice
-from rkt.cli.run_args import ParsedRun, parse_run_args
+from rkt.cli.run_args import ParsedRun, parse_run_args, reject_unsupported
 from rkt.errors import RktError, UsageError
 from rkt.stage0.headstart import HeadStart
 from rkt.stage0.pods import remove_pod
@@ -73,6 +73,7 @@ def run_raw(argv: list[str]) -> int:
     if parsed.help:
         sys.stdout.write(USAGE)
         return 0
+    reject_unsupported(parsed)
     opts = parse_globals(parsed.globals)
     options = run_options(parsed, opts)._replace(mutable=True)
     head = HeadStart(options)  # the sandbox's networks start before it is prepared

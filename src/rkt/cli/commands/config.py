@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rkt.cli.output import print_json
+from rkt.cli.quickparse import add_bool
 from rkt.config import load_config
 from rkt.settings import GlobalOptions
 
@@ -12,13 +13,7 @@ if TYPE_CHECKING:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--pretty-print",
-        nargs="?",
-        const="true",
-        default="true",
-        help="apply indent to the output (default true)",
-    )
+    add_bool(parser, "--pretty-print", True, "indent the output (--pretty-print=false: one line)")
 
 
 def run(args: argparse.Namespace, opts: GlobalOptions) -> int:

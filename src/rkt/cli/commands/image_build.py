@@ -23,7 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     # (not dest "dir": that is the global --dir's, which would overwrite it)
     parser.add_argument("source", metavar="DIR", help="directory with a manifest file and rootfs/")
     parser.add_argument("out", metavar="OUT.aci", help="the image file to write")
-    parser.add_argument("--compression", choices=COMPRESSIONS, default="none")
+    parser.add_argument(
+        "--compression", choices=COMPRESSIONS, default="none", help="of the tar (default none)"
+    )
     parser.add_argument(
         "--mtime",
         metavar="EPOCH",

@@ -44,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"comma-separated columns to sort by ({','.join(FIELDS)})",
     )
     parser.add_argument("--order", choices=("asc", "desc"), default="asc", help="sort order")
-    add_bool(parser, "--full", False, "show full image IDs and exact times")
+    add_bool(parser, "--full", False, "show whole image IDs and sizes in bytes")
     add_bool(parser, "--no-legend", False, "suppress the header line")
     add_format_argument(parser)
 

@@ -6,14 +6,17 @@ import sys
 
 from rkt.cli.commands.run import prepare_from_args, usage
 from rkt.cli.globals import parse_globals
-from rkt.cli.run_args import parse_run_args, reject_unsupported
+from rkt.cli.run_args import RUN_TIME_FLAGS, parse_run_args, reject_unsupported
+from rkt.errors import UsageError
 
 
 def run_raw(argv: list[str]) -> int:
     parsed = parse_run_args(argv)
     if parsed.help:
-        sys.stdout.write(usage().replace("rkt run", "rkt prepare"))
+        sys.stdout.write(usage("prepare"))
         return 0
+    for flag in sorted(RUN_TIME_FLAGS & parsed.pod.keys()):
+        raise UsageError(f"{flag} is a flag of rkt run-prepared: a prepared pod does not keep it")
     reject_unsupported(parsed)
     opts = parse_globals(parsed.globals)
     prepared = prepare_from_args(parsed, opts, "prepare")

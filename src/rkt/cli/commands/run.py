@@ -18,6 +18,7 @@ from rkt.cli.pod_request import pod_request
 from rkt.cli.run_args import (
     APP_FLAGS,
     POD_FLAGS,
+    RUN_TIME_FLAGS,
     ParsedRun,
     parse_run_args,
     reject_unsupported,
@@ -35,16 +36,23 @@ if TYPE_CHECKING:
     from rkt.stage0.prepare import PreparedPod
     from rkt.stage0.request import PodRequest
 
-USAGE = """Usage: rkt run [pod flags] IMAGE [app flags] [-- ARGS... ---] [IMAGE ...]
+USAGE = """Usage: rkt {command} [pod flags] IMAGE [app flags] [-- ARGS... ---] [IMAGE ...]
 
 Pod flags (before the first image): {pod}
 App flags (after an image; before the first image they apply to every app): {app}
-Global flags may appear anywhere before the first image.
+Global flags (rkt --help) may appear anywhere a flag may.{note}
 """
 
 
-def usage() -> str:
-    return USAGE.format(pod=" ".join(sorted(POD_FLAGS)), app=" ".join(sorted(APP_FLAGS)))
+def usage(command: str = "run") -> str:
+    pod = sorted(POD_FLAGS)
+    note = ""
+    if command == "prepare":
+        pod = [f for f in pod if f not in RUN_TIME_FLAGS]
+        note = "\nHow the pod runs (--net, --dns, --hostname, ...): rkt run-prepared's flags."
+    return USAGE.format(
+        command=command, pod=" ".join(pod), app=" ".join(sorted(APP_FLAGS)), note=note
+    )
 
 
 def prepare_from_args(
