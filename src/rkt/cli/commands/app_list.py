@@ -18,7 +18,7 @@ HEADERS = ("NAME", "STATE", "CREATED", "STARTED", "EXIT CODE")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("uuid", metavar="UUID", help="pod UUID or unique prefix")
-    add_bool(parser, "--no-legend", False, "suppress a legend with the list")
+    add_bool(parser, "--no-legend", False, "suppress the header line")
     add_format_argument(parser)
 
 

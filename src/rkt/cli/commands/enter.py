@@ -24,7 +24,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--app", default=None, help="the app to enter (if the pod has several)")
     parser.add_argument("uuid", metavar="UUID", help="pod UUID or unique prefix")
     parser.add_argument(
-        "command", metavar="CMD", nargs=argparse.REMAINDER, help="command and arguments"
+        "command",
+        metavar="CMD",
+        nargs=argparse.REMAINDER,
+        help="command and arguments (default /bin/bash, or /bin/sh if the app has no bash)",
     )
 
 

@@ -16,7 +16,10 @@ if TYPE_CHECKING:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--grace-period", default="24h", help="remove images not used for this long (default 24h)"
+        "--grace-period",
+        default="24h",
+        metavar="DUR",
+        help="remove images not used for this long (default 24h)",
     )
 
 
