@@ -285,6 +285,28 @@ def test_stop_force_kills_at_once(pods: Pods, tmp_path: Path) -> None:
     assert pods.status(uuid)["state"] == "exited"
 
 
+@pytest.mark.slow
+def test_stop_waits_for_the_kill_of_an_app_that_ignores_sigterm(
+    rkt: Rkt, images: ImageFactory
+) -> None:
+    """SIGTERM, then SIGKILL 10 s later (docs/stage1-abi.md): ``rkt stop`` reports the pod
+    stopped, not "still running", when the kill is what ends it (the default stage1)."""
+    require_root()
+    require_default_stage1()
+    pods = Pods(rkt, images, [])
+    try:
+        uuid, proc = pods.start(str(pods.image()), *sh("trap '' TERM; while :; do sleep 1; done"))
+        begin = time.monotonic()
+        stop = pods.rkt.run("stop", uuid, check=False)
+        took = time.monotonic() - begin
+        assert (stop.returncode, stop.stdout.strip()) == (0, f'"{uuid}"'), stop.stderr
+        assert 9 < took < 15
+        proc.communicate(timeout=30)
+        assert pods.status(uuid)["state"] == "exited"
+    finally:
+        pods.cleanup()
+
+
 def test_status_wait_returns_when_the_pod_exits(pods: Pods) -> None:
     uuid, proc = pods.start(str(pods.image()), *sh("sleep 600"))
     waiter = subprocess.Popen(

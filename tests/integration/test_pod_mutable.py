@@ -154,6 +154,13 @@ def test_app_lifecycle_in_a_running_pod(sandbox: Sandbox, images: ImageFactory) 
     logs = sandbox.rkt.run("logs", "--app=short", sandbox.uuid).stdout
     assert logs.count("short-lived") == 2
 
+    # Started again, a stopped app runs again: its last run's exit code no longer describes it.
+    sandbox.app("start", sandbox.uuid, "--app=one")
+    status = sandbox.app_status("one")
+    assert status["state"] == "running" and status.get("exit_code") is None, status
+    assert sandbox.apps()["one"]["state"] == "running"
+    assert "app-one=" not in sandbox.rkt.run("status", sandbox.uuid).stdout
+
     # rm: a running app is stopped, then removed from the pod and its manifest.
     sandbox.app("rm", sandbox.uuid, "--app=two")
     assert not Path(f"/proc/{two}").exists()
@@ -243,3 +250,44 @@ def test_stage1_below_v3_refuses_mutable_pods(
     finally:
         rkt.run("stop", "--force", uuid, check=False)
         proc.communicate(timeout=60)
+
+
+def test_an_added_docker_app_gets_its_volume_copied_up_and_shares_one_the_pod_has(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """docs/images.md "Volumes": an app added to a running pod from an image with a VOLUME finds
+    the image's files there, as with rkt run; a second app whose image declares the same volume
+    shares it, without a copy. A refused add leaves nothing that makes the next one fail."""
+    from tests.integration.oci_registry import LayoutWriter, busybox_tree
+
+    writer = LayoutWriter(tmp_path / "layout")
+    tree = busybox_tree({"data": None, "data/seed.txt": b"seed\n"})
+    config = {"Env": ["PATH=/bin"], "Cmd": ["sh"], "Volumes": {"/data": {}}}
+    writer.tag("v1", writer.image([(tree, "gzip")], config))
+    image = f"oci:{tmp_path / 'layout'}:v1"
+
+    def add(name: str, *flags: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return sandbox.app(
+            "add", sandbox.uuid, INSECURE, image, f"--name={name}", *flags, "--exec=/bin/sh",
+            "--", "-c", "cat /data/seed.txt; echo from-$AC_APP_NAME >> /data/log; sleep 600",
+            check=check,
+        )  # fmt: skip
+
+    # refused by the stage1 (a user the image does not have): its new volume goes with it
+    refused = add("first", "--user=nosuchuser", check=False)
+    assert refused.returncode == 254 and "nosuchuser" in refused.stderr
+    assert not (sandbox.path / "volumes" / "volume-data").exists()
+    add("first")
+    sandbox.app("start", sandbox.uuid, "--app=first")
+    add("second")  # the same volume name: shared, no second copy-up annotation
+    sandbox.app("start", sandbox.uuid, "--app=second")
+    sandbox.app("stop", sandbox.uuid, "--app=first")
+    sandbox.app("stop", sandbox.uuid, "--app=second")
+    volume = sandbox.path / "volumes" / "volume-data"
+    assert (volume / "seed.txt").read_text() == "seed\n"
+    assert sorted((volume / "log").read_text().split()) == ["from-first", "from-second"]
+    logs = sandbox.rkt.run("logs", sandbox.uuid).stdout
+    assert logs.count("seed") == 2
+    manifest = json.loads(sandbox.rkt.run("cat-manifest", sandbox.uuid).stdout)
+    copy_up = [a for a in manifest["annotations"] if a["name"].startswith("rkt.local/copy-up/")]
+    assert copy_up == [{"name": "rkt.local/copy-up/volume-data", "value": "first"}]

@@ -8,6 +8,16 @@ from __future__ import annotations
 INTERFACE_VERSION = 3
 MIN_INTERFACE_VERSION = 1
 
+
+def interface_version(value: object) -> int | None:
+    """The version an ``interface-version`` annotation's value declares: ASCII digits, blanks
+    around them allowed; None for anything else."""
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
 # Entrypoint annotations in the stage1 image manifest.
 ANN_RUN = "coreos.com/rkt/stage1/run"
 ANN_ENTER = "coreos.com/rkt/stage1/enter"

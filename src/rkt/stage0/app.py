@@ -127,7 +127,7 @@ def add_app(
             call_entrypoint(pod, abi.ANN_APP_ADD, [f"--app={name}"], timeout=APP_TIMEOUT)
         except BaseException:
             write_manifest(pod, old)
-            _remove_app_dirs(pod, name, [v.name for v in volumes if v.kind == "empty"])
+            _remove_app_dirs(pod, name, [str(v["name"]) for v in layout["volumes"]])
             raise
     return name
 
@@ -151,7 +151,12 @@ def _merge(manifest: dict[str, Any], new: dict[str, Any], app: dict[str, Any]) -
         *(v for v in new.get("volumes", []) if v["name"] not in names),
     ]
     known = {(a["name"], a["value"]) for a in manifest.get("annotations", [])}
-    extra = [a for a in new.get("annotations", []) if (a["name"], a["value"]) not in known]
+    shared = {abi.COPY_UP_ANNOTATION + name for name in names}  # (docs/images.md: no copy)
+    extra = [
+        a
+        for a in new.get("annotations", [])
+        if (a["name"], a["value"]) not in known and a["name"] not in shared
+    ]
     if extra:
         merged["annotations"] = [*manifest.get("annotations", []), *extra]
     return merged

@@ -125,8 +125,9 @@ def stage1_interface_version(pod: Pod) -> int:
     except (OSError, ValueError) as exc:
         raise PodError(f'pod "{pod.uuid}": cannot read its stage1 manifest') from exc
     for ann in manifest.get("annotations", []):
-        if ann.get("name") == abi.ANN_INTERFACE_VERSION and str(ann.get("value", "")).isdigit():
-            return int(ann["value"])
+        version = abi.interface_version(ann.get("value"))
+        if ann.get("name") == abi.ANN_INTERFACE_VERSION and version is not None:
+            return version
     raise PodError(f'pod "{pod.uuid}": its stage1 declares no interface version')
 
 

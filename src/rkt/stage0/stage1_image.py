@@ -262,14 +262,13 @@ def stage1_entrypoints(rec: ImageRecord) -> Stage1:
     from rkt.schema.image import ImageManifest
 
     manifest = ImageManifest.from_json(rec.manifest)
-    raw = manifest.annotation(abi.ANN_INTERFACE_VERSION)
+    version = abi.interface_version(manifest.annotation(abi.ANN_INTERFACE_VERSION))
     supported = f"{abi.MIN_INTERFACE_VERSION}..{abi.INTERFACE_VERSION}"
-    if raw is None or not raw.strip().isdigit():
+    if version is None:
         raise ImageError(
             f'stage1 "{manifest.name}": no valid interface version annotation '
             f"(this rkt speaks {supported})"
         )
-    version = int(raw)
     if not abi.MIN_INTERFACE_VERSION <= version <= abi.INTERFACE_VERSION:
         raise ImageError(
             f'stage1 "{manifest.name}": interface version {version} is not '

@@ -21,7 +21,9 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
     import argparse
 
-STOP_WAIT = 10.0
+# The stage1 kills with SIGKILL what SIGTERM has not ended after 10 s (docs/stage1-abi.md,
+# "stop"): wait for that, with time for the pod to exit after it.
+STOP_WAIT = 15.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -487,7 +487,7 @@ static const char *add_app(const char *name, char *error, size_t size)
 	}
 	char *target = (char *)tok[k + 1];
 	mkdir_parents(target); /* (a failure shows in the mount's) */
-	if (mount("overlay", target, "overlay", 0, tok[k + 2]) < 0) {
+	if (mount("overlay", target, "overlay", MS_NODEV, tok[k + 2]) < 0) { /* as pod-init's */
 		snprintf(error, size, "app \"%s\": mount its root: %s", name, strerror(errno));
 		free(buf);
 		if (a == &apps[n_apps - 1])
@@ -522,6 +522,14 @@ static const char *start_app(struct app *a, char *error, size_t size)
 	}
 	if (!interactive && (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0)) {
 		snprintf(error, size, "app \"%s\": pipe: %s", a->name, strerror(errno));
+		return error;
+	}
+	/* an app started again: its last run's exit status no longer describes it */
+	if (is_set(a->status_path) && unlink(a->status_path) < 0 && errno != ENOENT) {
+		snprintf(error, size, "app \"%s\": %s: %s", a->name, a->status_path, strerror(errno));
+		if (!interactive) {
+			close(out[0]), close(out[1]), close(err[0]), close(err[1]);
+		}
 		return error;
 	}
 	pid_t pid = spawn_app(a->name, a->launcher, a->plan, interactive, out[1], err[1]);

@@ -10,17 +10,17 @@ them:
    networks compiles it meanwhile); into the app's cgroup (created by the init under the
    pod's, limits written), oom_score_adj.
 1. ``unshare(CLONE_NEWNS)``: the app's own mount namespace, a private copy of the pod's.
-2. ``plan_filesystem``: fresh /proc (the pod's pid namespace), a minimal /dev (tmpfs with
-   null, zero, full, random, urandom, tty bound from the host, a new devpts instance, /dev/shm,
-   the fd symlinks; no other host device), /sys read-only, tmpfs /tmp, the generated fallback
-   /etc/hosts (if any), the pod's volumes (an implicit Docker volume is filled from the image
-   first, by the init's child before it execs the launcher: ``copyup.py``), the resolv.conf/hosts
-   the flags or CNI asked for (over the volumes: rkt's precedence; ``host`` binds the host's file
-   read-only), then the read-only remount of the root if asked. A pod whose CNI networks are
-   still being attached waits for them ("await", the attacher's barrier: network.py) right
-   before its first resolv.conf/hosts bind: those files come from the networks' results. Every
-   target is resolved INSIDE the app's root (openat2 RESOLVE_IN_ROOT), so an image's symlinks
-   cannot redirect a mount onto the host.
+2. ``plan_filesystem``: fresh /proc (the pod's pid namespace), a minimal /dev (a nodev tmpfs
+   with null, zero, full, random, urandom, tty bound from the host, a new devpts instance,
+   /dev/shm, the fd symlinks; no other host device), /sys read-only, tmpfs /tmp, the generated
+   fallback /etc/hosts (if any), the pod's volumes (an implicit Docker volume has been filled
+   from the image before the root was mounted: ``start.copy_up_before_start``), the
+   resolv.conf/hosts the flags or CNI asked for (over the volumes: rkt's precedence; ``host``
+   binds the host's file read-only), then the read-only remount of the root if asked. A pod
+   whose CNI networks are still being attached waits for them ("await", the attacher's
+   barrier: network.py) right before its first resolv.conf/hosts bind: those files come from
+   the networks' results. Every target is resolved INSIDE the app's root (openat2
+   RESOLVE_IN_ROOT), so an image's symlinks cannot redirect a mount onto the host.
 3. pivot_root into the app's root; the old root is detached (nothing of it stays). Then
    ``mask_ops``: rkt's read-only and inaccessible /proc and /sys paths (masks.py), on the app's
    own procfs and sysfs, so plain paths cannot be redirected by the image.
@@ -95,7 +95,11 @@ def plan_filesystem(
     """The mounts and symlinks that make the app's view of the filesystem, in order (pure)."""
     ops = [
         FsOp("/proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC),
-        FsOp("/dev", "tmpfs", "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k"),
+        # nodev: a node the app makes here (CAP_MKNOD is in rkt's default set) opens nothing;
+        # the nodes it is given are bind mounts of the host's, mounts of their own
+        FsOp(
+            "/dev", "tmpfs", "tmpfs", MS_NOSUID | MS_NODEV | MS_STRICTATIME, "mode=755,size=65536k"
+        ),
     ]
     ops += [FsOp(f"/dev/{n}", f"/dev/{n}", None, MS_BIND, create="file") for n in DEV_NODES]
     ops += [

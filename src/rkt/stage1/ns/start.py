@@ -109,6 +109,31 @@ def copy_up_before_start(host: Host, pod: PodDir, specs: list[AppSpec]) -> None:
             host.umount(root)  # not lazily: the overlay's work dir must be free for pod-init
 
 
+def copy_up_added_app(host: Host, pod: PodDir, spec: AppSpec) -> None:
+    """Docker copy-up for an app added to a running mutable pod, before the supervisor mounts
+    its root: as ``copy_up_before_start``, in a child with a private mount namespace of its
+    own (this process goes on in the host's)."""
+    if not has_copy_up([spec]):
+        return
+    read_end, write_end = os.pipe2(os.O_CLOEXEC)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover (the child: tested end to end)
+        code = 0
+        try:
+            os.close(read_end)
+            copy_up_before_start(host, pod, [spec])
+        except BaseException as exc:
+            os.write(write_end, str(exc).encode(errors="replace")[:2000])
+            code = 1
+        os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as errors:
+        message = errors.read().decode(errors="replace")
+    _, status = os.waitpid(pid, 0)
+    if status != 0:
+        raise OSError(f'app "{spec.name}": copy-up: {message or "failed"}')
+
+
 def namespace_steps(plan: LaunchPlan, netns: int | None, flags: int) -> None:
     """Join the pod's CNI namespace (``netns``, a descriptor; ``lo`` up), unshare ``flags``,
     make every mount private and drop our copies of the pinned network namespaces (so no pod
@@ -279,9 +304,13 @@ def _pod_cgroup(pod: PodDir) -> tuple[CgroupBackend | None, PodCgroup | None]:
 
 
 def prepare_added_app(pod: PodDir, spec: AppSpec) -> None:
-    """app/add of a mutable pod, after the app's spec is saved: its cgroup (limits written), its
-    launch plan, and ``<app>.add``, the "overlay" and "app" steps pod-supervisor performs to
-    mount its root and, on app/start, start it."""
+    """app/add of a mutable pod, after the app's spec is saved: its Docker volumes filled
+    (copy-up), its cgroup (limits written), its launch plan, and ``<app>.add``, the "overlay"
+    and "app" steps pod-supervisor performs to mount its root and, on app/start, start it."""
+    if has_copy_up([spec]):  # its own Docker volumes, before its root is mounted for good
+        from rkt.host.linux import LinuxHost
+
+        copy_up_added_app(LinuxHost(), pod, spec)
     backend, cgroup = _pod_cgroup(pod)
     app_cgroup = create_app_cgroup(backend, cgroup, spec)
     root, data = app_root_overlay(pod.path, spec)
