@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The demo: build a signed busybox ACI with `rkt image build`, trust its key by prefix, fetch it
-# into the store (verified), and show it. Uses the default data dir (/var/lib/rkt) and config
+# into the store (verified), show it, run it as a pod, then run a two-app pod (demo-pod.sh). Uses the default data dir (/var/lib/rkt) and config
 # (/etc/rkt) unless RKT_DIR / RKT_LOCAL_CONFIG are set, like rkt itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -51,8 +51,8 @@ fi
 # every .pth file and runs Debian's sitecustomize (~3 ms on each rkt command). Ours starts it
 # with -S and puts the venv's site-packages and our src/ on sys.path itself (PYTHONPATH still
 # comes first: bench/ --against relies on it), then loads rkt's modules from the bundle `make
-# setup` builds (rkt/bundle.py; a checkout without one imports as usual). docs/architecture.md
-# "Start-up".
+# setup` builds (rkt/bundle.py; a checkout without one imports as usual). docs/architecture.md,
+# "rkt's modules are loaded from one file".
 SITE_PACKAGES=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 cat > .venv/bin/rkt.tmp <<LAUNCHER
 #!$PWD/.venv/bin/python -S

@@ -152,3 +152,17 @@ def test_dns_flags_and_files() -> None:
     ):
         with pytest.raises(UsageError):
             dns.parse_dns_options(*args)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("args", "flag"),
+    [
+        (([], ["a.com"]), "--dns-search"),
+        ((["host"], [], ["ndots:1"]), "--dns-opt"),
+        ((["none"], [], [], "pod.local"), "--dns-domain"),
+    ],
+)
+def test_resolv_conf_flags_without_dns_ip_are_refused(args: tuple[object, ...], flag: str) -> None:
+    """They only go into a resolv.conf rkt writes (--dns=IP): not ignored without one."""
+    with pytest.raises(UsageError, match=f"^{flag} needs --dns=IP"):
+        dns.parse_dns_options(*args)  # type: ignore[arg-type]

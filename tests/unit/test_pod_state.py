@@ -170,6 +170,18 @@ def test_uuid_file(tmp_path: Path) -> None:
         read_uuid_file(tmp_path / "missing")
 
 
+def test_the_pod_pid_is_the_init_s_never_the_supervisor_s(root: Path) -> None:
+    """``pid`` is the pod init's (what enter joins); ``ppid``, the stage1 supervisor's, is not
+    a stand-in for it (docs/stage1-abi.md §2)."""
+    pod = make_pod(root, UUID_A, RUN)
+    pod.file(abi.PPID_FILE).write_text("4000\n")
+    assert pod.pid() is None
+    pod.file(abi.PID_FILE).write_text("4242\n")
+    assert pod.pid() == 4242
+    pod.file(abi.PID_FILE).write_text("\u0664\n")  # an Arabic-Indic four: not a pid
+    assert pod.pid() is None
+
+
 def test_pod_info_reads_status_files(root: Path) -> None:
     pod = make_pod(root, UUID_A, RUN, apps=("web", "db"))
     pod.file(abi.PID_FILE).write_text("4242\n")

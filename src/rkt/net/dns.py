@@ -69,6 +69,13 @@ def parse_dns_options(
                 raise UsageError(f'{name}: "{value}" is not a single word')
     if domain and not _fullmatch(_HOSTNAME, domain):
         raise UsageError(f'--dns-domain: "{domain}" is not a domain name')
+    if not servers or servers in (("host",), ("none",)):  # no resolv.conf of rkt's to go in
+        extras = (("--dns-search", _items(search)), ("--dns-opt", _items(options)))
+        needs_ip = [name for name, given in (*extras, ("--dns-domain", domain)) if given]
+        if needs_ip:
+            raise UsageError(
+                f"{needs_ip[0]} needs --dns=IP: it goes only into a resolv.conf rkt writes"
+            )
     merged: dict[str, list[str]] = {}
     from_host = False
     for entry in hosts_entries:

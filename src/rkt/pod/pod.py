@@ -200,14 +200,13 @@ class Pod:
             return None
 
     def pid(self) -> int | None:
-        for name in (abi.PID_FILE, abi.PPID_FILE):
-            try:
-                text = self.file(name).read_text().strip()
-            except (FileNotFoundError, NotADirectoryError):
-                continue
-            if text.isdigit():
-                return int(text)
-        return None
+        """The pod init's host pid, from the stage1's ``pid`` file (docs/stage1-abi.md; not
+        ``ppid``, the stage1 supervisor's, whose namespaces are not the pod's)."""
+        try:
+            text = self.file(abi.PID_FILE).read_text().strip()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return int(text) if text.isascii() and text.isdigit() else None
 
     def read_manifest(self) -> bytes:
         try:

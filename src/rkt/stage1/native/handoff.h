@@ -1,6 +1,5 @@
 /* handoff.h: the signals a pod is handed over with (rkt.stage1.ns.native.HANDOFF_SIGNALS).
- * Whoever hands a pod over (the Python run entrypoint, pod-init) blocks them before it forks the
- * init; the program it exec's next (run-waiter, pod-supervisor) blocks them too and reads them
+ * Whoever hands a pod over (pod-init, first thing) blocks them before it forks the init; the program it exec's next (run-waiter, pod-supervisor) blocks them too and reads them
  * from a signalfd, so a stop request sent in between stays pending instead of being lost. */
 #ifndef RKT_HANDOFF_H
 #define RKT_HANDOFF_H

@@ -1,6 +1,6 @@
 /* pod-supervisor: the resident half of the ns flavor's pod init (PID 1 of the pod).
  *
- * The Python init (src/rkt/stage1/ns/init.py) mounts the apps' root filesystems and forks every
+ * The pod init (pod-init's child, pod-init.c) mounts the apps' root filesystems and forks every
  * app; then it exec's this program, which keeps the pod running for as long as it lives:
  *
  *   - copies each app's stdout/stderr pipe to its own stdout/stderr (the caller's terminal) and,
@@ -29,8 +29,8 @@
  *
  * It is C so that the pod's resident cost is a few hundred kB, not an interpreter (issue 3;
  * docs/architecture.md "Native resident processes"). Signals arrive through a signalfd: the
- * Python init blocks SIGTERM, SIGHUP, SIGINT and SIGCHLD before the exec, so one sent meanwhile
- * stays pending and is read here.
+ * pod init (pod-init) blocks SIGTERM, SIGHUP, SIGINT and SIGCHLD before the exec, so one sent
+ * meanwhile stays pending and is read here.
  *
  * usage: pod-supervisor [--interactive] [--control FD APPS_DIR] -- APP...
  *   where each APP is 14 arguments: NAME PID OUT_FD ERR_FD LOG_PATH STATUS_PATH JSON_PATH

@@ -11,8 +11,8 @@
  *   - with --ignore-signals, it only relays the status (the --private-users helper: stop
  *     requests reach the init through the run process).
  *
- * The Python side blocks SIGTERM, SIGHUP, SIGINT and SIGCHLD before the exec, so a signal sent
- * meanwhile stays pending and is read here from a signalfd.
+ * pod-init blocks SIGTERM, SIGHUP, SIGINT and SIGCHLD first thing, before the exec, so a signal
+ * sent meanwhile stays pending and is read here from a signalfd.
  *
  * usage: run-waiter [--interactive] [--ignore-signals] WAIT_PID [SIGNAL_PID]
  */

@@ -2,14 +2,13 @@
 
 This process is the one stage0 exec'd and stays the caller's child, so limits the caller runs
 under (``systemd-run -p ...``) hold for the pod: the pod's cgroup is created under the caller's.
-It resolves every app's launch first (so a bad manifest fails before anything is created),
-creates the pod cgroup (``subcgroup``), sets up the pod's networks (``rkt.stage1.ns.network``: for
-CNI networks the pod's netns, entered here). A pod then goes to the flavor's native ``pod-init``
+It starts the pod's networks first (``rkt.stage1.ns.network``: for CNI networks a pinned netns
+and the attacher, which runs beside the rest; adopted from stage0's head start when there was
+one), resolves every app's launch (a bad manifest fails here and undoes the networks), creates
+the pod cgroup (``subcgroup``). A pod then goes to the flavor's native ``pod-init``
 (``rkt.stage1.ns.start``; a ``--private-users`` pod through its user-namespace helper,
-``rkt.stage1.ns.userns``). Mutable pods instead: this process unshares mount, UTS,
-IPC and PID namespaces (and the network one for ``--net=none``, with ``lo`` up), forks the
-Python pod init (PID 1 of the pod), writes ``pid`` and ``exec``s the flavor's native
-``run-waiter`` (``rkt.stage1.ns.native``). Either way the process stage0 exec'd ends up as
+``rkt.stage1.ns.userns``); a mutable pod's plan adds the control socket (``listen``), which
+the supervisor serves. Either way the process stage0 exec'd ends up as
 ``run-waiter``: it forwards SIGTERM/SIGHUP/SIGINT to the init and exits with its status.
 
 Imports only the standard library, ``rkt.abi``, ``rkt.errors``, ``rkt.host``, ``rkt.stage1`` (the
@@ -89,7 +88,12 @@ def create_cgroup(pod: PodDir) -> tuple[CgroupBackend | None, PodCgroup | None]:
 
     backend = detect_backend()
     cgroup = backend.create(f"rkt-{pod.uuid}")
-    if not cgroup.dirs:
+    if not cgroup.dirs:  # (limits an app asks for refuse to start: start.create_app_cgroup)
+        print(
+            f'stage1: warning: pod "{pod.uuid}": no cgroup hierarchy is writable here: the pod '
+            "runs without rkt's default pids limit and device allow-list",
+            file=sys.stderr,
+        )
         return None, None
     # The private record first: gc must find every hierarchy even if we die right after.
     write_atomic(pod.file(CGROUP_STATE), cgroup.to_json())
