@@ -90,3 +90,5 @@ def test_version_1_stage1_is_not_given_version_2_flags(
     assert proc.returncode == 254
     errors = [line for line in proc.stderr.splitlines() if not line.startswith("rkt: warning:")]
     assert errors == ["rkt: stage1 speaks interface version 1; --net=default needs version 2"]
+    # rkt run made the pod for this run only: it does not stay behind, prepared
+    assert rkt.run("list", "--no-legend").stdout == ""

@@ -24,7 +24,7 @@ from rkt.cli.run_args import (
     reject_unsupported,
 )
 from rkt.config import load_config
-from rkt.errors import PodError, UsageError
+from rkt.errors import PodError, RktError, UsageError
 from rkt.paths import Path
 from rkt.settings import GlobalOptions
 from rkt.stage0.headstart import HeadStart
@@ -152,9 +152,20 @@ def run_raw(argv: list[str]) -> int:
     head = HeadStart(options)  # the pod's networks start before it is prepared
     try:
         prepared = prepare_from_args(parsed, opts, "run", head=head)
-        _lock, stage1_argv, env = start_run(prepared.pod, options, prepared.lock)
     except BaseException:
         head.abort()  # (a failed prepare has undone them already)
+        raise
+    try:
+        _lock, stage1_argv, env = start_run(prepared.pod, options, prepared.lock)
+    except BaseException as exc:
+        head.abort()
+        if isinstance(exc, RktError):  # (a stage1 too old for the flags): nobody asked to keep it
+            from rkt.stage0.pods import remove_pod
+
+            try:
+                remove_pod(prepared.pod)
+            except (RktError, OSError):
+                pass  # the error that matters is the one raised; gc collects the pod
         raise
     sys.stdout.flush()
     sys.stderr.flush()
