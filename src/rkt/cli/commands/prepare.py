@@ -15,8 +15,11 @@ def run_raw(argv: list[str]) -> int:
     if parsed.help:
         sys.stdout.write(usage("prepare"))
         return 0
-    for flag in sorted(RUN_TIME_FLAGS & parsed.pod.keys()):
-        raise UsageError(f"{flag} is a flag of rkt run-prepared: a prepared pod does not keep it")
+    refused = sorted(RUN_TIME_FLAGS & parsed.pod.keys())
+    if refused:
+        raise UsageError(
+            f"{refused[0]} is a flag of rkt run-prepared: a prepared pod does not keep it"
+        )
     reject_unsupported(parsed)
     opts = parse_globals(parsed.globals)
     prepared = prepare_from_args(parsed, opts, "prepare")
