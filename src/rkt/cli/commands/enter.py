@@ -53,8 +53,34 @@ def choose_app(pod: Pod, wanted: str | None) -> str:
 
 
 def default_command(pod: Pod, app: str) -> list[str]:
-    rootfs = pod.file(abi.appsinfo(app)) / "rootfs"
-    return ["/bin/bash"] if os.path.lexists(rootfs / "bin" / "bash") else ["/bin/sh"]
+    """``/bin/bash`` when the app's image has it, else ``/bin/sh``. An image of layers has
+    them in ``lowerdirs`` (top-most first; ``rootfs`` is only the top one): bash counts from
+    the top-most layer that has it, unless a layer above whites it out."""
+    info = pod.file(abi.appsinfo(app))
+    try:
+        layers = [line for line in (info / "lowerdirs").read_text().splitlines() if line]
+    except OSError:
+        layers = [str(info / "rootfs")]
+    return ["/bin/bash"] if _has_bash(layers) else ["/bin/sh"]
+
+
+def _has_bash(layers: list[str]) -> bool:
+    import stat
+
+    for layer in layers:
+        # /bin may be a link to usr/bin (merged /usr): looked at through usr/bin, never
+        # followed (an absolute link would lead to the host's /usr/bin)
+        wheres = ["usr/bin/bash"]
+        if not os.path.islink(os.path.join(layer, "bin")):
+            wheres.insert(0, "bin/bash")
+        for where in wheres:
+            try:
+                st = os.lstat(os.path.join(layer, where))
+            except OSError:
+                continue
+            whiteout = stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
+            return not whiteout
+    return False
 
 
 def run(args: argparse.Namespace, opts: GlobalOptions) -> int:
