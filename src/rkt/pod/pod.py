@@ -183,6 +183,14 @@ class Pod:
     def is_exited(self) -> bool:
         return (self.phase == RUN and not self.is_locked()) or self.phase == EXITED_GARBAGE
 
+    def is_ready(self) -> bool:
+        """The stage1 says every app has been started and the networks are up: its
+        ``supervisor-status`` is the symlink to ``ready`` (docs/stage1-abi.md §2)."""
+        try:
+            return os.readlink(self.file(abi.SUPERVISOR_STATUS)) == "ready"
+        except OSError:
+            return False
+
     # times --------------------------------------------------------------------------------------
 
     def created_at(self) -> float | None:

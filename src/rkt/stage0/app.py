@@ -67,6 +67,8 @@ def check_mutable(pod: Pod, what: str) -> None:
         raise PodError(f'pod "{pod.uuid}": cannot read its stage1 config') from exc
     if not isinstance(config, dict) or config.get("mutable") is not True:
         raise PodError(f'pod "{pod.uuid}": is not mutable (start it with rkt app sandbox)')
+    if not pod.is_ready():  # the app entrypoints answer once it is (stage1-abi §3)
+        raise PodError(f'pod "{pod.uuid}": is not ready yet (rkt status --wait-ready waits for it)')
 
 
 @contextmanager

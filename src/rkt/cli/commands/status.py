@@ -200,28 +200,20 @@ def wait_exited(root: Path, pod: Pod, timeout: float | None) -> Pod:
     return lookup(root, pod.uuid)
 
 
-def is_ready(path: Path) -> bool:
-    """Whether the stage1's ``supervisor-status`` is the symlink to ``ready``."""
-    try:
-        return os.readlink(path) == "ready"
-    except OSError:
-        return False
-
-
 def wait_ready(root: Path, pod: Pod, timeout: float | None) -> Pod:
     deadline = deadline_of(timeout)
     pod = wait_until_started(root, pod, deadline)
     ready = pod.file(abi.SUPERVISOR_STATUS)
     if pod.phase != RUN:
-        if is_ready(ready):
+        if pod.is_ready():
             return pod
         raise PodError(f'pod "{pod.uuid}": is {pod.state()}, it will never be ready')
     with Inotify() as ino:
         ino.watch(ready.parent, IN_CREATE | IN_MOVED_TO)
         watcher = ExitWatcher(pod)
-        while not is_ready(ready):
+        while not pod.is_ready():
             if watcher.exited.is_set():
-                if is_ready(ready):
+                if pod.is_ready():
                     break
                 raise PodError(f'pod "{pod.uuid}": exited before it was ready')
             left = remaining(deadline)
