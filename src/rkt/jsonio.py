@@ -24,6 +24,7 @@ except ImportError:  # another interpreter: the json package does it all
     _json = None  # type: ignore[assignment]
 
 _WHITESPACE = " \t\n\r"
+TOO_DEEP = "Document nested too deeply"  # the message of a refusal for nesting (no position)
 _CONSTANTS = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}
 
 
@@ -100,6 +101,15 @@ def loads(
         value, end = scan(text, start)
     except StopIteration as exc:
         raise _decode_error("Expecting value", text, exc.value) from None
+    except RecursionError:
+        raise _decode_error(TOO_DEEP, text, start) from None
+    except SystemError:
+        # CPython 3.11's scanner raises its JSONDecodeError only when json.decoder is loaded
+        # already (it looks for it in sys.modules, and without it returns NULL, no exception
+        # set): load it and scan again, for the error json itself gives
+        import json.decoder
+
+        value, end = scan(text, start)
     rest = text[end:]
     if rest.strip(_WHITESPACE):
         raise _decode_error("Extra data", text, end + len(rest) - len(rest.lstrip(_WHITESPACE)))

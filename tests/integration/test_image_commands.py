@@ -7,10 +7,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
+import subprocess
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import require_root
 from tests.integration.conftest import ImageFactory, Rkt
 from tests.support.aci_craft import (
     blob_files,
@@ -259,3 +262,63 @@ def test_image_list_fields_and_json(rkt: Rkt, tmp_path: Path) -> None:
     assert img["labels"] == {"version": "3.1.4", "os": "linux", "arch": "amd64"}
     bad = rkt.run("image", "list", "--fields=nope", check=False)
     assert bad.returncode == 2
+
+
+def test_overwrite_replaces_a_target_only_once_the_new_one_is_complete(
+    rkt: Rkt, tmp_path: Path
+) -> None:
+    """``--overwrite`` never loses what it would replace: an extraction that fails (no space
+    left) leaves the old target as it was; the store's own directory, or one holding it, is
+    never a target; ``image export --overwrite`` replaces only a regular file."""
+    require_root()
+    image_id = fetch(
+        rkt, small_aci(tmp_path / "big.aci", "example.com/big", payload=b"x" * 300_000)
+    )
+    small = tmp_path / "small-fs"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=128k", "tmpfs", str(small)], check=True)
+    try:
+        old = small / "tree"
+        old.mkdir()
+        (old / "precious").write_text("kept")
+        proc = rkt.run("image", "extract", "--overwrite", image_id, str(old), check=False)
+        assert proc.returncode == 254 and proc.stderr.count("\n") == 1, proc.stderr
+        assert f'target "{old}"' in proc.stderr and "No space left" in proc.stderr
+        assert (old / "precious").read_text() == "kept"
+        assert sorted(p.name for p in small.iterdir()) == ["tree"]  # no staging left behind
+    finally:
+        subprocess.run(["umount", str(small)], check=True)
+
+    for target in (rkt.dir, rkt.dir.parent):
+        proc = rkt.run("image", "extract", "--overwrite", image_id, str(target), check=False)
+        assert proc.returncode == 2 and "holds the image store" in proc.stderr
+    assert rkt.run("image", "list", "--no-legend").stdout.count("example.com/big") == 1
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    proc = rkt.run("image", "export", "--overwrite", image_id, str(fifo), check=False)
+    assert proc.returncode == 2 and "not a regular file" in proc.stderr
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+
+
+def test_image_build_and_fetch_refuse_bad_paths_on_one_line(rkt: Rkt, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    (src / "rootfs").mkdir(parents=True)
+    (src / "manifest").write_bytes(manifest_json("example.com/paths", "1"))
+    (tmp_path / "afile").write_text("")
+    (tmp_path / "adir").mkdir()
+    good = tmp_path / "good.aci"
+    rkt.run("image", "build", str(src), str(good))
+    cases = [
+        (["image", "build", str(src), str(tmp_path / "nodir" / "x.aci")], 254, "No such file"),
+        (["image", "build", str(src), str(tmp_path / "afile" / "x.aci")], 254, "Not a directory"),
+        (["image", "build", "--overwrite", str(src), str(tmp_path / "adir")], 2, "regular file"),
+        (["image", "build", str(good), str(tmp_path / "y.aci")], 2, 'needs a "manifest"'),
+        ([*FETCH, str(tmp_path / "adir")], 254, "a directory, not an image file"),
+        ([*FETCH, "/dev/null"], 254, "not a regular file"),
+    ]
+    for argv, code, message in cases:
+        proc = rkt.run(*argv, check=False)
+        errors = [line for line in proc.stderr.splitlines() if "warning:" not in line]
+        assert proc.returncode == code and len(errors) == 1 and message in errors[0], argv
+    assert (tmp_path / "adir").is_dir() and rkt.run("image", "list", "--no-legend").stdout == ""

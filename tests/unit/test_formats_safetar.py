@@ -347,3 +347,20 @@ def test_base256_uid_is_read(dest: Path) -> None:
     )
     entry = next(iter(TarReader(io.BytesIO(data))))
     assert entry.uid == 7
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"mtime": 2**80}, "modification time out of range"),
+        ({"pax_headers": {"mtime": "1" + "0" * 25}}, "modification time out of range"),
+        ({"uid": 99_999_999_999_999}, "owner beyond the largest uid/gid"),
+        ({"pax_headers": {"gid": str(2**32)}}, "owner beyond the largest uid/gid"),
+    ],
+)
+def test_header_values_beyond_what_the_system_holds_are_refused(
+    dest: Path, fields: dict[str, object], message: str
+) -> None:
+    """One line naming the member, not an OverflowError out of utime or chown."""
+    with pytest.raises(ArchiveError, match=f'"big": {message}'):
+        extract(make_tar([f("big", **fields)]), dest)

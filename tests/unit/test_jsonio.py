@@ -84,3 +84,38 @@ def test_jsonio_does_not_import_json_or_re() -> None:
         "print('json' in sys.modules, 're' in sys.modules)"
     )
     assert bare_python(code).split() == ["False", "False"]
+
+
+def test_refused_documents_raise_json_s_error_in_a_process_without_json() -> None:
+    """CPython 3.11's C scanner raises its JSONDecodeError only when ``json.decoder`` is
+    already loaded (else a SystemError, "returned NULL without setting an exception"); the
+    start path does not load it. Every refusal is still json's ValueError, with json's
+    message, and a document nested too deeply is one as well (not a RecursionError)."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    docs = ["{nope", '{"a":1,', '{"a": [1, }', '"\\x"', "[" * 100_000, "[1,]", "{}x"]
+    program = (
+        f"import sys\nsys.path.insert(0, {str(REPO / 'src')!r})\nfrom rkt import jsonio\n"
+        "assert 'json' not in sys.modules\n"
+        f"for doc in {docs!r}:\n"
+        "    try:\n"
+        "        jsonio.loads(doc)\n"
+        "    except ValueError as exc:\n"
+        "        print(type(exc).__name__, str(exc))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-S", "-c", program], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert len(lines) == len(docs)
+    assert all(line.startswith("JSONDecodeError ") for line in lines)
+    for doc, line in zip(docs[:4], lines, strict=False):
+        try:
+            json.loads(doc)
+        except ValueError as exc:
+            assert line == f"JSONDecodeError {exc}"
+    assert lines[4].startswith("JSONDecodeError Document nested too deeply")

@@ -231,3 +231,36 @@ def test_lookup_in_layers_follows_whiteouts(tmp_path: Path):
     assert lookup_in_layers([upper, lower], "etc/passwd") == lower / "etc" / "passwd"
     os.mknod(upper / "etc" / "passwd", stat.S_IFCHR, os.makedev(0, 0))
     assert lookup_in_layers([upper, lower], "etc/passwd") is None
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"Env": 5}, "config.Env is not a list of strings"),
+        ({"Env": "A=b"}, "config.Env is not a list of strings"),
+        ({"Env": [5]}, "config.Env is not a list of strings"),
+        ({"Env": ["A\u0000=b"]}, "config.Env is not a list of strings"),
+        ({"Volumes": ["/a"]}, "config.Volumes is not an object"),
+        ({"ExposedPorts": "80/tcp"}, "config.ExposedPorts is not an object"),
+        ({"Labels": [1]}, "config.Labels is not an object of strings"),
+        ({"Labels": {"a": 1}}, "config.Labels is not an object of strings"),
+        ({"User": 5}, "config.User is not a string"),
+        ({"WorkingDir": 5}, "config.WorkingDir is not a string"),
+    ],
+)
+def test_config_fields_of_the_wrong_type_are_refused(config: dict[str, object], message: str):
+    """A wrong type is refused on one line, never a TypeError or a value quietly left out."""
+    from rkt.formats.oci import parse_config
+
+    blob = json.dumps({"config": config, "rootfs": {"diff_ids": []}}).encode()
+    with pytest.raises(ManifestError, match=f"^image config: {message}$"):
+        parse_config(blob)
+    with pytest.raises(ManifestError, match="os is not a string"):
+        parse_config(json.dumps({"os": 5}).encode())
+
+
+def test_a_volume_with_a_dotdot_component_is_refused():
+    from rkt.formats.oci import derive_app
+
+    with pytest.raises(ManifestError, match=r'volume "/\.\./x" has a "\.\." component'):
+        derive_app({"Cmd": ["sh"], "Volumes": {"/../x": {}}})

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import cast
 
-from rkt.errors import ArchiveError, ManifestError, UsageError
+from rkt.errors import ArchiveError, ImageError, ManifestError, UsageError
 from rkt.formats.background import ReadAhead, Worker
 from rkt.formats.compression import COMPRESSIONS, detected, open_compressor, open_decompressed
 from rkt.formats.safetar import Extractor, member_path
@@ -321,7 +321,7 @@ def _check_build_source(src_dir: Path, out: Path) -> tuple[bytes, os.stat_result
     try:
         manifest_stat = os.lstat(manifest_path)
         rootfs_stat = os.lstat(rootfs)
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, NotADirectoryError) as exc:
         raise UsageError(f'"{src_dir}": needs a "manifest" file and a "rootfs" directory') from exc
     if not stat.S_ISREG(manifest_stat.st_mode) or not stat.S_ISDIR(rootfs_stat.st_mode):
         raise UsageError(f'"{src_dir}": needs a "manifest" file and a "rootfs" directory')
@@ -355,9 +355,14 @@ def build_aci(
         )
     if not overwrite and os.path.lexists(out):
         raise UsageError(f'"{out}": file exists', hint="pass --overwrite to replace it")
+    if os.path.lexists(out) and (os.path.islink(out) or not os.path.isfile(out)):
+        raise UsageError(f'"{out}": not a regular file; --overwrite replaces only those')
     manifest_bytes, manifest_stat = _check_build_source(src_dir, out)
     directory = out.parent if str(out.parent) else Path(".")
-    fd, tmp_name = tempfile.mkstemp(dir=directory, prefix=f".{out.name}.", suffix=".tmp")
+    try:
+        fd, tmp_name = tempfile.mkstemp(dir=directory, prefix=f".{out.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise ImageError(f'"{out}": {exc.strerror or exc}') from exc
     try:
         with os.fdopen(fd, "wb") as tmp:
             image_id = write_aci(

@@ -229,14 +229,39 @@ def choose_platform(index: ImageIndex, want: tuple[str, str, str] | None = None)
 
 
 def parse_config(data: bytes) -> dict[str, Any]:
-    """An image config blob (only what rkt reads is checked)."""
+    """An image config blob (only what rkt reads is checked: a wrong type is an error, never a
+    value quietly left out)."""
     doc = _json(data, "image config")
-    if not isinstance(doc.get("config") or {}, dict):
-        raise ManifestError("image config: config is not an object")
+    for section in ("config", "container_config"):
+        conf = doc.get(section) or {}
+        if not isinstance(conf, dict):
+            raise ManifestError(f"image config: {section} is not an object")
+        _check_config_fields(conf, section)
+    for key in ("os", "architecture", "variant"):
+        if not isinstance(doc.get(key) or "", str):
+            raise ManifestError(f"image config: {key} is not a string")
     rootfs = doc.get("rootfs") or {}
     if not isinstance(rootfs, dict) or not isinstance(rootfs.get("diff_ids", []), list):
         raise ManifestError("image config: rootfs.diff_ids is not a list")
     return doc
+
+
+def _check_config_fields(conf: dict[str, Any], section: str) -> None:
+    def strings(value: Any) -> bool:
+        return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+    for key in ("User", "WorkingDir"):
+        if not isinstance(conf.get(key) or "", str):
+            raise ManifestError(f"image config: {section}.{key} is not a string")
+    env = conf.get("Env") or []
+    if not strings(env) or any("\0" in item for item in env):
+        raise ManifestError(f"image config: {section}.Env is not a list of strings")
+    for key in ("Volumes", "ExposedPorts"):
+        if not isinstance(conf.get(key) or {}, dict):
+            raise ManifestError(f"image config: {section}.{key} is not an object")
+    labels = conf.get("Labels") or {}
+    if not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values()):
+        raise ManifestError(f"image config: {section}.Labels is not an object of strings")
 
 
 def diff_ids(config: dict[str, Any]) -> list[str]:
@@ -306,6 +331,8 @@ def derive_app(conf: dict[str, Any]) -> dict[str, Any]:
     for path in sorted(conf.get("Volumes") or {}):
         if not str(path).startswith("/"):
             continue
+        if ".." in str(path).split("/"):
+            raise ManifestError(f'image config: volume "{path}" has a ".." component')
         name = "volume-" + (_NOT_AC_NAME.sub("-", str(path).lower()).strip("-") or "root")
         if name not in seen:
             seen.add(name)

@@ -227,6 +227,12 @@ def _read_verified(files: _Files, desc: Descriptor, what: str) -> bytes:
     return data
 
 
+def _ref_name(entry: dict[str, Any]) -> str:
+    annotations = entry.get("annotations")
+    ref = annotations.get(REF_ANNOTATION, "") if isinstance(annotations, dict) else ""
+    return ref if isinstance(ref, str) else ""
+
+
 class OciLayoutSource:
     def __init__(self, label: str, files: _Files, path: Path, tag: str) -> None:
         self.label = label
@@ -235,11 +241,16 @@ class OciLayoutSource:
         self.tag = tag
 
     def _entry(self) -> Descriptor:
-        index = jsonio.loads(self.files.read("index.json", SMALL_BLOB))
+        try:
+            index = jsonio.loads(self.files.read("index.json", SMALL_BLOB))
+        except ValueError as exc:
+            raise ManifestError(f'image "{self.label}": index.json is not JSON ({exc})') from exc
         entries = index.get("manifests") if isinstance(index, dict) else None
         if not isinstance(entries, list) or not entries:
             raise ManifestError(f'image "{self.label}": index.json lists no manifests')
-        tags = [((e.get("annotations") or {}).get(REF_ANNOTATION, ""), e) for e in entries]
+        if not all(isinstance(e, dict) for e in entries):
+            raise ManifestError(f'image "{self.label}": index.json: a manifest is not an object')
+        tags = [(_ref_name(e), e) for e in entries]
         if self.tag:
             chosen = [e for t, e in tags if t == self.tag]
             if not chosen:
@@ -301,6 +312,8 @@ class DockerArchiveSource:
             raise ManifestError(f'image "{self.label}": manifest.json is not JSON') from exc
         if not isinstance(entries, list) or not entries:
             raise ManifestError(f'image "{self.label}": manifest.json lists no images')
+        if not all(isinstance(e, dict) for e in entries):
+            raise ManifestError(f'image "{self.label}": manifest.json: an image is not an object')
         entry = self._choose(entries)
         config_bytes = self.files.read(str(entry.get("Config", "")), SMALL_BLOB)
         config = parse_config(config_bytes)
@@ -332,7 +345,8 @@ class DockerArchiveSource:
                 )
             return dict(entries[0])
         for entry in entries:
-            tags = [str(t) for t in entry.get("RepoTags") or []]
+            repo_tags = entry.get("RepoTags")
+            tags = [str(t) for t in repo_tags] if isinstance(repo_tags, list) else []
             if self.ref in tags or any(t.endswith("/" + self.ref) for t in tags):
                 return dict(entry)
         raise NotFoundError(f'image "{self.label}": no image tagged "{self.ref}" in the archive')

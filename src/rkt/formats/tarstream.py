@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
 BLOCK = 512
 MAX_NAME = 4096  # PATH_MAX: longer member names are refused as absurd
+MAX_ID = 0xFFFFFFFE  # the largest uid/gid (2**32 - 1 is "no id")
+MAX_MTIME_NS = 2**63 - 1  # what the kernel's timestamps hold (utimensat), ~ year 2262
 MAX_PAX = 1 << 20  # an extended header above this is hostile (xattr values are <= 64 KiB)
 _CHUNK = 1 << 20
 _ZERO = bytes(BLOCK)
@@ -292,6 +294,10 @@ class TarReader:
             size = _pax_int(pax, "size")
         if numbers["uid"] < 0 or numbers["gid"] < 0:
             raise ArchiveError(f'"{name}": negative owner in tar header')
+        if max(numbers["uid"], numbers["gid"]) > MAX_ID:
+            raise ArchiveError(f'"{name}": owner beyond the largest uid/gid in tar header')
+        if not -MAX_MTIME_NS <= mtime_ns <= MAX_MTIME_NS:
+            raise ArchiveError(f'"{name}": modification time out of range in tar header')
         if kind != "file" and typeflag != b"D":
             size = 0  # as tarfile and GNU tar: only regular files (and GNU dumpdirs) have bodies
         xattrs = tuple(

@@ -74,11 +74,11 @@ def load_object(data: bytes | str | Mapping[str, Any], loc: Loc) -> Mapping[str,
             parse_constant=_no_constant,
             parse_int=_parse_int,
         )
-    except RecursionError as exc:
-        raise loc.error("invalid JSON: nested too deeply") from exc
     except UnicodeDecodeError as exc:
         raise loc.error("invalid JSON: not UTF-8 text") from exc
     except ValueError as exc:  # json.JSONDecodeError, or from _no_constant and _parse_int
+        if getattr(exc, "msg", None) == jsonio.TOO_DEEP:
+            raise loc.error("invalid JSON: nested too deeply") from exc
         lineno, colno, msg = (getattr(exc, attr, None) for attr in ("lineno", "colno", "msg"))
         if isinstance(msg, str):
             msg = msg[:1].lower() + msg[1:]

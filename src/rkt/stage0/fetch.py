@@ -120,6 +120,10 @@ class Fetcher:
         self, path: Path, signature: Path | None, *, source: str, expect: NameRef | None = None
     ) -> str:
         if not path.is_file():
+            if path.is_dir():
+                raise ImageError(f'image "{path}": a directory, not an image file')
+            if path.exists():
+                raise ImageError(f'image "{path}": not a regular file')
             raise NotFoundError(f'image "{path}": no such file')
         _work_ahead()
         sig_bytes = None

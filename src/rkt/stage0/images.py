@@ -22,7 +22,7 @@ from rkt.errors import (
 )
 from rkt.paths import Path
 from rkt.settings import GlobalOptions
-from rkt.store.locks import locked, remove_tree
+from rkt.store.locks import locked
 from rkt.store.records import ImageRecord
 from rkt.store.store import Store
 
@@ -93,8 +93,11 @@ def export_image(store: Store, rec: ImageRecord, out: Path, *, overwrite: bool) 
 
     if rec.compression == "layers":
         raise ImageError(f'image "{rec.name}": a Docker/OCI image; export works on ACIs only')
-    if out.exists() and not overwrite:
-        raise UsageError(f'output "{out}": file exists (use --overwrite)')
+    if os.path.lexists(out):
+        if not overwrite:
+            raise UsageError(f'output "{out}": file exists (use --overwrite)')
+        if not out.is_file() or out.is_symlink():  # a device, a directory, a link: not ours
+            raise UsageError(f'output "{out}": not a regular file; --overwrite replaces only those')
     tmp = out.with_name(f".{out.name}.rkt-tmp-{os.getpid()}")
     try:
         with open(store.blob_path(rec.id), "rb") as raw, open(tmp, "wb") as dst:
@@ -112,12 +115,20 @@ def export_image(store: Store, rec: ImageRecord, out: Path, *, overwrite: bool) 
         raise
 
 
-def prepare_target(target: Path, *, overwrite: bool) -> None:
-    if target.exists():
+def prepare_target(target: Path, store: Store, *, overwrite: bool) -> None:
+    """Check ``target`` for ``image extract|render``. With ``--overwrite`` an existing one is
+    replaced only once the new tree is complete (``rkt.store.render``), and never when it is,
+    or holds, the store itself."""
+    if os.path.lexists(target):
         if not overwrite:
             raise UsageError(f'target "{target}": already exists (use --overwrite)')
-        remove_tree(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
+        here, data = os.path.realpath(target), os.path.realpath(store.data_dir)
+        if data == here or data.startswith(here.rstrip("/") + "/"):
+            raise UsageError(f'target "{target}": holds the image store (--dir); not replaced')
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ImageError(f'target "{target}": {exc.strerror}') from exc
 
 
 @dataclass(frozen=True)

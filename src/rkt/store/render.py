@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from rkt import jsonio
-from rkt.errors import ImageError
+from rkt.errors import ArchiveError, ImageError
 from rkt.paths import Path
 from rkt.store.records import TreeRecord
 from rkt.store.store import Store, tree_id_for
@@ -191,16 +191,32 @@ def _write_to(
     assert rec is not None
     if rec.compression == "layers":
         raise ImageError(f'image "{rec.name}": a Docker/OCI image; this works on ACIs only')
+    from rkt.store.locks import remove_tree
+
     staging = target.parent / f".{target.name}.rkt-tmp-{os.getpid()}"
+    old = target.parent / f".{target.name}.rkt-old-{os.getpid()}"
     try:
         if rootfs_only:
             extract_layers(store, layers, staging)
         else:
             extract_layers(store, layers, staging / "rootfs")
             (staging / "manifest").write_bytes(rec.manifest)
-        os.replace(staging, target)
+        if os.path.lexists(target):  # (--overwrite): set aside, replaced, then removed
+            os.rename(target, old)
+            try:
+                os.rename(staging, target)
+            except BaseException:
+                os.rename(old, target)
+                raise
+        else:
+            os.rename(staging, target)
+    except OSError as exc:
+        raise ImageError(f'target "{target}": {exc.strerror or exc}') from exc
+    except ArchiveError as exc:  # writing a member failed (the store's blob was checked)
+        raise ImageError(f'target "{target}": {exc}') from exc
     finally:
-        if staging.exists():
-            from rkt.store.locks import remove_tree
-
-            remove_tree(staging)
+        for leftover in (staging, old):
+            if leftover.is_dir() and not leftover.is_symlink():
+                remove_tree(leftover)
+            elif os.path.lexists(leftover):
+                os.unlink(leftover)

@@ -40,9 +40,12 @@ def _parse_epoch(value: str, origin: str) -> int:
         epoch = int(value.strip())
     except ValueError:
         epoch = -1
-    if epoch < 0:
+    if not 0 <= epoch <= MAX_EPOCH:
         raise UsageError(f'{origin}: invalid epoch "{value}" (want seconds since 1970)')
     return epoch
+
+
+MAX_EPOCH = (2**63 - 1) // 1_000_000_000  # what a tar member's time may hold for rkt (~2262)
 
 
 def run(args: argparse.Namespace, opts: GlobalOptions) -> int:

@@ -25,6 +25,6 @@ def run(args: argparse.Namespace, opts: GlobalOptions) -> int:
     target = Path(args.target)
     with open_store(opts, "image extract") as store:
         rec = resolve_image(store, args.image)
-        prepare_target(target, overwrite=args.overwrite)
+        prepare_target(target, store, overwrite=args.overwrite)
         extract_to(store, rec.id, target, rootfs_only=args.rootfs_only)
     return 0

@@ -25,7 +25,7 @@ def run(args: argparse.Namespace, opts: GlobalOptions) -> int:
     target = Path(args.target)
     with open_store(opts, "image render") as store:
         rec = resolve_image(store, args.image)
-        prepare_target(target, overwrite=args.overwrite)
+        prepare_target(target, store, overwrite=args.overwrite)
         render_to(
             store,
             rec.id,
