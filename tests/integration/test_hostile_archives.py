@@ -179,6 +179,7 @@ def assert_refused_cleanly(
     assert status == 254, errors
     assert len(errors) == 1, errors
     assert cause in errors[0], errors
+    assert errors[0].startswith(f'rkt: image "{aci}": '), errors  # the line names the image
     # Checked straight after the failing command, before any other rkt command tidies up.
     assert tmp_entries(rkt.dir) == []
     assert blob_files(rkt.dir) == []

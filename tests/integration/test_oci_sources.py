@@ -193,3 +193,26 @@ def test_run_legacy_schema1_image(rkt: Rkt, cutting_registry: _CuttingRegistry):
     ref = f"docker://127.0.0.1:{port}/test/img:schema1"
     proc = rkt.run("run", "--insecure-options=image,http", ref, "--", "sh", "-c", CHECK)
     assert "layers-ok" in proc.stdout
+
+
+def test_a_malformed_layout_is_refused_on_one_line_naming_the_image(
+    rkt: Rkt, tmp_path: Path
+) -> None:
+    """What the layout's index, manifest or config gets wrong is one line that names the
+    image (exit 254), with nothing left in the store; a truncated index.json was an internal
+    error in a process that had not imported ``json``."""
+    bad_config = LayoutWriter(tmp_path / "config")
+    bad_config.tag("v1", bad_config.image([(busybox_tree({}), "gzip")], {"Env": 5}))
+    truncated = LayoutWriter(tmp_path / "index")
+    truncated.tag("v1", truncated.image([(busybox_tree({}), "gzip")], {"Cmd": ["sh"]}))
+    (tmp_path / "index" / "index.json").write_text('{"manifests": [{"a":1,')
+    cases = [
+        (f"oci:{tmp_path / 'config'}:v1", "config.Env is not a list of strings"),
+        (f"oci:{tmp_path / 'index'}:v1", "index.json is not JSON"),
+    ]
+    for ref, cause in cases:
+        proc = rkt.run("--insecure-options=image", "fetch", ref, check=False)
+        errors = [line for line in proc.stderr.splitlines() if "warning:" not in line]
+        assert proc.returncode == 254 and len(errors) == 1, proc.stderr
+        assert errors[0].startswith(f'rkt: image "{ref}": ') and cause in errors[0], errors
+    assert rkt.run("image", "list", "--no-legend").stdout == ""

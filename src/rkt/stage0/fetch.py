@@ -283,15 +283,19 @@ class Fetcher:
             verify_detached(path, sig_bytes, name=manifest.name, keystore=keystore)
         from rkt.stage0.importer import import_image_file  # not needed for a stored image
 
-        image_id = import_image_file(
-            self.store,
-            path,
-            source=source,
-            render=os.geteuid() == 0,
-            progress=self.make_progress(),
-            resolve_dependency=self.resolve_dependency,
-        )
-        return image_id
+        try:
+            return import_image_file(
+                self.store,
+                path,
+                source=source,
+                render=os.geteuid() == 0,
+                progress=self.make_progress(),
+                resolve_dependency=self.resolve_dependency,
+            )
+        except (ArchiveError, ManifestError) as exc:  # found in the tar: say which image
+            if exc.message.startswith(('image "', 'dependency "')):
+                raise
+            raise type(exc)(f'image "{source}": {exc.message}', hint=exc.hint) from exc
 
     def resolve_dependency(self, name: str, labels: dict[str, str], image_id: str | None) -> str:
         """Find (or fetch by discovery) one appc dependency; its ID must match when given."""

@@ -26,7 +26,14 @@ import time
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 
 from rkt import jsonio
-from rkt.errors import ArchiveError, ImageError, NotFoundError, PrivilegeError, SignatureError
+from rkt.errors import (
+    ArchiveError,
+    ImageError,
+    ManifestError,
+    NotFoundError,
+    PrivilegeError,
+    SignatureError,
+)
 from rkt.formats.oci import Descriptor, derive_image_manifest, diff_ids
 from rkt.formats.oci_source import ImageSource, ResolvedImage, is_local_source
 from rkt.paths import Path
@@ -103,7 +110,12 @@ def import_from_source(
     store: Store, source: ImageSource, *, source_label: str, jobs: int = PARALLEL_LAYERS
 ) -> str:
     """Import the image ``source`` resolves to; return its image ID."""
-    resolved = source.resolve()
+    try:
+        resolved = source.resolve()
+    except (ArchiveError, ManifestError) as exc:  # found in its manifest or config: say which
+        if exc.message.startswith('image "'):
+            raise
+        raise type(exc)(f'image "{source.label}": {exc.message}', hint=exc.hint) from exc
     layers = resolved.manifest.layers
     if not layers:
         raise ImageError(f'image "{source.label}": has no layers')
