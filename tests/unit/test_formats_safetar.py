@@ -364,3 +364,17 @@ def test_header_values_beyond_what_the_system_holds_are_refused(
     """One line naming the member, not an OverflowError out of utime or chown."""
     with pytest.raises(ArchiveError, match=f'"big": {message}'):
         extract(make_tar([f("big", **fields)]), dest)
+
+
+def test_overlay_metadata_from_an_archive_is_dropped_other_xattrs_kept(dest: Path) -> None:
+    """Every tree rkt writes may be an overlay's lower dir, where the kernel follows
+    ``trusted.overlay.*`` (opaque dirs, redirects): an archive must not bring its own."""
+    needs_root()
+    xattrs = {
+        "SCHILY.xattr.trusted.overlay.opaque": "y",
+        "SCHILY.xattr.trusted.overlay.redirect": "/elsewhere",
+        "SCHILY.xattr.user.kept": "v",
+    }
+    extract(make_tar([d("dir", pax_headers=xattrs), f("dir/file", pax_headers=xattrs)]), dest)
+    for path in (dest / "dir", dest / "dir" / "file"):
+        assert os.listxattr(path) == ["user.kept"]

@@ -21,7 +21,6 @@ May import ``rkt.errors`` and ``rkt.formats``.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import os
 import stat
@@ -40,7 +39,6 @@ if TYPE_CHECKING:
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
 OPAQUE_XATTR = "trusted.overlay.opaque"
-_OVERLAY_XATTRS = "trusted.overlay."
 
 
 class DigestReader:
@@ -121,10 +119,7 @@ class LayerExtractor(Extractor):
         if base.startswith(WHITEOUT_PREFIX):
             self._whiteout(rel, base, entry.name)
             return True
-        if any(name.startswith(_OVERLAY_XATTRS) for name, _ in entry.xattrs):
-            kept = tuple(x for x in entry.xattrs if not x[0].startswith(_OVERLAY_XATTRS))
-            entry = dataclasses.replace(entry, xattrs=kept)
-        return super().extract(entry, reader)
+        return super().extract(entry, reader)  # (which drops trusted.overlay.* xattrs)
 
     def _whiteout(self, rel: str, base: str, name: str) -> None:
         parent = rel.rpartition("/")[0]

@@ -32,7 +32,7 @@ import os
 import shutil
 import stat
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import TracebackType
 
 from rkt.errors import ArchiveError
@@ -40,6 +40,8 @@ from rkt.formats.background import Worker
 from rkt.formats.tarstream import TarEntry, TarReader
 from rkt.formats.treehash import PendingDigest, TreeHashBuilder
 from rkt.paths import Path
+
+OVERLAY_XATTRS = "trusted.overlay."  # (and oci_layer's whiteouts write opaque itself)
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
@@ -139,6 +141,11 @@ class Extractor:
         """Apply one member (its body is read from ``reader``); False if it was skipped."""
         if entry.kind in ("char", "block"):
             raise ArchiveError(f'"{entry.name}": device nodes are not allowed')
+        if any(name.startswith(OVERLAY_XATTRS) for name, _ in entry.xattrs):
+            # overlayfs's own metadata (opaque, redirect, ...): every tree rkt writes may be an
+            # overlay's lower dir, and an archive must not forge what the kernel follows there
+            kept = tuple(x for x in entry.xattrs if not x[0].startswith(OVERLAY_XATTRS))
+            entry = replace(entry, xattrs=kept)
         rel = strip_path(member_path(entry.name), self._prefix)
         if rel is None or (rel and self._filter is not None and not self._filter(rel)):
             self.skipped += 1
