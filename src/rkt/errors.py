@@ -43,6 +43,17 @@ class RktError(Exception):
         return str(self.args[0]) if self.args else self.__class__.__name__
 
 
+def named(exc: RktError, subject: str) -> RktError:
+    """``exc`` with ``subject`` (``image "X"``) before its message, same kind and hint, for an
+    error found inside an object that did not name it; ``exc`` itself when its message names
+    an image already or its kind takes more than a message."""
+    if exc.message.startswith(('image "', 'dependency "')):
+        return exc
+    if type(exc).__init__ is not RktError.__init__:
+        return exc
+    return type(exc)(f"{subject}: {exc.message}", hint=exc.hint)
+
+
 class UsageError(RktError):
     exit_code = EXIT_USAGE
 

@@ -206,9 +206,16 @@ def test_a_malformed_layout_is_refused_on_one_line_naming_the_image(
     truncated = LayoutWriter(tmp_path / "index")
     truncated.tag("v1", truncated.image([(busybox_tree({}), "gzip")], {"Cmd": ["sh"]}))
     (tmp_path / "index" / "index.json").write_text('{"manifests": [{"a":1,')
+    longer = LayoutWriter(tmp_path / "longer")
+    longer.tag("v1", longer.image([(busybox_tree({}), "gzip")], {"Cmd": ["sh"]}))
+    index = json.loads((tmp_path / "longer" / "index.json").read_text())
+    digest = index["manifests"][0]["digest"]
+    blob = tmp_path / "longer" / "blobs" / "sha256" / digest.split(":")[1]
+    blob.write_bytes(blob.read_bytes() + b" " * 64)  # longer than its descriptor says
     cases = [
         (f"oci:{tmp_path / 'config'}:v1", "config.Env is not a list of strings"),
         (f"oci:{tmp_path / 'index'}:v1", "index.json is not JSON"),
+        (f"oci:{tmp_path / 'longer'}:v1", "content does not match its digest"),
     ]
     for ref, cause in cases:
         proc = rkt.run("--insecure-options=image", "fetch", ref, check=False)

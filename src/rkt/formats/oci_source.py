@@ -221,7 +221,10 @@ def _blob_rel(digest: str) -> str:
 
 
 def _read_verified(files: _Files, desc: Descriptor, what: str) -> bytes:
-    data = files.read(_blob_rel(desc.digest), max(desc.size, 0) or SMALL_BLOB)
+    try:
+        data = files.read(_blob_rel(desc.digest), max(desc.size, 0) or SMALL_BLOB)
+    except ManifestError as exc:  # longer than its descriptor says (or than any manifest is)
+        raise ImageError(f"{what} {desc.digest}: content does not match its digest") from exc
     if sha256_digest(data) != desc.digest or (desc.size >= 0 and len(data) != desc.size):
         raise ImageError(f"{what} {desc.digest}: content does not match its digest")
     return data

@@ -26,6 +26,7 @@ from rkt.errors import (
     NotFoundError,
     SignatureError,
     UsageError,
+    named,
 )
 from rkt.fetch.progress import NullProgress, Progress
 from rkt.fetch.reference import (
@@ -293,9 +294,10 @@ class Fetcher:
                 resolve_dependency=self.resolve_dependency,
             )
         except (ArchiveError, ManifestError) as exc:  # found in the tar: say which image
-            if exc.message.startswith(('image "', 'dependency "')):
+            renamed = named(exc, f'image "{source}"')
+            if renamed is exc:
                 raise
-            raise type(exc)(f'image "{source}": {exc.message}', hint=exc.hint) from exc
+            raise renamed from exc
 
     def resolve_dependency(self, name: str, labels: dict[str, str], image_id: str | None) -> str:
         """Find (or fetch by discovery) one appc dependency; its ID must match when given."""

@@ -33,6 +33,7 @@ from rkt.errors import (
     NotFoundError,
     PrivilegeError,
     SignatureError,
+    named,
 )
 from rkt.formats.oci import Descriptor, derive_image_manifest, diff_ids
 from rkt.formats.oci_source import ImageSource, ResolvedImage, is_local_source
@@ -112,10 +113,11 @@ def import_from_source(
     """Import the image ``source`` resolves to; return its image ID."""
     try:
         resolved = source.resolve()
-    except (ArchiveError, ManifestError) as exc:  # found in its manifest or config: say which
-        if exc.message.startswith('image "'):
+    except (ArchiveError, ImageError, ManifestError) as exc:  # found in it: say which image
+        renamed = named(exc, f'image "{source.label}"')
+        if renamed is exc:
             raise
-        raise type(exc)(f'image "{source.label}": {exc.message}', hint=exc.hint) from exc
+        raise renamed from exc
     layers = resolved.manifest.layers
     if not layers:
         raise ImageError(f'image "{source.label}": has no layers')
