@@ -98,12 +98,21 @@ def test_run_of_a_missing_image_undoes_its_early_networks_at_once(
 def test_run_failing_after_the_pod_is_prepared_undoes_its_early_networks(
     nrkt: NetRkt, net_images: dict[str, Path], tmp_path: Path
 ) -> None:
-    save = tmp_path / "no-such-dir" / "uuid"  # --uuid-file-save fails once the pod is prepared
-    proc = run_pod(
-        nrkt, "--net=default", f"--uuid-file-save={save}", str(net_images["bb"]), check=False
+    # --uuid-file-save fails once the pod is prepared: its directory is a read-only mount
+    readonly = tmp_path / "ro"
+    readonly.mkdir()
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(readonly)], check=True
     )
+    save = readonly / "uuid"
+    try:
+        proc = run_pod(
+            nrkt, "--net=default", f"--uuid-file-save={save}", str(net_images["bb"]), check=False
+        )
+    finally:
+        subprocess.run(["umount", str(readonly)], check=True)
     assert proc.returncode == 254, proc.stderr
-    assert str(save) in proc.stderr
+    assert str(save) in proc.stderr and "Read-only file system" in proc.stderr
     pods = pod_uuids(nrkt)
     assert len(pods) == 1
     assert_no_leftovers(nrkt, pods)  # before gc

@@ -249,6 +249,22 @@ def test_how_a_prepared_pod_runs_is_given_to_run_prepared(pods: Pods) -> None:
     assert pods.status(uuid)["app-busybox"] == "0"
 
 
+def test_a_pod_manifest_without_apps_is_refused_on_one_line(pods: Pods, tmp_path: Path) -> None:
+    """Not an internal error (KeyError) for a missing or null ``apps``."""
+    for doc in (
+        '{"acKind":"PodManifest","acVersion":"0.8.11"}',
+        '{"acKind":"PodManifest","acVersion":"0.8.11","apps":null}',
+    ):
+        manifest = tmp_path / "pod.json"
+        manifest.write_text(doc)
+        proc = pods.rkt.run(
+            "prepare", INSECURE, f"--pod-manifest={manifest}", *pods.stage1, check=False
+        )
+        assert proc.returncode == 254, proc.stderr
+        errors = [line for line in proc.stderr.splitlines() if not line.startswith("rkt: warning:")]
+        assert errors == [f'rkt: --pod-manifest "{manifest}": has no apps']
+
+
 def test_unknown_pod_is_one_line_error(pods: Pods) -> None:
     for command in (["status"], ["stop"], ["rm"], ["cat-manifest"], ["enter"], ["logs"]):
         proc = pods.rkt.run(*command, "deadbeef", check=False)

@@ -12,7 +12,7 @@ from rkt.cli.flags import parse_bool, parse_duration
 from rkt.errors import UsageError
 
 UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+PART = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ns|us|µs|ms|s|m|h)")  # ASCII, as Go
 
 
 def by_regex(text: str) -> float | None:
@@ -54,3 +54,18 @@ def test_booleans() -> None:
     assert [parse_bool(v, "--x") for v in ("false", "0", "no", "F")] == [False] * 4
     with pytest.raises(UsageError, match='--x: invalid boolean "maybe"'):
         parse_bool("maybe", "--x")
+
+
+def test_durations_beyond_go_s_longest_are_refused() -> None:
+    assert parse_duration("2000000h", "--wait") == 2_000_000 * 3600
+    with pytest.raises(UsageError, match="longer than Go's longest"):
+        parse_duration("3000000h", "--wait")
+
+
+def test_an_empty_gc_age_is_refused_not_taken_as_zero() -> None:
+    from rkt.cli.flags import parse_age
+
+    assert parse_age("0s", "--grace-period") == 0.0
+    for empty in ("", "  "):
+        with pytest.raises(UsageError, match="--expire-prepared: empty duration"):
+            parse_age(empty, "--expire-prepared")

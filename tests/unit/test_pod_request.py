@@ -154,3 +154,53 @@ def test_pod_request_stage1_choice() -> None:
     req = pod_request(parse_run_args(["--stage1-path=/s1.aci", "img"]))
     assert req.stage1.path == Path("/s1.aci")
     assert req.stage1.given() == ["path"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["--pod-manifest={tmp}/missing.json"],
+            '--pod-manifest "{tmp}/missing.json": no such file',
+        ),
+        (["--pod-manifest={tmp}"], '--pod-manifest "{tmp}": is not a file'),
+        (["--uuid-file-save={tmp}", "img"], '--uuid-file-save "{tmp}": is a directory'),
+        (["--uuid-file-save={tmp}/no/x", "img"], 'no directory "{tmp}/no"'),
+        (["--stage1-path=/s.aci", "--stage1-name=x", "img"], "only one stage1 may be chosen"),
+        (["--set-env-file={tmp}/binary", "img"], '--set-env-file "{tmp}/binary": not UTF-8 text'),
+    ],
+)
+def test_what_the_flags_alone_get_wrong_is_refused_before_a_pod_exists(
+    tmp_path: Path, argv: list[str], message: str
+) -> None:
+    (tmp_path / "binary").write_bytes(b"\xff\xfe=1\n")
+    args = [a.format(tmp=tmp_path) for a in argv]
+    with pytest.raises(UsageError, match=message.format(tmp=tmp_path).replace("(", "\\(")):
+        pod_request(parse_run_args(args))
+
+
+def test_a_relative_dir_is_made_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stage1 is exec'd from the pod directory: ``rkt --dir=data run`` must still find it."""
+    from rkt.cli.globals import global_options
+
+    monkeypatch.chdir(tmp_path)
+    opts = global_options(
+        data_dir="data",
+        local_config=str(tmp_path / "etc"),
+        system_config=str(tmp_path / "lib"),
+        user_config="",
+        insecure_options="",
+        trust_keys_from_https=False,
+        debug=False,
+    )
+    assert str(opts.dir) == str(tmp_path / "data")
+
+
+def test_a_uuid_file_that_is_not_text_holds_no_uuid(tmp_path: Path) -> None:
+    from rkt.errors import PodError
+    from rkt.paths import Path as RktPath
+    from rkt.pod.pod import read_uuid_file
+
+    (tmp_path / "uuid").write_bytes(b"\xff\xfe")
+    with pytest.raises(PodError, match="does not contain a pod UUID"):
+        read_uuid_file(RktPath(str(tmp_path / "uuid")))

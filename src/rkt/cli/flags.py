@@ -21,13 +21,13 @@ def parse_duration(text: str, flag: str) -> float:
     pos, total = 0, 0.0
     while pos < len(value):
         start = pos
-        while pos < len(value) and value[pos].isdecimal():
+        while pos < len(value) and value[pos] in _DIGITS:
             pos += 1
         digits = pos > start
         if pos < len(value) and value[pos] == ".":
             pos += 1
             fraction = pos
-            while pos < len(value) and value[pos].isdecimal():
+            while pos < len(value) and value[pos] in _DIGITS:
                 pos += 1
             digits = digits or pos > fraction
         unit = next((u for u in _UNITS if value.startswith(u, pos)), None)
@@ -35,7 +35,21 @@ def parse_duration(text: str, flag: str) -> float:
             raise UsageError(f'{flag}: invalid duration "{text}" (examples: 30m, 24h, 1h30m)')
         total += float(value[start:pos]) * _UNITS[unit]
         pos += len(unit)
+    if total > MAX_DURATION:
+        raise UsageError(f'{flag}: duration "{text}" is longer than Go\'s longest (~2562047h)')
     return total
+
+
+_DIGITS = "0123456789"  # ASCII, as Go's: str.isdecimal takes fullwidth and other digits
+MAX_DURATION = (2**63 - 1) / 1e9  # a Go time.Duration, in seconds
+
+
+def parse_age(text: str, flag: str) -> float:
+    """A gc grace period or expiry: a duration that must be written out (an empty value is not
+    0 here: it would collect what the default keeps)."""
+    if not text.strip():
+        raise UsageError(f"{flag}: empty duration (examples: 0s, 30m, 24h)")
+    return parse_duration(text, flag)
 
 
 def parse_bool(value: str, flag: str) -> bool:

@@ -75,7 +75,8 @@ def global_options(
             "RKT_DIR", str(DEFAULT_DIR)
         )
     return GlobalOptions(
-        dir=Path(data_dir),
+        # absolute: the stage1 is exec'd from the pod directory, and a pod's paths are recorded
+        dir=Path(os.path.abspath(data_dir)) if data_dir else Path(data_dir),
         local_config=local,
         system_config=system,
         user_config=Path(user_config) if user_config else None,

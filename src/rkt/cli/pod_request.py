@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from rkt.cli.flags import parse_bool
 from rkt.cli.isolator_flags import isolator_flags
 from rkt.cli.run_args import ParsedApp, ParsedRun
@@ -95,6 +97,8 @@ def read_env_files(paths: list[str]) -> Pairs:
             lines = Path(path).read_text().splitlines()
         except OSError as exc:
             raise UsageError(f'--set-env-file "{path}": {exc.strerror}') from exc
+        except UnicodeDecodeError as exc:
+            raise UsageError(f'--set-env-file "{path}": not UTF-8 text') from exc
         for line in lines:
             line = line.strip()
             if line and not line.startswith("#"):
@@ -173,7 +177,12 @@ def _check_names(apps: tuple[AppRequest, ...], volumes: tuple[VolumeSpec, ...]) 
 
 
 def stage1_choice(parsed: ParsedRun) -> Stage1Choice:
-    """The stage1 asked for with ``--stage1-{url,path,name,hash,from-dir}``."""
+    """The stage1 asked for with ``--stage1-{url,path,name,hash,from-dir}``; what the flags
+    alone get wrong is refused here, before a pod exists."""
+    given = [f for f in STAGE1_FLAGS if parsed.last(f)]
+    if len(given) > 1:
+        raise UsageError(f"only one stage1 may be chosen ({', '.join(given)} given)")
+    _check_output_file(parsed.last("--uuid-file-save"), "--uuid-file-save")
     path = parsed.last("--stage1-path")
     return Stage1Choice(
         url=parsed.last("--stage1-url"),
@@ -182,6 +191,26 @@ def stage1_choice(parsed: ParsedRun) -> Stage1Choice:
         hash=parsed.last("--stage1-hash"),
         from_dir=parsed.last("--stage1-from-dir"),
     )
+
+
+STAGE1_FLAGS = (
+    "--stage1-url",
+    "--stage1-path",
+    "--stage1-name",
+    "--stage1-hash",
+    "--stage1-from-dir",
+)
+
+
+def _check_output_file(path: str | None, flag: str) -> None:
+    """A file the command will write once its pod exists: refused now if it cannot be."""
+    if not path:
+        return
+    if os.path.isdir(path):
+        raise UsageError(f'{flag} "{path}": is a directory')
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise UsageError(f'{flag} "{path}": no directory "{parent}"')
 
 
 def pod_request(parsed: ParsedRun, *, pull_policy_default: str = "new") -> PodRequest:
@@ -194,6 +223,9 @@ def pod_request(parsed: ParsedRun, *, pull_policy_default: str = "new") -> PodRe
     if policy not in ("new", "update", "never"):
         raise UsageError(f'--pull-policy: "{policy}" is not one of new, update, never')
     manifest = parsed.last("--pod-manifest")
+    if manifest is not None and not os.path.isfile(manifest):
+        what = "is not a file" if os.path.exists(manifest) else "no such file"
+        raise UsageError(f'--pod-manifest "{manifest}": {what}')
     apps = tuple(_app_request(app, parsed.shared_app) for app in parsed.apps)
     volumes = tuple(parse_volume(v) for v in pod.get("--volume", []))
     _check_names(apps, volumes)

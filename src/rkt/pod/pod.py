@@ -304,6 +304,8 @@ def read_uuid_file(path: Path) -> str:
         text = path.read_text().strip()
     except OSError as exc:
         raise PodError(f'uuid file "{path}": {exc.strerror}') from exc
+    except UnicodeDecodeError:
+        text = ""  # (not text: no UUID)
     if not is_uuid(text):
         raise PodError(f'uuid file "{path}": does not contain a pod UUID')
     return text

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 
 from rkt import abi, jsonio
-from rkt.errors import ImageError, PodError, RktError, UsageError
+from rkt.errors import ImageError, ManifestError, PodError, RktError, UsageError
 from rkt.paths import Path
 from rkt.pod.pod import (
     Pod,
@@ -399,6 +399,8 @@ def _load_pod_manifest(store: Store, path: Path) -> tuple[dict[str, Any], list[I
     except OSError as exc:
         raise UsageError(f'--pod-manifest "{path}": {exc.strerror}') from exc
     parsed = PodManifest.from_json(data)
+    if not parsed.apps:
+        raise ManifestError(f'--pod-manifest "{path}": has no apps')
     records = []
     for app in parsed.apps:
         rec = store.get(app.image.id)
@@ -409,6 +411,9 @@ def _load_pod_manifest(store: Store, path: Path) -> tuple[dict[str, Any], list[I
             )
         records.append(rec)
     manifest = jsonio.loads(data)
+    for key in ("volumes", "isolators", "annotations", "ports"):  # null: as the schema reads it
+        if key in manifest and manifest[key] is None:
+            del manifest[key]
     for app_doc, rec in zip(manifest["apps"], records, strict=True):
         if not app_doc.get("app"):
             app_doc["app"] = jsonio.loads(rec.manifest).get("app")

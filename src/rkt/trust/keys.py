@@ -93,13 +93,17 @@ def parse_public_key(armored: bytes, *, source: str = "key") -> KeyInfo:
         cert = certs[0]
         if cert.has_secret_keys:  # belt and braces: the packet scan above should have caught it
             raise TrustError(f"{source}: contains secret key material; export the public key only")
-    return KeyInfo(
-        fingerprint=cert.fingerprint.lower(),
-        user_ids=tuple(str(uid) for uid in cert.user_ids),
-        armored=str(cert).encode(),
-        key_handles=key_handles_of(cert),
-        cert=cert,
-    )
+        try:  # a key without a valid self-signature (made in the future, unknown algorithm, ...)
+            return KeyInfo(
+                fingerprint=cert.fingerprint.lower(),
+                user_ids=tuple(str(uid) for uid in cert.user_ids),
+                armored=str(cert).encode(),
+                key_handles=key_handles_of(cert),
+                cert=cert,
+            )
+        except Exception as exc:
+            reason = sequoia_reason(exc)
+            raise TrustError(f"{source}: not a usable openpgp public key: {reason}") from exc
 
 
 def format_fingerprint(fingerprint: str) -> str:

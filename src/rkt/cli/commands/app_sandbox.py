@@ -56,6 +56,8 @@ def sandbox_request(parsed: ParsedRun) -> PodRequest:
         raise UsageError(f"app sandbox: {sorted(unknown)[0]} is an app flag (use rkt app add)")
     pod = parsed.pod
     policy = parsed.last("--pull-policy", "new") or "new"
+    if policy not in ("new", "update", "never"):
+        raise UsageError(f'--pull-policy: "{policy}" is not one of new, update, never')
     annotations = parse_env(parsed.shared_app.get("--annotation", []), "--annotation")
     return PodRequest(
         apps=(),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 
 from rkt.cli.commands.status import pods_root
-from rkt.cli.flags import parse_duration
+from rkt.cli.flags import parse_age
 from rkt.cli.quickparse import add_bool
 from rkt.errors import EXIT_ERROR
 from rkt.pod.pod import ensure_pods_root
@@ -39,8 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, opts: GlobalOptions) -> int:
-    grace = parse_duration(args.grace_period, "--grace-period")
-    expire = parse_duration(args.expire_prepared, "--expire-prepared")
+    grace = parse_age(args.grace_period, "--grace-period")
+    expire = parse_age(args.expire_prepared, "--expire-prepared")
     pods_root(opts, "gc")
     report = gc_pods(
         ensure_pods_root(opts.dir), grace=grace, expire_prepared=expire, mark_only=args.mark_only

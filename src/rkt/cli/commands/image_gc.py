@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from rkt.cli.common import open_store
-from rkt.cli.flags import parse_duration
+from rkt.cli.flags import parse_age
 from rkt.settings import GlobalOptions
 from rkt.stage0.images import gc_images, images_in_use
 
@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, opts: GlobalOptions) -> int:
-    grace = parse_duration(args.grace_period, "--grace-period")
+    grace = parse_age(args.grace_period, "--grace-period")
     with open_store(opts, "image gc") as store:
         removed, orphans = gc_images(store, grace, images_in_use(opts))
     for image_id in removed:
