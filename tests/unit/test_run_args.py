@@ -168,6 +168,8 @@ def test_command_usage_lists_its_own_flags_then_the_global_ones() -> None:
     ("command", "argv", "message"),
     [
         ("app_sandbox", ["--no-overlay=true"], "--no-overlay=true is not supported"),
+        ("app_sandbox", ["--uuid-file-save=/nonexistent/u"], 'no directory "/nonexistent"'),
+        ("app_sandbox", ["--pull-policy=bogus"], '"bogus" is not one of new, update, never'),
         ("app_add", ["0123abcd", "img", "--stdin=stream"], "--stdin=stream is not supported"),
         ("app_add", ["0123abcd", "img", "--stderr=tty"], "--stderr=tty is not supported"),
     ],

@@ -177,12 +177,11 @@ def _check_names(apps: tuple[AppRequest, ...], volumes: tuple[VolumeSpec, ...]) 
 
 
 def stage1_choice(parsed: ParsedRun) -> Stage1Choice:
-    """The stage1 asked for with ``--stage1-{url,path,name,hash,from-dir}``; what the flags
-    alone get wrong is refused here, before a pod exists."""
+    """The stage1 asked for with ``--stage1-{url,path,name,hash,from-dir}`` (more than one is
+    refused here, before a pod exists)."""
     given = [f for f in STAGE1_FLAGS if parsed.last(f)]
     if len(given) > 1:
         raise UsageError(f"only one stage1 may be chosen ({', '.join(given)} given)")
-    _check_output_file(parsed.last("--uuid-file-save"), "--uuid-file-save")
     path = parsed.last("--stage1-path")
     return Stage1Choice(
         url=parsed.last("--stage1-url"),
@@ -202,7 +201,7 @@ STAGE1_FLAGS = (
 )
 
 
-def _check_output_file(path: str | None, flag: str) -> None:
+def check_output_file(path: str | None, flag: str) -> None:
     """A file the command will write once its pod exists: refused now if it cannot be."""
     if not path:
         return
@@ -222,6 +221,7 @@ def pod_request(parsed: ParsedRun, *, pull_policy_default: str = "new") -> PodRe
     policy = parsed.last("--pull-policy", pull_policy_default) or pull_policy_default
     if policy not in ("new", "update", "never"):
         raise UsageError(f'--pull-policy: "{policy}" is not one of new, update, never')
+    check_output_file(parsed.last("--uuid-file-save"), "--uuid-file-save")
     manifest = parsed.last("--pod-manifest")
     if manifest is not None and not os.path.isfile(manifest):
         what = "is not a file" if os.path.exists(manifest) else "no such file"
