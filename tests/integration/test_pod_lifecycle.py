@@ -265,6 +265,17 @@ def test_a_pod_manifest_without_apps_is_refused_on_one_line(pods: Pods, tmp_path
         assert errors == [f'rkt: --pod-manifest "{manifest}": has no apps']
 
 
+def test_a_missing_host_volume_source_is_named(pods: Pods, tmp_path: Path) -> None:
+    """Not "mount /mnt: no such file or directory" from deep in the app's start."""
+    missing = tmp_path / "missing"
+    proc = pods.run(
+        f"--volume=v,kind=host,source={missing}", str(pods.image()), "--mount=volume=v,target=/mnt"
+    )
+    assert proc.returncode == 254, proc.stderr
+    if not pods.stage1:  # the built-in stage1's message (the ABI test stage1 has its own)
+        assert f'source "{missing}" does not exist' in proc.stderr, proc.stderr
+
+
 def test_unknown_pod_is_one_line_error(pods: Pods) -> None:
     for command in (["status"], ["stop"], ["rm"], ["cat-manifest"], ["enter"], ["logs"]):
         proc = pods.rkt.run(*command, "deadbeef", check=False)

@@ -57,7 +57,7 @@ def parse_volume(text: str) -> VolumeSpec:
             "host",
             source=source,
             read_only=read_only,
-            recursive=None if recursive is None else parse_bool(recursive, "recursive"),
+            recursive=None if recursive is None else parse_bool(recursive, "--volume recursive"),
         )
     mode = fields.pop("mode", "0755")
     if not is_octal_mode(mode):

@@ -52,7 +52,7 @@ def check_mutable_pod(pod: PodDir) -> dict[str, object]:
 def resolve_app(pod: PodDir, args: AppArgs, config: dict[str, object]) -> None:
     """app/add: the app's launch, resolved and saved for the init (and later for enter)."""
     from rkt.stage1.ns.namefiles import with_name_files
-    from rkt.stage1.ns.run import save_app_spec
+    from rkt.stage1.ns.run import check_volume_sources, save_app_spec
     from rkt.stage1.ns.start import prepare_added_app
 
     manifest = pod.read_manifest()
@@ -63,6 +63,7 @@ def resolve_app(pod: PodDir, args: AppArgs, config: dict[str, object]) -> None:
     given = raw if isinstance(raw, list) else []
     insecure = frozenset(o for o in given if isinstance(o, str)) & INSECURE_OPTIONS
     spec = with_name_files(pod, build_app_spec(pod, manifest, pod_app, insecure))
+    check_volume_sources(spec)
     save_app_spec(pod, spec)
     prepare_added_app(pod, spec)
 

@@ -69,8 +69,21 @@ def prepare_apps(pod: PodDir, args: RunArgs) -> list[AppSpec]:
     if args.mutable and args.private_users is not None:
         raise PodError(f'pod "{pod.uuid}": --mutable with --private-users is not supported')
     specs = [build_app_spec(pod, manifest, app, args.insecure) for app in manifest.apps]
+    for spec in specs:
+        check_volume_sources(spec)
     pod.ensure_stage1_dirs()
     return specs  # saved by start_pod, once their resolv.conf/hosts are known
+
+
+def check_volume_sources(spec: AppSpec) -> None:
+    """A volume whose source does not exist (a host path) is refused naming it: its bind would
+    fail later in app-exec naming only the target."""
+    for mount in spec.mounts:
+        if not os.path.lexists(mount.source):
+            raise PodError(
+                f'app "{spec.name}": the volume at "{mount.target}": source "{mount.source}" '
+                "does not exist"
+            )
 
 
 def save_app_spec(pod: PodDir, spec: AppSpec) -> None:
