@@ -204,3 +204,13 @@ def test_a_uuid_file_that_is_not_text_holds_no_uuid(tmp_path: Path) -> None:
     (tmp_path / "uuid").write_bytes(b"\xff\xfe")
     with pytest.raises(PodError, match="does not contain a pod UUID"):
         read_uuid_file(RktPath(str(tmp_path / "uuid")))
+
+
+@pytest.mark.parametrize("flag", ["--set-env", "--environment"])
+def test_an_environment_name_appc_refuses_is_a_usage_error(flag: str) -> None:
+    args = [f"{flag}=A B=1", "img"] if flag == "--set-env" else ["img", f"{flag}=A B=1"]
+    with pytest.raises(UsageError, match=f'{flag}: "A B" is not a valid environment'):
+        pod_request(parse_run_args(args))
+    # annotations and labels are not environment names
+    req = pod_request(parse_run_args(["--user-annotation=a b=1", "img", "--annotation=x y=2"]))
+    assert req.user_annotations == (("a b", "1"),)

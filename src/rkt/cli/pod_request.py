@@ -11,7 +11,7 @@ from rkt.errors import ManifestError, UsageError
 from rkt.paths import Path
 from rkt.stage0.request import AppRequest, MountSpec, Pairs, PodRequest, VolumeSpec
 from rkt.stage0.stage1_image import Stage1Choice
-from rkt.textcheck import is_octal_mode
+from rkt.textcheck import is_env_name, is_octal_mode
 
 
 def _kv_list(text: str, flag: str) -> dict[str, str]:
@@ -81,11 +81,16 @@ def parse_mount(text: str) -> MountSpec:
 
 
 def parse_env(values: list[str], flag: str) -> Pairs:
+    """NAME=VALUE pairs; for the environment flags NAME must be a variable name appc accepts
+    (checked here, before a pod exists, rather than by the stage1)."""
+    environment = flag.startswith(("--set-env", "--environment"))
     pairs = []
     for value in values:
         key, eq, val = value.partition("=")
         if not eq or not key:
             raise UsageError(f'{flag}: "{value}" is not NAME=VALUE')
+        if environment and not is_env_name(key):
+            raise UsageError(f'{flag}: "{key}" is not a valid environment variable name')
         pairs.append((key, val))
     return tuple(pairs)
 
