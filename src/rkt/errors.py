@@ -54,6 +54,24 @@ def named(exc: RktError, subject: str) -> RktError:
     return type(exc)(f"{subject}: {exc.message}", hint=exc.hint)
 
 
+class naming:
+    """``with naming('image "X"', ArchiveError, ...):``: an error of those kinds raised inside
+    leaves ``named`` after the subject (a plain class: contextlib is not on the start path)."""
+
+    def __init__(self, subject: str, *kinds: type[RktError]) -> None:
+        self.subject = subject
+        self.kinds = kinds
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
+        if isinstance(exc, self.kinds):
+            renamed = named(exc, self.subject)
+            if renamed is not exc:
+                raise renamed from exc
+
+
 class UsageError(RktError):
     exit_code = EXIT_USAGE
 

@@ -336,6 +336,17 @@ def _check_build_source(src_dir: Path, out: Path) -> tuple[bytes, os.stat_result
     return data, manifest_stat
 
 
+def check_output(out: Path, *, overwrite: bool) -> None:
+    """An ACI file about to be written at ``out`` (build, export): an existing one only with
+    ``overwrite``, and only a regular file (never a device, a directory or a link)."""
+    if not os.path.lexists(out):
+        return
+    if not overwrite:
+        raise UsageError(f'"{out}": file exists', hint="pass --overwrite to replace it")
+    if os.path.islink(out) or not os.path.isfile(out):
+        raise UsageError(f'"{out}": not a regular file; --overwrite replaces only those')
+
+
 def build_aci(
     src_dir: Path,
     out: Path,
@@ -353,10 +364,7 @@ def build_aci(
         raise UsageError(
             f'unknown compression "{compression}" (choose from {", ".join(COMPRESSIONS)})'
         )
-    if not overwrite and os.path.lexists(out):
-        raise UsageError(f'"{out}": file exists', hint="pass --overwrite to replace it")
-    if os.path.lexists(out) and (os.path.islink(out) or not os.path.isfile(out)):
-        raise UsageError(f'"{out}": not a regular file; --overwrite replaces only those')
+    check_output(out, overwrite=overwrite)
     manifest_bytes, manifest_stat = _check_build_source(src_dir, out)
     directory = out.parent if str(out.parent) else Path(".")
     try:

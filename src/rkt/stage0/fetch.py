@@ -26,7 +26,7 @@ from rkt.errors import (
     NotFoundError,
     SignatureError,
     UsageError,
-    named,
+    naming,
 )
 from rkt.fetch.progress import NullProgress, Progress
 from rkt.fetch.reference import (
@@ -264,27 +264,29 @@ class Fetcher:
         expect: NameRef | None,
         missing_sig: str,
     ) -> str:
-        manifest = _peek_manifest(path, source)
-        if expect is not None:
-            _check_discovered(manifest, expect)
-        if self.opts.insecure.image:
-            if not self._warned_insecure:
-                self.warn("signature verification has been disabled (--insecure-options=image)")
-                self._warned_insecure = True
-        else:
-            if sig_bytes is None:
-                raise SignatureError(
-                    f'image "{manifest.name}": no signature found at {missing_sig}',
-                    hint="use --signature, or --insecure-options=image to skip verification",
-                )
-            from rkt.trust.keystore import Keystore
-            from rkt.trust.verify import verify_detached
+        # Until its manifest is read the image has no trusted name: what is found wrong in the
+        # file names it by where it came from.
+        with naming(f'image "{source}"', ArchiveError, ManifestError):
+            manifest = _peek_manifest(path)
+            if expect is not None:
+                _check_discovered(manifest, expect)
+            if self.opts.insecure.image:
+                if not self._warned_insecure:
+                    self.warn("signature verification has been disabled (--insecure-options=image)")
+                    self._warned_insecure = True
+            else:
+                if sig_bytes is None:
+                    raise SignatureError(
+                        f'image "{manifest.name}": no signature found at {missing_sig}',
+                        hint="use --signature, or --insecure-options=image to skip verification",
+                    )
+                from rkt.trust.keystore import Keystore
+                from rkt.trust.verify import verify_detached
 
-            keystore = Keystore(self.opts.local_config, self.opts.system_config)
-            verify_detached(path, sig_bytes, name=manifest.name, keystore=keystore)
-        from rkt.stage0.importer import import_image_file  # not needed for a stored image
+                keystore = Keystore(self.opts.local_config, self.opts.system_config)
+                verify_detached(path, sig_bytes, name=manifest.name, keystore=keystore)
+            from rkt.stage0.importer import import_image_file  # not needed for a stored image
 
-        try:
             return import_image_file(
                 self.store,
                 path,
@@ -293,11 +295,6 @@ class Fetcher:
                 progress=self.make_progress(),
                 resolve_dependency=self.resolve_dependency,
             )
-        except (ArchiveError, ManifestError) as exc:  # found in the tar: say which image
-            renamed = named(exc, f'image "{source}"')
-            if renamed is exc:
-                raise
-            raise renamed from exc
 
     def resolve_dependency(self, name: str, labels: dict[str, str], image_id: str | None) -> str:
         """Find (or fetch by discovery) one appc dependency; its ID must match when given."""
@@ -350,18 +347,14 @@ def _read_signature(path: Path) -> bytes | None:
         raise SignatureError(f'signature "{path}": {exc.strerror or exc}') from exc
 
 
-def _peek_manifest(path: Path, source: str) -> ImageManifest:
+def _peek_manifest(path: Path) -> ImageManifest:
     """Read and validate the manifest before trusting anything else in the file."""
     from rkt.formats.aci import read_aci_manifest
     from rkt.schema.image import ImageManifest
 
-    try:
-        with _open(path) as raw:
-            data = read_aci_manifest(raw)
-        return ImageManifest.from_json(data)
-    except (ArchiveError, ManifestError) as exc:
-        # The image has no trusted name yet: name it by where it came from.
-        raise type(exc)(f'image "{source}": {exc.message}', hint=exc.hint) from exc
+    with _open(path) as raw:
+        data = read_aci_manifest(raw)
+    return ImageManifest.from_json(data)
 
 
 def _check_discovered(manifest: ImageManifest, expect: NameRef) -> None:

@@ -89,15 +89,12 @@ def images_for_removal(store: Store, text: str) -> list[ImageRecord]:
 
 def export_image(store: Store, rec: ImageRecord, out: Path, *, overwrite: bool) -> None:
     """Write the image as an uncompressed ACI (same image ID when re-imported)."""
+    from rkt.formats.aci import check_output
     from rkt.formats.compression import open_decompressed
 
     if rec.compression == "layers":
         raise ImageError(f'image "{rec.name}": a Docker/OCI image; export works on ACIs only')
-    if os.path.lexists(out):
-        if not overwrite:
-            raise UsageError(f'output "{out}": file exists (use --overwrite)')
-        if not out.is_file() or out.is_symlink():  # a device, a directory, a link: not ours
-            raise UsageError(f'output "{out}": not a regular file; --overwrite replaces only those')
+    check_output(out, overwrite=overwrite)
     tmp = out.with_name(f".{out.name}.rkt-tmp-{os.getpid()}")
     try:
         with open(store.blob_path(rec.id), "rb") as raw, open(tmp, "wb") as dst:

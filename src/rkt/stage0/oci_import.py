@@ -33,7 +33,7 @@ from rkt.errors import (
     NotFoundError,
     PrivilegeError,
     SignatureError,
-    named,
+    naming,
 )
 from rkt.formats.oci import Descriptor, derive_image_manifest, diff_ids
 from rkt.formats.oci_source import ImageSource, ResolvedImage, is_local_source
@@ -111,13 +111,8 @@ def import_from_source(
     store: Store, source: ImageSource, *, source_label: str, jobs: int = PARALLEL_LAYERS
 ) -> str:
     """Import the image ``source`` resolves to; return its image ID."""
-    try:
-        resolved = source.resolve()
-    except (ArchiveError, ImageError, ManifestError) as exc:  # found in it: say which image
-        renamed = named(exc, f'image "{source.label}"')
-        if renamed is exc:
-            raise
-        raise renamed from exc
+    with naming(f'image "{source.label}"', ArchiveError, ImageError, ManifestError):
+        resolved = source.resolve()  # (what is wrong in it: named after the image)
     layers = resolved.manifest.layers
     if not layers:
         raise ImageError(f'image "{source.label}": has no layers')

@@ -6,12 +6,12 @@ import sys
 
 from rkt.cli.net_flags import DEFAULT_NET, NETWORKS, hostname_option, network_options
 from rkt.cli.quickparse import add_bool
-from rkt.cli.run_args import check_default_only
 from rkt.errors import UsageError
 from rkt.pod.pod import ensure_pods_root, find_pod
 from rkt.settings import GlobalOptions
 from rkt.stage0.privileges import require_root
 from rkt.stage0.run import RunOptions, exec_stage1, start_run
+from rkt.textcheck import is_lower_hex
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
@@ -56,17 +56,18 @@ def uuid_and_net(args: argparse.Namespace) -> tuple[str, str]:
 
 
 def _uuid_like(value: str | None) -> bool:
-    """A UUID or a prefix of one (not a network: those are AC names or NAME:ARGS)."""
-    return value is not None and value != "" and set(value) <= _UUID_CHARS
-
-
-_UUID_CHARS = frozenset("0123456789abcdef-")
+    """A UUID or a prefix of one, as ``find_pod`` takes it (not a network: those are AC names
+    or NAME:ARGS)."""
+    return value is not None and is_lower_hex(value.strip().lower().replace("-", ""))
 
 
 def run(args: argparse.Namespace, opts: GlobalOptions) -> int:
     uuid, net = uuid_and_net(args)
-    check_default_only("--mds-register", str(args.mds_register).lower())
-    check_default_only("--ipc", args.ipc)
+    if args.mds_register or args.ipc != "auto":  # (rkt.cli.run_args only then)
+        from rkt.cli.run_args import check_default_only
+
+        check_default_only("--mds-register", str(args.mds_register).lower())
+        check_default_only("--ipc", args.ipc)
     require_root("run-prepared")
     network = network_options(
         opts,

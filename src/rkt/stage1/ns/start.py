@@ -113,8 +113,6 @@ def copy_up_added_app(host: Host, pod: PodDir, spec: AppSpec) -> None:
     """Docker copy-up for an app added to a running mutable pod, before the supervisor mounts
     its root: as ``copy_up_before_start``, in a child with a private mount namespace of its
     own (this process goes on in the host's)."""
-    if not has_copy_up([spec]):
-        return
     read_end, write_end = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
     if pid == 0:  # pragma: no cover (the child: tested end to end)
