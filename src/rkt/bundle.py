@@ -177,6 +177,26 @@ def descriptors() -> tuple[int, ...]:
     return tuple(f.fd for f in _finders())
 
 
+def identity() -> "str | None":
+    """The installed bundle file's identity (device, inode, size, mtime), None without one."""
+    for finder in _finders():
+        st = os.fstat(finder.fd)
+        return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
+    return None
+
+
+def serves_all(package: str) -> bool:
+    """Whether every submodule of ``package`` loaded so far (this one apart: it installs the
+    bundle) came from the installed bundle: none was imported from a source file edited
+    since the bundle was built."""
+    prefix = package + "."
+    return all(
+        isinstance(getattr(module, "__loader__", None), BundleFinder)
+        for name, module in list(sys.modules.items())
+        if name.startswith(prefix) and name != __name__
+    )
+
+
 def _finders() -> "list[BundleFinder]":
     return [f for f in sys.meta_path if isinstance(f, BundleFinder)]
 

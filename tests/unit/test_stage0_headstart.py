@@ -14,7 +14,7 @@ from rkt import abi
 from rkt.paths import Path as RktPath
 from rkt.pod.pod import Pod, PodLock, create_embryo, ensure_pods_root
 from rkt.stage0 import headstart, inprocess, pods
-from rkt.stage0.prepare import _link_tree
+from rkt.stage0.layout import link_tree
 from rkt.stage0.request import AppRequest, PodRequest
 from rkt.stage0.run import RunOptions, start_run
 from rkt.stage0.stage1_image import Stage1Choice, builtin_flavor_chosen
@@ -183,7 +183,7 @@ def test_the_stage1_tree_is_merged_into_the_early_journals_directory(tmp_path: P
     target = tmp_path / "pod" / "stage1" / "rootfs"
     (target / "rkt" / "private").mkdir(parents=True)
     (target / "rkt" / "private" / "net.json").write_text("{}")
-    _link_tree(str(source), str(target))
+    link_tree(str(source), str(target))
     assert (target / "run").read_text() == "#!/bin/sh\n"
     assert (target / "rkt" / "README").read_text() == "x"
     assert (target / "rkt" / "private" / "net.json").read_text() == "{}"

@@ -112,6 +112,7 @@ def add_app(
     resolve_dependency: Callable[..., str] | None = None,
 ) -> str:
     """Add the (single) app of ``req`` to the running mutable pod; returns its name."""
+    from rkt.stage0.layout import Layout
     from rkt.stage0.prepare import _lay_out_apps
 
     check_mutable(pod, "app add")
@@ -124,7 +125,9 @@ def add_app(
         merged = _merge(manifest, new, app)
         layout = {"apps": [app], "volumes": _new_volumes(old, merged, volumes)}
         try:
-            _lay_out_apps(store, pod.path, layout, list(records), resolve_dependency)
+            steps = Layout()
+            _lay_out_apps(store, steps, layout, list(records), resolve_dependency)
+            steps.apply(str(pod.path))
             write_manifest(pod, merged)
             call_entrypoint(pod, abi.ANN_APP_ADD, [f"--app={name}"], timeout=APP_TIMEOUT)
         except BaseException:

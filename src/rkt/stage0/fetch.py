@@ -84,11 +84,15 @@ class Fetcher:
         self.ask = ask
         self._client: HttpClient | None = None
         self._warned_insecure = False
+        # what the fetches were (rkt.stage0.runmemo): how many, and the names found in the store
+        self.fetched = 0
+        self.store_hits: list[str] = []
 
     # entry point ------------------------------------------------------------------------------
 
     def fetch(self, request: FetchRequest) -> str:
         """Bring one image into the store; return its image ID."""
+        self.fetched += 1
         if request.pull_policy not in PULL_POLICIES:
             raise UsageError(
                 f'--pull-policy: "{request.pull_policy}" is not one of new, update, never'
@@ -154,6 +158,7 @@ class Fetcher:
         if request.pull_policy in ("new", "never"):
             found = self.store.find_by_name(ref.name, labels)
             if found:
+                self.store_hits.append(ref.name)
                 return found[0].id
             if request.pull_policy == "never":
                 raise NotFoundError(

@@ -21,9 +21,8 @@ from rkt.pod.pod import (
     abandon_pod,
     create_embryo,
     ensure_pods_root,
-    write_atomic,
 )
-from rkt.records import NamedTuple
+from rkt.stage0.layout import Layout, PreparedPod, finish_layout
 from rkt.stage0.request import AppRequest, Pairs, PodRequest
 from rkt.stage0.stage1_image import Stage1, select_stage1
 from rkt.store.records import ImageRecord
@@ -37,12 +36,6 @@ if TYPE_CHECKING:
 
 # rkt.formats.oci keeps a Docker/OCI image's Entrypoint in this annotation of the derived manifest.
 _DOCKER_ENTRYPOINT = "appc.io/docker/entrypoint"
-
-
-class PreparedPod(NamedTuple):
-    pod: Pod
-    stage1: Stage1
-    lock: PodLock | None = None  # still held (``keep_lock``): the caller runs the pod next
 
 
 def _env_list(pairs: Pairs) -> list[dict[str, str]]:
@@ -247,30 +240,7 @@ def build_pod_manifest(
     return pod, records
 
 
-def _link_tree(source: str, target: str) -> None:
-    """``target`` as a copy of the tree ``source``: directories made with their modes, files
-    hard-linked (copied only across filesystems), symlinks recreated. The stage1 tree is a
-    dozen entries; shutil.copytree would cost its import (~2.5 ms) on every pod. Directories
-    that exist are merged into (a network started early keeps its journal in the stage1's
-    private directory: stage0/headstart.py)."""
-    os.makedirs(target, exist_ok=True)
-    os.chmod(target, os.stat(source).st_mode & 0o7777)
-    for entry in os.scandir(source):
-        src, dst = entry.path, os.path.join(target, entry.name)
-        if entry.is_symlink():
-            os.symlink(os.readlink(src), dst)
-        elif entry.is_dir():
-            _link_tree(src, dst)
-        else:
-            try:
-                os.link(src, dst)
-            except OSError:
-                import shutil
-
-                shutil.copy2(src, dst)
-
-
-def _copy_stage1(store: Store, stage1: Stage1, pod_dir: Path) -> None:
+def _copy_stage1(store: Store, stage1: Stage1, layout: Layout) -> None:
     """A private copy of the (small) stage1 tree: hard links where possible, no mounts. The
     stage1 image counts as used, as the apps' images do: ``image gc`` keeps what pods start
     with (rkt's LastUsed)."""
@@ -281,48 +251,54 @@ def _copy_stage1(store: Store, stage1: Stage1, pod_dir: Path) -> None:
         render_image_tree(store, rec.id)
         rec = store.get(rec.id) or rec
     assert rec.tree_id is not None
-    source = store.tree_path(rec.tree_id) / "rootfs"
-    target = pod_dir / abi.STAGE1_ROOTFS
-
-    _link_tree(str(source), str(target))
-    (pod_dir / abi.STAGE1_MANIFEST).write_bytes(rec.manifest)
+    layout.link_tree(abi.STAGE1_ROOTFS, str(store.tree_path(rec.tree_id) / "rootfs"))
+    layout.write(abi.STAGE1_MANIFEST, rec.manifest)
     for sub in (abi.STATUS_DIR, abi.LOGS_DIR, abi.ENV_DIR):
-        (pod_dir / sub).mkdir(parents=True, exist_ok=True)
+        layout.mkdir(sub, exist_ok=True)
+    _touch(store, rec, layout)
+
+
+def _touch(store: Store, rec: ImageRecord, layout: Layout) -> None:
     store.touch(rec.id, rec.last_used)
+    layout.used(rec.last_used)
 
 
 def _lay_out_apps(
     store: Store,
-    pod_dir: Path,
+    layout: Layout,
     pod: dict[str, Any],
     records: list[ImageRecord],
     resolve: Callable[..., str] | None,
 ) -> None:
     for app, rec in zip(pod["apps"], records, strict=True):
-        info = pod_dir / abi.appsinfo(app["name"])
-        info.mkdir(parents=True)
-        (info / "manifest").write_bytes(rec.manifest)
-        if not _lay_out_layers(store, info, rec):
+        info = abi.appsinfo(app["name"])
+        layout.mkdir(info)
+        layout.write(f"{info}/manifest", rec.manifest)
+        if not _lay_out_layers(store, info, rec, layout):
             tree_id = rec.tree_id
             if tree_id is None or not store.tree_path(tree_id).is_dir():
                 from rkt.store.render import render_image_tree
 
                 tree_id = render_image_tree(store, rec.id, resolve_dependency=resolve).id
-            (info / "treeStoreID").write_text(tree_id)
-            (info / "rootfs").symlink_to(store.tree_path(tree_id) / "rootfs")
-        overlay = pod_dir / abi.app_overlay(app["name"])
-        (overlay / "upper").mkdir(parents=True)
-        (overlay / "work").mkdir()
-        store.touch(rec.id, rec.last_used)
+            rootfs = str(store.tree_path(tree_id) / "rootfs")
+            layout.write(f"{info}/treeStoreID", tree_id.encode())
+            layout.symlink(f"{info}/rootfs", rootfs)
+            layout.sources.append(rootfs)
+        overlay = abi.app_overlay(app["name"])
+        layout.mkdir(f"{overlay}/upper")
+        layout.mkdir(f"{overlay}/work")
+        _touch(store, rec, layout)
     for vol in pod.get("volumes", []):
         if vol["kind"] == "empty":
-            path = pod_dir / abi.VOLUMES_DIR / vol["name"]
-            path.mkdir(parents=True)
-            os.chown(path, int(vol.get("uid", 0)), int(vol.get("gid", 0)))
-            path.chmod(int(str(vol.get("mode", "0755")), 8))
+            layout.mkdir(
+                f"{abi.VOLUMES_DIR}/{vol['name']}",
+                mode=int(str(vol.get("mode", "0755")), 8),
+                uid=int(vol.get("uid", 0)),
+                gid=int(vol.get("gid", 0)),
+            )
 
 
-def _lay_out_layers(store: Store, info: Path, rec: ImageRecord) -> bool:
+def _lay_out_layers(store: Store, info: str, rec: ImageRecord, layout: Layout) -> bool:
     """A Docker/OCI image: ``lowerdirs`` lists its layer trees, top-most first (stage1-abi §2).
 
     ``rootfs`` points at the top-most layer (informational; the stack is what a stage1 mounts).
@@ -339,10 +315,11 @@ def _lay_out_layers(store: Store, info: Path, rec: ImageRecord) -> bool:
             f'image "{rec.name}": layer {missing[0].parent.name} is missing from the store; '
             "fetch the image again"
         )
-    unique = list(dict.fromkeys(trees))  # a layer listed twice (schema 1): its top-most place
-    (info / "lowerdirs").write_text("".join(f"{t}\n" for t in unique))
-    (info / "treeStoreID").write_text(layer_key(digests[-1]))
-    (info / "rootfs").symlink_to(unique[0])
+    unique = [str(t) for t in dict.fromkeys(trees)]  # a layer listed twice: its top-most place
+    layout.write(f"{info}/lowerdirs", "".join(f"{t}\n" for t in unique).encode())
+    layout.write(f"{info}/treeStoreID", layer_key(digests[-1]).encode())
+    layout.symlink(f"{info}/rootfs", unique[0])
+    layout.sources.extend(unique)
     return True
 
 
@@ -368,15 +345,16 @@ def prepare_pod(
     pod, lock = embryo if embryo is not None else create_embryo(ensure_pods_root(data_dir))
     try:
         stage1 = select_stage1(store, req.stage1, stage1_config or {}, lambda ref: fetch(ref, None))
-        _copy_stage1(store, stage1, pod.path)
+        layout = Layout()
+        _copy_stage1(store, stage1, layout)
+        layout.apply(str(pod.path))
         if req.pod_manifest is not None:
             manifest, records = _load_pod_manifest(store, req.pod_manifest)
         else:
             manifest, records = build_pod_manifest(store, req, fetch)
-        _lay_out_apps(store, pod.path, manifest, records, resolve_dependency)
+        _lay_out_apps(store, layout, manifest, records, resolve_dependency)
         manifest_json = jsonio.dumps(manifest).encode()
-        write_atomic(pod.file(abi.POD_MANIFEST), manifest_json, durable=False)
-        pod.move_to("prepared")
+        finish_layout(pod, layout, manifest_json)
     except (RktError, OSError) as exc:
         abandon_pod(pod, lock, on_abort)
         if isinstance(exc, OSError):
@@ -386,9 +364,9 @@ def prepare_pod(
         abandon_pod(pod, lock, on_abort)
         raise
     if keep_lock:
-        return PreparedPod(pod, stage1, lock)
+        return PreparedPod(pod, stage1, lock, layout, manifest_json, tuple(records))
     lock.close()
-    return PreparedPod(pod, stage1)
+    return PreparedPod(pod, stage1, None, layout, manifest_json, tuple(records))
 
 
 def _load_pod_manifest(store: Store, path: Path) -> tuple[dict[str, Any], list[ImageRecord]]:

@@ -33,7 +33,8 @@ from rkt.stage0.run import RunOptions, exec_stage1, start_run
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
-    from rkt.stage0.prepare import PreparedPod
+    from rkt.pod.pod import Pod, PodLock
+    from rkt.stage0.layout import PreparedPod
     from rkt.stage0.request import PodRequest
 
 USAGE = """Usage: rkt {command} [pod flags] IMAGE [app flags] [-- ARGS... ---] [IMAGE ...]
@@ -62,10 +63,13 @@ def prepare_from_args(
     request: PodRequest | None = None,
     *,
     head: HeadStart | None = None,
+    memo_argv: list[str] | None = None,
 ) -> PreparedPod:
     """Shared by run, prepare and app sandbox: fetch images, lay out the pod, leave it prepared.
     ``head`` (``rkt run``): the pod is created, and its networks started, before the store's
-    modules are loaded (stage0/headstart.py); the pod's lock stays held for the run."""
+    modules are loaded (stage0/headstart.py); the pod's lock stays held for the run.
+    ``memo_argv`` (``rkt run``): the command line, whose pod is laid out from its memo when
+    it has one, and memoised when it can be (stage0/runmemo.py)."""
     require_root(action)
     config = load_config(opts.system_config, opts.local_config, opts.user_config)
     request = request if request is not None else pod_request(parsed)
@@ -73,15 +77,54 @@ def prepare_from_args(
         **config.stage1,
         **{k: v for k, v in config.paths.items() if k == "stage1-images"},
     }
+    memo_key = memo = None
+    if memo_argv is not None and request.pod_manifest is None:
+        from rkt.stage0 import runmemo
+
+        memo_key = runmemo.make_key(["run", *memo_argv], opts.dir, stage1_config)
+        memo = None if memo_key is None else runmemo.lookup(opts.dir, memo_key)
     embryo = None
     if head is not None:
         head.decide(request, stage1_config)
         embryo = head.create_pod(opts.dir)
+    if memo is not None:
+        prepared = runmemo.replay(
+            memo,
+            opts.dir,
+            embryo,
+            on_abort=None if head is None else head.abort,
+            keep_lock=head is not None,
+        )
+        if opts.debug:
+            sys.stderr.write(f'rkt: pod "{prepared.pod.uuid}": laid out from the run memo\n')
+    else:
+        prepared = _prepare(parsed, opts, request, stage1_config, embryo, head, memo_key)
+    save = parsed.last("--uuid-file-save")
+    if save:
+        try:
+            Path(save).write_text(prepared.pod.uuid + "\n")
+        except OSError as exc:
+            raise PodError(
+                f'pod "{prepared.pod.uuid}": --uuid-file-save "{save}": {exc.strerror}'
+            ) from exc
+    return prepared
+
+
+def _prepare(
+    parsed: ParsedRun,
+    opts: GlobalOptions,
+    request: PodRequest,
+    stage1_config: dict[str, str],
+    embryo: tuple[Pod, PodLock] | None,
+    head: HeadStart | None,
+    memo_key: str | None,
+) -> PreparedPod:
+    """The pod prepared from its images (``memo_key``: and memoised, when it can be)."""
     try:
         from rkt.cli.common import progress_bar, warn
         from rkt.stage0.fetch import Fetcher, FetchRequest
         from rkt.stage0.prepare import prepare_pod
-        from rkt.store.store import Store
+        from rkt.store.store import TOUCH_INTERVAL, Store
 
         store = Store(opts.dir)
     except BaseException:
@@ -105,14 +148,22 @@ def prepare_from_args(
             on_abort=None if head is None else head.abort,
             keep_lock=head is not None,
         )
-    save = parsed.last("--uuid-file-save")
-    if save:
-        try:
-            Path(save).write_text(prepared.pod.uuid + "\n")
-        except OSError as exc:
-            raise PodError(
-                f'pod "{prepared.pod.uuid}": --uuid-file-save "{save}": {exc.strerror}'
-            ) from exc
+    if memo_key is not None:
+        from rkt.stage0 import runmemo
+        from rkt.stage0.stage1_image import builtin_flavor_chosen, builtin_name
+
+        flavor = builtin_flavor_chosen(request.stage1, stage1_config)
+        if flavor is not None and runmemo.eligible(
+            fetcher.fetched,
+            len(fetcher.store_hits),
+            len(request.apps),
+            env_files=bool(parsed.pod.get("--set-env-file")),
+        ):
+            files = runmemo.name_files(store.names_dir, [*fetcher.store_hits, builtin_name(flavor)])
+            last_used = prepared.layout.last_used if prepared.layout is not None else []
+            if files is not None and last_used:
+                due = min(last_used) + TOUCH_INTERVAL
+                runmemo.record(opts.dir, memo_key, prepared, files, flavor, due)
     return prepared
 
 
@@ -151,7 +202,7 @@ def run_raw(argv: list[str]) -> int:
         raise UsageError("--interactive works with exactly one app")
     head = HeadStart(options)  # the pod's networks start before it is prepared
     try:
-        prepared = prepare_from_args(parsed, opts, "run", head=head)
+        prepared = prepare_from_args(parsed, opts, "run", head=head, memo_argv=argv)
     except BaseException:
         head.abort()  # (a failed prepare has undone them already)
         raise

@@ -1,0 +1,301 @@
+"""``rkt run``'s memo: the layout of the pod a command line prepared last time, laid out again
+without being decided again, for as long as nothing it was decided from has changed.
+
+Preparing a pod decides its layout (rkt.stage0.layout) from the command line, the environment,
+the configuration, the store's index and the installation. Most of the ~5 ms that takes is
+loading the modules that decide (the image reference parser, the fetcher, the image and pod
+schemas) rather than laying the pod out. A command line that is run again and again (a systemd
+unit, a script) gets the same layout every time until one of those inputs changes, so after a
+``rkt run`` has prepared its pod the usual way, it writes down the steps it took and what they
+came from; the next identical ``rkt run`` checks that, carries out the same steps for its own
+pod and goes on exactly as before (the stage1 starts from the pod directory, ABI §2, and decides
+everything about how the apps run itself, every time).
+
+**The key** is exactly the command line (its arguments as given), a digest of the whole
+environment, the working directory, the effective uid and gid, the data directory, the stage1
+configuration read from the configuration directories, the interpreter and the installation's
+module bundle (its file's identity; no memo without a bundle, and none is written while any of
+rkt's modules was imported from a source file changed since the bundle was built), and where
+rkt's package is.
+
+**What must not have changed**, checked before the memo is used: the store's name file of
+every image name the pod used, byte for byte (rkt.store.names: the rows images are resolved
+from), the store trees the layout links to or stacks (named after their content: present is
+the same), and the identity of the built-in stage1's native programs (their size and mtime,
+which choose its image: ``native_identity``). An image's recorded last use is kept as prepare
+keeps it: once it is due again (``Store.touch``), the pod is prepared the usual way.
+
+**Only** a pod of images named on the command line and found in the store (``--pull-policy``
+new or never; no file, URL, ``docker://`` or image ID), with the built-in stage1, no
+``--pod-manifest`` and no ``--set-env-file`` (their contents are not in the key) is memoised.
+
+The memos are files ``<dir>/cache/run-memo/<digest>.json``, owned by the user running rkt and
+readable only by them, in a directory of the same kind (anything else is ignored); at most
+``MAX_MEMOS`` are kept, the least recently written removed first. ``RKT_RUN_MEMO=0`` in the
+environment turns the memo off (docs/architecture.md, "The run memo").
+
+Imports only the standard library and rkt's leaves.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+import time
+
+from rkt import __version__, jsonio
+from rkt.errors import PodError, RktError
+from rkt.pod.pod import abandon_pod, create_embryo, ensure_pods_root
+from rkt.stage0.layout import Layout, PreparedPod, finish_layout
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from typing import Any
+
+    from rkt.paths import Path
+    from rkt.pod.pod import Pod, PodLock
+
+    Memo = dict[str, Any]  # the parsed memo file: v, key, touch_due, deps, steps, manifest
+
+FORMAT = 1
+MEMO_DIR = ("cache", "run-memo")
+MAX_MEMOS = 32
+_MODULUS = (1 << 127) - 1  # a Mersenne prime: the digest is the key's bytes as a number, mod it
+
+
+def memo_dir(data_dir: Path | str) -> str:
+    return os.path.join(data_dir, *MEMO_DIR)
+
+
+def digest(text: str) -> str:
+    """A 127-bit digest of ``text`` for a file name (no hashlib: its import costs ~1 ms). Not
+    collision-resistant, and not relied on: a memo holds its whole key, compared as text."""
+    number = int.from_bytes(text.encode("utf-8", "surrogateescape"), "big") % _MODULUS
+    return format(number, "032x")
+
+
+def make_key(argv: Sequence[str], data_dir: Path, stage1_config: dict[str, str]) -> str | None:
+    """The memo key of this ``rkt run`` (see the module doc); None when it cannot have one."""
+    if os.environ.get("RKT_RUN_MEMO") == "0":
+        return None
+    import rkt
+    from rkt import bundle
+
+    code = bundle.identity()
+    if code is None:
+        return None
+    try:
+        cwd = os.getcwd()
+    except OSError:
+        return None
+    env = jsonio.dumps(sorted(os.environ.items()))
+    return jsonio.dumps(
+        [
+            FORMAT,
+            __version__,
+            code,
+            sys.executable,
+            os.path.dirname(rkt.__file__),
+            list(argv),
+            digest(env),
+            cwd,
+            os.geteuid(),
+            os.getegid(),
+            str(data_dir),
+            sorted(stage1_config.items()),
+        ]
+    )
+
+
+def _file_digest(path: str) -> str | None:
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    return digest(data.decode("latin-1"))
+
+
+def _holds(dep: list[Any]) -> bool:
+    """Whether a dependency is as it was when the memo was written."""
+    kind = dep[0]
+    if kind == "file":  # a name file: the same rows (its content)
+        return bool(_file_digest(dep[1]) == dep[2])
+    if kind == "dir":  # a store tree: named after its content, so present is the same
+        return os.path.isdir(dep[1])
+    if kind == "native":  # the built-in stage1's programs, as its image is chosen by them
+        from rkt.stage0.stage1_image import native_identity
+
+        try:
+            return bool(native_identity(dep[1]) == dep[2])
+        except RktError:
+            return False
+    return False
+
+
+def _private(st: os.stat_result, kind: Callable[[int], bool]) -> bool:
+    return kind(st.st_mode) and st.st_uid == os.geteuid() and not st.st_mode & 0o077
+
+
+def lookup(data_dir: Path, key: str) -> Memo | None:
+    """The memo for ``key`` if there is one and everything it depends on is as it was."""
+    where = memo_dir(data_dir)
+    try:
+        fd = os.open(
+            os.path.join(where, digest(key) + ".json"),
+            os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW,
+        )
+    except OSError:
+        return None
+    try:
+        if not _private(os.fstat(fd), stat.S_ISREG) or not _private(
+            os.stat(where, follow_symlinks=False), stat.S_ISDIR
+        ):
+            return None
+        data = b""
+        while chunk := os.read(fd, 1 << 16):
+            data += chunk
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    try:
+        memo = jsonio.loads(data)
+        if not (
+            isinstance(memo, dict)
+            and memo.get("v") == FORMAT
+            and memo.get("key") == key
+            and time.time() < memo["touch_due"]
+            and all(_holds(dep) for dep in memo["deps"])
+            and isinstance(memo["steps"], list)
+            and isinstance(memo["manifest"], str)
+        ):
+            return None
+    except (ValueError, KeyError, TypeError):
+        return None
+    return memo
+
+
+def replay(
+    memo: Memo,
+    data_dir: Path,
+    embryo: tuple[Pod, PodLock] | None,
+    *,
+    on_abort: Callable[[], None] | None = None,
+    keep_lock: bool = False,
+) -> PreparedPod:
+    """Lay the pod out from ``memo`` (``prepare_pod``'s contract: the pod ends in ``prepared``,
+    or as garbage when anything fails)."""
+    pod, lock = embryo if embryo is not None else create_embryo(ensure_pods_root(data_dir))
+    try:
+        finish_layout(pod, Layout(memo["steps"]), memo["manifest"].encode("latin-1"))
+    except (RktError, OSError, ValueError) as exc:
+        abandon_pod(pod, lock, on_abort)
+        raise PodError(f'pod "{pod.uuid}": prepare failed: {exc}') from exc
+    except BaseException:
+        abandon_pod(pod, lock, on_abort)
+        raise
+    if keep_lock:
+        return PreparedPod(pod, None, lock)
+    lock.close()
+    return PreparedPod(pod, None)
+
+
+def record(
+    data_dir: Path,
+    key: str,
+    prepared: PreparedPod,
+    name_files: Sequence[str],
+    flavor: str,
+    touch_due: float,
+) -> bool:
+    """Write the memo of a pod just prepared the usual way, from the images called by the
+    ``name_files`` given and the built-in stage1 ``flavor``; False when it is not written (a
+    name file missing, a module not from the bundle, the memo directory not private). Never
+    raises OSError."""
+    from rkt import bundle
+    from rkt.stage0.stage1_image import native_identity
+
+    layout = prepared.layout
+    if layout is None or touch_due <= time.time() or not bundle.serves_all("rkt"):
+        return False
+    deps: list[list[Any]] = []
+    for path in name_files:
+        content = _file_digest(path)
+        if content is None:
+            return False
+        deps.append(["file", path, content])
+    deps += [["dir", path] for path in layout.sources]
+    try:
+        deps.append(["native", flavor, native_identity(flavor)])
+    except RktError:
+        return False
+    memo = {
+        "v": FORMAT,
+        "key": key,
+        "touch_due": touch_due,
+        "deps": deps,
+        "steps": layout.steps,
+        "manifest": prepared.manifest.decode("latin-1"),
+    }
+    try:
+        return _write(memo_dir(data_dir), digest(key) + ".json", jsonio.dumps(memo).encode())
+    except OSError:
+        return False
+
+
+def _write(where: str, name: str, data: bytes) -> bool:
+    try:
+        os.makedirs(where, mode=0o700, exist_ok=True)
+    except FileExistsError:
+        return False
+    if not _private(os.stat(where, follow_symlinks=False), stat.S_ISDIR):
+        return False
+    tmp = os.path.join(where, f".{name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.rename(tmp, os.path.join(where, name))
+    _prune(where)
+    return True
+
+
+def _prune(where: str) -> None:
+    """At most MAX_MEMOS memos: the least recently written go first."""
+    entries = []
+    for entry in os.scandir(where):
+        if entry.name.endswith(".json"):
+            try:
+                entries.append((entry.stat(follow_symlinks=False).st_mtime_ns, entry.path))
+            except OSError:
+                continue
+    entries.sort()
+    for _mtime, path in entries[: max(0, len(entries) - MAX_MEMOS)]:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
+def eligible(fetched: int, store_hits: int, apps: int, env_files: bool) -> bool:
+    """Whether a pod of the built-in stage1 prepared so can be memoised (see the module doc):
+    every image a name found in the store, nothing else fetched, no environment file read."""
+    return not env_files and apps > 0 and fetched == store_hits == apps
+
+
+def name_files(names_dir: Path, names: Sequence[str]) -> list[str] | None:
+    """The store's name files of ``names`` (rkt.store.names); None when a name has none."""
+    from rkt.store import names as rows
+
+    paths = []
+    for name in names:
+        fname = rows.file_name(name)
+        if fname is None:
+            return None
+        paths.append(os.path.join(names_dir, fname))
+    return paths

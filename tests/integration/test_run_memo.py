@@ -1,0 +1,122 @@
+"""``rkt run``'s memo (rkt.stage0.runmemo): a command line run again lays its pod out from the
+memo exactly as prepare would have, and never once anything it was decided from has changed:
+the store's images under its names, the environment, an environment file."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import ImageFactory, Rkt
+
+pytestmark = pytest.mark.usefixtures("as_root")
+
+IMAGE = "example.com/memo"
+INSECURE = "--insecure-options=image"
+HIT = "laid out from the run memo"
+
+
+def run(rkt: Rkt, *args: str, check: bool = True) -> tuple[str, bool, str]:
+    """``rkt run --debug ARGS``: the app's output, whether the memo laid the pod out, the UUID."""
+    uuid_file = rkt.root / "uuid"
+    proc = rkt.run("run", "--debug", f"--uuid-file-save={uuid_file}", *args, check=check)
+    uuid = uuid_file.read_text().strip() if proc.returncode == 0 else ""
+    return proc.stdout if check else proc.stdout + proc.stderr, HIT in proc.stderr, uuid
+
+
+def fetch(rkt: Rkt, images: ImageFactory, message: str, out: str) -> str:
+    aci = images.build(IMAGE, extra_files={"msg": message.encode()}, out=images.workdir / out)
+    return rkt.run(INSECURE, "fetch", str(aci)).stdout.strip()
+
+
+def laid_out(rkt: Rkt, uuid: str) -> dict[str, object]:
+    """What stage0 lays out in a pod (docs/stage1-abi.md §2), each path's type, mode, owner,
+    and content or target; the stage1 tree's files by inode (hard links into the store)."""
+    pod = next((rkt.dir / "pods").glob(f"*/{uuid}"))
+    out: dict[str, object] = {}
+    roots = [
+        "pod",
+        "appsinfo",
+        "overlay",
+        "stage1/manifest",
+        *(
+            f"stage1/rootfs/{e.name}"
+            for e in (pod / "stage1" / "rootfs").iterdir()
+            if e.name not in ("rkt", "opt")
+        ),
+    ]
+    for rel in roots:
+        top = pod / rel
+        for path in [top, *(sorted(top.rglob("*")) if top.is_dir() else [])]:
+            st = path.lstat()
+            if stat.S_ISLNK(st.st_mode):
+                what: object = os.readlink(path)
+            elif stat.S_ISREG(st.st_mode):
+                what = st.st_ino if rel.startswith("stage1/rootfs/") else path.read_bytes()
+            else:
+                what = sorted(p.name for p in path.iterdir())
+            out[str(path.relative_to(pod))] = (
+                stat.S_IFMT(st.st_mode),
+                st.st_mode & 0o7777,
+                st.st_uid,
+                st.st_gid,
+                what,
+            )
+    return out
+
+
+def test_a_command_line_run_again_is_laid_out_from_its_memo_as_prepare_would(
+    rkt: Rkt, images: ImageFactory
+) -> None:
+    fetch(rkt, images, "one", "one.aci")
+    args = (IMAGE, "--exec=/bin/cat", "--", "/msg")
+    out1, hit1, uuid1 = run(rkt, *args)
+    out2, hit2, uuid2 = run(rkt, *args)
+    assert (out1, hit1) == ("one", False)
+    assert (out2, hit2) == ("one", True)
+    assert laid_out(rkt, uuid2) == laid_out(rkt, uuid1)
+    memos = rkt.dir / "cache" / "run-memo"
+    assert stat.S_IMODE(memos.stat().st_mode) == 0o700
+    assert [stat.S_IMODE(p.stat().st_mode) for p in memos.iterdir()] == [0o600]
+    # another command line has a memo of its own
+    out3, hit3, _ = run(rkt, IMAGE, "--exec=/bin/cat", "--", "/msg", "/msg")
+    assert (out3, hit3) == ("oneone", False)
+    # the memo off
+    rkt.env["RKT_RUN_MEMO"] = "0"
+    assert run(rkt, *args)[:2] == ("one", False)
+
+
+def test_the_memo_follows_the_images_in_the_store(rkt: Rkt, images: ImageFactory) -> None:
+    old = fetch(rkt, images, "one", "one.aci")
+    args = ("--pull-policy=never", IMAGE, "--exec=/bin/cat", "--", "/msg")
+    run(rkt, *args)
+    assert run(rkt, *args)[:2] == ("one", True)
+    new = fetch(rkt, images, "two", "two.aci")  # same name and labels, imported later: chosen
+    assert run(rkt, *args)[:2] == ("two", False)
+    assert run(rkt, *args)[:2] == ("two", True)
+    rkt.run("image", "rm", new)
+    assert run(rkt, *args)[:2] == ("one", False)
+    rkt.run("image", "rm", old)
+    out, hit, _ = run(rkt, *args, check=False)
+    assert not hit and "not in the store" in out
+
+
+def test_the_environment_and_environment_files_are_read_by_every_run(
+    rkt: Rkt, images: ImageFactory, tmp_path: Path
+) -> None:
+    fetch(rkt, images, "one", "one.aci")
+    shell = ("--exec=/bin/sh", "--", "-c", "echo $FOO $BAR")
+    rkt.env["FOO"] = "a"
+    run(rkt, "--inherit-env", IMAGE, *shell)
+    assert run(rkt, "--inherit-env", IMAGE, *shell)[:2] == ("a\n", True)
+    rkt.env["FOO"] = "b"
+    assert run(rkt, "--inherit-env", IMAGE, *shell)[:2] == ("b\n", False)
+    env_file = tmp_path / "env"
+    env_file.write_text("BAR=1\n")
+    run(rkt, f"--set-env-file={env_file}", IMAGE, *shell)
+    assert run(rkt, f"--set-env-file={env_file}", IMAGE, *shell)[:2] == ("1\n", False)
+    env_file.write_text("BAR=2\n")
+    assert run(rkt, f"--set-env-file={env_file}", IMAGE, *shell)[:2] == ("2\n", False)
