@@ -120,3 +120,36 @@ def test_the_environment_and_environment_files_are_read_by_every_run(
     assert run(rkt, f"--set-env-file={env_file}", IMAGE, *shell)[:2] == ("1\n", False)
     env_file.write_text("BAR=2\n")
     assert run(rkt, f"--set-env-file={env_file}", IMAGE, *shell)[:2] == ("2\n", False)
+
+
+def test_the_memo_follows_the_configuration(rkt: Rkt, images: ImageFactory) -> None:
+    fetch(rkt, images, "one", "one.aci")
+    args = (IMAGE, "--exec=/bin/cat", "--", "/msg")
+    run(rkt, *args)
+    assert run(rkt, *args)[:2] == ("one", True)
+    stage1_d = rkt.local_config / "stage1.d"
+    stage1_d.mkdir(parents=True)
+    (stage1_d / "default.json").write_text(
+        '{"rktKind": "stage1", "rktVersion": "v1", "name": "coreos.com/rkt/stage1-default"}'
+    )
+    assert run(rkt, *args)[:2] == ("one", False)
+    assert run(rkt, *args)[:2] == ("one", True)
+    (stage1_d / "default.json").write_text('{"rktKind": "stage1", "rktVersion": "v1"}')
+    assert run(rkt, *args)[:2] == ("one", False)
+
+
+def test_a_memo_does_not_skip_the_checks_made_before_a_pod_exists(
+    rkt: Rkt, images: ImageFactory, tmp_path: Path
+) -> None:
+    fetch(rkt, images, "one", "one.aci")
+    save = tmp_path / "out" / "uuid"
+    save.parent.mkdir()
+    args = ("run", f"--uuid-file-save={save}", IMAGE)
+    rkt.run(*args)
+    rkt.run(*args)
+    assert len(list((rkt.dir / "pods").glob("*/*"))) == 2
+    save.unlink()
+    save.parent.rmdir()
+    proc = rkt.run(*args, check=False)
+    assert proc.returncode == 2 and "--uuid-file-save" in proc.stderr
+    assert len(list((rkt.dir / "pods").glob("*/*"))) == 2  # no pod for the refused run

@@ -31,7 +31,8 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return data
 
 
-def prepared(data: Path) -> PreparedPod:
+def prepared(data: Path, due: float | None = None) -> PreparedPod:
+    due = time.time() + 60 if due is None else due
     layout = Layout()
     layout.link_tree("stage1/rootfs", str(data / "cas" / "tree" / "t1" / "rootfs"))
     layout.write("stage1/manifest", b'{"name": "caf\xc3\xa9"}')
@@ -40,16 +41,17 @@ def prepared(data: Path) -> PreparedPod:
     layout.mkdir("volumes/v", mode=0o1770, uid=0, gid=0)
     pod, lock = create_embryo(ensure_pods_root(data))
     lock.close()
-    return PreparedPod(pod, None, None, layout, b'{"apps": []}')
+    names = (str(data / "cas" / "db" / "names" / "example.com%2fapp.rows"),)
+    return PreparedPod(pod, None, None, layout, b'{"apps": []}', (), (names, "default", due, False))
 
 
-def names(data: Path) -> list[str]:
-    return [str(data / "cas" / "db" / "names" / "example.com%2fapp.rows")]
+def run_info(data: Path) -> dict[str, object]:
+    return {"dir": str(data), "options": ["none"], "uuid_file_save": None}
 
 
-def record(data: Path, due: float | None = None) -> bool:
-    due = time.time() + 60 if due is None else due
-    return runmemo.record(data, KEY, prepared(data), names(data), "default", due)
+def record(data: Path, due: float | None = None, key: str = KEY) -> bool:
+    argv = ["run", f"--dir={data}"]
+    return runmemo.record(key, argv, prepared(data, due), run_info(data), [])
 
 
 def test_a_recorded_memo_is_found_and_lays_out_the_same_pod(store: Path) -> None:
@@ -78,7 +80,7 @@ def test_a_changed_name_file_a_missing_tree_or_rebuilt_programs_void_it(
     store: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert record(store)
-    (rows,) = names(store)
+    rows = str(store / "cas" / "db" / "names" / "example.com%2fapp.rows")
     Path(rows).write_text('{"rows": [1]}\n')
     assert runmemo.lookup(store, KEY) is None
     Path(rows).write_text('{"rows": []}\n')
@@ -127,18 +129,63 @@ def test_nothing_is_written_without_a_name_file_or_with_a_changed_module(
     store: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pod = prepared(store)
-    missing = [str(store / "cas" / "db" / "names" / "nope.rows")]
-    assert not runmemo.record(store, KEY, pod, missing, "default", time.time() + 60)
+    assert pod.memoisable is not None
+    missing = ((str(store / "cas" / "db" / "names" / "nope.rows"),), *pod.memoisable[1:])
+    argv = ["run", f"--dir={store}"]
+    assert not runmemo.record(KEY, argv, pod._replace(memoisable=missing), run_info(store), [])
+    assert not runmemo.record(KEY, argv, pod._replace(memoisable=None), run_info(store), [])
     monkeypatch.setattr(bundle, "serves_all", lambda package: False)
     assert not record(store)
     assert not (store / "cache").exists()
 
 
+def test_a_memo_is_written_only_where_the_next_run_looks_for_it(
+    store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pod, info = prepared(store), run_info(store)
+    assert not runmemo.record(KEY, ["run", "--dir=/elsewhere"], pod, info, [])
+    monkeypatch.setenv("RKT_DIR", str(store))
+    assert runmemo.record(KEY, ["run"], pod, info, [])
+    assert runmemo.lookup(store, KEY) is not None
+    moved = store.parent / "moved"
+    store.rename(moved)
+    assert runmemo.lookup(moved, KEY) is None  # written for another data dir
+
+
+def test_the_data_dir_is_guessed_as_the_flags_give_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RKT_DIR", raising=False)
+    assert runmemo.guess_dir(["--dir=/a", "img", "--dir", "/b"]) == "/b"
+    assert runmemo.guess_dir(["img", "--", "--dir=/c"]) == "/var/lib/rkt"
+    monkeypatch.setenv("RKT_DIR", "/d")
+    assert runmemo.guess_dir(["img"]) == "/d"
+
+
+def test_config_files_and_directories_are_dependencies(store: Path) -> None:
+    etc = store.parent / "etc"
+    assert record(store)
+    path = next((store / "cache" / "run-memo").iterdir())
+    memo = json.loads(path.read_text())
+
+    def depend_on_config() -> None:
+        memo["deps"] = runmemo.config_dependencies([str(etc), None])
+        path.write_text(json.dumps(memo))
+
+    depend_on_config()
+    assert runmemo.lookup(store, KEY) is not None
+    (etc / "stage1.d").mkdir(parents=True)
+    assert runmemo.lookup(store, KEY) is not None  # a directory with no config file in it
+    (etc / "stage1.d" / "x.json").write_text("{}")
+    assert runmemo.lookup(store, KEY) is None
+    depend_on_config()
+    assert runmemo.lookup(store, KEY) is not None
+    (etc / "stage1.d" / "x.json").write_text('{"name": "other"}')
+    assert runmemo.lookup(store, KEY) is None
+
+
 def test_at_most_max_memos_are_kept(store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(runmemo, "MAX_MEMOS", 3)
     for n in range(5):
-        key = f'["{n}"]'
-        assert runmemo.record(store, key, prepared(store), names(store), "d", time.time() + 60)
+        assert record(store, key=f'["{n}"]')
         os.utime(store / "cache" / "run-memo" / (runmemo.digest(f'["{n}"]') + ".json"), (n, n))
     kept = {p.name for p in (store / "cache" / "run-memo").iterdir()}
     assert kept == {runmemo.digest(f'["{n}"]') + ".json" for n in (2, 3, 4)}
@@ -158,25 +205,24 @@ def test_the_key_holds_the_command_line_environment_and_bundle(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setattr(bundle, "identity", lambda: "1:2:3:4")
-    key = runmemo.make_key(["run", "x"], tmp_path, {})
-    assert key is not None and runmemo.make_key(["run", "x"], tmp_path, {}) == key
-    assert runmemo.make_key(["run", "y"], tmp_path, {}) != key
-    assert runmemo.make_key(["run", "x"], tmp_path, {"name": "s"}) != key
+    key = runmemo.make_key(["run", "x"])
+    assert key is not None and runmemo.make_key(["run", "x"]) == key
+    assert runmemo.make_key(["run", "y"]) != key
     monkeypatch.setenv("SOMETHING_ELSE", "1")
-    assert runmemo.make_key(["run", "x"], tmp_path, {}) != key
+    assert runmemo.make_key(["run", "x"]) != key
+    monkeypatch.chdir(tmp_path)
+    assert runmemo.make_key(["run", "x"]) != key
     monkeypatch.setenv("RKT_RUN_MEMO", "0")
-    assert runmemo.make_key(["run", "x"], tmp_path, {}) is None
+    assert runmemo.make_key(["run", "x"]) is None
     monkeypatch.delenv("RKT_RUN_MEMO")
     monkeypatch.setattr(bundle, "identity", lambda: None)
-    assert runmemo.make_key(["run", "x"], tmp_path, {}) is None
+    assert runmemo.make_key(["run", "x"]) is None
 
 
-def test_the_environment_is_in_the_key_only_as_a_digest(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_the_environment_is_in_the_key_only_as_a_digest(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(bundle, "identity", lambda: "1:2:3:4")
     monkeypatch.setenv("A_SECRET", "hunter2")
-    key = runmemo.make_key(["run", "x"], tmp_path, {})
+    key = runmemo.make_key(["run", "x"])
     assert key is not None and "hunter2" not in key and "A_SECRET" not in key
 
 

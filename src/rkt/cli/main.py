@@ -106,6 +106,10 @@ def dispatch(argv: Sequence[str], *, collecting: bool) -> int:
         sys.stderr.write(usage_text())
         return EXIT_USAGE
     module_name, summary = COMMANDS[name]
+    if name == "run":  # a command line run again: its pod laid out from the run memo
+        from rkt.stage0.runmemo import run_from_memo
+
+        run_from_memo(rest)
     __import__(module_name)  # not importlib: its package imports warnings (~0.5 ms)
     loaded = sys.modules[module_name]
     if hasattr(loaded, "run_raw"):

@@ -56,7 +56,14 @@ class HeadStart:
     def decide(self, request: PodRequest, stage1_config: dict[str, str]) -> None:
         """Whether the networks can start early, from the validated request and the stage1
         configuration (``prepare_pod``'s)."""
-        self.eligible = _eligible(self.options, request, stage1_config)
+        self.decide_from(static_eligible(self.options, request, stage1_config))
+
+    def decide_from(self, eligible: bool) -> None:
+        """``decide``, given what ``static_eligible`` said of this pod's request (rkt run's
+        memo keeps that: stage0/runmemo.py)."""
+        from rkt.stage0.inprocess import may_run_in_process
+
+        self.eligible = eligible and may_run_in_process()
 
     def create_pod(self, data_dir: Path) -> tuple[Pod, PodLock]:
         """The pod (in ``prepare``, locked), its networks started if they can be."""
@@ -102,15 +109,15 @@ class HeadStart:
             os.write(2, f"rkt: warning: undoing the pod's networks: {exc}\n".encode())
 
 
-def _eligible(options: RunOptions, request: PodRequest, stage1_config: dict[str, str]) -> bool:
-    from rkt.stage0.inprocess import may_run_in_process
-
+def static_eligible(
+    options: RunOptions, request: PodRequest, stage1_config: dict[str, str]
+) -> bool:
+    """What the request and configuration say of a head start (the process, ``decide_from``)."""
     return (
         options.net not in ("host", "none")  # CNI mode, as RunArgs.net_mode decides it
         and not options.ports
         and request.pod_manifest is None
         and builtin_flavor_chosen(request.stage1, stage1_config) == DEFAULT_FLAVOR
-        and may_run_in_process()
     )
 
 

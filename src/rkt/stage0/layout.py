@@ -42,6 +42,10 @@ class PreparedPod(NamedTuple):
     layout: Layout | None = None  # the steps that laid the pod out, and the manifest written
     manifest: bytes = b""
     images: tuple[ImageRecord, ...] = ()  # the apps' images
+    # rkt run may memoise it (stage0/runmemo.py): the name files it was resolved from, the
+    # built-in stage1 flavor, when its images' last use is due to be recorded again, and
+    # whether what the request and configuration say allows its networks a head start
+    memoisable: tuple[tuple[str, ...], str, float, bool] | None = None
 
 
 class Layout:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 
 from rkt import abi, jsonio
-from rkt.errors import PodError
+from rkt.errors import PodError, RktError
 from rkt.paths import Path
 from rkt.pod.pod import PREPARED, RUN, Pod, PodLock, write_atomic
 from rkt.records import NamedTuple
@@ -194,6 +194,32 @@ def _private_users_flags(pod: Pod, options: RunOptions) -> list[str]:
 
     shift, count = allocate_range(pod.path.parents[2], pod.uuid)  # <dir>/pods/run/<uuid>
     return [f"--private-users={shift}:{count}"]
+
+
+def launch(
+    pod: Pod, lock: PodLock | None, options: RunOptions, head: HeadStart | None = None
+) -> NoReturn:
+    """Run a pod just prepared (``rkt run``, ``app sandbox``): move it to ``run`` and exec its
+    stage1. A pod the stage1 cannot run (too old for the flags) is removed: nobody asked to
+    keep it."""
+    import sys
+
+    try:
+        _lock, argv, env = start_run(pod, options, lock)
+    except BaseException as exc:
+        if head is not None:
+            head.abort()
+        if isinstance(exc, RktError):
+            from rkt.stage0.pods import remove_pod
+
+            try:
+                remove_pod(pod)
+            except (RktError, OSError):
+                pass  # the error that matters is the one raised; gc collects the pod
+        raise
+    sys.stdout.flush()
+    sys.stderr.flush()
+    exec_stage1(pod, argv, env, head)
 
 
 def exec_stage1(

@@ -1,40 +1,49 @@
-"""``rkt run``'s memo: the layout of the pod a command line prepared last time, laid out again
-without being decided again, for as long as nothing it was decided from has changed.
+"""``rkt run``'s memo: the pod a command line prepared last time, laid out again without being
+decided again, for as long as nothing it was decided from has changed.
 
 Preparing a pod decides its layout (rkt.stage0.layout) from the command line, the environment,
-the configuration, the store's index and the installation. Most of the ~5 ms that takes is
-loading the modules that decide (the image reference parser, the fetcher, the image and pod
-schemas) rather than laying the pod out. A command line that is run again and again (a systemd
-unit, a script) gets the same layout every time until one of those inputs changes, so after a
-``rkt run`` has prepared its pod the usual way, it writes down the steps it took and what they
-came from; the next identical ``rkt run`` checks that, carries out the same steps for its own
-pod and goes on exactly as before (the stage1 starts from the pod directory, ABI §2, and decides
-everything about how the apps run itself, every time).
+the configuration, the store's index and the installation. Most of the ~6 ms that takes is
+loading the modules that decide (the flag grammar, the image reference parser, the fetcher, the
+image and pod schemas) rather than laying the pod out. A command line that is run again and
+again (a systemd unit, a script) gets the same layout every time until one of those inputs
+changes. So after a ``rkt run`` has prepared its pod the usual way, it writes down the steps it
+took, how the pod is to run (``RunOptions``, whether its networks may start early, the
+``--uuid-file-save`` file) and what all that came from. The next ``rkt run`` with the same key
+checks that before it even parses its flags (``run_from_memo``, called by ``rkt.cli.main``),
+carries out the same steps for its own pod and goes on exactly as the usual way does from there
+(``rkt.stage0.run.launch``): the stage1 reads the pod from its directory and decides everything
+about how the apps run (capabilities, seccomp, mounts, users, cgroups) every time (ABI §2).
 
 **The key** is exactly the command line (its arguments as given), a digest of the whole
-environment, the working directory, the effective uid and gid, the data directory, the stage1
-configuration read from the configuration directories, the interpreter and the installation's
-module bundle (its file's identity; no memo without a bundle, and none is written while any of
-rkt's modules was imported from a source file changed since the bundle was built), and where
-rkt's package is.
+environment, the working directory, the effective uid and gid, the interpreter, where rkt's
+package is and the identity of the installation's module bundle (no memo without a bundle, and
+none is written while any of rkt's modules was imported from a source file changed since the
+bundle was built). The memo is looked for in the data directory the command line names
+(``guess_dir``: ``--dir``, else ``$RKT_DIR``, else rkt's default), and written only when that
+is the pod's data directory, so a data directory set by the ``paths`` configuration has none.
 
-**What must not have changed**, checked before the memo is used: the store's name file of
-every image name the pod used, byte for byte (rkt.store.names: the rows images are resolved
-from), the store trees the layout links to or stacks (named after their content: present is
-the same), and the identity of the built-in stage1's native programs (their size and mtime,
-which choose its image: ``native_identity``). An image's recorded last use is kept as prepare
-keeps it: once it is due again (``Store.touch``), the pod is prepared the usual way.
+**What must not have changed**, checked before the memo is used: every configuration file
+``load_config`` reads (each kind's directory's ``*.json`` names and each file's content); the
+store's name file of every image name the pod used, byte for byte (rkt.store.names: the rows
+images are resolved from); the store trees the layout links to or stacks (named after their
+content: present is the same); the identity of the built-in stage1's native programs (their
+size and mtime, which choose its image: ``native_identity``). An image's recorded last use is
+kept as prepare keeps it: once it is due again (``Store.touch``, once a minute), the pod is
+prepared the usual way.
 
 **Only** a pod of images named on the command line and found in the store (``--pull-policy``
 new or never; no file, URL, ``docker://`` or image ID), with the built-in stage1, no
 ``--pod-manifest`` and no ``--set-env-file`` (their contents are not in the key) is memoised.
+Checks the usual way makes before a pod exists and that do not follow from the key are made
+again (``--uuid-file-save``'s directory): when one fails, the usual way runs and says why.
 
 The memos are files ``<dir>/cache/run-memo/<digest>.json``, owned by the user running rkt and
 readable only by them, in a directory of the same kind (anything else is ignored); at most
 ``MAX_MEMOS`` are kept, the least recently written removed first. ``RKT_RUN_MEMO=0`` in the
-environment turns the memo off (docs/architecture.md, "The run memo").
+environment turns the memo off; ``--debug`` says when a pod was laid out from it
+(docs/architecture.md, "The run memo").
 
-Imports only the standard library and rkt's leaves.
+Imports only the standard library and rkt's leaves (the rest when a memo is used or written).
 """
 
 from __future__ import annotations
@@ -76,8 +85,8 @@ def digest(text: str) -> str:
     return format(number, "032x")
 
 
-def make_key(argv: Sequence[str], data_dir: Path, stage1_config: dict[str, str]) -> str | None:
-    """The memo key of this ``rkt run`` (see the module doc); None when it cannot have one."""
+def make_key(argv: Sequence[str]) -> str | None:
+    """The memo key of ``rkt ARGV`` (see the module doc); None when it cannot have one."""
     if os.environ.get("RKT_RUN_MEMO") == "0":
         return None
     import rkt
@@ -103,10 +112,56 @@ def make_key(argv: Sequence[str], data_dir: Path, stage1_config: dict[str, str])
             cwd,
             os.geteuid(),
             os.getegid(),
-            str(data_dir),
-            sorted(stage1_config.items()),
         ]
     )
+
+
+def guess_dir(argv: Sequence[str]) -> str:
+    """Where the memo of ``rkt ARGV`` is looked for, without parsing it: the last ``--dir``,
+    else ``$RKT_DIR``, else rkt's default. A memo is written only where this points and the
+    pod's data directory is (``record``), so a wrong guess only means no memo."""
+    found = None
+    for i, token in enumerate(argv):
+        if token == "--":
+            break
+        if token.startswith("--dir="):
+            found = token[len("--dir=") :]
+        elif token == "--dir" and i + 1 < len(argv):
+            found = argv[i + 1]
+    if found is None:
+        found = os.environ.get("RKT_DIR", "/var/lib/rkt")
+    return os.path.abspath(found) if found else found
+
+
+def config_dependencies(bases: Sequence[str | None]) -> list[list[Any]]:
+    """What ``rkt.config.load_config`` reads from the config dirs ``bases``: each kind's
+    directory (its ``*.json`` names) and each file in it (its content)."""
+    from rkt.config import KINDS
+
+    deps: list[list[Any]] = []
+    for base in bases:
+        if base is None:
+            continue
+        for kind in KINDS:
+            kind_dir = os.path.join(base, f"{kind}.d")
+            listing = _listing(kind_dir)
+            deps.append(["listing", kind_dir, listing])
+            for name in [] if listing is None else jsonio.loads(listing):
+                path = os.path.join(kind_dir, name)
+                deps.append(["file", path, _file_digest(path)])
+    return deps
+
+
+def _listing(path: str) -> str | None:
+    """The config files in ``path`` as load_config finds them (none when it is absent or not
+    a directory); None when it cannot be read (load_config's error)."""
+    try:
+        names = sorted(n for n in os.listdir(path) if n.endswith(".json"))
+    except (FileNotFoundError, NotADirectoryError):
+        names = []
+    except OSError:
+        return None
+    return jsonio.dumps(names)
 
 
 def _file_digest(path: str) -> str | None:
@@ -121,10 +176,13 @@ def _file_digest(path: str) -> str | None:
 def _holds(dep: list[Any]) -> bool:
     """Whether a dependency is as it was when the memo was written."""
     kind = dep[0]
-    if kind == "file":  # a name file: the same rows (its content)
+    if kind == "file":  # a name file (the same rows) or a config file: the same content
         return bool(_file_digest(dep[1]) == dep[2])
     if kind == "dir":  # a store tree: named after its content, so present is the same
         return os.path.isdir(dep[1])
+    if kind == "listing":  # a config dir: the same files in it (absent: none)
+        listing = _listing(dep[1])
+        return listing is not None and listing == dep[2]
     if kind == "native":  # the built-in stage1's programs, as its image is chosen by them
         from rkt.stage0.stage1_image import native_identity
 
@@ -139,7 +197,7 @@ def _private(st: os.stat_result, kind: Callable[[int], bool]) -> bool:
     return kind(st.st_mode) and st.st_uid == os.geteuid() and not st.st_mode & 0o077
 
 
-def lookup(data_dir: Path, key: str) -> Memo | None:
+def lookup(data_dir: Path | str, key: str) -> Memo | None:
     """The memo for ``key`` if there is one and everything it depends on is as it was."""
     where = memo_dir(data_dir)
     try:
@@ -167,6 +225,7 @@ def lookup(data_dir: Path, key: str) -> Memo | None:
             isinstance(memo, dict)
             and memo.get("v") == FORMAT
             and memo.get("key") == key
+            and memo["run"]["dir"] == str(data_dir)
             and time.time() < memo["touch_due"]
             and all(_holds(dep) for dep in memo["deps"])
             and isinstance(memo["steps"], list)
@@ -176,6 +235,61 @@ def lookup(data_dir: Path, key: str) -> Memo | None:
     except (ValueError, KeyError, TypeError):
         return None
     return memo
+
+
+def run_from_memo(argv: list[str]) -> None:
+    """``rkt run ARGV`` from its memo, when it has one that holds: then this never returns (the
+    pod's stage1 runs in this process or is exec'd) or raises what ``rkt run`` would. Without
+    one it returns, having created nothing, and the command line is parsed as usual."""
+    key = make_key(["run", *argv])
+    if key is None:
+        return
+    data_dir = guess_dir(argv)
+    memo = lookup(data_dir, key)
+    if memo is None:
+        return
+    from rkt.paths import Path
+    from rkt.stage0.run import RunOptions, launch
+
+    run = memo["run"]
+    try:
+        values: list[Any] = [tuple(v) if isinstance(v, list) else v for v in run["options"]]
+        options = RunOptions(*values)
+    except TypeError:
+        return
+    save = run.get("uuid_file_save")
+    if save and not _may_write(save):
+        return  # the usual way says why, before a pod exists
+    head = None
+    if run.get("early"):
+        from rkt.stage0.headstart import HeadStart
+
+        head = HeadStart(options)
+        head.decide_from(True)
+    embryo = None if head is None else head.create_pod(Path(data_dir))
+    prepared = replay(
+        memo,
+        Path(data_dir),
+        embryo,
+        on_abort=None if head is None else head.abort,
+        keep_lock=True,
+    )
+    if options.debug:
+        sys.stderr.write(f'rkt: pod "{prepared.pod.uuid}": laid out from the run memo\n')
+    if save:
+        try:
+            with open(save, "w") as f:
+                f.write(prepared.pod.uuid + "\n")
+        except OSError as exc:
+            raise PodError(
+                f'pod "{prepared.pod.uuid}": --uuid-file-save "{save}": {exc.strerror}'
+            ) from exc
+    launch(prepared.pod, prepared.lock, options, head)
+
+
+def _may_write(path: str) -> bool:
+    """``--uuid-file-save``'s file can be written: not a directory, in one that exists."""
+    return not os.path.isdir(path) and os.path.isdir(os.path.dirname(os.path.abspath(path)))
 
 
 def replay(
@@ -204,24 +318,28 @@ def replay(
 
 
 def record(
-    data_dir: Path,
     key: str,
+    argv: Sequence[str],
     prepared: PreparedPod,
-    name_files: Sequence[str],
-    flavor: str,
-    touch_due: float,
+    run: dict[str, Any],
+    config: Sequence[list[Any]],
 ) -> bool:
-    """Write the memo of a pod just prepared the usual way, from the images called by the
-    ``name_files`` given and the built-in stage1 ``flavor``; False when it is not written (a
-    name file missing, a module not from the bundle, the memo directory not private). Never
-    raises OSError."""
+    """Write the memo of ``rkt ARGV`` (``key``), whose pod was just prepared the usual way
+    (``prepared.memoisable``); ``run``:
+    what ``run_from_memo`` needs besides the layout (``dir``, ``options``, ``early``,
+    ``uuid_file_save``), ``config``: ``config_dependencies``. False when it is not written (a
+    name file missing, a module not from the bundle, the memo directory not private, the data
+    directory not where ``guess_dir`` looks). Never raises OSError."""
     from rkt import bundle
     from rkt.stage0.stage1_image import native_identity
 
     layout = prepared.layout
-    if layout is None or touch_due <= time.time() or not bundle.serves_all("rkt"):
+    if layout is None or prepared.memoisable is None or not bundle.serves_all("rkt"):
         return False
-    deps: list[list[Any]] = []
+    name_files, flavor, touch_due, early = prepared.memoisable
+    if touch_due <= time.time() or guess_dir(argv) != run["dir"]:
+        return False
+    deps: list[list[Any]] = [*config]
     for path in name_files:
         content = _file_digest(path)
         if content is None:
@@ -239,9 +357,10 @@ def record(
         "deps": deps,
         "steps": layout.steps,
         "manifest": prepared.manifest.decode("latin-1"),
+        "run": {**run, "early": early},
     }
     try:
-        return _write(memo_dir(data_dir), digest(key) + ".json", jsonio.dumps(memo).encode())
+        return _write(memo_dir(run["dir"]), digest(key) + ".json", jsonio.dumps(memo).encode())
     except OSError:
         return False
 

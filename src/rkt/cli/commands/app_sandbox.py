@@ -15,11 +15,10 @@ from rkt.cli.commands.run import prepare_from_args, run_options
 from rkt.cli.globals import parse_globals
 from rkt.cli.pod_request import check_output_file, parse_env, stage1_choice
 from rkt.cli.run_args import ParsedRun, parse_run_args, reject_unsupported
-from rkt.errors import RktError, UsageError
+from rkt.errors import UsageError
 from rkt.stage0.headstart import HeadStart
-from rkt.stage0.pods import remove_pod
 from rkt.stage0.request import PodRequest
-from rkt.stage0.run import exec_stage1, start_run
+from rkt.stage0.run import launch
 
 SANDBOX_FLAGS = {
     "--uuid-file-save",
@@ -86,15 +85,5 @@ def run_raw(argv: list[str]) -> int:
     except BaseException:
         head.abort()  # (a failed prepare has undone them already)
         raise
-    try:
-        _lock, stage1_argv, env = start_run(prepared.pod, options, prepared.lock)
-    except RktError:
-        head.abort()
-        remove_pod(prepared.pod)  # an empty pod nobody asked to keep (e.g. a stage1 below v3)
-        raise
-    except BaseException:
-        head.abort()
-        raise
-    sys.stdout.flush()
-    sys.stderr.flush()
-    exec_stage1(prepared.pod, stage1_argv, env, head)
+    # an empty pod nobody asked to keep when its stage1 cannot run it (e.g. below v3): removed
+    launch(prepared.pod, prepared.lock, options, head)

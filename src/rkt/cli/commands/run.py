@@ -24,18 +24,19 @@ from rkt.cli.run_args import (
     reject_unsupported,
 )
 from rkt.config import load_config
-from rkt.errors import PodError, RktError, UsageError
+from rkt.errors import PodError, UsageError
 from rkt.paths import Path
 from rkt.settings import GlobalOptions
 from rkt.stage0.headstart import HeadStart
 from rkt.stage0.privileges import require_root
-from rkt.stage0.run import RunOptions, exec_stage1, start_run
+from rkt.stage0.run import RunOptions, launch
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
-    from rkt.pod.pod import Pod, PodLock
+    from rkt.stage0.fetch import Fetcher
     from rkt.stage0.layout import PreparedPod
     from rkt.stage0.request import PodRequest
+    from rkt.store.store import Store
 
 USAGE = """Usage: rkt {command} [pod flags] IMAGE [app flags] [-- ARGS... ---] [IMAGE ...]
 
@@ -63,13 +64,12 @@ def prepare_from_args(
     request: PodRequest | None = None,
     *,
     head: HeadStart | None = None,
-    memo_argv: list[str] | None = None,
+    memo: bool = False,
 ) -> PreparedPod:
     """Shared by run, prepare and app sandbox: fetch images, lay out the pod, leave it prepared.
     ``head`` (``rkt run``): the pod is created, and its networks started, before the store's
-    modules are loaded (stage0/headstart.py); the pod's lock stays held for the run.
-    ``memo_argv`` (``rkt run``): the command line, whose pod is laid out from its memo when
-    it has one, and memoised when it can be (stage0/runmemo.py)."""
+    modules are loaded (stage0/headstart.py); the pod's lock stays held for the run. ``memo``
+    (``rkt run``): say in ``PreparedPod.memoisable`` whether the pod may be memoised."""
     require_root(action)
     config = load_config(opts.system_config, opts.local_config, opts.user_config)
     request = request if request is not None else pod_request(parsed)
@@ -77,54 +77,15 @@ def prepare_from_args(
         **config.stage1,
         **{k: v for k, v in config.paths.items() if k == "stage1-images"},
     }
-    memo_key = memo = None
-    if memo_argv is not None and request.pod_manifest is None:
-        from rkt.stage0 import runmemo
-
-        memo_key = runmemo.make_key(["run", *memo_argv], opts.dir, stage1_config)
-        memo = None if memo_key is None else runmemo.lookup(opts.dir, memo_key)
     embryo = None
     if head is not None:
         head.decide(request, stage1_config)
         embryo = head.create_pod(opts.dir)
-    if memo is not None:
-        prepared = runmemo.replay(
-            memo,
-            opts.dir,
-            embryo,
-            on_abort=None if head is None else head.abort,
-            keep_lock=head is not None,
-        )
-        if opts.debug:
-            sys.stderr.write(f'rkt: pod "{prepared.pod.uuid}": laid out from the run memo\n')
-    else:
-        prepared = _prepare(parsed, opts, request, stage1_config, embryo, head, memo_key)
-    save = parsed.last("--uuid-file-save")
-    if save:
-        try:
-            Path(save).write_text(prepared.pod.uuid + "\n")
-        except OSError as exc:
-            raise PodError(
-                f'pod "{prepared.pod.uuid}": --uuid-file-save "{save}": {exc.strerror}'
-            ) from exc
-    return prepared
-
-
-def _prepare(
-    parsed: ParsedRun,
-    opts: GlobalOptions,
-    request: PodRequest,
-    stage1_config: dict[str, str],
-    embryo: tuple[Pod, PodLock] | None,
-    head: HeadStart | None,
-    memo_key: str | None,
-) -> PreparedPod:
-    """The pod prepared from its images (``memo_key``: and memoised, when it can be)."""
     try:
         from rkt.cli.common import progress_bar, warn
         from rkt.stage0.fetch import Fetcher, FetchRequest
         from rkt.stage0.prepare import prepare_pod
-        from rkt.store.store import TOUCH_INTERVAL, Store
+        from rkt.store.store import Store
 
         store = Store(opts.dir)
     except BaseException:
@@ -148,23 +109,78 @@ def _prepare(
             on_abort=None if head is None else head.abort,
             keep_lock=head is not None,
         )
-    if memo_key is not None:
-        from rkt.stage0 import runmemo
-        from rkt.stage0.stage1_image import builtin_flavor_chosen, builtin_name
+    if memo:
+        prepared = _memoisable(prepared, parsed, request, stage1_config, fetcher, store, head)
+    save = parsed.last("--uuid-file-save")
+    if save:
+        try:
+            Path(save).write_text(prepared.pod.uuid + "\n")
+        except OSError as exc:
+            raise PodError(
+                f'pod "{prepared.pod.uuid}": --uuid-file-save "{save}": {exc.strerror}'
+            ) from exc
+    return prepared
 
-        flavor = builtin_flavor_chosen(request.stage1, stage1_config)
-        if flavor is not None and runmemo.eligible(
+
+def _memoisable(
+    prepared: PreparedPod,
+    parsed: ParsedRun,
+    request: PodRequest,
+    stage1_config: dict[str, str],
+    fetcher: Fetcher,
+    store: Store,
+    head: HeadStart | None,
+) -> PreparedPod:
+    """``prepared``, with what its memo would depend on when it may be memoised (only images
+    named and found in the store, the built-in stage1, no environment file: stage0/runmemo.py)."""
+    from rkt.stage0 import runmemo
+    from rkt.stage0.headstart import static_eligible
+    from rkt.stage0.stage1_image import builtin_flavor_chosen, builtin_name
+    from rkt.store.store import TOUCH_INTERVAL
+
+    flavor = builtin_flavor_chosen(request.stage1, stage1_config)
+    last_used = prepared.layout.last_used if prepared.layout is not None else []
+    if (
+        flavor is None
+        or not last_used
+        or not runmemo.eligible(
             fetcher.fetched,
             len(fetcher.store_hits),
             len(request.apps),
             env_files=bool(parsed.pod.get("--set-env-file")),
-        ):
-            files = runmemo.name_files(store.names_dir, [*fetcher.store_hits, builtin_name(flavor)])
-            last_used = prepared.layout.last_used if prepared.layout is not None else []
-            if files is not None and last_used:
-                due = min(last_used) + TOUCH_INTERVAL
-                runmemo.record(opts.dir, memo_key, prepared, files, flavor, due)
-    return prepared
+        )
+    ):
+        return prepared
+    files = runmemo.name_files(store.names_dir, [*fetcher.store_hits, builtin_name(flavor)])
+    if files is None:
+        return prepared
+    early = head is not None and static_eligible(head.options, request, stage1_config)
+    due = min(last_used) + TOUCH_INTERVAL
+    return prepared._replace(memoisable=(tuple(files), flavor, due, early))
+
+
+def _record_memo(
+    argv: list[str],
+    parsed: ParsedRun,
+    opts: GlobalOptions,
+    options: RunOptions,
+    prepared: PreparedPod,
+) -> None:
+    """Memoise the pod ``rkt run ARGV`` just prepared (stage0/runmemo.py)."""
+    from rkt.stage0 import runmemo
+
+    full = ["run", *argv]
+    key = runmemo.make_key(full)
+    if key is None:
+        return
+    run = {
+        "dir": str(opts.dir),
+        "options": list(options),
+        "uuid_file_save": parsed.last("--uuid-file-save"),
+    }
+    bases = (opts.system_config, opts.local_config, opts.user_config)
+    config = runmemo.config_dependencies([None if b is None else str(b) for b in bases])
+    runmemo.record(key, full, prepared, run, config)
 
 
 def run_options(parsed: ParsedRun, opts: GlobalOptions) -> RunOptions:
@@ -202,22 +218,10 @@ def run_raw(argv: list[str]) -> int:
         raise UsageError("--interactive works with exactly one app")
     head = HeadStart(options)  # the pod's networks start before it is prepared
     try:
-        prepared = prepare_from_args(parsed, opts, "run", head=head, memo_argv=argv)
+        prepared = prepare_from_args(parsed, opts, "run", head=head, memo=True)
     except BaseException:
         head.abort()  # (a failed prepare has undone them already)
         raise
-    try:
-        _lock, stage1_argv, env = start_run(prepared.pod, options, prepared.lock)
-    except BaseException as exc:
-        head.abort()
-        if isinstance(exc, RktError):  # (a stage1 too old for the flags): nobody asked to keep it
-            from rkt.stage0.pods import remove_pod
-
-            try:
-                remove_pod(prepared.pod)
-            except (RktError, OSError):
-                pass  # the error that matters is the one raised; gc collects the pod
-        raise
-    sys.stdout.flush()
-    sys.stderr.flush()
-    exec_stage1(prepared.pod, stage1_argv, env, head)
+    if prepared.memoisable is not None:
+        _record_memo(argv, parsed, opts, options, prepared)
+    launch(prepared.pod, prepared.lock, options, head)
