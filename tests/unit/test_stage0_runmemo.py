@@ -42,7 +42,7 @@ def prepared(data: Path, due: float | None = None) -> PreparedPod:
     pod, lock = create_embryo(ensure_pods_root(data))
     lock.close()
     names = (str(data / "cas" / "db" / "names" / "example.com%2fapp.rows"),)
-    return PreparedPod(pod, None, None, layout, b'{"apps": []}', (), (names, "default", due, False))
+    return PreparedPod(pod, None, None, layout, b'{"apps": []}', (names, "default", due, False))
 
 
 def run_info(data: Path) -> dict[str, object]:
@@ -249,3 +249,14 @@ def test_layout_applies_each_step_once(tmp_path: Path) -> None:
     layout.write("a/f", b"1")
     layout.apply(str(tmp_path))  # "a" is not made again (it would fail: exists)
     assert (tmp_path / "a" / "f").read_bytes() == b"1"
+
+
+def test_a_temporary_file_a_killed_rkt_left_is_removed(store: Path) -> None:
+    where = store / "cache" / "run-memo"
+    where.mkdir(parents=True, mode=0o700)
+    old, new = where / ".x.json.1.tmp", where / ".y.json.2.tmp"
+    old.write_text("")
+    new.write_text("")
+    os.utime(old, (0, 0))
+    assert record(store)
+    assert not old.exists() and new.exists()  # (one being written now stays)

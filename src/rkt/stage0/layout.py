@@ -28,7 +28,6 @@ if TYPE_CHECKING:
     from typing import Any
 
     from rkt.stage0.stage1_image import Stage1
-    from rkt.store.records import ImageRecord
 
 LINK_TREE, WRITE, MKDIR, SYMLINK = "link-tree", "write", "mkdir", "symlink"
 
@@ -41,7 +40,6 @@ class PreparedPod(NamedTuple):
     lock: PodLock | None = None  # still held (``keep_lock``): the caller runs the pod next
     layout: Layout | None = None  # the steps that laid the pod out, and the manifest written
     manifest: bytes = b""
-    images: tuple[ImageRecord, ...] = ()  # the apps' images
     # rkt run may memoise it (stage0/runmemo.py): the name files it was resolved from, the
     # built-in stage1 flavor, when its images' last use is due to be recorded again, and
     # whether what the request and configuration say allows its networks a head start

@@ -364,9 +364,9 @@ def prepare_pod(
         abandon_pod(pod, lock, on_abort)
         raise
     if keep_lock:
-        return PreparedPod(pod, stage1, lock, layout, manifest_json, tuple(records))
+        return PreparedPod(pod, stage1, lock, layout, manifest_json)
     lock.close()
-    return PreparedPod(pod, stage1, None, layout, manifest_json, tuple(records))
+    return PreparedPod(pod, stage1, None, layout, manifest_json)
 
 
 def _load_pod_manifest(store: Store, path: Path) -> tuple[dict[str, Any], list[ImageRecord]]:

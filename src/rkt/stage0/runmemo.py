@@ -385,20 +385,29 @@ def _write(where: str, name: str, data: bytes) -> bool:
 
 
 def _prune(where: str) -> None:
-    """At most MAX_MEMOS memos: the least recently written go first."""
+    """At most MAX_MEMOS memos: the least recently written go first. A temporary file a killed
+    rkt left (older than a minute: no write takes that long) goes too."""
     entries = []
+    stale = time.time_ns() - 60 * 10**9
     for entry in os.scandir(where):
+        try:
+            mtime = entry.stat(follow_symlinks=False).st_mtime_ns
+        except OSError:
+            continue
         if entry.name.endswith(".json"):
-            try:
-                entries.append((entry.stat(follow_symlinks=False).st_mtime_ns, entry.path))
-            except OSError:
-                continue
+            entries.append((mtime, entry.path))
+        elif entry.name.endswith(".tmp") and mtime < stale:
+            _unlink(entry.path)
     entries.sort()
     for _mtime, path in entries[: max(0, len(entries) - MAX_MEMOS)]:
-        try:
-            os.unlink(path)
-        except OSError:
-            pass
+        _unlink(path)
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def eligible(fetched: int, store_hits: int, apps: int, env_files: bool) -> bool:
