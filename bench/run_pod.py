@@ -8,7 +8,9 @@ Cases, interleaved round by round (``harness.compare``), baseline ``crun run``:
   whose root is the busybox rootfs; each run is create+start+exit+delete.
 - ``systemd-nspawn``: ``--register=no --keep-unit --quiet --read-only --private-network -D ROOTFS``.
 - ``rkt run --net=none``: an ACI built from the same rootfs, already in the store; the exited pod
-  is removed by ``rkt gc`` untimed after each run.
+  is removed by ``rkt gc`` untimed after each run. The same command line runs every round, so
+  after the first its pod is laid out from rkt run's memo (rkt.stage0.runmemo);
+  ``(no memo)`` runs it with ``RKT_RUN_MEMO=0``, as a command line's first run.
 
 Every case is started through ``nsenter --mount`` into one mount namespace made for the benchmark
 (all pay the same ~1 ms): on a cgroup-v1 hybrid host whose cgroup2 mount has a controller, crun 1.8
@@ -305,6 +307,15 @@ def run(
                 env=env,
                 description=f"rkt --dir=DATA run --net=none --pull-policy=never {image}; "
                 "rkt gc untimed",
+            ),
+            Case(
+                "rkt run --net=none (no memo)",
+                lambda: [*enter, *rkt_run, image],
+                cleanup=gc,
+                check=ok,
+                env={**env, "RKT_RUN_MEMO": "0"},
+                description="the same with RKT_RUN_MEMO=0: the pod prepared from its images and "
+                "flags, as the first run of a command line is (docs/architecture.md, the run memo)",
             ),
             *(
                 Case(

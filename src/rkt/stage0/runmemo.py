@@ -39,11 +39,14 @@ again (``--uuid-file-save``'s directory): when one fails, the usual way runs and
 
 The memos are files ``<dir>/cache/run-memo/<digest>.json``, owned by the user running rkt and
 readable only by them, in a directory of the same kind (anything else is ignored); at most
-``MAX_MEMOS`` are kept, the least recently written removed first. ``RKT_RUN_MEMO=0`` in the
+``MAX_MEMOS`` are kept, the least recently written removed first. A memo is written to a
+temporary file and renamed, not fsynced: it is a cache, and one a crash left empty or torn
+does not parse or does not hold its key, so it is not used. ``RKT_RUN_MEMO=0`` in the
 environment turns the memo off; ``--debug`` says when a pod was laid out from it
 (docs/architecture.md, "The run memo").
 
-Imports only the standard library and rkt's leaves (the rest when a memo is used or written).
+Imports only the standard library and rkt's leaves: a command line without a memo loads
+little more to find that out (the layout and the rest when a memo is used or written).
 """
 
 from __future__ import annotations
@@ -55,8 +58,6 @@ import time
 
 from rkt import __version__, jsonio
 from rkt.errors import PodError, RktError
-from rkt.pod.pod import abandon_pod, create_embryo, ensure_pods_root
-from rkt.stage0.layout import Layout, PreparedPod, finish_layout
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
@@ -65,6 +66,7 @@ if TYPE_CHECKING:
 
     from rkt.paths import Path
     from rkt.pod.pod import Pod, PodLock
+    from rkt.stage0.layout import PreparedPod
 
     Memo = dict[str, Any]  # the parsed memo file: v, key, touch_due, deps, steps, manifest
 
@@ -302,6 +304,9 @@ def replay(
 ) -> PreparedPod:
     """Lay the pod out from ``memo`` (``prepare_pod``'s contract: the pod ends in ``prepared``,
     or as garbage when anything fails)."""
+    from rkt.pod.pod import abandon_pod, create_embryo, ensure_pods_root
+    from rkt.stage0.layout import Layout, PreparedPod, finish_layout
+
     pod, lock = embryo if embryo is not None else create_embryo(ensure_pods_root(data_dir))
     try:
         finish_layout(pod, Layout(memo["steps"]), memo["manifest"].encode("latin-1"))
@@ -374,9 +379,8 @@ def _write(where: str, name: str, data: bytes) -> bool:
         return False
     tmp = os.path.join(where, f".{name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
-    try:
+    try:  # no fsync: after a crash a memo may be empty or torn, and is then not used
         os.write(fd, data)
-        os.fsync(fd)
     finally:
         os.close(fd)
     os.rename(tmp, os.path.join(where, name))
