@@ -184,6 +184,7 @@ def test_config_files_and_directories_are_dependencies(store: Path) -> None:
 
 def test_at_most_max_memos_are_kept(store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(runmemo, "MAX_MEMOS", 3)
+    monkeypatch.setattr(runmemo, "MAX_MARKS", 0)
     for n in range(5):
         assert record(store, key=f'["{n}"]')
         os.utime(store / "cache" / "run-memo" / (runmemo.digest(f'["{n}"]') + ".json"), (n, n))
@@ -251,7 +252,11 @@ def test_layout_applies_each_step_once(tmp_path: Path) -> None:
     assert (tmp_path / "a" / "f").read_bytes() == b"1"
 
 
-def test_a_temporary_file_a_killed_rkt_left_is_removed(store: Path) -> None:
+def test_a_temporary_file_a_killed_rkt_left_is_removed(
+    store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runmemo, "MAX_MEMOS", 1)  # (looked for only with more files than that)
+    monkeypatch.setattr(runmemo, "MAX_MARKS", 0)
     where = store / "cache" / "run-memo"
     where.mkdir(parents=True, mode=0o700)
     old, new = where / ".x.json.1.tmp", where / ".y.json.2.tmp"
@@ -260,3 +265,22 @@ def test_a_temporary_file_a_killed_rkt_left_is_removed(store: Path) -> None:
     os.utime(old, (0, 0))
     assert record(store)
     assert not old.exists() and new.exists()  # (one being written now stays)
+
+
+def test_a_command_line_is_marked_the_first_time_and_memoised_the_second(store: Path) -> None:
+    assert not runmemo.seen_before(store, KEY)
+    assert runmemo.seen_before(store, KEY)
+    assert not runmemo.seen_before(store, KEY)  # the mark went with the second time
+    (store / "cache" / "run-memo").chmod(0o755)
+    assert not runmemo.seen_before(store, '["other"]')  # not in a directory others can read
+
+
+def test_marks_do_not_push_out_memos(store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runmemo, "MAX_MEMOS", 2)
+    monkeypatch.setattr(runmemo, "MAX_MARKS", 2)
+    assert record(store, key='["kept"]')
+    for n in range(6):
+        assert not runmemo.seen_before(store, f'["{n}"]')
+    names = sorted(p.suffix for p in (store / "cache" / "run-memo").iterdir())
+    assert names.count(".json") == 1 and names.count(".seen") <= 3
+    assert runmemo.lookup(store, '["kept"]') is not None

@@ -6,13 +6,15 @@ the configuration, the store's index and the installation. Most of the ~6 ms tha
 loading the modules that decide (the flag grammar, the image reference parser, the fetcher, the
 image and pod schemas) rather than laying the pod out. A command line that is run again and
 again (a systemd unit, a script) gets the same layout every time until one of those inputs
-changes. So after a ``rkt run`` has prepared its pod the usual way, it writes down the steps it
-took, how the pod is to run (``RunOptions``, whether its networks may start early, the
-``--uuid-file-save`` file) and what all that came from. The next ``rkt run`` with the same key
-checks that before it even parses its flags (``run_from_memo``, called by ``rkt.cli.main``),
-carries out the same steps for its own pod and goes on exactly as the usual way does from there
-(``rkt.stage0.run.launch``): the stage1 reads the pod from its directory and decides everything
-about how the apps run (capabilities, seccomp, mounts, users, cgroups) every time (ABI §2).
+changes. So when a ``rkt run`` has prepared its pod the usual way for the second time (the
+first leaves only a mark: ``seen_before``; a command line run once costs no memo), it writes
+down the steps it took, how the pod is to run (``RunOptions``, whether its networks may start
+early, the ``--uuid-file-save`` file) and what all that came from. The next ``rkt run`` with
+the same key checks that before it even parses its flags (``run_from_memo``, called by
+``rkt.cli.main``), carries out the same steps for its own pod and goes on exactly as the usual
+way does from there (``rkt.stage0.run.launch``): the stage1 reads the pod from its directory
+and decides everything about how the apps run (capabilities, seccomp, mounts, users, cgroups)
+every time (ABI §2).
 
 **The key** is exactly the command line (its arguments as given), a digest of the whole
 environment, the working directory, the effective uid and gid, the interpreter, where rkt's
@@ -37,9 +39,10 @@ new or never; no file, URL, ``docker://`` or image ID), with the built-in stage1
 Checks the usual way makes before a pod exists and that do not follow from the key are made
 again (``--uuid-file-save``'s directory): when one fails, the usual way runs and says why.
 
-The memos are files ``<dir>/cache/run-memo/<digest>.json``, owned by the user running rkt and
-readable only by them, in a directory of the same kind (anything else is ignored); at most
-``MAX_MEMOS`` are kept, the least recently written removed first. A memo is written to a
+The memos are files ``<dir>/cache/run-memo/<digest>.json`` (the marks ``<digest>.seen``), owned
+by the user running rkt and readable only by them, in a directory of the same kind (anything
+else is ignored); at most ``MAX_MEMOS`` memos and ``MAX_MARKS`` marks are kept, the least
+recently written removed first. A memo is written to a
 temporary file and renamed, not fsynced: it is a cache, and one a crash left empty or torn
 does not parse or does not hold its key, so it is not used. ``RKT_RUN_MEMO=0`` in the
 environment turns the memo off; ``--debug`` says when a pod was laid out from it
@@ -73,6 +76,7 @@ if TYPE_CHECKING:
 FORMAT = 1
 MEMO_DIR = ("cache", "run-memo")
 MAX_MEMOS = 32
+MAX_MARKS = 64
 _MODULUS = (1 << 127) - 1  # a Mersenne prime: the digest is the key's bytes as a number, mod it
 
 
@@ -388,10 +392,36 @@ def _write(where: str, name: str, data: bytes) -> bool:
     return True
 
 
+def seen_before(data_dir: Path | str, key: str) -> bool:
+    """Whether ``rkt run`` of ``key`` was prepared the usual way before, since its memo was last
+    written: a memo is written the second time, so a command line run once (a new
+    ``--uuid-file-save`` file or ``--name`` every time) costs no memo. The first time leaves a
+    mark, an empty ``<digest>.seen``, which the second removes."""
+    where = memo_dir(data_dir)
+    mark = os.path.join(where, digest(key) + ".seen")
+    try:
+        os.makedirs(where, mode=0o700, exist_ok=True)
+        if not _private(os.stat(where, follow_symlinks=False), stat.S_ISDIR):
+            return False
+        fd = os.open(mark, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    except FileExistsError:
+        _unlink(mark)
+        return True
+    except OSError:
+        return False
+    os.close(fd)
+    _prune(where)
+    return False
+
+
 def _prune(where: str) -> None:
-    """At most MAX_MEMOS memos: the least recently written go first. A temporary file a killed
-    rkt left (older than a minute: no write takes that long) goes too."""
-    entries = []
+    """At most MAX_MEMOS memos and MAX_MARKS marks: the least recently written go first (marks
+    apart, so command lines run once do not push out the memos of those run again). A
+    temporary file a killed rkt left (older than a minute: no write takes that long) goes too.
+    Only names are read while there are not more files than both limits allow."""
+    if len(os.listdir(where)) <= MAX_MEMOS + MAX_MARKS:
+        return
+    memos, marks = [], []
     stale = time.time_ns() - 60 * 10**9
     for entry in os.scandir(where):
         try:
@@ -399,12 +429,15 @@ def _prune(where: str) -> None:
         except OSError:
             continue
         if entry.name.endswith(".json"):
-            entries.append((mtime, entry.path))
+            memos.append((mtime, entry.path))
+        elif entry.name.endswith(".seen"):
+            marks.append((mtime, entry.path))
         elif entry.name.endswith(".tmp") and mtime < stale:
             _unlink(entry.path)
-    entries.sort()
-    for _mtime, path in entries[: max(0, len(entries) - MAX_MEMOS)]:
-        _unlink(path)
+    for entries, limit in ((memos, MAX_MEMOS), (marks, MAX_MARKS)):
+        entries.sort()
+        for _mtime, path in entries[: max(0, len(entries) - limit)]:
+            _unlink(path)
 
 
 def _unlink(path: str) -> None:

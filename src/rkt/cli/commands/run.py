@@ -5,6 +5,7 @@ The positional grammar is rkt's (see rkt.cli.run_args); ``rkt run --help`` lists
 
 from __future__ import annotations
 
+import os
 import sys
 
 from rkt.cli.globals import parse_globals
@@ -171,8 +172,10 @@ def _record_memo(
 
     full = ["run", *argv]
     key = runmemo.make_key(full)
-    if key is None:
-        return
+    if key is None or runmemo.guess_dir(argv) != str(opts.dir):
+        return  # (no memo would be found where the next run looks)
+    if not runmemo.seen_before(opts.dir, key):
+        return  # memoised the second time
     run = {
         "dir": str(opts.dir),
         "options": list(options),
@@ -218,7 +221,8 @@ def run_raw(argv: list[str]) -> int:
         raise UsageError("--interactive works with exactly one app")
     head = HeadStart(options)  # the pod's networks start before it is prepared
     try:
-        prepared = prepare_from_args(parsed, opts, "run", head=head, memo=True)
+        memo = os.environ.get("RKT_RUN_MEMO") != "0"  # (stage0/runmemo.py)
+        prepared = prepare_from_args(parsed, opts, "run", head=head, memo=memo)
     except BaseException:
         head.abort()  # (a failed prepare has undone them already)
         raise
