@@ -191,10 +191,15 @@ def serves_all(package: str) -> bool:
     since the bundle was built."""
     prefix = package + "."
     return all(
-        isinstance(getattr(module, "__loader__", None), BundleFinder)
+        serves(module)
         for name, module in list(sys.modules.items())
         if name.startswith(prefix) and name != __name__
     )
+
+
+def serves(module: "ModuleType") -> bool:
+    """Whether ``module`` came from the installed bundle."""
+    return isinstance(getattr(module, "__loader__", None), BundleFinder)
 
 
 def _finders() -> "list[BundleFinder]":

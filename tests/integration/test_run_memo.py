@@ -6,7 +6,9 @@ environment, an environment file."""
 from __future__ import annotations
 
 import os
+import shutil
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -164,3 +166,23 @@ def test_a_memo_does_not_skip_the_checks_made_before_a_pod_exists(
     proc = rkt.run(*args, check=False)
     assert proc.returncode == 2 and "--uuid-file-save" in proc.stderr
     assert len(list((rkt.dir / "pods").glob("*/*"))) == 3  # no pod for the refused run
+
+
+def test_a_file_named_as_the_image_is_the_image_again(
+    rkt: Rkt, images: ImageFactory, tmp_path: Path
+) -> None:
+    # an image argument names a file when a regular file of that name exists (rkt's rule)
+    fetch(rkt, images, "one", "one.aci")
+    shadow = images.build(IMAGE, extra_files={"msg": b"file"}, out=images.workdir / "file.aci")
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    argv = rkt.argv("run", "--debug", INSECURE, IMAGE, "--exec=/bin/cat", "--", "/msg")
+
+    def run_here() -> tuple[str, bool]:
+        proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, check=True)
+        return proc.stdout, HIT in proc.stderr
+
+    assert [run_here() for _ in range(3)] == [("one", False)] * 2 + [("one", True)]
+    (cwd / "example.com").mkdir()
+    shutil.copy(shadow, cwd / IMAGE)
+    assert run_here() == ("file", False)

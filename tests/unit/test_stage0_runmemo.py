@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -13,7 +15,7 @@ from rkt import bundle
 from rkt.errors import ImageError, PodError
 from rkt.pod.pod import create_embryo, ensure_pods_root
 from rkt.stage0 import runmemo, stage1_image
-from rkt.stage0.layout import Layout, PreparedPod, apply_step
+from rkt.stage0.layout import Layout, Memoisable, PreparedPod, apply_step
 
 KEY = '["a key"]'
 
@@ -27,6 +29,7 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (data / "cas" / "tree" / "t1" / "rootfs" / "bin").mkdir(parents=True)
     (data / "cas" / "tree" / "t1" / "rootfs" / "bin" / "init").write_text("#!/bin/sh\n")
     monkeypatch.setattr(bundle, "serves_all", lambda package: True)
+    monkeypatch.setattr(bundle, "serves", lambda module: True)
     monkeypatch.setattr(stage1_image, "native_identity", lambda flavor: "pod-init=1.2")
     return data
 
@@ -42,7 +45,8 @@ def prepared(data: Path, due: float | None = None) -> PreparedPod:
     pod, lock = create_embryo(ensure_pods_root(data))
     lock.close()
     names = (str(data / "cas" / "db" / "names" / "example.com%2fapp.rows"),)
-    return PreparedPod(pod, None, None, layout, b'{"apps": []}', (names, "default", due, False))
+    memoisable = Memoisable(names, "default", (time.time() - 1, due), False, (str(data / "img"),))
+    return PreparedPod(pod, None, None, layout, b'{"apps": []}', memoisable)
 
 
 def run_info(data: Path) -> dict[str, object]:
@@ -104,7 +108,10 @@ def test_an_image_use_due_for_recording_voids_it(store: Path) -> None:
     assert record(store, due=time.time() + 60)
     path = next((store / "cache" / "run-memo").iterdir())
     memo = json.loads(path.read_text())
-    memo["touch_due"] = time.time() - 1
+    memo["used"] = [time.time() - 61, time.time() - 1]
+    path.write_text(json.dumps(memo))
+    assert runmemo.lookup(store, KEY) is None
+    memo["used"] = [time.time() + 600, time.time() + 660]  # the clock was set back meanwhile
     path.write_text(json.dumps(memo))
     assert runmemo.lookup(store, KEY) is None
 
@@ -130,7 +137,7 @@ def test_nothing_is_written_without_a_name_file_or_with_a_changed_module(
 ) -> None:
     pod = prepared(store)
     assert pod.memoisable is not None
-    missing = ((str(store / "cas" / "db" / "names" / "nope.rows"),), *pod.memoisable[1:])
+    missing = pod.memoisable._replace(name_files=(str(store / "cas" / "db" / "names" / "x"),))
     argv = ["run", f"--dir={store}"]
     assert not runmemo.record(KEY, argv, pod._replace(memoisable=missing), run_info(store), [])
     assert not runmemo.record(KEY, argv, pod._replace(memoisable=None), run_info(store), [])
@@ -284,3 +291,36 @@ def test_marks_do_not_push_out_memos(store: Path, monkeypatch: pytest.MonkeyPatc
     names = sorted(p.suffix for p in (store / "cache" / "run-memo").iterdir())
     assert names.count(".json") == 1 and names.count(".seen") <= 3
     assert runmemo.lookup(store, '["kept"]') is not None
+
+
+def test_a_file_named_as_an_image_argument_voids_it(store: Path) -> None:
+    assert record(store)
+    (store / "img").mkdir()
+    assert runmemo.lookup(store, KEY) is not None  # a directory is not taken for the image
+    (store / "img").rmdir()
+    (store / "img").write_text("an image file")
+    assert runmemo.lookup(store, KEY) is None
+
+
+def test_a_module_changed_since_the_memo_was_written_voids_it(
+    store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = tmp_path / "decides.py"
+    source.write_text("x = 1\n")
+    module = type(sys)("rkt.stage0.decides")
+    module.__file__ = str(source)
+    monkeypatch.setitem(sys.modules, "rkt.stage0.decides", module)
+    assert record(store)
+    monkeypatch.delitem(sys.modules, "rkt.stage0.decides")  # the memo's run does not load it
+    assert runmemo.lookup(store, KEY) is not None
+    source.write_text("x = 22\n")
+    assert runmemo.lookup(store, KEY) is None
+    monkeypatch.setitem(sys.modules, "rkt.stage0.decides", module)  # loaded, from the bundle
+    assert runmemo.lookup(store, KEY) is not None
+    monkeypatch.setattr(bundle, "serves", lambda m: m is not module)  # not from the bundle
+    assert runmemo.lookup(store, KEY) is None
+
+
+def test_digests_are_sha256() -> None:
+    assert runmemo.digest("abc") == hashlib.sha256(b"abc").hexdigest()
+    assert runmemo.digest(b"\xff") == hashlib.sha256(b"\xff").hexdigest()

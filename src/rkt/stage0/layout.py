@@ -40,10 +40,17 @@ class PreparedPod(NamedTuple):
     lock: PodLock | None = None  # still held (``keep_lock``): the caller runs the pod next
     layout: Layout | None = None  # the steps that laid the pod out, and the manifest written
     manifest: bytes = b""
-    # rkt run may memoise it (stage0/runmemo.py): the name files it was resolved from, the
-    # built-in stage1 flavor, when its images' last use is due to be recorded again, and
-    # whether what the request and configuration say allows its networks a head start
-    memoisable: tuple[tuple[str, ...], str, float, bool] | None = None
+    memoisable: Memoisable | None = None  # rkt run may memoise it (stage0/runmemo.py)
+
+
+class Memoisable(NamedTuple):
+    """What the memo of a pod prepared by ``rkt run`` depends on besides its layout."""
+
+    name_files: tuple[str, ...]  # the store's name files its images were found by
+    flavor: str  # the built-in stage1's
+    used: tuple[float, float]  # while its images' recorded last uses need no new record
+    early: bool  # whether the request and configuration allow its networks a head start
+    not_files: tuple[str, ...]  # image arguments that would be files if these existed
 
 
 class Layout:

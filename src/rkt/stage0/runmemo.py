@@ -16,22 +16,27 @@ way does from there (``rkt.stage0.run.launch``): the stage1 reads the pod from i
 and decides everything about how the apps run (capabilities, seccomp, mounts, users, cgroups)
 every time (ABI §2).
 
-**The key** is exactly the command line (its arguments as given), a digest of the whole
-environment, the working directory, the effective uid and gid, the interpreter, where rkt's
-package is and the identity of the installation's module bundle (no memo without a bundle, and
-none is written while any of rkt's modules was imported from a source file changed since the
-bundle was built). The memo is looked for in the data directory the command line names
-(``guess_dir``: ``--dir``, else ``$RKT_DIR``, else rkt's default), and written only when that
-is the pod's data directory, so a data directory set by the ``paths`` configuration has none.
+**The key** is exactly the command line (its arguments as given), the SHA-256 of the whole
+environment (not the environment itself: the memo may outlive a secret), the working directory,
+the effective uid and gid, the interpreter, where rkt's package is and the identity of the
+installation's module bundle (no memo without a bundle). The memo is looked for in the data
+directory the command line names (``guess_dir``: ``--dir``, else ``$RKT_DIR``, else rkt's
+default), and written only when that is the pod's data directory, so a data directory set by
+the ``paths`` configuration has none.
 
 **What must not have changed**, checked before the memo is used: every configuration file
-``load_config`` reads (each kind's directory's ``*.json`` names and each file's content); the
-store's name file of every image name the pod used, byte for byte (rkt.store.names: the rows
-images are resolved from); the store trees the layout links to or stacks (named after their
-content: present is the same); the identity of the built-in stage1's native programs (their
-size and mtime, which choose its image: ``native_identity``). An image's recorded last use is
-kept as prepare keeps it: once it is due again (``Store.touch``, once a minute), the pod is
-prepared the usual way.
+``load_config`` reads (each kind's directory's ``*.json`` names and each file's content, by
+SHA-256); the store's name file of every image name the pod used (rkt.store.names: the rows
+images are resolved from; by SHA-256); the store trees the layout links to or stacks (named
+after their content: present is the same); no regular file has appeared under the name of an
+image argument (it would be the image: rkt.fetch.reference); the identity of the built-in
+stage1's native programs (their size and mtime, which choose its image: ``native_identity``);
+the source of every module of rkt's the usual way loaded (size and mtime, as the bundle checks
+them: none is written while one came from anywhere but the bundle, and one the memo's run
+does not load is looked at). An image's recorded last use is kept as prepare keeps it: a memo
+is written only by a run that recorded none, and used only while none is due
+(``Store.touch``, once a minute; a clock set back counts as due), or the pod is prepared the
+usual way.
 
 **Only** a pod of images named on the command line and found in the store (``--pull-policy``
 new or never; no file, URL, ``docker://`` or image ID), with the built-in stage1, no
@@ -71,24 +76,28 @@ if TYPE_CHECKING:
     from rkt.pod.pod import Pod, PodLock
     from rkt.stage0.layout import PreparedPod
 
-    Memo = dict[str, Any]  # the parsed memo file: v, key, touch_due, deps, steps, manifest
+    Memo = dict[str, Any]  # the parsed memo file: v, key, used, deps, steps, manifest, run
 
 FORMAT = 1
 MEMO_DIR = ("cache", "run-memo")
 MAX_MEMOS = 32
 MAX_MARKS = 64
-_MODULUS = (1 << 127) - 1  # a Mersenne prime: the digest is the key's bytes as a number, mod it
+try:  # built into Debian's python3.11 (~40 us to import); hashlib loads OpenSSL (~1 ms)
+    from _sha256 import sha256 as _sha256
+except ImportError:  # pragma: no cover (another build of Python)
+    from hashlib import sha256 as _sha256
 
 
 def memo_dir(data_dir: Path | str) -> str:
     return os.path.join(data_dir, *MEMO_DIR)
 
 
-def digest(text: str) -> str:
-    """A 127-bit digest of ``text`` for a file name (no hashlib: its import costs ~1 ms). Not
-    collision-resistant, and not relied on: a memo holds its whole key, compared as text."""
-    number = int.from_bytes(text.encode("utf-8", "surrogateescape"), "big") % _MODULUS
-    return format(number, "032x")
+def digest(data: str | bytes) -> str:
+    """SHA-256 of ``data`` (text as UTF-8), in hex: what the key holds of the environment, a
+    dependency of a file's content, a memo's file name."""
+    if isinstance(data, str):
+        data = data.encode("utf-8", "surrogateescape")
+    return str(_sha256(data).hexdigest())
 
 
 def make_key(argv: Sequence[str]) -> str | None:
@@ -170,13 +179,30 @@ def _listing(path: str) -> str | None:
     return jsonio.dumps(names)
 
 
+def _sources() -> list[list[Any]]:
+    """Every module of rkt's loaded so far, by its source file's size and mtime (the bundle
+    checks the same before it serves a module): a module changed since the memo was written,
+    and not loaded by the run that looks at it, is found by its file."""
+    deps: list[list[Any]] = []
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None)
+        if not name.startswith("rkt.") or name == "rkt.bundle" or not path:
+            continue
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        deps.append(["source", name, path, st.st_size, st.st_mtime_ns])
+    return deps
+
+
 def _file_digest(path: str) -> str | None:
     try:
         with open(path, "rb") as f:
             data = f.read()
     except OSError:
         return None
-    return digest(data.decode("latin-1"))
+    return digest(data)
 
 
 def _holds(dep: list[Any]) -> bool:
@@ -189,6 +215,19 @@ def _holds(dep: list[Any]) -> bool:
     if kind == "listing":  # a config dir: the same files in it (absent: none)
         listing = _listing(dep[1])
         return listing is not None and listing == dep[2]
+    if kind == "not-file":  # an image argument: a regular file of its name would be the image
+        return not os.path.isfile(dep[1])
+    if kind == "source":  # a module of rkt's that decided (the bundle's modules check their own)
+        module = sys.modules.get(dep[1])
+        if module is not None:
+            from rkt import bundle
+
+            return bundle.serves(module)
+        try:
+            st = os.stat(dep[2])
+        except OSError:
+            return False
+        return [st.st_size, st.st_mtime_ns] == dep[3:]
     if kind == "native":  # the built-in stage1's programs, as its image is chosen by them
         from rkt.stage0.stage1_image import native_identity
 
@@ -232,7 +271,7 @@ def lookup(data_dir: Path | str, key: str) -> Memo | None:
             and memo.get("v") == FORMAT
             and memo.get("key") == key
             and memo["run"]["dir"] == str(data_dir)
-            and time.time() < memo["touch_due"]
+            and memo["used"][0] <= time.time() < memo["used"][1]
             and all(_holds(dep) for dep in memo["deps"])
             and isinstance(memo["steps"], list)
             and isinstance(memo["manifest"], str)
@@ -342,31 +381,32 @@ def record(
     from rkt import bundle
     from rkt.stage0.stage1_image import native_identity
 
-    layout = prepared.layout
-    if layout is None or prepared.memoisable is None or not bundle.serves_all("rkt"):
+    layout, memoisable = prepared.layout, prepared.memoisable
+    if layout is None or memoisable is None or not bundle.serves_all("rkt"):
         return False
-    name_files, flavor, touch_due, early = prepared.memoisable
-    if touch_due <= time.time() or guess_dir(argv) != run["dir"]:
+    used = memoisable.used
+    if not used[0] <= time.time() < used[1] or guess_dir(argv) != run["dir"]:
         return False
-    deps: list[list[Any]] = [*config]
-    for path in name_files:
+    deps: list[list[Any]] = [*config, *_sources()]
+    for path in memoisable.name_files:
         content = _file_digest(path)
         if content is None:
             return False
         deps.append(["file", path, content])
     deps += [["dir", path] for path in layout.sources]
+    deps += [["not-file", path] for path in memoisable.not_files]
     try:
-        deps.append(["native", flavor, native_identity(flavor)])
+        deps.append(["native", memoisable.flavor, native_identity(memoisable.flavor)])
     except RktError:
         return False
     memo = {
         "v": FORMAT,
         "key": key,
-        "touch_due": touch_due,
+        "used": list(used),
         "deps": deps,
         "steps": layout.steps,
         "manifest": prepared.manifest.decode("latin-1"),
-        "run": {**run, "early": early},
+        "run": {**run, "early": memoisable.early},
     }
     try:
         return _write(memo_dir(run["dir"]), digest(key) + ".json", jsonio.dumps(memo).encode())

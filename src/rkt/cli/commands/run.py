@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 from rkt.cli.globals import parse_globals
 from rkt.cli.net_flags import (  # noqa: F401  (re-exported)
@@ -136,6 +137,7 @@ def _memoisable(
     named and found in the store, the built-in stage1, no environment file: stage0/runmemo.py)."""
     from rkt.stage0 import runmemo
     from rkt.stage0.headstart import static_eligible
+    from rkt.stage0.layout import Memoisable
     from rkt.stage0.stage1_image import builtin_flavor_chosen, builtin_name
     from rkt.store.store import TOUCH_INTERVAL
 
@@ -153,11 +155,20 @@ def _memoisable(
     ):
         return prepared
     files = runmemo.name_files(store.names_dir, [*fetcher.store_hits, builtin_name(flavor)])
-    if files is None:
-        return prepared
+    now = time.time()
+    if files is None or not all(0 <= now - used < TOUCH_INTERVAL for used in last_used):
+        return prepared  # (this run recorded a use: Store.touch)
     early = head is not None and static_eligible(head.options, request, stage1_config)
-    due = min(last_used) + TOUCH_INTERVAL
-    return prepared._replace(memoisable=(tuple(files), flavor, due, early))
+    return prepared._replace(
+        memoisable=Memoisable(
+            tuple(files),
+            flavor,
+            (max(last_used), min(last_used) + TOUCH_INTERVAL),
+            early,
+            # an existing regular file of that name would be the image (fetch.reference)
+            tuple(os.path.abspath(app.image.strip()) for app in request.apps),
+        )
+    )
 
 
 def _record_memo(
