@@ -218,6 +218,7 @@ def test_a_usage_error_leaves_no_pod_behind(pods: Pods) -> None:
         [image, "--name=Not_An_AC_Name"],
         [image, "--working-dir=relative"],
         ["--hostname=bad host", image],
+        ["--set-env=A=\udcff", image],  # a byte that is not UTF-8: no pod manifest can hold it
     ):
         proc = pods.run(*flags)
         assert proc.returncode == 2 and proc.stderr.count("\n") == 1, (flags, proc.stderr)

@@ -214,3 +214,33 @@ def test_an_environment_name_appc_refuses_is_a_usage_error(flag: str) -> None:
     # annotations and labels are not environment names
     req = pod_request(parse_run_args(["--user-annotation=a b=1", "img", "--annotation=x y=2"]))
     assert req.user_annotations == (("a b", "1"),)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--set-env=A=\udcff", "img"], r'--set-env "A=\xff" is not UTF-8 text'),
+        (["img", "--environment=B=x\udcfe"], r'--environment "B=x\xfe" is not UTF-8 text'),
+        (["img", "--", "a\udcff"], r'image "img": argument "a\xff" is not UTF-8 text'),
+        (["--user-annotation=k=\udcff", "img"], r'--user-annotation "k=\xff" is not UTF-8 text'),
+    ],
+)
+def test_what_the_pod_manifest_cannot_hold_is_refused(argv: list[str], message: str) -> None:
+    # the pod manifest is JSON: a byte that is not UTF-8 cannot be written into it
+    with pytest.raises(UsageError) as err:
+        pod_request(parse_run_args(argv))
+    assert str(err.value) == message
+
+
+def test_inherit_env_refuses_an_environment_that_is_not_text(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ODD", "\udcff")
+    with pytest.raises(UsageError, match=r'the environment variable "ODD=\\xff" is not UTF-8'):
+        pod_request(parse_run_args(["--inherit-env", "img"]))
+    pod_request(parse_run_args(["img"]))  # not inherited: not looked at
+
+
+def test_a_host_path_flag_is_not_manifest_text(tmp_path: Path) -> None:
+    save = tmp_path / "uuid\udcff"
+    assert pod_request(parse_run_args([f"--uuid-file-save={save}", "img"])).apps

@@ -217,12 +217,51 @@ def check_output_file(path: str | None, flag: str) -> None:
         raise UsageError(f'{flag} "{path}": no directory "{parent}"')
 
 
+# flags whose values are host paths rkt reads or writes, never written into the pod manifest
+_PATH_FLAGS = frozenset(
+    {
+        "--uuid-file-save",
+        "--pod-manifest",
+        "--set-env-file",
+        "--stage1-path",
+        "--stage1-from-dir",
+        "--signature",
+    }
+)
+
+
+def check_text(parsed: ParsedRun) -> None:
+    """What goes into the pod manifest (JSON: UTF-8 text) and is not text (a byte that is not
+    UTF-8 in a flag's value, an app's argument or, with ``--inherit-env``, the environment) is
+    refused here, before a pod exists, naming it."""
+    for flags in (parsed.pod, parsed.shared_app, *(app.flags for app in parsed.apps)):
+        for flag, values in flags.items():
+            if flag not in _PATH_FLAGS:
+                for value in values:
+                    _require_text(value, flag)
+    for app in parsed.apps:
+        for arg in app.args:
+            _require_text(arg, f'image "{app.image}": argument')
+    if parsed.flag_bool("--inherit-env"):
+        for key, value in os.environ.items():
+            _require_text(f"{key}={value}", "--inherit-env: the environment variable")
+
+
+def _require_text(value: str, what: str) -> None:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = value.encode("utf-8", "surrogateescape").decode("ascii", "backslashreplace")
+        raise UsageError(f'{what} "{shown}" is not UTF-8 text') from None
+
+
 def pod_request(parsed: ParsedRun, *, pull_policy_default: str = "new") -> PodRequest:
     pod = parsed.pod
     if parsed.last("--pod-manifest") is None and not parsed.apps:
         raise UsageError("at least one image is required")
     if parsed.last("--pod-manifest") is not None and parsed.apps:
         raise UsageError("--pod-manifest cannot be combined with images")
+    check_text(parsed)
     policy = parsed.last("--pull-policy", pull_policy_default) or pull_policy_default
     if policy not in ("new", "update", "never"):
         raise UsageError(f'--pull-policy: "{policy}" is not one of new, update, never')

@@ -13,7 +13,7 @@ import sys
 from rkt import abi
 from rkt.cli.commands.run import prepare_from_args, run_options
 from rkt.cli.globals import parse_globals
-from rkt.cli.pod_request import check_output_file, parse_env, stage1_choice
+from rkt.cli.pod_request import check_output_file, check_text, parse_env, stage1_choice
 from rkt.cli.run_args import ParsedRun, parse_run_args, reject_unsupported
 from rkt.errors import UsageError
 from rkt.stage0.headstart import HeadStart
@@ -55,6 +55,7 @@ def sandbox_request(parsed: ParsedRun) -> PodRequest:
         raise UsageError(f"app sandbox: {sorted(unknown)[0]} is an app flag (use rkt app add)")
     pod = parsed.pod
     check_output_file(parsed.last("--uuid-file-save"), "--uuid-file-save")
+    check_text(parsed)
     policy = parsed.last("--pull-policy", "new") or "new"
     if policy not in ("new", "update", "never"):
         raise UsageError(f'--pull-policy: "{policy}" is not one of new, update, never')
