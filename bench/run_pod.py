@@ -237,9 +237,13 @@ def run(
     bundle = make_bundle(work / "bundle", rootfs, ["/bin/true"])
     data = work / "data"
     aci = make_image(rkt, work, rootfs, IMAGE_TRUE, ["/bin/true"])
-    fetch_into(rkt, data, aci, env)
     # each other source has a store of its own (an older rkt refuses a newer store's index)
     other_data = {label: work / f"data-{label}" for label, _ in others}
+    # every store starts empty: one kept from earlier runs holds a built-in stage1 image per
+    # rebuild of the native programs (image gc's to remove), which every cold start reads
+    for store in (data, *other_data.values()):
+        shutil.rmtree(store, ignore_errors=True)
+    fetch_into(rkt, data, aci, env)
     for label, src in others:
         fetch_into(rkt, other_data[label], aci, {**env, "PYTHONPATH": str(src)})
     image = f"{IMAGE_TRUE}:1"
