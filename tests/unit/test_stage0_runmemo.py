@@ -324,3 +324,8 @@ def test_a_module_changed_since_the_memo_was_written_voids_it(
 def test_digests_are_sha256() -> None:
     assert runmemo.digest("abc") == hashlib.sha256(b"abc").hexdigest()
     assert runmemo.digest(b"\xff") == hashlib.sha256(b"\xff").hexdigest()
+
+
+def test_a_memo_that_cannot_be_written_does_not_fail_the_run(store: Path) -> None:
+    info = {**run_info(store), "options": [object()]}  # (not JSON)
+    assert not runmemo.record(KEY, ["run", f"--dir={store}"], prepared(store), info, [])

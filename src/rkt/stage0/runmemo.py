@@ -377,7 +377,7 @@ def record(
     what ``run_from_memo`` needs besides the layout (``dir``, ``options``, ``early``,
     ``uuid_file_save``), ``config``: ``config_dependencies``. False when it is not written (a
     name file missing, a module not from the bundle, the memo directory not private, the data
-    directory not where ``guess_dir`` looks). Never raises OSError."""
+    directory not where ``guess_dir`` looks); never fails the run."""
     from rkt import bundle
     from rkt.stage0.stage1_image import native_identity
 
@@ -409,8 +409,9 @@ def record(
         "run": {**run, "early": memoisable.early},
     }
     try:
-        return _write(memo_dir(run["dir"]), digest(key) + ".json", jsonio.dumps(memo).encode())
-    except OSError:
+        data = jsonio.dumps(memo).encode()
+        return _write(memo_dir(run["dir"]), digest(key) + ".json", data)
+    except (OSError, TypeError, ValueError):  # a memo is never worth failing the run for
         return False
 
 
