@@ -186,3 +186,29 @@ def test_a_file_named_as_the_image_is_the_image_again(
     (cwd / "example.com").mkdir()
     shutil.copy(shadow, cwd / IMAGE)
     assert run_here() == ("file", False)
+
+
+def test_a_file_reached_through_a_symlink_and_dot_dot_is_the_image_again(
+    rkt: Rkt, images: ImageFactory, tmp_path: Path
+) -> None:
+    # "example.com/memo:1/../../x" as a path: the kernel follows the symlink before the ".."
+    aci = images.build(
+        IMAGE, "1/../../x", extra_files={"msg": b"one"}, out=images.workdir / "v.aci"
+    )
+    rkt.run(INSECURE, "fetch", str(aci))
+    shadow = images.build(IMAGE, extra_files={"msg": b"file"}, out=images.workdir / "file.aci")
+    cwd, elsewhere = tmp_path / "cwd", tmp_path / "elsewhere"
+    (cwd / "example.com").mkdir(parents=True)
+    (elsewhere / "a" / "b").mkdir(parents=True)
+    argv = rkt.argv(
+        "run", "--debug", INSECURE, f"{IMAGE}:1/../../x", "--exec=/bin/cat", "--", "/msg"
+    )
+
+    def run_here() -> tuple[str, bool]:
+        proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, check=True)
+        return proc.stdout, HIT in proc.stderr
+
+    assert [run_here() for _ in range(3)][-1] == ("one", True)
+    (cwd / f"{IMAGE}:1").symlink_to(elsewhere / "a" / "b")
+    shutil.copy(shadow, elsewhere / "x")
+    assert run_here() == ("file", False)

@@ -146,6 +146,10 @@ class Store:
                         f'image store "{self.cas}": cannot create "{path}" (permission denied; '
                         f'run as root or as a member of group "{STORE_GROUP}")'
                     ) from exc
+                except OSError as exc:  # a file where a directory belongs, a read-only fs...
+                    raise StoreError(
+                        f'image store "{self.cas}": cannot create "{path}": {exc.strerror}'
+                    ) from exc
         finally:
             os.umask(old_umask)
 

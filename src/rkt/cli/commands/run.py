@@ -165,8 +165,9 @@ def _memoisable(
             flavor,
             (max(last_used), min(last_used) + TOUCH_INTERVAL),
             early,
-            # an existing regular file of that name would be the image (fetch.reference)
-            tuple(os.path.abspath(app.image.strip()) for app in request.apps),
+            # an existing regular file of that name would be the image (fetch.reference's
+            # test, as it makes it: ".." after a symlink is the kernel's to resolve)
+            tuple(os.path.join(os.getcwd(), app.image.strip()) for app in request.apps),
         )
     )
 
