@@ -134,6 +134,9 @@ def _signalled_while_preparing(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,
+        # ^C as a terminal delivers it, whatever this suite was started from (a background job
+        # of a non-interactive shell ignores SIGINT, exec keeps that, and so would rkt)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         deadline = time.monotonic() + 60
