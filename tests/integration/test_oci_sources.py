@@ -223,3 +223,35 @@ def test_a_malformed_layout_is_refused_on_one_line_naming_the_image(
         assert proc.returncode == 254 and len(errors) == 1, proc.stderr
         assert errors[0].startswith(f'rkt: image "{ref}": ') and cause in errors[0], errors
     assert rkt.run("image", "list", "--no-legend").stdout == ""
+
+
+@pytest.mark.parametrize("kind", ["oci", "docker-archive"])
+def test_fetch_update_imports_a_local_source_again_once_it_names_another_image(
+    rkt: Rkt, tmp_path: Path, kind: str
+) -> None:
+    require_root()
+    root = tmp_path / "layout"
+    writer = LayoutWriter(root)
+
+    def tag(message: bytes) -> str:
+        writer.tag("v1", writer.image([(busybox_tree({"msg": message}), "gzip")], {"Cmd": ["sh"]}))
+        if kind == "oci":
+            return f"oci:{root}:v1"
+        require_tool("skopeo")
+        archive = tmp_path / "saved.tar"
+        archive.unlink(missing_ok=True)
+        ref = f"docker-archive:{archive}:example.org/test/saved:1"
+        subprocess.run(["skopeo", "copy", "--quiet", f"oci:{root}:v1", ref], check=True)
+        return f"docker-archive:{archive}"
+
+    def fetch(ref: str, *flags: str) -> str:
+        return rkt.run("--insecure-options=image", "fetch", "--full", *flags, ref).stdout.strip()
+
+    ref = tag(b"one\n")
+    first = fetch(ref)
+    assert fetch(ref) == first  # update (fetch's default): the source names the same image
+    ref = tag(b"two\n")
+    assert fetch(ref, "--pull-policy=new") == first  # new: what the store has under it
+    second = fetch(ref)
+    assert second != first
+    assert fetch(ref, "--pull-policy=new") == second

@@ -75,9 +75,14 @@ def fetch_oci_image(fetcher: Fetcher, text: str, pull_policy: str) -> str:
     store = fetcher.store
     source, key = _open_source(fetcher, text)
     cached = store.get_remote(key)
-    if cached is not None and store.get(cached.image_id) is not None:
-        if pull_policy in ("new", "never") or is_local_source(text):
+    kept = None if cached is None else store.get(cached.image_id)
+    if cached is not None and kept is not None:
+        if pull_policy in ("new", "never"):
             return cached.image_id
+        if is_local_source(text):
+            origin = _resolve(source).origin
+            if _origin_digests(kept.manifest) == (origin.manifest_digest, origin.config_digest):
+                return cached.image_id  # update: the path still names what was imported
     elif pull_policy == "never":
         raise NotFoundError(f'image "{text}": not in the store and --pull-policy=never')
     if os.geteuid() != 0:
@@ -89,6 +94,24 @@ def fetch_oci_image(fetcher: Fetcher, text: str, pull_policy: str) -> str:
     image_id = import_from_source(store, source, source_label=key)
     store.put_remote(RemoteRecord(key, None, None, image_id, 0, time.time()))
     return image_id
+
+
+def _resolve(source: ImageSource) -> ResolvedImage:
+    with naming(f'image "{source.label}"', ArchiveError, ImageError, ManifestError):
+        return source.resolve()
+
+
+def _origin_digests(image_manifest: bytes) -> tuple[str, str]:
+    """The Docker/OCI manifest and config digests an imported image was made from (its
+    annotations; a docker-archive has no manifest digest)."""
+    by_name = {
+        a.get("name"): str(a.get("value") or "")
+        for a in jsonio.loads(image_manifest).get("annotations") or []
+    }
+    return (
+        by_name.get("appc.io/docker/manifestdigest", ""),
+        by_name.get("appc.io/docker/imageid", ""),
+    )
 
 
 def _open_source(fetcher: Fetcher, text: str) -> tuple[ImageSource, str]:
@@ -111,8 +134,7 @@ def import_from_source(
     store: Store, source: ImageSource, *, source_label: str, jobs: int = PARALLEL_LAYERS
 ) -> str:
     """Import the image ``source`` resolves to; return its image ID."""
-    with naming(f'image "{source.label}"', ArchiveError, ImageError, ManifestError):
-        resolved = source.resolve()  # (what is wrong in it: named after the image)
+    resolved = _resolve(source)  # (what is wrong in it: named after the image)
     layers = resolved.manifest.layers
     if not layers:
         raise ImageError(f'image "{source.label}": has no layers')
