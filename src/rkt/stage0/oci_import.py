@@ -76,11 +76,13 @@ def fetch_oci_image(fetcher: Fetcher, text: str, pull_policy: str) -> str:
     source, key = _open_source(fetcher, text)
     cached = store.get_remote(key)
     kept = None if cached is None else store.get(cached.image_id)
+    resolved = None
     if cached is not None and kept is not None:
         if pull_policy in ("new", "never"):
             return cached.image_id
         if is_local_source(text):
-            origin = _resolve(source).origin
+            resolved = _resolve(source)
+            origin = resolved.origin
             if _origin_digests(kept.manifest) == (origin.manifest_digest, origin.config_digest):
                 return cached.image_id  # update: the path still names what was imported
     elif pull_policy == "never":
@@ -91,7 +93,7 @@ def fetch_oci_image(fetcher: Fetcher, text: str, pull_policy: str) -> str:
             "(owners, whiteouts and overlay xattrs are kept)"
         )
     fetcher.warn_insecure_once()
-    image_id = import_from_source(store, source, source_label=key)
+    image_id = import_from_source(store, source, source_label=key, resolved=resolved)
     store.put_remote(RemoteRecord(key, None, None, image_id, 0, time.time()))
     return image_id
 
@@ -131,10 +133,16 @@ def _open_source(fetcher: Fetcher, text: str) -> tuple[ImageSource, str]:
 
 
 def import_from_source(
-    store: Store, source: ImageSource, *, source_label: str, jobs: int = PARALLEL_LAYERS
+    store: Store,
+    source: ImageSource,
+    *,
+    source_label: str,
+    jobs: int = PARALLEL_LAYERS,
+    resolved: ResolvedImage | None = None,
 ) -> str:
-    """Import the image ``source`` resolves to; return its image ID."""
-    resolved = _resolve(source)  # (what is wrong in it: named after the image)
+    """Import the image ``source`` resolves to (``resolved``: already); return its image ID."""
+    if resolved is None:
+        resolved = _resolve(source)  # (what is wrong in it: named after the image)
     layers = resolved.manifest.layers
     if not layers:
         raise ImageError(f'image "{source.label}": has no layers')

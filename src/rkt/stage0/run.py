@@ -8,6 +8,7 @@ stage1's business (docs/stage1-abi.md §3). Also: invoking the other entrypoints
 from __future__ import annotations
 
 import os
+import sys
 
 from rkt import abi, jsonio
 from rkt.errors import PodError, RktError
@@ -202,8 +203,6 @@ def launch(
     """Run a pod just prepared (``rkt run``, ``app sandbox``): move it to ``run`` and exec its
     stage1. A pod the stage1 cannot run (too old for the flags) is removed: nobody asked to
     keep it."""
-    import sys
-
     try:
         _lock, argv, env = start_run(pod, options, lock)
     except BaseException as exc:

@@ -74,7 +74,13 @@ if TYPE_CHECKING:
 
     from rkt.paths import Path
     from rkt.pod.pod import Pod, PodLock
+    from rkt.settings import GlobalOptions
+    from rkt.stage0.fetch import Fetcher
+    from rkt.stage0.headstart import HeadStart
     from rkt.stage0.layout import PreparedPod
+    from rkt.stage0.request import PodRequest
+    from rkt.stage0.run import RunOptions
+    from rkt.store.store import Store
 
     Memo = dict[str, Any]  # the parsed memo file: v, key, used, deps, steps, manifest, run
 
@@ -486,6 +492,74 @@ def _unlink(path: str) -> None:
         os.unlink(path)
     except OSError:
         pass
+
+
+def memoisable(
+    prepared: PreparedPod,
+    request: PodRequest,
+    stage1_config: dict[str, str],
+    fetcher: Fetcher,
+    store: Store,
+    head: HeadStart | None,
+    env_files: bool,
+) -> PreparedPod:
+    """``prepared`` (by ``rkt run``), with what its memo would depend on when it may be
+    memoised (only images named and found in the store, the built-in stage1, no environment
+    file, and no image use recorded by this run)."""
+    from rkt.stage0.headstart import static_eligible
+    from rkt.stage0.layout import Memoisable
+    from rkt.stage0.stage1_image import builtin_flavor_chosen, builtin_name
+    from rkt.store.store import TOUCH_INTERVAL
+
+    flavor = builtin_flavor_chosen(request.stage1, stage1_config)
+    last_used = prepared.layout.last_used if prepared.layout is not None else []
+    apps = len(request.apps)
+    if flavor is None or not last_used:
+        return prepared
+    if not eligible(fetcher.fetched, len(fetcher.store_hits), apps, env_files):
+        return prepared
+    files = name_files(store.names_dir, [*fetcher.store_hits, builtin_name(flavor)])
+    now = time.time()
+    if files is None or not all(0 <= now - used < TOUCH_INTERVAL for used in last_used):
+        return prepared  # (this run recorded a use: Store.touch)
+    early = head is not None and static_eligible(head.options, request, stage1_config)
+    return prepared._replace(
+        memoisable=Memoisable(
+            tuple(files),
+            flavor,
+            (max(last_used), min(last_used) + TOUCH_INTERVAL),
+            early,
+            # an existing regular file of that name would be the image (fetch.reference's
+            # test, as it makes it: ".." after a symlink is the kernel's to resolve)
+            tuple(os.path.join(os.getcwd(), app.image.strip()) for app in request.apps),
+        )
+    )
+
+
+def record_run(
+    argv: list[str],
+    opts: GlobalOptions,
+    options: RunOptions,
+    prepared: PreparedPod,
+    uuid_file_save: str | None,
+) -> None:
+    """Memoise the pod ``rkt run ARGV`` just prepared (``prepared.memoisable``), the second
+    time it is (``seen_before``)."""
+    full = ["run", *argv]
+    key = make_key(full)
+    if key is None or guess_dir(argv) != str(opts.dir):
+        return  # (no memo would be found where the next run looks)
+    if not seen_before(opts.dir, key):
+        return
+    run = {"dir": str(opts.dir), "options": list(options), "uuid_file_save": uuid_file_save}
+    bases = (opts.system_config, opts.local_config, opts.user_config)
+    record(
+        key,
+        full,
+        prepared,
+        run,
+        config_dependencies([None if b is None else str(b) for b in bases]),
+    )
 
 
 def eligible(fetched: int, store_hits: int, apps: int, env_files: bool) -> bool:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 
 from rkt.cli.globals import parse_globals
 from rkt.cli.net_flags import (  # noqa: F401  (re-exported)
@@ -35,10 +34,8 @@ from rkt.stage0.run import RunOptions, launch
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
-    from rkt.stage0.fetch import Fetcher
     from rkt.stage0.layout import PreparedPod
     from rkt.stage0.request import PodRequest
-    from rkt.store.store import Store
 
 USAGE = """Usage: rkt {command} [pod flags] IMAGE [app flags] [-- ARGS... ---] [IMAGE ...]
 
@@ -112,7 +109,10 @@ def prepare_from_args(
             keep_lock=head is not None,
         )
     if memo:
-        prepared = _memoisable(prepared, parsed, request, stage1_config, fetcher, store, head)
+        from rkt.stage0.runmemo import memoisable
+
+        env_files = bool(parsed.pod.get("--set-env-file"))
+        prepared = memoisable(prepared, request, stage1_config, fetcher, store, head, env_files)
     save = parsed.last("--uuid-file-save")
     if save:
         try:
@@ -122,80 +122,6 @@ def prepare_from_args(
                 f'pod "{prepared.pod.uuid}": --uuid-file-save "{save}": {exc.strerror}'
             ) from exc
     return prepared
-
-
-def _memoisable(
-    prepared: PreparedPod,
-    parsed: ParsedRun,
-    request: PodRequest,
-    stage1_config: dict[str, str],
-    fetcher: Fetcher,
-    store: Store,
-    head: HeadStart | None,
-) -> PreparedPod:
-    """``prepared``, with what its memo would depend on when it may be memoised (only images
-    named and found in the store, the built-in stage1, no environment file: stage0/runmemo.py)."""
-    from rkt.stage0 import runmemo
-    from rkt.stage0.headstart import static_eligible
-    from rkt.stage0.layout import Memoisable
-    from rkt.stage0.stage1_image import builtin_flavor_chosen, builtin_name
-    from rkt.store.store import TOUCH_INTERVAL
-
-    flavor = builtin_flavor_chosen(request.stage1, stage1_config)
-    last_used = prepared.layout.last_used if prepared.layout is not None else []
-    if (
-        flavor is None
-        or not last_used
-        or not runmemo.eligible(
-            fetcher.fetched,
-            len(fetcher.store_hits),
-            len(request.apps),
-            env_files=bool(parsed.pod.get("--set-env-file")),
-        )
-    ):
-        return prepared
-    files = runmemo.name_files(store.names_dir, [*fetcher.store_hits, builtin_name(flavor)])
-    now = time.time()
-    if files is None or not all(0 <= now - used < TOUCH_INTERVAL for used in last_used):
-        return prepared  # (this run recorded a use: Store.touch)
-    early = head is not None and static_eligible(head.options, request, stage1_config)
-    return prepared._replace(
-        memoisable=Memoisable(
-            tuple(files),
-            flavor,
-            (max(last_used), min(last_used) + TOUCH_INTERVAL),
-            early,
-            # an existing regular file of that name would be the image (fetch.reference's
-            # test, as it makes it: ".." after a symlink is the kernel's to resolve)
-            tuple(os.path.join(os.getcwd(), app.image.strip()) for app in request.apps),
-        )
-    )
-
-
-def _record_memo(
-    argv: list[str],
-    parsed: ParsedRun,
-    opts: GlobalOptions,
-    options: RunOptions,
-    prepared: PreparedPod,
-) -> None:
-    """Memoise the pod ``rkt run ARGV`` just prepared (stage0/runmemo.py)."""
-    from rkt.stage0 import runmemo
-
-    full = ["run", *argv]
-    key = runmemo.make_key(full)
-    if key is None or runmemo.guess_dir(argv) != str(opts.dir):
-        return  # (no memo would be found where the next run looks)
-    if not runmemo.seen_before(opts.dir, key):
-        return  # memoised the second time
-    run = {
-        "dir": str(opts.dir),
-        "options": list(options),
-        "uuid_file_save": parsed.last("--uuid-file-save"),
-    }
-    bases = (opts.system_config, opts.local_config, opts.user_config)
-    config = runmemo.config_dependencies([None if b is None else str(b) for b in bases])
-    runmemo.record(key, full, prepared, run, config)
 
 
 def run_options(parsed: ParsedRun, opts: GlobalOptions) -> RunOptions:
@@ -239,5 +165,7 @@ def run_raw(argv: list[str]) -> int:
         head.abort()  # (a failed prepare has undone them already)
         raise
     if prepared.memoisable is not None:
-        _record_memo(argv, parsed, opts, options, prepared)
+        from rkt.stage0.runmemo import record_run
+
+        record_run(argv, opts, options, prepared, parsed.last("--uuid-file-save"))
     launch(prepared.pod, prepared.lock, options, head)
