@@ -275,6 +275,27 @@ def test_a_missing_host_volume_source_is_named(pods: Pods, tmp_path: Path) -> No
     assert proc.returncode == 254, proc.stderr
     if not pods.stage1:  # the built-in stage1's message (the ABI test stage1 has its own)
         assert f'source "{missing}" does not exist' in proc.stderr, proc.stderr
+        # refused after the stage1 had spawned pod-init (start.SpawnedInit): it said nothing,
+        # and neither it nor a process of the pod outlived rkt run
+        errors = [line for line in proc.stderr.splitlines() if not line.startswith("rkt: warning:")]
+        assert len(errors) == 1, proc.stderr
+        assert processes_under(pods.rkt.dir) == []
+
+
+def processes_under(directory: Path) -> list[int]:
+    """Pids of the processes whose working directory is under ``directory`` (a pod's are in
+    its pod directory, from the stage1 on)."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            cwd = os.readlink(f"/proc/{entry.name}/cwd")
+        except OSError:
+            continue  # gone meanwhile, or a kernel thread
+        if cwd == str(directory) or cwd.startswith(f"{directory}/"):
+            found.append(int(entry.name))
+    return found
 
 
 def test_unknown_pod_is_one_line_error(pods: Pods) -> None:

@@ -625,3 +625,109 @@ def test_userns_helper_refuses_a_plan_whose_steps_it_cannot_find() -> None:
     assert proc.returncode == 254
     assert "userns: the helper's steps do not start after 1 strings" in stderr
     assert "stage1: private users: the pod init did not start" in stderr
+
+
+# -- the spawned start: pod-init started before its plan is complete ---------------------------
+
+
+def test_pod_init_performs_each_step_as_it_arrives(tmp_path: Path) -> None:
+    """pod-init reads its plan as it goes: a step is done once its strings have arrived, while
+    the writer still makes the rest (the run process's spawned start); a plan cut short is
+    still refused."""
+    require(INIT.exists(), "native programs not built (make setup)")
+    target = tmp_path / "written"
+    target.write_text("")
+    r, w = os.pipe()
+    proc = subprocess.Popen([str(INIT), str(r)], pass_fds=(r,), stderr=subprocess.PIPE, text=True)
+    os.close(r)
+    try:
+        os.write(w, b"label\0stage1: pod init\0write\0" + bytes(target) + b"\0early\0")
+        for _ in range(1000):  # (polling a file pod-init writes, not a sleep of a guessed length)
+            if target.read_text() == "early":
+                break
+            select.select([], [], [], 0.01)
+        assert target.read_text() == "early"
+        assert proc.poll() is None  # waiting for the rest of its plan
+    finally:
+        os.close(w)
+    _, stderr = proc.communicate(timeout=10)
+    assert proc.returncode == 254
+    assert stderr.startswith("stage1: pod init: the pod plan has no supervise step")
+    assert stderr.count("\n") == 1
+
+
+SPAWN_SCRIPT = """
+import os, sys
+init, waiter, pid_file, ready, supervisor, first = sys.argv[1:7]
+plan_r, plan_w = os.pipe()
+pid_r, pid_w = os.pipe()
+os.set_inheritable(plan_r, True)
+os.set_inheritable(pid_w, True)
+child = os.posix_spawn(init, ["pod-init", str(plan_r)], {})
+os.close(plan_r)
+os.close(pid_w)
+steps = ["label", "stage1: pod init", "parent", str(os.getpid()), *first.split()]
+steps += ["fork-sibling", pid_file, str(pid_w), "pdeathsig", "wait", "ready", ready]
+steps += ["supervise", supervisor]
+try:
+    os.write(plan_w, "\\0".join(steps).encode() + b"\\0")
+except BrokenPipeError:
+    pass
+os.close(plan_w)
+os.set_inheritable(pid_r, True)
+os.execv(waiter, ["run-waiter", "--spawned", str(child), str(pid_r)])
+"""
+
+
+def _spawned_start(tmp_path: Path, first: str = "") -> subprocess.CompletedProcess[str]:
+    """A run process as stage1/ns/start.py SpawnedInit is: pod-init spawned, its plan written
+    (``first``: steps before the fork), then run-waiter --spawned exec'd."""
+    require(INIT.exists(), "native programs not built (make setup)")
+    args = [str(INIT), str(WAITER), str(tmp_path / "pid"), str(tmp_path / "ready")]
+    args += [str(SUPERVISOR), first]
+    return subprocess.run(
+        [sys.executable, "-c", SPAWN_SCRIPT, *args], capture_output=True, text=True, timeout=30
+    )
+
+
+def test_spawned_pod_init_forks_the_init_for_the_run_process(tmp_path: Path) -> None:
+    """The "fork-sibling" step: the init is the run process's child, so run-waiter --spawned
+    (the run process after its exec) waits for it and exits with its status; pod-init wrote
+    the pid file and released the init, which marked the pod ready and supervised it (no
+    apps: 0)."""
+    proc = _spawned_start(tmp_path)
+    assert (proc.returncode, proc.stderr) == (0, "")
+    assert (tmp_path / "pid").read_text().isdigit()
+    assert os.readlink(tmp_path / "ready") == "ready"
+
+
+def test_spawned_pod_init_failing_before_the_fork_is_the_run_status(tmp_path: Path) -> None:
+    """pod-init fails before it forked the init: its message on stderr, its 254 is rkt run's
+    (run-waiter --spawned reads no pid), and no pod was published."""
+    proc = _spawned_start(tmp_path, "unshare lots")
+    assert proc.returncode == 254
+    assert proc.stderr.startswith('stage1: pod init: the pod plan has "lots" where a number')
+    assert proc.stderr.count("\n") == 1
+    assert not (tmp_path / "pid").exists()
+
+
+def test_spawned_pod_init_leaves_quietly_when_its_run_process_is_gone() -> None:
+    """A "parent PID" step where PID is not (or no longer) our parent: the run process died before
+    pod-init could arrange to die with it; pod-init exits 254 at once, saying nothing (the
+    run process said why, if it could)."""
+    proc = _pod_init(["label", "stage1: pod init", "parent", "1", "supervise", "/nonexistent"])
+    assert (proc.returncode, proc.stderr) == (254, "")
+
+
+def test_pod_init_refuses_fork_sibling_without_parent() -> None:
+    proc = _pod_init(["label", "stage1: pod init", "fork-sibling", "/nonexistent/pid", "9"])
+    assert proc.returncode == 254
+    assert "fork-sibling: no parent step before it" in proc.stderr
+
+
+def test_waiter_spawned_refuses_a_bad_command_line() -> None:
+    proc = subprocess.run(
+        [str(WAITER), "--spawned", "1"], capture_output=True, text=True, timeout=10
+    )
+    assert proc.returncode == 254
+    assert "run-waiter [--interactive] --spawned POD_INIT_PID PID_FD" in proc.stderr

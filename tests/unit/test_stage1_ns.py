@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -269,6 +271,50 @@ def test_pod_plan_for_pod_init(tmp_path: Path) -> None:
     assert steps[plan.keywords().index("fork")][3:] == ("2", "run-waiter", "--interactive")
     assert steps[plan.keywords().index("app")][6] == ""
     assert steps[plan.keywords().index("start")] == ("start", "1")
+
+
+def test_a_spawned_pod_init_gets_its_namespace_steps_first_and_the_rest_later(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """start.SpawnedInit: pod-init is spawned with the namespace steps (after "parent": it dies
+    with the run process) before the apps are resolved; the pod plan then goes on from the
+    init's fork ("fork-sibling": the init is the run process's child, its pid to run-waiter
+    through the pipe pod-init holds), and the run process becomes run-waiter --spawned."""
+    from rkt.stage1.common.appspec import app_spec_path
+    from rkt.stage1.ns import start as start_module
+    from rkt.stage1.ns.start import SpawnedInit, pod_plan
+
+    spawned: list[tuple[str, list[str], int]] = []
+
+    def fake_spawn(path: str, argv: list[str], env: dict[str, str]) -> int:
+        spawned.append((path, argv, os.dup(int(argv[1]))))  # the plan's read end, kept
+        return 4242
+
+    ended: list[tuple[str, int, int]] = []
+    monkeypatch.setattr(start_module.os, "posix_spawn", fake_spawn)
+    monkeypatch.setattr(start_module.os, "kill", lambda pid, sig: ended.append(("kill", pid, sig)))
+    monkeypatch.setattr(start_module.os, "waitpid", lambda pid, o: ended.append(("wait", pid, o)))
+    pod = PodDir(tmp_path, UUID)
+    app_spec_path(pod, "web").parent.mkdir(parents=True)
+    args = parse_run(["--net=none", UUID])
+    flags = run_entry.namespace_flags(args)
+    init = SpawnedInit(pod.path, None, flags)
+    [(path, argv, plan_r)] = spawned
+    assert path == str(tmp_path / abi.STAGE1_ROOTFS / "pod-init") and argv[0] == "pod-init"
+    assert init.pid == 4242
+    first = os.read(plan_r, 65536).split(b"\0")[:-1]
+    assert first == [
+        b"label", b"stage1: pod init", b"parent", str(os.getpid()).encode(),
+        b"unshare", str(flags).encode(), b"private", b"unpin", b"/run/netns", b"loopback",
+    ]  # fmt: skip
+    plan = pod_plan(pod, args, [_spec()], flags, None, None, spawned=init)
+    kw = plan.keywords()
+    assert kw[:3] == ["label", "fork-sibling", "pdeathsig"] and "unshare" not in kw
+    assert plan.steps[1] == ("fork-sibling", str(tmp_path / "pid"), str(init.pid_fd))
+    init.abort()
+    assert ended == [("kill", 4242, signal.SIGKILL), ("wait", 4242, 0)]
+    assert os.read(plan_r, 10) == b""  # the pipe closed
+    os.close(plan_r)
 
 
 def test_a_cni_pods_init_joins_its_namespace_first(tmp_path: Path) -> None:

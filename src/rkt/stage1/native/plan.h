@@ -1,6 +1,8 @@
 /* plan.h: the plan encoding app-exec and pod-init read (src/rkt/stage1/ns/launch.py LaunchPlan
  * writes it): NUL-terminated strings, a keyword then its arguments; an empty string is "none"
- * where an argument is optional; numbers are decimal. Read from a file descriptor to the end.
+ * where an argument is optional; numbers are decimal. Read from a file descriptor to the end,
+ * at once (read_plan), or as the steps are performed (stream_plan: pod-init, whose first steps
+ * may be written while the rest of its plan is still being made).
  * A program sets `label` (prefix of its error messages) and `plan_kind` before reading.
  * Static functions, included by each program (each is one static binary). */
 #ifndef RKT_PLAN_H
@@ -12,13 +14,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #define EXIT_SETUP_FAILED 254
+#define STREAM_MAX (64 << 20) /* a streamed plan's limit (address space, reserved lazily) */
 
 static const char *label = "stage1";
 static const char *plan_kind = "plan";
 static char *plan, *plan_end, *cursor;
+static int plan_stream = -1; /* the descriptor a streamed plan is still read from */
 
 /* strerror, lower case as the rest of rkt's messages ("no such file or directory") */
 static const char *cause(int err)
@@ -71,7 +76,7 @@ static int plan_fd(const char *arg)
 	return (int)fd;
 }
 
-static void read_plan(int fd)
+__attribute__((unused)) static void read_plan(int fd)
 {
 	size_t size = 0, cap = 16384;
 	plan = malloc(cap);
@@ -96,8 +101,48 @@ static void read_plan(int fd)
 		fail(EINVAL, "the %s does not end with a NUL", plan_kind);
 }
 
+/* Read the plan from FD as its steps are asked for: a step is performed once its strings have
+ * arrived, not after the writer closed FD. The strings stay where they are read (one
+ * reservation, never moved), so pointers to them stay valid like read_plan's. */
+__attribute__((unused)) static void stream_plan(int fd)
+{
+	plan = mmap(NULL, STREAM_MAX, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+		    -1, 0);
+	if (plan == MAP_FAILED)
+		fail(errno, "reading the %s", plan_kind);
+	plan_end = cursor = plan;
+	plan_stream = fd;
+}
+
+/* More of a streamed plan; 0 at its end (FD closed). */
+static int read_more(void)
+{
+	if (plan_stream < 0)
+		return 0;
+	for (;;) {
+		if (plan_end == plan + STREAM_MAX)
+			fail(E2BIG, "reading the %s", plan_kind);
+		ssize_t n = read(plan_stream, plan_end, (size_t)(plan + STREAM_MAX - plan_end));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			fail(errno, "reading the %s", plan_kind);
+		if (n == 0) {
+			close(plan_stream);
+			plan_stream = -1;
+			if (plan_end > plan && plan_end[-1] != '\0')
+				fail(EINVAL, "the %s does not end with a NUL", plan_kind);
+			return 0;
+		}
+		plan_end += n;
+		return 1;
+	}
+}
+
 static int more(void)
 {
+	while (cursor == plan_end && read_more())
+		;
 	return cursor < plan_end;
 }
 
@@ -105,6 +150,8 @@ static const char *next(void)
 {
 	if (!more())
 		fail(EINVAL, "the %s ends in the middle of a step", plan_kind);
+	while (memchr(cursor, '\0', (size_t)(plan_end - cursor)) == NULL)
+		read_more(); /* (at the end, it failed: no NUL) */
 	const char *s = cursor;
 	cursor += strlen(s) + 1;
 	return s;

@@ -2,12 +2,16 @@
  *
  * The Python run entrypoint (src/rkt/stage1/ns/run.py) resolves everything: the apps' launch
  * plans (written beside their specs), the pod and app cgroups (created, limits written), the
- * network (CNI left it in the pod's netns). Then it exec's this program with the pod plan on a
- * file descriptor, and this program does what needs the new namespaces:
+ * network (CNI left it in the pod's netns). It hands this program the pod plan on a file
+ * descriptor, and this program does what needs the new namespaces:
  *
  *   - unshare the pod's namespaces, make every mount private, bring lo up (--net=none);
  *   - fork the pod init (PID 1 of the new pid namespace); this process then writes the `pid`
- *     file, lets the init go on, and exec's run-waiter (the caller's child for the pod's life);
+ *     file, lets the init go on, and exec's run-waiter (the caller's child for the pod's life).
+ *     An ordinary pod's run process spawns this program before the plan is complete, with the
+ *     steps above first (they are done while it resolves the apps), then the rest: the init is
+ *     forked as the run process's child, which has exec'd run-waiter meanwhile, and this
+ *     program exits ("parent", "fork-sibling");
  *   - the init: dies with its parent, joins the pod's cgroup, sets the hostname, mounts each
  *     app's overlay root, waits until `pid` is written, writes each app's "created" status,
  *     starts each app (output pipes, its own session, then app-exec with the app's launch plan:
@@ -21,6 +25,9 @@
  *
  * usage: pod-init PLAN_FD
  *        pod-init --pin-netns PATH
+ *
+ * The plan is performed as it is read: its first steps may be written while the rest is still
+ * being made (the spawned start, "parent").
  *
  * The second form creates a new network namespace and pins it at PATH (a new empty file, bound
  * to the namespace), leaving the caller where it was: for the network attacher
@@ -56,11 +63,21 @@
  *   userns-child                   where the helper goes on (the steps before it are ours)
  *   fork PID_FILE WAITER N ARG...  fork the init; here: write PID_FILE, release the init, exec
  *                                  WAITER with ARG... and the init's pid. The init goes on with:
+ *   parent PID                     (a pod-init the run process spawned before its plan was
+ *                                  complete, src/rkt/stage1/ns/start.py SpawnedInit) die
+ *                                  (SIGKILL) with PID, our parent; exit at once, silently, if
+ *                                  it is gone already
+ *   fork-sibling PID_FILE PID_FD   (after "parent") fork the init as the run process's child
+ *                                  (CLONE_PARENT): the run process exec's run-waiter meanwhile,
+ *                                  which waits for it. Here: write PID_FILE, release the init,
+ *                                  write its pid to PID_FD (run-waiter --spawned reads it) and
+ *                                  exit 0. The init goes on as after "fork"
  *   fork-fds PID_FD GO_FD WAITER N ARG...
  *                                  the same, but the pid goes to PID_FD (the run process of a
  *                                  --private-users pod publishes it) and the init is released
  *                                  by whoever writes "1" to GO_FD
- *   pdeathsig                      die (SIGKILL) with the run process
+ *   pdeathsig                      die (SIGKILL) with the run process (after "fork-sibling":
+ *                                  exit at once if it is gone already)
  *   write FILE DATA                (joining the pod cgroup)
  *   hostname NAME
  *   overlay TARGET DATA            mkdir -p TARGET, mount an overlayfs there
@@ -94,6 +111,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <poll.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -272,6 +290,73 @@ static int fork_init(int with_fds)
 	execv(waiter, argv);
 	fail(errno, "exec %s", waiter);
 	return -1;
+}
+
+/* -- the spawned start: pod-init started by the run process before its plan was complete ---- */
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+
+static int run_pidfd = -1; /* "parent": the run process, which spawned us (the init checks it
+			    * is alive after its PR_SET_PDEATHSIG: "pdeathsig") */
+
+static void parent(pid_t pid)
+{
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+		fail(errno, "PR_SET_PDEATHSIG");
+	if (getppid() != pid)
+		_exit(EXIT_SETUP_FAILED); /* the run process died meanwhile (it said why, if it could) */
+	run_pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (run_pidfd < 0)
+		fail(errno, "pidfd_open %d", (int)pid);
+}
+
+/* Fork the init as our parent's child (CLONE_PARENT): the run process (run-waiter by then)
+ * waits for it as for the init "fork" makes. Returns in the init with the fd to read "1" from;
+ * here: PID_FILE written, the init released, its pid written to PID_FD, exit 0.
+ *
+ * A raw clone, not fork(): the C library's fork() cannot ask for CLONE_PARENT. Its atfork
+ * handlers (none here) do not run, and the init's libc keeps this process's thread id cached;
+ * the init does not use it (no raise(), no threads) and replaces itself by exec. */
+static int fork_sibling(void)
+{
+	const char *pid_file = next();
+	int pid_fd = (int)next_num(), go[2];
+	if (run_pidfd < 0)
+		fail(EINVAL, "fork-sibling: no parent step before it");
+	if (pipe2(go, O_CLOEXEC) < 0)
+		fail(errno, "pipe");
+	long pid = syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, 0, 0, 0);
+	if (pid < 0)
+		fail(errno, "fork the pod init");
+	if (pid == 0) {
+		close(pid_fd);
+		close(go[1]);
+		return go[0];
+	}
+	close(go[0]);
+	char text[24];
+	int n = snprintf(text, sizeof text, "%ld", pid);
+	/* Without the pid file stage0 cannot find the pod: the init reads EOF and exits. */
+	write_atomic(pid_file, text, (size_t)n);
+	if (write(go[1], "1", 1) != 1)
+		fail(errno, "release the pod init");
+	if (write(pid_fd, text, (size_t)n) != n)
+		fail(errno, "tell run-waiter the init's pid");
+	_exit(0);
+}
+
+/* The init of a spawned start, once it dies with the run process: was it alive until then? */
+static void check_run_process(void)
+{
+	if (run_pidfd < 0)
+		return;
+	struct pollfd p = {.fd = run_pidfd, .events = POLLIN};
+	if (poll(&p, 1, 0) != 0)
+		_exit(EXIT_SETUP_FAILED); /* it exited before PR_SET_PDEATHSIG: nobody waits for us */
+	close(run_pidfd);
+	run_pidfd = -1;
 }
 
 static void wait_go(int go)
@@ -618,7 +703,7 @@ int main(int argc, char **argv)
 	sigset_t handoff;
 	if (block_handoff_signals(&handoff) < 0)
 		fail(errno, "block the stop signals");
-	read_plan(plan_fd(argv[1]));
+	stream_plan(plan_fd(argv[1]));
 	int go = -1, interactive = 0, started = 0, network_failed = 0;
 	while (more()) {
 		const char *step = next();
@@ -656,6 +741,10 @@ int main(int argc, char **argv)
 			go = fork_init(0);
 		} else if (strcmp(step, "fork-fds") == 0) {
 			go = fork_init(1);
+		} else if (strcmp(step, "parent") == 0) {
+			parent((pid_t)next_num());
+		} else if (strcmp(step, "fork-sibling") == 0) {
+			go = fork_sibling();
 		} else if (strcmp(step, "bind") == 0) {
 			const char *target = next();
 			if (mount(target, target, NULL, MS_BIND | MS_REC, NULL) < 0)
@@ -664,6 +753,7 @@ int main(int argc, char **argv)
 			/* (had the parent died already, the "wait" step reads EOF) */
 			if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
 				fail(errno, "PR_SET_PDEATHSIG");
+			check_run_process();
 		} else if (strcmp(step, "write") == 0) {
 			const char *path = next(), *data = next();
 			write_file(path, data, strlen(data));

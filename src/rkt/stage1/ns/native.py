@@ -5,13 +5,14 @@ the Python processes set the pod up and then ``exec`` them, so what stays reside
 lifetime is a few hundred kB instead of two interpreters (docs/architecture.md "Native resident
 processes"), and an app starts without Python work in its own process:
 
-- ``run-waiter``: the run process (and a ``--private-users`` pod's helper) after the pod init
-  is forked: waits for it, forwards SIGTERM/SIGHUP/SIGINT as SIGTERM, exits with its status.
+- ``run-waiter``: the run process (and a ``--private-users`` pod's helper) once the pod init
+  is forked, or about to be (``--spawned``): waits for it, forwards SIGTERM/SIGHUP/SIGINT as
+  SIGTERM, exits with its status.
 - ``pod-supervisor``: the pod init (PID 1) once every app is started: copies output to the
   terminal and the CRI logs, reaps, writes exit statuses, stops the pod as rkt does.
-- ``pod-init``: an ordinary pod's start after the run entrypoint's Python set-up: unshares,
-  forks the init, becomes ``run-waiter``; the init mounts the app roots, starts the apps and
-  becomes ``pod-supervisor`` (``rkt.stage1.ns.start``).
+- ``pod-init``: an ordinary pod's start, spawned by the run entrypoint during its Python set-up:
+  unshares meanwhile, then forks the init as the run process's child; the init mounts the app
+  roots, starts the apps and becomes ``pod-supervisor`` (``rkt.stage1.ns.start``).
 - ``app-exec``: each app's child of the init (and ``rkt enter``'s child): performs the launch
   plan ``rkt.stage1.ns.launch`` made (mounts, pivot_root, credentials, seccomp), execs the app.
 

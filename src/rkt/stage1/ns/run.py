@@ -6,7 +6,9 @@ It starts the pod's networks first (``rkt.stage1.ns.network``: for CNI networks 
 and the attacher, which runs beside the rest; adopted from stage0's head start when there was
 one), resolves every app's launch (a bad manifest fails here and undoes the networks), creates
 the pod cgroup (``subcgroup``). A pod then goes to the flavor's native ``pod-init``
-(``rkt.stage1.ns.start``; a ``--private-users`` pod through its user-namespace helper,
+(``rkt.stage1.ns.start``: spawned right after the networks are started, so it unshares the pod's
+namespaces while the apps are resolved; a ``--private-users`` pod's is exec'd, through its
+user-namespace helper,
 ``rkt.stage1.ns.userns``); a mutable pod's plan adds the control socket (``listen``), which
 the supervisor serves. Either way the process stage0 exec'd ends up as
 ``run-waiter``: it forwards SIGTERM/SIGHUP/SIGINT to the init and exits with its status.
@@ -39,6 +41,7 @@ if TYPE_CHECKING:
     from rkt.host.api import Host
     from rkt.host.cgroups import CgroupBackend, PodCgroup
     from rkt.stage1.common.appspec import AppSpec
+    from rkt.stage1.ns.start import SpawnedInit
 
 
 def namespace_flags(args: RunArgs) -> int:
@@ -123,9 +126,12 @@ def start_pod(
     cgroup: PodCgroup | None,
     network: tuple[int, str] | None = None,
     netns: int | None = None,
+    spawned: SpawnedInit | None = None,
 ) -> NoReturn:
     """Exec ``pod-init`` with the pod's plan: it unshares, forks the pod init, publishes its
-    pid and becomes the waiter (a ``--private-users`` pod's plan: stage1/ns/userns.py).
+    pid and becomes the waiter (a ``--private-users`` pod's plan: stage1/ns/userns.py). With
+    ``spawned`` (start.SpawnedInit) the plan goes to the pod-init already running, and this
+    process becomes the waiter.
 
     ``network``: the CNI networks are still being attached (``PendingNetwork.barrier``), the
     pod's apps wait for them; else they are up and resolv.conf/hosts written. ``netns``: the
@@ -147,8 +153,10 @@ def start_pod(
         from rkt.stage1.ns.userns import exec_userns_pod
 
         exec_userns_pod(pod, args, specs, backend, cgroup, netns)
-    plan = pod_plan(pod, args, specs, namespace_flags(args), backend, cgroup, network, netns)
-    exec_pod_init(pod, plan)  # the native pod-init does the rest
+    plan = pod_plan(
+        pod, args, specs, namespace_flags(args), backend, cgroup, network, netns, spawned
+    )
+    exec_pod_init(pod, plan, spawned, args.interactive)  # the native pod-init does the rest
 
 
 def _run(argv: list[str]) -> int:
@@ -165,20 +173,29 @@ def _run(argv: list[str]) -> int:
     network = PendingNetwork.start(pod, args)
     from rkt.stage1.ns.native import check_programs
 
+    spawned = None
     try:
-        specs = prepare_apps(pod, args)
         check_programs(pod.path)
-        backend, cgroup = create_cgroup(pod)
+        barrier = None
+        if args.private_users is not None:
+            specs = prepare_apps(pod, args)
+            backend, cgroup = create_cgroup(pod)
+            netns = network.settle()  # resolv.conf/hosts are bound idmapped before pod-init runs
+        else:
+            barrier = network.barrier()  # pod-init's apps wait for it
+            netns = network.netns_for_init()  # pod-init joins it
+            # pod-init unshares the namespaces meanwhile (start.SpawnedInit)
+            from rkt.stage1.ns.start import SpawnedInit
+
+            spawned = SpawnedInit(pod.path, netns, namespace_flags(args))
+            specs = prepare_apps(pod, args)
+            backend, cgroup = create_cgroup(pod)
+        start_pod(host, pod, args, specs, backend, cgroup, barrier, netns, spawned)
     except BaseException:
+        if spawned is not None:
+            spawned.abort()
         network.abort()
         raise
-    barrier = None
-    if args.private_users is not None:
-        netns = network.settle()  # resolv.conf/hosts are bound idmapped before pod-init runs
-    else:
-        barrier = network.barrier()  # pod-init's apps wait for it
-        netns = network.netns_for_init()  # pod-init joins it
-    start_pod(host, pod, args, specs, backend, cgroup, barrier, netns)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,11 +2,13 @@
 
 The run entrypoint has resolved every app and set the pod's cgroup and network up; here it
 creates each app's cgroup (limits written), writes each app's launch plan beside its spec
-(``private/apps/<app>.plan``, the steps ``app-exec`` performs), and then ``exec``s ``pod-init``
-with the pod plan: unshare the namespaces, fork the init, publish ``pid`` and become
-``run-waiter``; in the init, join the pod's cgroup, set the hostname, mount each app's overlay
-root, start the apps through ``app-exec`` and become ``pod-supervisor``. No Python runs in the
-pod's namespaces, and the run process never forks an interpreter.
+(``private/apps/<app>.plan``, the steps ``app-exec`` performs), and hands ``pod-init`` the pod
+plan: unshare the namespaces, fork the init, publish ``pid``; in the init, join the pod's
+cgroup, set the hostname, mount each app's overlay root, start the apps through ``app-exec`` and
+become ``pod-supervisor``. An ordinary pod's ``pod-init`` is spawned early, with the namespace
+steps, and gets the rest of its plan once it is made (``SpawnedInit``); the run process then
+becomes ``run-waiter``. No Python runs in the pod's namespaces, and the run process never forks
+an interpreter.
 
 A ``--private-users`` pod comes here too, through ``userns_pod_plan``: the helper's part of its
 plan (stage1/ns/userns.py); its roots are mounted beforehand (idmapped) and its init is
@@ -24,9 +26,11 @@ from __future__ import annotations
 import os
 
 from rkt import abi
+from rkt.errors import PodError
 from rkt.host.api import CLONE_NEWNET, CLONE_NEWNS, MS_PRIVATE, MS_REC, Host
 from rkt.host.cgroups import CgroupBackend, Limits, PodCgroup, join_file
 from rkt.host.netns import NETNS_DIR
+from rkt.host.signals import signal
 from rkt.paths import Path
 from rkt.stage1.common.appspec import AppSpec, app_spec_path
 from rkt.stage1.common.args import RunArgs
@@ -44,7 +48,7 @@ from rkt.stage1.ns.launch import (
     exec_launcher,
     read_prebuilt,
 )
-from rkt.stage1.ns.native import INIT, LAUNCHER, SUPERVISOR, WAITER, program
+from rkt.stage1.ns.native import HANDOFF_SIGNALS, INIT, LAUNCHER, SUPERVISOR, WAITER, program
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
@@ -132,6 +136,76 @@ def copy_up_added_app(host: Host, pod: PodDir, spec: AppSpec) -> None:
         raise OSError(f'app "{spec.name}": copy-up: {message or "failed"}')
 
 
+class SpawnedInit:
+    """``pod-init`` started by the run process before the pod plan is complete (pod-init.c,
+    "parent"): it joins the CNI namespace, unshares the pod's namespaces, makes the mounts
+    private and brings ``lo`` up while this process still resolves the apps, makes the cgroups
+    and writes the app plans (the first ~1.5 ms of pod-init's work, on the other CPU). The
+    rest of the plan follows through the same pipe (``finish``); the init is then forked as
+    this process's child ("fork-sibling"), and this process exec's ``run-waiter --spawned``,
+    which learns its pid from pod-init. pod-init dies with this process until then (and exits
+    when the pipe closes early: ``abort``)."""
+
+    def __init__(self, pod_path: Path, netns: int | None, flags: int) -> None:
+        """``netns``, ``flags``: as ``pod_plan``'s; ``netns`` and the network barrier must be
+        inheritable (pod-init joins the one and hands the other to the init)."""
+        plan = LaunchPlan("stage1: pod init")
+        plan.step("parent", os.getpid())
+        namespace_steps(plan, netns, flags)
+        if flags & CLONE_NEWNET:
+            plan.step("loopback")
+        plan_r, self._plan_w = os.pipe()
+        self._pid_r, pid_w = os.pipe()
+        self.pid_fd = pid_w  # its number in pod-init, which holds it from here on
+        os.set_inheritable(plan_r, True)
+        os.set_inheritable(pid_w, True)
+        try:
+            self.pid = os.posix_spawn(program(pod_path, INIT), ["pod-init", str(plan_r)], {})
+        except OSError as exc:
+            for fd in (self._plan_w, self._pid_r):
+                os.close(fd)
+            raise PodError(f'stage1: cannot start "{INIT}": {exc.strerror}') from exc
+        finally:
+            os.close(plan_r)
+            os.close(pid_w)
+        if netns is not None:  # pod-init's now: run-waiter must not keep it open
+            os.set_inheritable(netns, False)
+        self._send(plan.encode())
+
+    def _send(self, data: bytes) -> None:
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[os.write(self._plan_w, view) :]
+        except BrokenPipeError:
+            pass  # pod-init failed (and said why): run-waiter --spawned returns its status
+
+    def abort(self) -> None:
+        """The pod will not start: pod-init ended (and its namespaces with it) and reaped."""
+        for fd in (self._plan_w, self._pid_r):
+            if fd >= 0:
+                os.close(fd)
+        self._plan_w = self._pid_r = -1
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        os.waitpid(self.pid, 0)
+
+    def finish(self, pod_path: Path, plan: LaunchPlan, interactive: bool) -> NoReturn:
+        """The rest of the plan to pod-init, then ``execve`` run-waiter (the stop signals
+        blocked first: pending for run-waiter, as pod-init keeps them for it)."""
+        data = plan.encode()
+        signal.pthread_sigmask(signal.SIG_BLOCK, HANDOFF_SIGNALS)
+        self._send(data)
+        os.close(self._plan_w)
+        self._plan_w = -1
+        os.set_inheritable(self._pid_r, True)
+        waiter = ["run-waiter", *(["--interactive"] if interactive else [])]
+        argv = [*waiter, "--spawned", str(self.pid), str(self._pid_r)]
+        os.execve(program(pod_path, WAITER), argv, {})
+
+
 def namespace_steps(plan: LaunchPlan, netns: int | None, flags: int) -> None:
     """Join the pod's CNI namespace (``netns``, a descriptor; ``lo`` up), unshare ``flags``,
     make every mount private and drop our copies of the pinned network namespaces (so no pod
@@ -153,18 +227,23 @@ def pod_plan(
     cgroup: PodCgroup | None,
     network: tuple[int, str] | None = None,
     netns: int | None = None,
+    spawned: SpawnedInit | None = None,
 ) -> LaunchPlan:
     """The pod-init steps (see pod-init.c); creates the app cgroups and writes the app plans.
     ``network``: the barrier of the networks still being attached and the attacher's error file
     (``network.PendingNetwork.barrier``); the apps and the init wait for it. ``netns``: the
-    pod's CNI namespace (a descriptor), joined first, ``lo`` up."""
+    pod's CNI namespace (a descriptor), joined first, ``lo`` up. ``spawned``: pod-init runs
+    already and has done the namespace steps: the plan goes on from its fork."""
     path = pod.path
     plan = LaunchPlan("stage1: pod init")
-    namespace_steps(plan, netns, flags)
-    if flags & CLONE_NEWNET:
-        plan.step("loopback")
-    waiter = ["run-waiter", *(["--interactive"] if args.interactive else [])]
-    plan.step("fork", pod.file(abi.PID_FILE), program(path, WAITER), len(waiter), *waiter)
+    if spawned is not None:
+        plan.step("fork-sibling", pod.file(abi.PID_FILE), spawned.pid_fd)
+    else:
+        namespace_steps(plan, netns, flags)
+        if flags & CLONE_NEWNET:
+            plan.step("loopback")
+        waiter = ["run-waiter", *(["--interactive"] if args.interactive else [])]
+        plan.step("fork", pod.file(abi.PID_FILE), program(path, WAITER), len(waiter), *waiter)
     plan.step("pdeathsig")
     for d in cgroup.dirs if cgroup is not None else ():
         plan.step("write", join_file(str(d)), "0")
@@ -344,5 +423,11 @@ def forget_removed_app(pod: PodDir, app: str) -> None:
             pass
 
 
-def exec_pod_init(pod: PodDir, plan: LaunchPlan) -> NoReturn:
+def exec_pod_init(
+    pod: PodDir, plan: LaunchPlan, spawned: SpawnedInit | None = None, interactive: bool = False
+) -> NoReturn:
+    """``execve`` pod-init with ``plan``, or hand it to the one ``spawned`` and become
+    run-waiter."""
+    if spawned is not None:
+        spawned.finish(pod.path, plan, interactive)
     exec_launcher(program(pod.path, INIT), plan, argv0="pod-init")
