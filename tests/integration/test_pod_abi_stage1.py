@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from rkt.abi import INTERFACE_VERSION
+from tests.abi_stage1.build import make_source
 from tests.conftest import require_root
 from tests.integration.conftest import ImageFactory, Rkt
 from tests.integration.test_pod_lifecycle import INSECURE, abi_stage1_aci
@@ -92,3 +93,41 @@ def test_version_1_stage1_is_not_given_version_2_flags(
     assert errors == ["rkt: stage1 speaks interface version 1; --net=default needs version 2"]
     # rkt run made the pod for this run only: it does not stay behind, prepared
     assert rkt.run("list", "--no-legend").stdout == ""
+
+
+def test_stage1_name_with_another_version_is_that_image_not_the_builtin(
+    rkt: Rkt, images: ImageFactory, tmp_path: Path
+) -> None:
+    """``--stage1-name=coreos.com/rkt/stage1-default:V`` is the built-in flavor only for this
+    rkt's version: another V is looked for in the store (and fetched) like any image, so a
+    stage1 a user imported under that name runs, and a missing one is refused, not replaced."""
+    require_root()
+    name = "coreos.com/rkt/stage1-default"
+    image = images.build("example.com/busybox")
+    missing = rkt.run(
+        "run", INSECURE, "--pull-policy=never", f"--stage1-name={name}:9.9.9", "--net=host",
+        str(image), check=False,
+    )  # fmt: skip
+    assert missing.returncode == 254
+    assert f'image "{name}:9.9.9": not in the store' in missing.stderr
+    src = make_source(tmp_path / "stage1-src", version="9.9.9")
+    manifest = json.loads((src / "manifest").read_text())
+    manifest["name"] = name
+    (src / "manifest").write_text(json.dumps(manifest))
+    aci = tmp_path / "stage1-default-9.9.9.aci"
+    rkt.run("image", "build", str(src), str(aci))
+    rkt.run("fetch", INSECURE, str(aci))
+    uuid_file = tmp_path / "uuid"
+    proc = rkt.run(
+        "run", INSECURE, f"--stage1-name={name}:9.9.9", "--net=host",
+        f"--uuid-file-save={uuid_file}", str(image), "--exec=/bin/sh", "--", "-c", "exit 42",
+        check=False,
+    )  # fmt: skip
+    assert proc.returncode == 42, proc.stderr
+    pod_dir = rkt.dir / "pods" / "run" / uuid_file.read_text().strip()
+    labels = json.loads((pod_dir / "stage1" / "manifest").read_text())["labels"]
+    assert {"name": "version", "value": "9.9.9"} in labels  # the imported image, not ours
+    builtin = rkt.run(
+        "run", INSECURE, f"--stage1-name={name}", "--net=host", str(image), "--exec=/bin/true"
+    )
+    assert builtin.returncode == 0

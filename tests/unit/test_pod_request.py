@@ -36,6 +36,7 @@ def test_empty_volume_with_mode_and_owner() -> None:
         ("v,kind=empty,gid=-1", "uid and gid must be numbers"),
         ("v,kind=empty,uid=4294967296", "uid and gid must be numbers"),
         ("Data,kind=empty", "not a valid AC Name"),
+        ("v" * 201 + ",kind=empty", "is 201 characters long; at most 200"),
         ("v,kind=host", "kind=host needs an absolute source="),
         ("v,kind=host,source=relative", "kind=host needs an absolute source="),
         ("v,kind=host,readOnly=maybe", "invalid boolean"),
@@ -55,6 +56,7 @@ def test_bad_volumes_are_usage_errors(text: str, message: str) -> None:
         (["--mount=volume=nope,target=/x", "img"], 'volume "nope" is not defined by --volume'),
         (["img", "--name=a", "img2", "--name=a"], 'app name "a" is used twice'),
         (["img", "--name=Bad_Name"], "not a valid AC Name"),
+        (["img", "--name=" + "a" * 201], "is 201 characters long; at most 200"),
         (["img", "--working-dir=relative"], "must be an absolute path"),
     ],
 )

@@ -128,6 +128,10 @@ def test_cpu_limit_in_millicores() -> None:
     cpu = parse_isolator(Isolator("resource/cpu", {"limit": "1.5"}))
     assert isinstance(cpu, CPUResource)
     assert cpu.limit_millicores == 1500
+    # the largest the kernel's CFS quota can enforce (in rkt's 100 ms period) is accepted
+    top = parse_isolator(Isolator("resource/cpu", {"limit": "175921860"}))
+    assert isinstance(top, CPUResource) and top.limit_millicores is not None
+    assert top.limit_millicores * 100 <= (1 << 44) - 1  # its quota in µs
 
 
 def test_capability_bounding_sets() -> None:
@@ -143,6 +147,12 @@ def test_capability_bounding_sets() -> None:
         ("resource/cpu", {}, 'must have a "request" or a "limit"'),
         ("resource/cpu", {"limit": "lots"}, 'field "limit": "lots" is not a valid quantity'),
         ("resource/cpu", {"limit": True}, 'field "limit": must be a quantity string'),
+        (
+            "resource/cpu",
+            {"limit": "175921861"},
+            'field "limit": "175921861" is more than the kernel can enforce (at most 175921860',
+        ),
+        ("resource/cpu", {"limit": "1e17"}, '"1e17" is more than the kernel can enforce'),
         ("resource/memory", {"limit": "-1G"}, 'field "limit": "-1G" must not be negative'),
         (
             "resource/memory",

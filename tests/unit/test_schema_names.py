@@ -7,6 +7,7 @@ import pytest
 from rkt.errors import ManifestError
 from rkt.schema.names import (
     IMAGE_ID_PREFIX,
+    MAX_FILE_NAME,
     image_id_from_digest,
     is_ac_identifier,
     is_full_image_id,
@@ -16,6 +17,7 @@ from rkt.schema.names import (
     validate_ac_identifier,
     validate_ac_name,
     validate_ac_version,
+    validate_file_name,
 )
 
 HEX = "0123456789abcdef" * 8
@@ -125,6 +127,27 @@ def test_non_semantic_versions_are_refused(value: str) -> None:
 def test_sanitize_ac_name_derives_app_names(image_name: str, app_name: str) -> None:
     assert sanitize_ac_name(image_name) == app_name
     validate_ac_name(sanitize_ac_name(image_name), "app name")
+
+
+def test_app_and_volume_names_are_short_enough_to_name_files() -> None:
+    """An app's or a volume's name is in file names of the pod: at most 200 characters (an
+    AC Name has no limit of its own; longer ones failed deep in the pod's layout with "File name
+    too long")."""
+    assert validate_file_name("a" * MAX_FILE_NAME, "--name") == "a" * MAX_FILE_NAME
+    with pytest.raises(ManifestError) as err:
+        validate_file_name("a" * 300, "--name")
+    assert str(err.value) == (
+        f'--name: "{"a" * 24}..." is 300 characters long; at most 200 (it names files in the pod)'
+    )
+    with pytest.raises(ManifestError, match="is not a valid AC Name"):
+        validate_file_name("A" * 300, "--name")
+
+
+def test_an_app_name_derived_from_a_long_image_name_is_cut_to_fit() -> None:
+    """... with room for the "-N" that tells two apps of one image apart; never ending in -."""
+    name = sanitize_ac_name("example.com/" + "ab-" * 100)
+    assert len(name) <= MAX_FILE_NAME - 8 and not name.endswith("-")
+    validate_file_name(name + "-99", "app name")
 
 
 def test_sanitize_ac_name_refuses_names_without_usable_characters() -> None:

@@ -147,6 +147,7 @@ def test_pod_without_apps_is_accepted_for_app_sandbox() -> None:
         ("acVersion", DELETE, 'field "acVersion": is required'),
         ("apps", {}, 'field "apps": must be a list'),
         ("apps.0.name", "Reduce", 'field "apps[0].name": "Reduce" is not a valid AC Name'),
+        ("apps.0.name", "r" * 201, 'field "apps[0].name": "rrrrrrrrrrrrrrrrrrrrrrrr..." is 201'),
         ("apps.0.name", "register", 'field "apps[1].name": duplicate app "register"'),
         ("apps.0.image", DELETE, 'field "apps[0].image": is required'),
         ("apps.0.image.id", DELETE, 'field "apps[0].image.id": is required'),

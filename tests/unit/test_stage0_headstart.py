@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from rkt import abi
+from rkt import __version__, abi
 from rkt.paths import Path as RktPath
 from rkt.pod.pod import Pod, PodLock, create_embryo, ensure_pods_root
 from rkt.stage0 import headstart, inprocess, pods
@@ -48,7 +48,13 @@ def _request(**kw: object) -> PodRequest:
         (Stage1Choice(name="example.com/my-stage1"), {}, None),
         (Stage1Choice(path=RktPath("/s1.aci")), {}, None),
         (Stage1Choice(hash="sha512-abc"), {}, None),
-        (Stage1Choice(), {"name": DEFAULT, "version": "1.0.0"}, "default"),
+        (Stage1Choice(), {"name": DEFAULT, "version": __version__}, "default"),
+        # another version of the name is an image like any other (the store, then discovery)
+        (Stage1Choice(), {"name": DEFAULT, "version": "1.30.0"}, None),
+        (Stage1Choice(name=f"{DEFAULT}:{__version__}"), {}, "default"),
+        (Stage1Choice(name=f"{DEFAULT},version={__version__},os=linux"), {}, "default"),
+        (Stage1Choice(name=f"{DEFAULT}:9.9.9"), {}, None),
+        (Stage1Choice(name=f"{DEFAULT},os=linux,version=9.9.9"), {}, None),
         (Stage1Choice(), {"name": "example.com/my-stage1"}, None),
         (Stage1Choice(url="https://x/s1.aci", name=DEFAULT), {}, None),  # refused later
     ],

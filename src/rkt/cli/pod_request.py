@@ -25,11 +25,12 @@ def _kv_list(text: str, flag: str) -> dict[str, str]:
 
 
 def _ac_name(value: str, what: str) -> str:
-    """``value`` if it is an AC Name, else the schema's own message as a usage error."""
-    from rkt.schema.names import validate_ac_name  # every run loads it later anyway
+    """``value`` if it is an AC Name short enough to name files in the pod (an app's or a
+    volume's: schema.names.MAX_FILE_NAME), else the schema's own message as a usage error."""
+    from rkt.schema.names import validate_file_name  # every run loads it later anyway
 
     try:
-        return validate_ac_name(value, what)
+        return validate_file_name(value, what)
     except ManifestError as exc:
         raise UsageError(str(exc)) from None
 

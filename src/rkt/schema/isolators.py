@@ -68,6 +68,9 @@ _SUFFIXES: Mapping[str, Decimal] = MappingProxyType(
     }
 )
 _MAX_EXPONENT = 30  # "1e999999999" would make Decimal arithmetic pathological
+# The largest CPU limit a CFS quota can express: the kernel takes at most 2^44-1 µs of quota (in
+# a 100 ms period, as rkt sets it); a limit above it could not be enforced at all.
+MAX_CPU_LIMIT = ((1 << 44) - 1) // 100_000
 
 
 def parse_quantity(text: str) -> Decimal:
@@ -203,6 +206,11 @@ def parse_isolators(obj: Mapping[str, Any], key: str, loc: Loc) -> tuple[Isolato
 def _parse_known(name: str, value: Any, loc: Loc) -> KnownIsolator | None:
     if name == RESOURCE_CPU:
         request, limit = _resource(value, loc)
+        if limit is not None and limit > MAX_CPU_LIMIT:
+            raise loc.key("limit").error(
+                f"{show(as_object(value, loc)['limit'])} is more than the kernel can enforce "
+                f"(at most {MAX_CPU_LIMIT} CPUs)"
+            )
         return CPUResource(request if request is not None else limit, limit)
     if name == RESOURCE_MEMORY:
         request, limit = _resource(value, loc)

@@ -1,7 +1,8 @@
 """appc name types and image IDs (appc spec 0.8.11, types.md).
 
-Owns: AC Name and AC Identifier validation, deriving an AC Name from an image name, and the
-``sha512-<hex>`` Image ID type (full IDs, prefixes, short forms).
+Owns: AC Name and AC Identifier validation, app and volume names (``MAX_FILE_NAME``), deriving
+an app name from an image name, and the ``sha512-<hex>`` Image ID type (full IDs, prefixes,
+short forms).
 
 Pure: no I/O. Imports only ``rkt.errors`` and its sibling ``rkt.schema._fields``.
 """
@@ -49,6 +50,25 @@ def validate_ac_name(value: str, what: str) -> str:
     return value
 
 
+MAX_FILE_NAME = 200
+"""The longest app or volume name rkt takes. Both are in the names of files and directories of
+the pod (``appsinfo/<app>``, an app's status, plan, log and temporary files such as
+``.<app>.json.<pid>.tmp``, its ``app-<app>`` cgroups, ``volumes/<volume>``): 200 characters
+leave every such name below the file systems' 255."""
+
+
+def validate_file_name(value: str, what: str) -> str:
+    """An AC Name (``validate_ac_name``) no longer than ``MAX_FILE_NAME``: an app's or a
+    volume's, which name files in the pod."""
+    validate_ac_name(value, what)
+    if len(value) > MAX_FILE_NAME:
+        raise ManifestError(
+            f'{what}: "{value[:24]}..." is {len(value)} characters long; at most'
+            f" {MAX_FILE_NAME} (it names files in the pod)"
+        )
+    return value
+
+
 def validate_ac_identifier(value: str, what: str) -> str:
     """Return ``value`` if it is an AC Identifier; ``what`` names the field in the error."""
     if not is_ac_identifier(value):
@@ -88,7 +108,7 @@ def sanitize_ac_name(value: str) -> str:
     name = textcheck.ac_name_from(last.lower())
     if not name:
         raise ManifestError(f"cannot derive an app name from {show(value)}")
-    return name
+    return name[: MAX_FILE_NAME - 8].rstrip("-")  # room for _unique_name's "-N"
 
 
 def is_full_image_id(value: object) -> bool:

@@ -49,7 +49,12 @@ from rkt.schema.image import (
     parse_labels,
     parse_port,
 )
-from rkt.schema.names import is_full_image_id, validate_ac_identifier, validate_ac_name
+from rkt.schema.names import (
+    is_full_image_id,
+    validate_ac_identifier,
+    validate_ac_name,
+    validate_file_name,
+)
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
@@ -238,7 +243,7 @@ def _named(loc: Loc, key: str, names: list[str]) -> list[tuple[Loc, str]]:
 
 
 def _parse_pod_app(obj: Mapping[str, Any], loc: Loc, volumes: set[str]) -> PodApp:
-    name = validate_ac_name(req_str(obj, "name", loc), str(loc.key("name")))
+    name = validate_file_name(req_str(obj, "name", loc), str(loc.key("name")))
     if obj.get("image") is None:
         raise loc.key("image").error("is required")
     app = obj.get("app")
@@ -281,7 +286,7 @@ def _parse_mount(obj: Mapping[str, Any], loc: Loc, volumes: set[str]) -> Mount:
 
 
 def _parse_volume(obj: Mapping[str, Any], loc: Loc) -> Volume:
-    name = validate_ac_name(req_str(obj, "name", loc), str(loc.key("name")))
+    name = validate_file_name(req_str(obj, "name", loc), str(loc.key("name")))
     kind: Literal["host", "empty"]
     raw_kind = req_str(obj, "kind", loc)
     source = opt_str(obj, "source", loc)

@@ -103,7 +103,17 @@ def builtin_name(flavor: str) -> str:
 
 
 def _flavor_of(name: str) -> str | None:
-    bare = name.split(":", 1)[0].split(",", 1)[0]
+    """The built-in flavor an image name asks for: ``coreos.com/rkt/stage1-<flavor>`` with no
+    version or this rkt's (``:VERSION`` or ``,version=VERSION``). Another version is an image
+    like any other, looked for in the store and fetched (a user may have imported one)."""
+    head, _, labels = name.partition(",")
+    bare, _, version = head.partition(":")
+    for label in labels.split(",") if labels else ():
+        key, _, value = label.partition("=")
+        if key == "version":
+            version = value
+    if version and version != __version__:
+        return None
     if bare.startswith(STAGE1_PREFIX) and bare[len(STAGE1_PREFIX) :] in BUILTIN_FLAVORS:
         return bare[len(STAGE1_PREFIX) :]
     return None
