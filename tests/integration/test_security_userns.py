@@ -137,3 +137,23 @@ def test_private_users_pod_reports_its_status_and_stops(rkt: Rkt, image: Path) -
         if proc.poll() is None:
             proc.kill()
             proc.communicate(timeout=30)
+
+
+def test_private_users_app_gets_its_oom_score_and_a_clear_refusal_to_lower_it(
+    rkt: Rkt, image: Path
+) -> None:
+    """--oom-score-adj in a user namespace: app-exec changed its ids there, which left it not
+    dumpable and its /proc files the host root's; it writes the score all the same (raising it
+    needs no privilege). Lowering it needs CAP_SYS_RESOURCE in the host's namespace, which the
+    namespace's root never has: one line saying so, exit 254."""
+    proc = rkt.run(
+        "run", INSECURE, "--net=host", "--private-users", str(image), "--oom-score-adj=500",
+        *sh("cat /proc/self/oom_score_adj"),
+    )  # fmt: skip
+    assert proc.stdout.split() == ["500"]
+    low = rkt.run(
+        "run", INSECURE, "--net=host", "--private-users", str(image), "--oom-score-adj=-500",
+        *sh("true"), check=False,
+    )  # fmt: skip
+    assert low.returncode == 254
+    assert "oom score -500: lowering it needs CAP_SYS_RESOURCE" in low.stderr, low.stderr

@@ -165,7 +165,7 @@ def test_credentials_order_ambient_last_seccomp_compiled_first() -> None:
     assert int(seccomp[3]) == len(seccomp) - 4
     # enter: the same credentials, no filesystem steps
     enter = enter_plan(_spec(), ("/bin/sh",)).keywords()
-    assert enter == ["label", "seccomp", "write", *creds]
+    assert enter == ["label", "seccomp", "oom-score-adj", *creds]
 
 
 def test_an_interactive_apps_terminal_is_bound_at_dev_console() -> None:
@@ -208,7 +208,7 @@ def test_app_plan_moves_into_the_cgroup_then_sets_oom_score() -> None:
     assert plan.steps[2:5] == [
         ("write", "/cg/memory/app-a/cgroup.procs", "0"),
         ("write", "/cg/pids/app-a/cgroup.procs", "0"),
-        ("write", "/proc/self/oom_score_adj", "5"),
+        ("oom-score-adj", "5"),
     ]
 
 

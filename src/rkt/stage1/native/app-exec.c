@@ -21,7 +21,12 @@
  * decimal. The steps, in the order the planner emits them:
  *
  *   label TEXT                        prefix of error messages ("stage1: app \"x\"")
- *   write FILE DATA                   write DATA to FILE (cgroup join, oom_score_adj)
+ *   write FILE DATA                   write DATA to FILE (cgroup join)
+ *   oom-score-adj N                   write N to /proc/self/oom_score_adj (a process that
+ *                                     changed its ids in a user namespace is not dumpable, and
+ *                                     its /proc files are the host root's: it is made dumpable
+ *                                     for the write, as its execve makes it again; lowering the
+ *                                     score needs CAP_SYS_RESOURCE, which the message names)
  *   unshare FLAGS                     unshare(2)
  *   root DIR                          the app's root: mounts below resolve inside it
  *   mount TARGET SRC FSTYPE FLAGS DATA CREATE
@@ -97,6 +102,28 @@ static void write_file(const char *path, const char *data)
 	if (write(fd, data, (size_t)len) != len)
 		fail(errno, "write %s", path);
 	close(fd);
+}
+
+static void oom_score_adj(const char *value)
+{
+	const char *path = "/proc/self/oom_score_adj";
+	int fd = open(path, O_WRONLY | O_CLOEXEC), dumpable = -1;
+	if (fd < 0 && errno == EACCES && (dumpable = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0)) == 0) {
+		if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0)
+			fail(errno, "PR_SET_DUMPABLE");
+		fd = open(path, O_WRONLY | O_CLOEXEC);
+	}
+	if (fd < 0)
+		fail(errno, "open %s", path);
+	ssize_t len = (ssize_t)strlen(value);
+	if (write(fd, value, (size_t)len) != len) {
+		if ((errno == EACCES || errno == EPERM) && value[0] == '-')
+			fail(errno, "oom score %s: lowering it needs CAP_SYS_RESOURCE", value);
+		fail(errno, "write %s", path);
+	}
+	close(fd);
+	if (dumpable == 0 && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+		fail(errno, "PR_SET_DUMPABLE");
 }
 
 static int openat2_in(int root, const char *path, int flags, unsigned long long resolve)
@@ -654,6 +681,8 @@ int main(int argc, char **argv)
 		} else if (strcmp(step, "write") == 0) {
 			const char *path = next();
 			write_file(path, next());
+		} else if (strcmp(step, "oom-score-adj") == 0) {
+			oom_score_adj(next());
 		} else if (strcmp(step, "unshare") == 0) {
 			if (unshare((int)next_num()) < 0)
 				fail(errno, "unshare");

@@ -310,7 +310,7 @@ def app_plan(
     for d in cgroup_dirs:
         plan.step("write", join_file(d), "0")
     if spec.limits.oom_score_adj is not None:
-        plan.step("write", "/proc/self/oom_score_adj", spec.limits.oom_score_adj)
+        plan.step("oom-score-adj", spec.limits.oom_score_adj)
     plan.step("unshare", CLONE_NEWNS)
     plan.step("root", root)
     name_files = {(nf.target, nf.source) for nf in spec.name_files}
@@ -359,7 +359,7 @@ def enter_plan(
     plan = LaunchPlan(f"stage1 enter: {command[0]}")
     seccomp_step(plan, spec, prebuilt)
     if spec.limits.oom_score_adj is not None:
-        plan.step("write", "/proc/self/oom_score_adj", spec.limits.oom_score_adj)
+        plan.step("oom-score-adj", spec.limits.oom_score_adj)
     credential_steps(plan, spec)
     exec_step(plan, spec, command)
     return plan
