@@ -298,6 +298,27 @@ def processes_under(directory: Path) -> list[int]:
     return found
 
 
+@pytest.mark.parametrize("exec_stage1", [False, True])
+def test_a_caller_that_ignores_sigchld_still_gets_the_apps_status(
+    rkt: Rkt, images: ImageFactory, exec_stage1: bool
+) -> None:
+    """An ignored SIGCHLD survives execve: a caller that ignores it (some daemons and shells
+    do) used to leave the pod's waiter and supervisor without any child ever reported, and an
+    exec'd stage1 never ended. They take the default back, as a fresh program expects."""
+    require_root()
+    require_default_stage1()
+    env = {**os.environ, **rkt.env, **({"RKT_STAGE1_EXEC": "1"} if exec_stage1 else {})}
+    proc = subprocess.run(
+        rkt.argv(
+            "run", INSECURE, "--net=none", str(images.build("example.com/busybox")),
+            "--exec=/bin/sh", "--", "-c", "exit 7",
+        ),
+        env=env, capture_output=True, text=True, timeout=60,
+        preexec_fn=lambda: signal.signal(signal.SIGCHLD, signal.SIG_IGN),
+    )  # fmt: skip
+    assert proc.returncode == 7, proc.stderr
+
+
 def test_unknown_pod_is_one_line_error(pods: Pods) -> None:
     for command in (["status"], ["stop"], ["rm"], ["cat-manifest"], ["enter"], ["logs"]):
         proc = pods.rkt.run(*command, "deadbeef", check=False)

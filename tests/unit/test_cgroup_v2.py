@@ -45,7 +45,10 @@ def test_detection_picks_v2_only_on_a_unified_host(tmp_path: Path) -> None:
 def test_pod_and_app_cgroups_with_limits(tmp_path: Path) -> None:
     root, own = fake_tree(tmp_path)
     backend = CgroupV2(UNIFIED.format(root=root), SELF)
+    planned = backend.planned("rkt-1234")
+    assert not (own / "rkt-1234").exists()
     pod = backend.create("rkt-1234")
+    assert pod == planned
     assert pod.dirs == (own / "rkt-1234",)
     assert pod.relative == "/user.slice/rkt.scope/rkt-1234"
     assert (own / "cgroup.subtree_control").read_text() == "+cpu +memory +pids"

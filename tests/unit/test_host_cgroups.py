@@ -55,7 +55,10 @@ def test_parse_self_cgroup_skips_unified_line() -> None:
 def test_create_puts_pod_under_callers_cgroup_in_each_hierarchy(tmp_path: Path) -> None:
     root = _tree(tmp_path)
     backend = CgroupV1(_mountinfo(root), SELF)
+    planned = backend.planned("rkt-x")
+    assert not any(d.exists() for d in planned.dirs)  # planned: nothing made
     cg = backend.create("rkt-x")
+    assert cg == planned  # every hierarchy let us: what the record said before is right
     assert set(cg.dirs) == {
         root / "cpu/rkt-x",
         root / "memory/sup/job1/rkt-x",

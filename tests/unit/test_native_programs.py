@@ -731,3 +731,30 @@ def test_waiter_spawned_refuses_a_bad_command_line() -> None:
     )
     assert proc.returncode == 254
     assert "run-waiter [--interactive] --spawned POD_INIT_PID PID_FD" in proc.stderr
+
+
+DYING_SCRIPT = """
+import os, sys
+init = sys.argv[1]
+plan_r, plan_w = os.pipe()
+os.set_inheritable(plan_r, True)
+os.posix_spawn(init, ["pod-init", str(plan_r)], {})
+steps = ["label", "stage1: pod init", "parent", str(os.getpid()), "hostname"]
+os.write(plan_w, "\\0".join(steps).encode())  # cut in the middle of a step
+os.close(plan_w)  # as the run process's exit does, a moment before pod-init's parent-death signal
+os.read(0, 1)  # (one round trip through the test: pod-init reads the end of its plan meanwhile)
+os._exit(9)
+"""
+
+
+def test_spawned_pod_init_says_nothing_when_its_run_process_dies_mid_plan() -> None:
+    """The run process is killed while it writes the plan: pod-init reads a plan cut short
+    before the kernel's parent-death signal reaches it, and leaves without a word (the run
+    process's death is the news, not the plan's end)."""
+    require(INIT.exists(), "native programs not built (make setup)")
+    for _ in range(20):  # (the race it rides out is between two kernel steps)
+        proc = subprocess.run(
+            [sys.executable, "-c", DYING_SCRIPT, str(INIT)],
+            input="x", capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        assert (proc.returncode, proc.stderr) == (9, "")

@@ -278,6 +278,28 @@ def test_gc_expires_old_prepared_pods(root: Path) -> None:
     assert fresh.path.is_dir()
 
 
+def test_gc_collects_an_embryo_its_creator_left_behind(root: Path) -> None:
+    """A creator killed between making the embryo's directory and moving it to prepare leaves
+    it behind: gc collects it once it is unlocked and a minute old, never one being created."""
+    abandoned = root / EMBRYO / UUID_A
+    abandoned.mkdir(parents=True)
+    past = time.time() - 120
+    os.utime(abandoned, (past, past))
+    fresh = root / EMBRYO / UUID_B
+    fresh.mkdir()
+    locked = root / EMBRYO / UUID_C
+    locked.mkdir()
+    os.utime(locked, (past, past))
+    lock = PodLock(locked)
+    assert lock.try_exclusive()
+    try:
+        report = gc_pods(root, grace=0, expire_prepared=86400, mark_only=False)
+    finally:
+        lock.close()
+    assert report.removed == [UUID_A]
+    assert not abandoned.exists() and fresh.is_dir() and locked.is_dir()
+
+
 def test_gc_leaves_a_pod_being_deleted_by_someone_else(root: Path) -> None:
     pod = make_pod(root, UUID_A, EXITED_GARBAGE)
     lock = PodLock(pod.path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 from pathlib import Path
 
@@ -291,8 +292,14 @@ def test_a_spawned_pod_init_gets_its_namespace_steps_first_and_the_rest_later(
         return 4242
 
     ended: list[tuple[str, int, int]] = []
+
+    def fake_kill(pid: int, sig: int) -> None:
+        # killed while its plan's pipe is still open: a plan cut short is an error to pod-init
+        assert select.select([plan_r], [], [], 0)[0] == []  # (its first steps read): no EOF
+        ended.append(("kill", pid, sig))
+
     monkeypatch.setattr(start_module.os, "posix_spawn", fake_spawn)
-    monkeypatch.setattr(start_module.os, "kill", lambda pid, sig: ended.append(("kill", pid, sig)))
+    monkeypatch.setattr(start_module.os, "kill", fake_kill)
     monkeypatch.setattr(start_module.os, "waitpid", lambda pid, o: ended.append(("wait", pid, o)))
     pod = PodDir(tmp_path, UUID)
     app_spec_path(pod, "web").parent.mkdir(parents=True)

@@ -20,6 +20,7 @@ from rkt import abi, jsonio
 from rkt.errors import PodError
 from rkt.paths import Path
 from rkt.pod.pod import (
+    EMBRYO,
     EXITED_GARBAGE,
     GARBAGE,
     PREPARE,
@@ -298,10 +299,14 @@ def gc_pods(pods_root: Path, *, grace: float, expire_prepared: float, mark_only:
             if pod.phase == RUN and not pod.is_locked():
                 pod.move_to(EXITED_GARBAGE)
                 report.marked.append(pod.uuid)
-            elif (pod.phase == PREPARE and not pod.is_locked()) or (
-                pod.phase == PREPARED
-                and (pod.created_at() or now) + expire_prepared < now
-                and _try_lock(pod)
+            elif (
+                (pod.phase == PREPARE and not pod.is_locked())
+                or (
+                    pod.phase == PREPARED
+                    and (pod.created_at() or now) + expire_prepared < now
+                    and _try_lock(pod)
+                )
+                or (pod.phase == EMBRYO and _abandoned_embryo(pod, now))
             ):
                 pod.move_to(GARBAGE)
                 report.marked.append(pod.uuid)
@@ -322,6 +327,20 @@ def gc_pods(pods_root: Path, *, grace: float, expire_prepared: float, mark_only:
         except PodError as exc:
             report.failed.append((pod.uuid, exc.message))
     return report
+
+
+EMBRYO_GRACE = 60.0
+"""How old an unlocked embryo must be to be garbage: one is locked a moment after its directory
+is made (pod.create_embryo), and moved on to ``prepare`` at once; only a creator killed in
+between leaves one behind."""
+
+
+def _abandoned_embryo(pod: Pod, now: float) -> bool:
+    try:
+        made = pod.path.stat().st_mtime
+    except OSError:
+        return False
+    return made + EMBRYO_GRACE < now and not pod.is_locked()
 
 
 def _try_lock(pod: Pod) -> bool:

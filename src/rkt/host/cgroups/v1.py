@@ -78,10 +78,11 @@ class CgroupV1:
             out.append((h, h.mountpoint / inside.lstrip("/"), path))
         return out
 
+    def planned(self, name: str) -> PodCgroup:
+        return self._cgroup(name, self.own_dirs())
+
     def create(self, name: str) -> PodCgroup:
-        dirs: list[Path] = []
-        relative = ""
-        systemd_relative = ""
+        made = []
         for hierarchy, parent, path in self.own_dirs():
             child = parent / name
             try:
@@ -93,12 +94,22 @@ class CgroupV1:
             if "cpuset" in hierarchy.controllers:
                 _inherit_cpuset(parent, child)
                 _clone_children(child)
-            dirs.append(child)
+            made.append((hierarchy, parent, path))
+        return self._cgroup(name, made)
+
+    @staticmethod
+    def _cgroup(name: str, dirs: list[tuple[Hierarchy, Path, str]]) -> PodCgroup:
+        relative = ""
+        systemd_relative = ""
+        for hierarchy, _, path in dirs:
             rel = path.rstrip("/") + "/" + name
             relative = relative or rel
             if "name=systemd" in hierarchy.controllers:
                 systemd_relative = systemd_relative or rel
-        return PodCgroup(dirs=tuple(dirs), relative=systemd_relative or relative)
+        return PodCgroup(
+            dirs=tuple(parent / name for _, parent, _ in dirs),
+            relative=systemd_relative or relative,
+        )
 
     def attach(self, cgroup: PodCgroup, pid: int = 0) -> None:
         data = str(pid).encode()

@@ -98,6 +98,12 @@ class CgroupV2:
         if wanted:
             _write(parent / "cgroup.subtree_control", " ".join(f"+{c}" for c in wanted))
 
+    def planned(self, name: str) -> PodCgroup:
+        own = self.own_dir()
+        if own is None or self.own_path is None:
+            return PodCgroup(dirs=(), relative="")
+        return PodCgroup(dirs=(own / name,), relative=self.own_path.rstrip("/") + "/" + name)
+
     def create(self, name: str) -> PodCgroup:
         own = self.own_dir()
         if own is None or self.own_path is None:

@@ -1,7 +1,7 @@
 """The one place a stage1 entrypoint turns errors into exit codes (docs/stage1-abi.md §3):
 a refusal or failure is one line on stderr and exit 254; a bug is a traceback and exit 255.
 
-Imports only the standard library and ``rkt.errors``.
+Imports only the standard library, ``rkt.errors`` and ``rkt.host.signals``.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 
 from rkt.errors import EXIT_ERROR, EXIT_INTERNAL, RktError
+from rkt.host.signals import signal
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
@@ -17,6 +18,9 @@ if TYPE_CHECKING:
 
 def run_entrypoint(name: str, func: Callable[[list[str]], int], argv: list[str]) -> int:
     debug = "--debug" in argv
+    # A SIGCHLD the caller ignored survives its execve (and so reaches an exec'd entrypoint):
+    # the kernel would reap our children itself, and nothing could wait for them.
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     try:
         return func(argv)
     except (RktError, OSError) as exc:

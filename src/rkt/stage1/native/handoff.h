@@ -6,9 +6,14 @@
 
 #include <signal.h>
 
-/* Fill MASK with SIGTERM, SIGHUP, SIGINT and SIGCHLD and block them; -1 (errno) on failure. */
+/* Fill MASK with SIGTERM, SIGHUP, SIGINT and SIGCHLD and block them; -1 (errno) on failure.
+ * SIGCHLD's disposition goes back to the default first: one the caller ignored (execve keeps
+ * an ignored disposition) would have the kernel reap our children itself, and no SIGCHLD
+ * would ever reach the signalfd these programs wait on. */
 static int block_handoff_signals(sigset_t *mask)
 {
+	if (signal(SIGCHLD, SIG_DFL) == SIG_ERR)
+		return -1;
 	sigemptyset(mask);
 	sigaddset(mask, SIGTERM);
 	sigaddset(mask, SIGHUP);

@@ -24,6 +24,9 @@ static const char *label = "stage1";
 static const char *plan_kind = "plan";
 static char *plan, *plan_end, *cursor;
 static int plan_stream = -1; /* the descriptor a streamed plan is still read from */
+/* Called when a streamed plan ends early, before the error is reported: a program whose writer
+ * may die meanwhile (pod-init, spawned) exits quietly there if it did. */
+static void (*plan_cut)(void);
 
 /* strerror, lower case as the rest of rkt's messages ("no such file or directory") */
 static const char *cause(int err)
@@ -130,8 +133,11 @@ static int read_more(void)
 		if (n == 0) {
 			close(plan_stream);
 			plan_stream = -1;
-			if (plan_end > plan && plan_end[-1] != '\0')
+			if (plan_end > plan && plan_end[-1] != '\0') {
+				if (plan_cut)
+					plan_cut();
 				fail(EINVAL, "the %s does not end with a NUL", plan_kind);
+			}
 			return 0;
 		}
 		plan_end += n;
@@ -148,8 +154,11 @@ static int more(void)
 
 static const char *next(void)
 {
-	if (!more())
+	if (!more()) {
+		if (plan_stream < 0 && plan_cut)
+			plan_cut();
 		fail(EINVAL, "the %s ends in the middle of a step", plan_kind);
+	}
 	while (memchr(cursor, '\0', (size_t)(plan_end - cursor)) == NULL)
 		read_more(); /* (at the end, it failed: no NUL) */
 	const char *s = cursor;

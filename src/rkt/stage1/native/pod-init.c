@@ -301,6 +301,24 @@ static int fork_init(int with_fds)
 static int run_pidfd = -1; /* "parent": the run process, which spawned us (the init checks it
 			    * is alive after its PR_SET_PDEATHSIG: "pdeathsig") */
 
+/* The plan ended before its last step. The run process writes it whole before it closes the
+ * pipe, and kills us before it closes it on a refusal: so it died, and its exit closed the pipe
+ * a moment before the kernel sends us the parent-death signal. Exit quietly once its pidfd says
+ * it is gone (it said why, if it could); if it is not gone within a second, the plan itself is
+ * wrong, and the caller reports it. */
+static void run_process_gone(void)
+{
+	if (run_pidfd < 0)
+		return;
+	struct pollfd p = {.fd = run_pidfd, .events = POLLIN};
+	int rc;
+	do
+		rc = poll(&p, 1, 1000);
+	while (rc < 0 && errno == EINTR);
+	if (rc > 0)
+		_exit(EXIT_SETUP_FAILED);
+}
+
 static void parent(pid_t pid)
 {
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
@@ -310,6 +328,7 @@ static void parent(pid_t pid)
 	run_pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	if (run_pidfd < 0)
 		fail(errno, "pidfd_open %d", (int)pid);
+	plan_cut = run_process_gone;
 }
 
 /* Fork the init as our parent's child (CLONE_PARENT): the run process (run-waiter by then)
@@ -347,7 +366,8 @@ static int fork_sibling(void)
 	_exit(0);
 }
 
-/* The init of a spawned start, once it dies with the run process: was it alive until then? */
+/* The init of a spawned start, once it dies with the run process: was it alive until then?
+ * (The pidfd stays open, close-on-exec, for the rest of the plan: run_process_gone.) */
 static void check_run_process(void)
 {
 	if (run_pidfd < 0)
@@ -355,8 +375,6 @@ static void check_run_process(void)
 	struct pollfd p = {.fd = run_pidfd, .events = POLLIN};
 	if (poll(&p, 1, 0) != 0)
 		_exit(EXIT_SETUP_FAILED); /* it exited before PR_SET_PDEATHSIG: nobody waits for us */
-	close(run_pidfd);
-	run_pidfd = -1;
 }
 
 static void wait_go(int go)
@@ -816,6 +834,7 @@ int main(int argc, char **argv)
 			fail(EINVAL, "unknown pod plan step \"%s\"", step);
 		}
 	}
+	run_process_gone();
 	fail(EINVAL, "the pod plan has no supervise step");
 	return EXIT_SETUP_FAILED;
 }

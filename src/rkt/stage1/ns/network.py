@@ -166,12 +166,18 @@ class PendingNetwork:
             net._netns = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
             read_end, write_end = os.pipe()  # both close-on-exec
             hold_read, net._hold = os.pipe()
+            # The attacher works in the pod's directory, opened here: stage0 may rename it
+            # (prepare -> prepared -> run) before the child runs at all.
+            pod_dir = os.open(pod.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
             parent = os.getpid()
-            pid = os.fork()
-            if pid == 0:
-                os.close(read_end)
-                os.close(net._hold)
-                _attach(parent, pod, args, journal, attachments, write_end, hold_read)
+            try:
+                pid = os.fork()
+                if pid == 0:
+                    os.close(read_end)
+                    os.close(net._hold)
+                    _attach(parent, pod_dir, pod, args, journal, attachments, write_end, hold_read)
+            finally:
+                os.close(pod_dir)
             os.sched_yield()  # the attacher first: its plugins are the longest path
             os.close(hold_read)
             net._attacher = pid
@@ -350,6 +356,7 @@ def _cni_attachments(
 
 def _attach(
     parent: int,
+    pod_dir: int,
     pod: PodDir,
     args: RunArgs,
     journal: NetJournal,
@@ -360,12 +367,14 @@ def _attach(
     """The network attacher (see ``PendingNetwork``); never returns. Once the networks are up
     it stays until the run process has taken them over ("a" on ``hold``); if that process
     ends first (``hold`` at end of file: killed, interrupted, failed, or ``abort``), or this
-    one is stopped meanwhile, it undoes them: no one else would before gc."""
+    one is stopped meanwhile, it undoes them: no one else would before gc. ``pod_dir``: the
+    pod's directory, open."""
     code = EXIT_ERROR
     try:
         # Relative to the pod directory from here on: stage0 may still move it between phases
         # (a network started early, ``head_start``); the working directory follows renames.
-        os.chdir(pod.path)
+        os.fchdir(pod_dir)
+        os.close(pod_dir)
         pod = PodDir.relative(pod.uuid)
         # No parent-death signal (it would need ctypes here, beside the plugins): a run
         # process that dies is seen at the hold pipe, and its networks undone then.

@@ -103,16 +103,24 @@ def create_cgroup(pod: PodDir) -> tuple[CgroupBackend | None, PodCgroup | None]:
     from rkt.host.cgroups import detect_backend
 
     backend = detect_backend()
-    cgroup = backend.create(f"rkt-{pod.uuid}")
+    name = f"rkt-{pod.uuid}"
+    # The private record before the directories: gc must find every one even if we die while
+    # they are made. It says what ``create`` makes unless a hierarchy refuses us (rewritten then).
+    planned = backend.planned(name)
+    record = pod.file(CGROUP_STATE)
+    if planned.dirs:
+        write_atomic(record, planned.to_json())
+    cgroup = backend.create(name)
     if not cgroup.dirs:  # (limits an app asks for refuse to start: start.create_app_cgroup)
+        record.unlink(missing_ok=True)
         print(
             f'stage1: warning: pod "{pod.uuid}": no cgroup hierarchy is writable here: the pod '
             "runs without rkt's default pids limit and device allow-list",
             file=sys.stderr,
         )
         return None, None
-    # The private record first: gc must find every hierarchy even if we die right after.
-    write_atomic(pod.file(CGROUP_STATE), cgroup.to_json())
+    if cgroup != planned:
+        write_atomic(record, cgroup.to_json())
     write_atomic(pod.file(abi.SUBCGROUP_FILE), (cgroup.relative + "\n").encode())
     return backend, cgroup
 

@@ -181,16 +181,17 @@ class SpawnedInit:
             pass  # pod-init failed (and said why): run-waiter --spawned returns its status
 
     def abort(self) -> None:
-        """The pod will not start: pod-init ended (and its namespaces with it) and reaped."""
-        for fd in (self._plan_w, self._pid_r):
-            if fd >= 0:
-                os.close(fd)
-        self._plan_w = self._pid_r = -1
+        """The pod will not start: pod-init ended (and its namespaces with it) and reaped. It
+        is killed before its plan's pipe is closed: a plan cut short is an error to it."""
         try:
             os.kill(self.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
         os.waitpid(self.pid, 0)
+        for fd in (self._plan_w, self._pid_r):
+            if fd >= 0:
+                os.close(fd)
+        self._plan_w = self._pid_r = -1
 
     def finish(self, pod_path: Path, plan: LaunchPlan, interactive: bool) -> NoReturn:
         """The rest of the plan to pod-init, then ``execve`` run-waiter (the stop signals
