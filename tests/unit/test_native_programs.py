@@ -663,10 +663,10 @@ plan_r, plan_w = os.pipe()
 pid_r, pid_w = os.pipe()
 os.set_inheritable(plan_r, True)
 os.set_inheritable(pid_w, True)
-child = os.posix_spawn(init, ["pod-init", str(plan_r)], {})
+child = os.posix_spawn(init, ["pod-init", "--parent", str(os.getpid()), str(plan_r)], {})
 os.close(plan_r)
 os.close(pid_w)
-steps = ["label", "stage1: pod init", "parent", str(os.getpid()), *first.split()]
+steps = ["label", "stage1: pod init", *first.split()]
 steps += ["fork-sibling", pid_file, str(pid_w), "pdeathsig", "wait", "ready", ready]
 steps += ["supervise", supervisor]
 try:
@@ -735,26 +735,27 @@ def test_waiter_spawned_refuses_a_bad_command_line() -> None:
 
 DYING_SCRIPT = """
 import os, sys
-init = sys.argv[1]
+init, written = sys.argv[1:3]
 plan_r, plan_w = os.pipe()
 os.set_inheritable(plan_r, True)
-os.posix_spawn(init, ["pod-init", str(plan_r)], {})
-steps = ["label", "stage1: pod init", "parent", str(os.getpid()), "hostname"]
-os.write(plan_w, "\\0".join(steps).encode())  # cut in the middle of a step
+os.posix_spawn(init, ["pod-init", "--parent", str(os.getpid()), str(plan_r)], {})
+steps = {"nothing": [], "mid-step": ["label", "stage1: pod init", "hostname"]}[written]
+os.write(plan_w, "\\0".join(steps).encode())  # cut in the middle of a step, or empty
 os.close(plan_w)  # as the run process's exit does, a moment before pod-init's parent-death signal
 os.read(0, 1)  # (one round trip through the test: pod-init reads the end of its plan meanwhile)
 os._exit(9)
 """
 
 
-def test_spawned_pod_init_says_nothing_when_its_run_process_dies_mid_plan() -> None:
-    """The run process is killed while it writes the plan: pod-init reads a plan cut short
-    before the kernel's parent-death signal reaches it, and leaves without a word (the run
-    process's death is the news, not the plan's end)."""
+@pytest.mark.parametrize("written", ["nothing", "mid-step"])
+def test_spawned_pod_init_says_nothing_when_its_run_process_dies_mid_plan(written: str) -> None:
+    """The run process is killed before or while it writes the plan: pod-init reads a plan cut
+    short before the kernel's parent-death signal reaches it, and leaves without a word (the
+    run process's death is the news, not the plan's end)."""
     require(INIT.exists(), "native programs not built (make setup)")
-    for _ in range(20):  # (the race it rides out is between two kernel steps)
+    for _ in range(10):  # (the race it rides out is between two kernel steps)
         proc = subprocess.run(
-            [sys.executable, "-c", DYING_SCRIPT, str(INIT)],
+            [sys.executable, "-c", DYING_SCRIPT, str(INIT), written],
             input="x", capture_output=True, text=True, timeout=30,
         )  # fmt: skip
         assert (proc.returncode, proc.stderr) == (9, "")

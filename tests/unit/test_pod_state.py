@@ -268,6 +268,29 @@ def test_gc_mark_only_removes_nothing(root: Path) -> None:
     assert (root / EXITED_GARBAGE / UUID_A).is_dir()
 
 
+def test_gc_marks_a_prepared_pod_whose_rkt_run_died_with_networks_started(root: Path) -> None:
+    """`rkt run` started the pod's networks early and died between prepare and run: its pod is
+    garbage at once (no `rkt prepare` starts networks), not kept 24 h with a namespace and NAT
+    rules; a pod `rkt prepare` made stays until it expires, and a locked one is left alone."""
+    from rkt.stage0.headstart import EARLY_JOURNAL
+
+    orphan = make_pod(root, UUID_A, PREPARED)
+    orphan.file(EARLY_JOURNAL).parent.mkdir(parents=True)
+    orphan.file(EARLY_JOURNAL).write_text("{}")
+    kept = make_pod(root, UUID_B, PREPARED)
+    starting = make_pod(root, UUID_C, PREPARED)
+    starting.file(EARLY_JOURNAL).parent.mkdir(parents=True)
+    starting.file(EARLY_JOURNAL).write_text("{}")
+    lock = PodLock(starting.path)
+    assert lock.try_exclusive()
+    try:
+        report = gc_pods(root, grace=0, expire_prepared=86400, mark_only=True)
+    finally:
+        lock.close()
+    assert report.marked == [UUID_A]
+    assert (root / GARBAGE / UUID_A).is_dir() and kept.path.is_dir() and starting.path.is_dir()
+
+
 def test_gc_expires_old_prepared_pods(root: Path) -> None:
     fresh = make_pod(root, UUID_A, PREPARED)
     old = make_pod(root, UUID_B, PREPARED)

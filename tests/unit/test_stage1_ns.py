@@ -288,7 +288,7 @@ def test_a_spawned_pod_init_gets_its_namespace_steps_first_and_the_rest_later(
     spawned: list[tuple[str, list[str], int]] = []
 
     def fake_spawn(path: str, argv: list[str], env: dict[str, str]) -> int:
-        spawned.append((path, argv, os.dup(int(argv[1]))))  # the plan's read end, kept
+        spawned.append((path, argv, os.dup(int(argv[-1]))))  # the plan's read end, kept
         return 4242
 
     ended: list[tuple[str, int, int]] = []
@@ -307,11 +307,12 @@ def test_a_spawned_pod_init_gets_its_namespace_steps_first_and_the_rest_later(
     flags = run_entry.namespace_flags(args)
     init = SpawnedInit(pod.path, None, flags)
     [(path, argv, plan_r)] = spawned
-    assert path == str(tmp_path / abi.STAGE1_ROOTFS / "pod-init") and argv[0] == "pod-init"
+    assert path == str(tmp_path / abi.STAGE1_ROOTFS / "pod-init")
+    assert argv[:3] == ["pod-init", "--parent", str(os.getpid())]
     assert init.pid == 4242
     first = os.read(plan_r, 65536).split(b"\0")[:-1]
     assert first == [
-        b"label", b"stage1: pod init", b"parent", str(os.getpid()).encode(),
+        b"label", b"stage1: pod init",
         b"unshare", str(flags).encode(), b"private", b"unpin", b"/run/netns", b"loopback",
     ]  # fmt: skip
     plan = pod_plan(pod, args, [_spec()], flags, None, None, spawned=init)

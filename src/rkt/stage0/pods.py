@@ -292,6 +292,8 @@ class GcReport:
 
 def gc_pods(pods_root: Path, *, grace: float, expire_prepared: float, mark_only: bool) -> GcReport:
     """rkt gc: mark exited and aborted pods (pass 1), delete marked ones past the grace period."""
+    from rkt.stage0.headstart import EARLY_JOURNAL
+
     report = GcReport()
     now = time.time()
     for pod in list(iter_pods(pods_root)):
@@ -303,7 +305,12 @@ def gc_pods(pods_root: Path, *, grace: float, expire_prepared: float, mark_only:
                 (pod.phase == PREPARE and not pod.is_locked())
                 or (
                     pod.phase == PREPARED
-                    and (pod.created_at() or now) + expire_prepared < now
+                    and (
+                        (pod.created_at() or now) + expire_prepared < now
+                        # networks started early: a `rkt run` died before it ran the pod (no
+                        # `rkt prepare` starts any), and they must not wait for the expiry
+                        or pod.file(EARLY_JOURNAL).exists()
+                    )
                     and _try_lock(pod)
                 )
                 or (pod.phase == EMBRYO and _abandoned_embryo(pod, now))

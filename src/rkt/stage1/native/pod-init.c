@@ -23,8 +23,11 @@
  * Like app-exec, this program makes no decision: it performs
  * the plan's steps in order and stops at the first that fails (one line on stderr, exit 254).
  *
- * usage: pod-init PLAN_FD
+ * usage: pod-init [--parent PID] PLAN_FD
  *        pod-init --pin-netns PATH
+ *
+ * --parent PID: the "parent" step (below) before the plan is read: a run process that dies
+ * before it wrote the first step cannot leave a pod-init behind that reports an empty plan.
  *
  * The plan is performed as it is read: its first steps may be written while the rest is still
  * being made (the spawned start, "parent").
@@ -712,8 +715,14 @@ int main(int argc, char **argv)
 	plan_kind = "pod plan";
 	if (argc == 3 && strcmp(argv[1], "--pin-netns") == 0)
 		return pin_netns(argv[2]);
+	const char *spawned_by = NULL;
+	if (argc == 4 && strcmp(argv[1], "--parent") == 0) {
+		spawned_by = argv[2];
+		argv += 2;
+		argc -= 2;
+	}
 	if (argc != 2) {
-		dprintf(2, "usage: pod-init PLAN_FD | --pin-netns PATH\n");
+		dprintf(2, "usage: pod-init [--parent PID] PLAN_FD | --pin-netns PATH\n");
 		return 2;
 	}
 	/* The stop signals and SIGCHLD stay blocked through both exec's below: a stop request sent
@@ -721,6 +730,8 @@ int main(int argc, char **argv)
 	sigset_t handoff;
 	if (block_handoff_signals(&handoff) < 0)
 		fail(errno, "block the stop signals");
+	if (spawned_by != NULL) /* the "parent" step, before the plan: it may never come */
+		parent((pid_t)atoi(spawned_by));
 	stream_plan(plan_fd(argv[1]));
 	int go = -1, interactive = 0, started = 0, network_failed = 0;
 	while (more()) {

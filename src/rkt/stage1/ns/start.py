@@ -138,7 +138,7 @@ def copy_up_added_app(host: Host, pod: PodDir, spec: AppSpec) -> None:
 
 class SpawnedInit:
     """``pod-init`` started by the run process before the pod plan is complete (pod-init.c,
-    "parent"): it joins the CNI namespace, unshares the pod's namespaces, makes the mounts
+    ``--parent``): it joins the CNI namespace, unshares the pod's namespaces, makes the mounts
     private and brings ``lo`` up while this process still resolves the apps, makes the cgroups
     and writes the app plans (the first ~1.5 ms of pod-init's work, on the other CPU). The
     rest of the plan follows through the same pipe (``finish``); the init is then forked as
@@ -150,7 +150,6 @@ class SpawnedInit:
         """``netns``, ``flags``: as ``pod_plan``'s; ``netns`` and the network barrier must be
         inheritable (pod-init joins the one and hands the other to the init)."""
         plan = LaunchPlan("stage1: pod init")
-        plan.step("parent", os.getpid())
         namespace_steps(plan, netns, flags)
         if flags & CLONE_NEWNET:
             plan.step("loopback")
@@ -160,7 +159,8 @@ class SpawnedInit:
         os.set_inheritable(plan_r, True)
         os.set_inheritable(pid_w, True)
         try:
-            self.pid = os.posix_spawn(program(pod_path, INIT), ["pod-init", str(plan_r)], {})
+            argv = ["pod-init", "--parent", str(os.getpid()), str(plan_r)]  # (its "parent" step)
+            self.pid = os.posix_spawn(program(pod_path, INIT), argv, {})
         except OSError as exc:
             for fd in (self._plan_w, self._pid_r):
                 os.close(fd)
