@@ -58,19 +58,23 @@ cat > .venv/bin/rkt.tmp <<LAUNCHER
 #!$PWD/.venv/bin/python -S
 # rkt launcher (written by scripts/setup.sh)
 import os, sys
-sys.path += ["$SITE_PACKAGES", "$PWD/src"]
-# rkt is imported from where Python would find it (PYTHONPATH first: bench/ --against, then
-# src/), but without listing the standard library's directories on the way (~0.5 ms)
-home = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p] + ["$PWD/src"]
-sys.path.insert(0, next(p for p in home if os.path.isfile(p + "/rkt/__init__.py")))
-try:
-    from rkt.bundle import install
-except ImportError:
-    pass
-else:
-    install()
-del sys.path[0]
-from rkt.cli.main import main
+try:  # ^C while rkt loads: what rkt.cli.main says of it later, not a traceback
+    sys.path += ["$SITE_PACKAGES", "$PWD/src"]
+    # rkt is imported from where Python would find it (PYTHONPATH first: bench/ --against,
+    # then src/), but without listing the standard library's directories on the way (~0.5 ms)
+    home = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p] + ["$PWD/src"]
+    sys.path.insert(0, next(p for p in home if os.path.isfile(p + "/rkt/__init__.py")))
+    try:
+        from rkt.bundle import install
+    except ImportError:
+        pass
+    else:
+        install()
+    del sys.path[0]
+    from rkt.cli.main import main
+except KeyboardInterrupt:
+    sys.stderr.write("rkt: interrupted\n")
+    sys.exit(130)
 sys.exit(main())
 LAUNCHER
 chmod 755 .venv/bin/rkt.tmp

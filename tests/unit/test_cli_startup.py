@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -275,3 +276,20 @@ def test_gc_entrypoint_imports_no_network_code_for_a_pod_without_cni() -> None:
     """rkt gc of a --net=none or --net=host pod: the stage1 gc removes cgroups only."""
     loaded = _loaded_by_import("rkt.stage1.ns.gc")
     assert not _under(loaded, "rkt.stage1.ns.network", "rkt.net", "rkt.stage1.common.appspec")
+
+
+def test_an_interrupt_while_rkt_loads_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    """^C in the first milliseconds of any command lands in the launcher's imports, before
+    rkt.cli.main can say "rkt: interrupted": the launcher says it, with the same status 130.
+    (A package that raises KeyboardInterrupt on import stands in for the ^C.)"""
+    fake = tmp_path / "rkt"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("raise KeyboardInterrupt\n")
+    proc = subprocess.run(
+        [str(REPO / ".venv" / "bin" / "rkt"), "version"],
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (proc.returncode, proc.stderr) == (130, "rkt: interrupted\n")
