@@ -30,7 +30,14 @@ from rkt.pod.pod import (
     read_uuid_file,
     wait_for_exit,
 )
-from rkt.stage0.pods import gc_pods, list_pods, pod_exit_code, pod_info, remove_pod
+from rkt.stage0.pods import (
+    GcReport,
+    gc_pods,
+    list_pods,
+    pod_exit_code,
+    pod_info,
+    remove_pod,
+)
 
 UUID_A = "aaaaaaaa-1111-4111-8111-111111111111"
 UUID_B = "aaaabbbb-2222-4222-8222-222222222222"
@@ -281,12 +288,7 @@ def test_gc_marks_a_prepared_pod_whose_rkt_run_died_with_networks_started(root: 
     starting = make_pod(root, UUID_C, PREPARED)
     starting.file(EARLY_JOURNAL).parent.mkdir(parents=True)
     starting.file(EARLY_JOURNAL).write_text("{}")
-    lock = PodLock(starting.path)
-    assert lock.try_exclusive()
-    try:
-        report = gc_pods(root, grace=0, expire_prepared=86400, mark_only=True)
-    finally:
-        lock.close()
+    report = _gc_while_locked(root, starting.path, mark_only=True)
     assert report.marked == [UUID_A]
     assert (root / GARBAGE / UUID_A).is_dir() and kept.path.is_dir() and starting.path.is_dir()
 
@@ -301,6 +303,16 @@ def test_gc_expires_old_prepared_pods(root: Path) -> None:
     assert fresh.path.is_dir()
 
 
+def _gc_while_locked(root: Path, locked: Path, *, mark_only: bool) -> GcReport:
+    """gc (no grace period) while someone holds ``locked``'s pod lock."""
+    lock = PodLock(locked)
+    assert lock.try_exclusive()
+    try:
+        return gc_pods(root, grace=0, expire_prepared=86400, mark_only=mark_only)
+    finally:
+        lock.close()
+
+
 def test_gc_collects_an_embryo_its_creator_left_behind(root: Path) -> None:
     """A creator killed between making the embryo's directory and moving it to prepare leaves
     it behind: gc collects it once it is unlocked and a minute old, never one being created."""
@@ -313,12 +325,7 @@ def test_gc_collects_an_embryo_its_creator_left_behind(root: Path) -> None:
     locked = root / EMBRYO / UUID_C
     locked.mkdir()
     os.utime(locked, (past, past))
-    lock = PodLock(locked)
-    assert lock.try_exclusive()
-    try:
-        report = gc_pods(root, grace=0, expire_prepared=86400, mark_only=False)
-    finally:
-        lock.close()
+    report = _gc_while_locked(root, locked, mark_only=False)
     assert report.removed == [UUID_A]
     assert not abandoned.exists() and fresh.is_dir() and locked.is_dir()
 
