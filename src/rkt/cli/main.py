@@ -9,7 +9,6 @@ This is the only module that calls ``sys.exit``. Command modules are imported on
 from __future__ import annotations
 
 import gc
-import os
 import sys
 
 from rkt.cli.table import COMMANDS, HIDDEN, find_command, group_names
@@ -107,7 +106,7 @@ def dispatch(argv: Sequence[str], *, collecting: bool) -> int:
         sys.stderr.write(usage_text())
         return EXIT_USAGE
     module_name, summary = COMMANDS[name]
-    if name == "run" and os.environ.get("RKT_RUN_MEMO") != "0":
+    if name == "run":
         from rkt.stage0.runmemo import run_from_memo
 
         run_from_memo(rest)  # a command line run again: its pod laid out from the run memo

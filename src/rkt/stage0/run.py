@@ -197,6 +197,14 @@ def _private_users_flags(pod: Pod, options: RunOptions) -> list[str]:
     return [f"--private-users={shift}:{count}"]
 
 
+def save_uuid(pod: Pod, path: str) -> None:
+    """``--uuid-file-save``: the pod's UUID, on a line of its own, in ``path``."""
+    try:
+        Path(path).write_text(pod.uuid + "\n")
+    except OSError as exc:
+        raise PodError(f'pod "{pod.uuid}": --uuid-file-save "{path}": {exc.strerror}') from exc
+
+
 def launch(
     pod: Pod, lock: PodLock | None, options: RunOptions, head: HeadStart | None = None
 ) -> NoReturn:

@@ -106,9 +106,14 @@ def digest(data: str | bytes) -> str:
     return str(_sha256(data).hexdigest())
 
 
+def enabled() -> bool:
+    """Whether the memo is on (``RKT_RUN_MEMO=0`` turns it off)."""
+    return os.environ.get("RKT_RUN_MEMO") != "0"
+
+
 def make_key(argv: Sequence[str]) -> str | None:
     """The memo key of ``rkt ARGV`` (see the module doc); None when it cannot have one."""
-    if os.environ.get("RKT_RUN_MEMO") == "0":
+    if not enabled():
         return None
     import rkt
     from rkt import bundle
@@ -300,7 +305,7 @@ def run_from_memo(argv: list[str]) -> None:
     if memo is None:
         return
     from rkt.paths import Path
-    from rkt.stage0.run import RunOptions, launch
+    from rkt.stage0.run import RunOptions, launch, save_uuid
 
     run = memo["run"]
     try:
@@ -328,13 +333,7 @@ def run_from_memo(argv: list[str]) -> None:
     if options.debug:
         sys.stderr.write(f'rkt: pod "{prepared.pod.uuid}": laid out from the run memo\n')
     if save:
-        try:
-            with open(save, "w") as f:
-                f.write(prepared.pod.uuid + "\n")
-        except OSError as exc:
-            raise PodError(
-                f'pod "{prepared.pod.uuid}": --uuid-file-save "{save}": {exc.strerror}'
-            ) from exc
+        save_uuid(prepared.pod, save)
     launch(prepared.pod, prepared.lock, options, head)
 
 

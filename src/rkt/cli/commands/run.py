@@ -5,7 +5,6 @@ The positional grammar is rkt's (see rkt.cli.run_args); ``rkt run --help`` lists
 
 from __future__ import annotations
 
-import os
 import sys
 
 from rkt.cli.globals import parse_globals
@@ -25,12 +24,12 @@ from rkt.cli.run_args import (
     reject_unsupported,
 )
 from rkt.config import load_config
-from rkt.errors import PodError, UsageError
+from rkt.errors import UsageError
 from rkt.paths import Path
 from rkt.settings import GlobalOptions
 from rkt.stage0.headstart import HeadStart
 from rkt.stage0.privileges import require_root
-from rkt.stage0.run import RunOptions, launch
+from rkt.stage0.run import RunOptions, launch, save_uuid
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
@@ -115,12 +114,7 @@ def prepare_from_args(
         prepared = memoisable(prepared, request, stage1_config, fetcher, store, head, env_files)
     save = parsed.last("--uuid-file-save")
     if save:
-        try:
-            Path(save).write_text(prepared.pod.uuid + "\n")
-        except OSError as exc:
-            raise PodError(
-                f'pod "{prepared.pod.uuid}": --uuid-file-save "{save}": {exc.strerror}'
-            ) from exc
+        save_uuid(prepared.pod, save)
     return prepared
 
 
@@ -159,8 +153,9 @@ def run_raw(argv: list[str]) -> int:
         raise UsageError("--interactive works with exactly one app")
     head = HeadStart(options)  # the pod's networks start before it is prepared
     try:
-        memo = os.environ.get("RKT_RUN_MEMO") != "0"  # (stage0/runmemo.py)
-        prepared = prepare_from_args(parsed, opts, "run", head=head, memo=memo)
+        from rkt.stage0.runmemo import enabled  # (loaded already: rkt.cli.main looked for a memo)
+
+        prepared = prepare_from_args(parsed, opts, "run", head=head, memo=enabled())
     except BaseException:
         head.abort()  # (a failed prepare has undone them already)
         raise

@@ -69,7 +69,6 @@ class CgroupBackend(Protocol):
     def planned(self, name: str) -> PodCgroup:
         """What ``create(name)`` makes when every hierarchy lets it (nothing is created): a
         record written before the directories exist lets gc find them all."""
-        ...
 
     def create(self, name: str) -> PodCgroup:
         """Create ``<caller's cgroup>/<name>`` in every hierarchy the caller may write to."""

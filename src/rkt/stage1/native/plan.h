@@ -79,34 +79,9 @@ static int plan_fd(const char *arg)
 	return (int)fd;
 }
 
-__attribute__((unused)) static void read_plan(int fd)
-{
-	size_t size = 0, cap = 16384;
-	plan = malloc(cap);
-	for (;;) {
-		if (plan == NULL)
-			fail(ENOMEM, "reading the %s", plan_kind);
-		ssize_t n = read(fd, plan + size, cap - size);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			fail(errno, "reading the %s", plan_kind);
-		if (n == 0)
-			break;
-		size += (size_t)n;
-		if (size == cap)
-			plan = realloc(plan, cap *= 2);
-	}
-	close(fd);
-	plan_end = plan + size;
-	cursor = plan;
-	if (size > 0 && plan[size - 1] != '\0')
-		fail(EINVAL, "the %s does not end with a NUL", plan_kind);
-}
-
 /* Read the plan from FD as its steps are asked for: a step is performed once its strings have
  * arrived, not after the writer closed FD. The strings stay where they are read (one
- * reservation, never moved), so pointers to them stay valid like read_plan's. */
+ * reservation, never moved), so pointers to them stay valid. */
 __attribute__((unused)) static void stream_plan(int fd)
 {
 	plan = mmap(NULL, STREAM_MAX, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
@@ -143,6 +118,15 @@ static int read_more(void)
 		plan_end += n;
 		return 1;
 	}
+}
+
+/* Read the whole plan from FD before its first step (app-exec). */
+__attribute__((unused)) static void read_plan(int fd)
+{
+	stream_plan(fd);
+	plan_cut = NULL; /* (pod-init's, in a fork running app-exec's code) */
+	while (read_more())
+		;
 }
 
 static int more(void)

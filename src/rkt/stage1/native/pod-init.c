@@ -233,6 +233,21 @@ static void unpin(const char *dir)
 	fclose(f);
 }
 
+static void write_one(int fd, const char *what)
+{
+	if (write(fd, "1", 1) != 1)
+		fail(errno, "%s", what);
+	close(fd);
+}
+
+/* The init's pid in PID_FILE, then the init released (GO: it waits for the "1" before its apps
+ * start). Without the pid file stage0 cannot find the pod: the init reads EOF and exits. */
+static void publish(const char *pid_file, const char *pid, int go)
+{
+	write_atomic(pid_file, pid, strlen(pid));
+	write_one(go, "release the pod init");
+}
+
 static char **waiter_argv(const char **waiter, unsigned long long *argc)
 {
 	static char *argv[20];
@@ -283,11 +298,7 @@ static int fork_init(int with_fds)
 		close(pid_fd);
 	} else {
 		close(go[0]);
-		/* Without the pid file stage0 cannot find the pod: the init reads EOF and exits. */
-		write_atomic(pid_file, text, (size_t)n);
-		if (write(go[1], "1", 1) != 1)
-			fail(errno, "release the pod init");
-		close(go[1]);
+		publish(pid_file, text, go[1]);
 	}
 	argv[argc] = text;
 	execv(waiter, argv);
@@ -304,22 +315,28 @@ static int fork_init(int with_fds)
 static int run_pidfd = -1; /* "parent": the run process, which spawned us (the init checks it
 			    * is alive after its PR_SET_PDEATHSIG: "pdeathsig") */
 
-/* The plan ended before its last step. The run process writes it whole before it closes the
- * pipe, and kills us before it closes it on a refusal: so it died, and its exit closed the pipe
- * a moment before the kernel sends us the parent-death signal. Exit quietly once its pidfd says
- * it is gone (it said why, if it could); if it is not gone within a second, the plan itself is
- * wrong, and the caller reports it. */
-static void run_process_gone(void)
+/* Exit quietly (254) if the run process ("parent") has exited, or does within TIMEOUT_MS. */
+static void exit_if_run_process_gone(int timeout_ms)
 {
 	if (run_pidfd < 0)
 		return;
 	struct pollfd p = {.fd = run_pidfd, .events = POLLIN};
 	int rc;
 	do
-		rc = poll(&p, 1, 1000);
+		rc = poll(&p, 1, timeout_ms);
 	while (rc < 0 && errno == EINTR);
 	if (rc > 0)
 		_exit(EXIT_SETUP_FAILED);
+}
+
+/* The plan ended before its last step (plan_cut). The run process writes it whole before it
+ * closes the pipe, and kills us before it closes it on a refusal: so it died, and its exit
+ * closed the pipe a moment before the kernel sends us the parent-death signal. Exit quietly once
+ * its pidfd says it is gone (it said why, if it could); if it is not gone within a second, the
+ * plan itself is wrong, and the caller reports it. */
+static void run_process_gone(void)
+{
+	exit_if_run_process_gone(1000);
 }
 
 static void parent(pid_t pid)
@@ -360,24 +377,10 @@ static int fork_sibling(void)
 	close(go[0]);
 	char text[24];
 	int n = snprintf(text, sizeof text, "%ld", pid);
-	/* Without the pid file stage0 cannot find the pod: the init reads EOF and exits. */
-	write_atomic(pid_file, text, (size_t)n);
-	if (write(go[1], "1", 1) != 1)
-		fail(errno, "release the pod init");
+	publish(pid_file, text, go[1]);
 	if (write(pid_fd, text, (size_t)n) != n)
 		fail(errno, "tell run-waiter the init's pid");
 	_exit(0);
-}
-
-/* The init of a spawned start, once it dies with the run process: was it alive until then?
- * (The pidfd stays open, close-on-exec, for the rest of the plan: run_process_gone.) */
-static void check_run_process(void)
-{
-	if (run_pidfd < 0)
-		return;
-	struct pollfd p = {.fd = run_pidfd, .events = POLLIN};
-	if (poll(&p, 1, 0) != 0)
-		_exit(EXIT_SETUP_FAILED); /* it exited before PR_SET_PDEATHSIG: nobody waits for us */
 }
 
 static void wait_go(int go)
@@ -572,13 +575,6 @@ static void read_one(int fd, const char *what)
 	close(fd);
 }
 
-static void write_one(int fd, const char *what)
-{
-	if (write(fd, "1", 1) != 1)
-		fail(errno, "%s", what);
-	close(fd);
-}
-
 /* Returns in both: in the helper (released, root of its namespace) after "userns-child". */
 static void fork_userns(void)
 {
@@ -699,8 +695,7 @@ static void userns_go(void)
 	if (got == 0)
 		fail(EPIPE, "the pod init did not start");
 	text[got] = '\0';
-	write_atomic(pid_file, text, (size_t)got);
-	write_one(start_w, "release the pod init");
+	publish(pid_file, text, start_w);
 	snprintf(helper_text, sizeof helper_text, "%d", (int)helper_pid);
 	argv[argc] = helper_text;
 	argv[argc + 1] = text;
@@ -782,7 +777,9 @@ int main(int argc, char **argv)
 			/* (had the parent died already, the "wait" step reads EOF) */
 			if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
 				fail(errno, "PR_SET_PDEATHSIG");
-			check_run_process();
+			/* a spawned start's init: had the run process died before that, nobody waits for
+			 * us (the pidfd stays open, close-on-exec, for the end of the plan) */
+			exit_if_run_process_gone(0);
 		} else if (strcmp(step, "write") == 0) {
 			const char *path = next(), *data = next();
 			write_file(path, data, strlen(data));

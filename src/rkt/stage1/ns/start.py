@@ -143,16 +143,14 @@ class SpawnedInit:
     and writes the app plans (the first ~1.5 ms of pod-init's work, on the other CPU). The
     rest of the plan follows through the same pipe (``finish``); the init is then forked as
     this process's child ("fork-sibling"), and this process exec's ``run-waiter --spawned``,
-    which learns its pid from pod-init. pod-init dies with this process until then (and exits
-    when the pipe closes early: ``abort``)."""
+    which learns its pid from pod-init. pod-init dies with this process until then (and is
+    killed by ``abort`` when the pod is refused meanwhile)."""
 
     def __init__(self, pod_path: Path, netns: int | None, flags: int) -> None:
         """``netns``, ``flags``: as ``pod_plan``'s; ``netns`` and the network barrier must be
         inheritable (pod-init joins the one and hands the other to the init)."""
         plan = LaunchPlan("stage1: pod init")
         namespace_steps(plan, netns, flags)
-        if flags & CLONE_NEWNET:
-            plan.step("loopback")
         plan_r, self._plan_w = os.pipe()
         self._pid_r, pid_w = os.pipe()
         self.pid_fd = pid_w  # its number in pod-init, which holds it from here on
@@ -202,21 +200,27 @@ class SpawnedInit:
         os.close(self._plan_w)
         self._plan_w = -1
         os.set_inheritable(self._pid_r, True)
-        waiter = ["run-waiter", *(["--interactive"] if interactive else [])]
-        argv = [*waiter, "--spawned", str(self.pid), str(self._pid_r)]
+        argv = [*waiter_argv(interactive), "--spawned", str(self.pid), str(self._pid_r)]
         os.execve(program(pod_path, WAITER), argv, {})
 
 
 def namespace_steps(plan: LaunchPlan, netns: int | None, flags: int) -> None:
     """Join the pod's CNI namespace (``netns``, a descriptor; ``lo`` up), unshare ``flags``,
     make every mount private and drop our copies of the pinned network namespaces (so no pod
-    keeps another pod's alive after that pod's gc)."""
+    keeps another pod's alive after that pod's gc); ``lo`` up in a new network namespace."""
     if netns is not None:
         plan.step("netns", netns)
         plan.step("loopback")
     plan.step("unshare", flags)
     plan.step("private")
     plan.step("unpin", str(NETNS_DIR))
+    if flags & CLONE_NEWNET:
+        plan.step("loopback")
+
+
+def waiter_argv(interactive: bool) -> list[str]:
+    """run-waiter's argv, before the pids (``--interactive``: ^C is the app's)."""
+    return ["run-waiter", *(["--interactive"] if interactive else [])]
 
 
 def pod_plan(
@@ -241,9 +245,7 @@ def pod_plan(
         plan.step("fork-sibling", pod.file(abi.PID_FILE), spawned.pid_fd)
     else:
         namespace_steps(plan, netns, flags)
-        if flags & CLONE_NEWNET:
-            plan.step("loopback")
-        waiter = ["run-waiter", *(["--interactive"] if args.interactive else [])]
+        waiter = waiter_argv(args.interactive)
         plan.step("fork", pod.file(abi.PID_FILE), program(path, WAITER), len(waiter), *waiter)
     plan.step("pdeathsig")
     for d in cgroup.dirs if cgroup is not None else ():

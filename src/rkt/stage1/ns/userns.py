@@ -46,7 +46,12 @@ from rkt.stage1.common.layers import app_lower_dirs
 from rkt.stage1.common.poddir import PRIVATE_DIR, PodDir
 from rkt.stage1.ns.launch import LaunchPlan
 from rkt.stage1.ns.native import WAITER, program
-from rkt.stage1.ns.start import create_app_cgroup, namespace_steps, userns_pod_plan
+from rkt.stage1.ns.start import (
+    create_app_cgroup,
+    namespace_steps,
+    userns_pod_plan,
+    waiter_argv,
+)
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
@@ -152,7 +157,7 @@ def exec_userns_pod(
         overlay = pod.path / abi.app_overlay(spec.name)
         data = overlay_options(lowers, str(overlay / "upper"), str(overlay / "work"))
         ours.step("overlay", pod.path / abi.stage2_rootfs(spec.name), data)
-    waiter = [WAITER, *(["--interactive"] if args.interactive else [])]
+    waiter = waiter_argv(args.interactive)
     ours.step("userns-go", pod.file(abi.PID_FILE), program(pod.path, WAITER), len(waiter), *waiter)
     ours.step("userns-child")
     tail = ours.steps[1:]  # without its label: the helper skips these strings
